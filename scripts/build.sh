@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configures and builds one flavour of zbudfs.
+# Usage: scripts/build.sh [release|asan|tsan] [cmake --build args...]
+#   release -> build/       (Release, everything)
+#   asan    -> build-asan/  (AddressSanitizer + UBSan, unit tests)
+#   tsan    -> build-tsan/  (ThreadSanitizer, unit tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+flavour=${1:-release}
+shift || true
+jobs=$(nproc)
+case "$flavour" in
+  release) dir=build;      args=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan)    dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DZBUDFS_SANITIZE=address -DZBUDFS_BUILD_BENCH=OFF) ;;
+  tsan)    dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DZBUDFS_SANITIZE=thread -DZBUDFS_BUILD_BENCH=OFF) ;;
+  *) echo "usage: $0 [release|asan|tsan]" >&2; exit 2 ;;
+esac
+
+cmake -S . -B "$dir" "${args[@]}" >/dev/null
+cmake --build "$dir" -j "$jobs" "$@"

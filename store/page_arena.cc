@@ -1,0 +1,61 @@
+// Lock order: PageArena::mu_ only, innermost; mmap/madvise are called with it released.
+#include "store/page_arena.h"
+
+#include <sys/mman.h>
+
+namespace zbudfs {
+
+PageArena::PageArena(size_t warm_cache_pages) : warm_cache_pages_(warm_cache_pages) {}
+
+PageArena::~PageArena() {
+  for (void* region : regions_) munmap(region, kRegionPages * kPageSize);
+}
+
+void* PageArena::AllocPage() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    void* page = nullptr;
+    if (!warm_.empty()) {
+      page = warm_.back();
+      warm_.pop_back();
+    } else if (!cold_.empty()) {
+      page = cold_.back();
+      cold_.pop_back();
+    } else if (carve_next_ != carve_end_) {
+      page = carve_next_;
+      carve_next_ += kPageSize;
+    }
+    if (page != nullptr) {
+      in_use_.fetch_add(1, std::memory_order_relaxed);
+      return page;
+    }
+  }
+  // No free page: map a new region outside the lock.
+  void* region = mmap(nullptr, kRegionPages * kPageSize, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (region == MAP_FAILED) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  regions_.push_back(region);
+  // Pages left in the previous carve stretch (if another thread mapped meanwhile) go cold.
+  for (char* p = carve_next_; p != carve_end_; p += kPageSize) cold_.push_back(p);
+  carve_next_ = static_cast<char*>(region) + kPageSize;
+  carve_end_ = static_cast<char*>(region) + kRegionPages * kPageSize;
+  in_use_.fetch_add(1, std::memory_order_relaxed);
+  return region;
+}
+
+void PageArena::FreePage(void* page) {
+  in_use_.fetch_sub(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (warm_.size() < warm_cache_pages_) {
+      warm_.push_back(page);
+      return;
+    }
+  }
+  madvise(page, kPageSize, MADV_DONTNEED);
+  std::lock_guard<std::mutex> lock(mu_);
+  cold_.push_back(page);
+}
+
+}  // namespace zbudfs

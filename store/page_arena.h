@@ -1,0 +1,57 @@
+// PageArena: where 4 KiB pages of memory come from and go back to.
+//
+// Owns: anonymous mappings of kRegionPages pages each, carved into 4 KiB pages (one mmap
+// per page would hit vm.max_map_count at ~256 MiB and cost a syscall per page). A freed page
+// is kept warm in a small bounded cache; past that it is handed back to the kernel with
+// madvise(MADV_DONTNEED), so memory a user frees really leaves the process (RSS falls).
+//
+// Locking: one mutex, mu_, guarding the free lists; mmap and madvise run outside it. It is
+// the innermost lock of the store (see page_store.h for the whole order).
+//
+// AllocPage/FreePage are virtual so tests can inject allocation failure.
+#ifndef ZBUDFS_STORE_PAGE_ARENA_H_
+#define ZBUDFS_STORE_PAGE_ARENA_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace zbudfs {
+
+class PageArena {
+ public:
+  static constexpr size_t kPageSize = 4096;
+  static constexpr size_t kRegionPages = 512;  // 2 MiB per mapping.
+
+  explicit PageArena(size_t warm_cache_pages = 64);  // Pages kept without madvise.
+  virtual ~PageArena();                              // Unmaps every region.
+  PageArena(const PageArena&) = delete;
+  PageArena& operator=(const PageArena&) = delete;
+
+  // A 4096-aligned page of 4096 bytes, contents undefined; nullptr when the system has no
+  // memory (mmap failed).
+  virtual void* AllocPage();
+
+  // Returns a page from AllocPage(). The page must not be touched afterwards.
+  virtual void FreePage(void* page);
+
+  // Pages handed out and not yet freed.
+  uint64_t PagesInUse() const { return in_use_.load(std::memory_order_relaxed); }
+
+ private:
+  size_t warm_cache_pages_;
+  std::atomic<uint64_t> in_use_{0};
+
+  std::mutex mu_;                       // Guards everything below.
+  std::vector<void*> regions_;          // Every mapping, for the destructor.
+  std::vector<void*> warm_;             // Free pages still resident.
+  std::vector<void*> cold_;             // Free pages given back with MADV_DONTNEED.
+  char* carve_next_ = nullptr;          // Next never-used page of the newest region.
+  char* carve_end_ = nullptr;           // End of the newest region.
+};
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_STORE_PAGE_ARENA_H_
