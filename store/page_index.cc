@@ -1,0 +1,82 @@
+// No locks: the owner's File::index_mu_ guards a PageIndex.
+#include "store/page_index.h"
+
+namespace zbudfs {
+namespace {
+// Heap bytes of one std::map node beyond its value: three pointers, color, padding.
+constexpr size_t kMapNodeOverhead = 4 * sizeof(void*);
+}  // namespace
+
+const PageEntry* PageIndex::Find(uint64_t page) const {
+  auto it = chunks_.find(page / kChunkPages);
+  if (it == chunks_.end()) return nullptr;
+  const uint64_t i = page % kChunkPages;
+  return (it->second.present >> i) & 1 ? &it->second.entries[i] : nullptr;
+}
+
+PageEntry* PageIndex::FindMutable(uint64_t page) {
+  return const_cast<PageEntry*>(static_cast<const PageIndex*>(this)->Find(page));
+}
+
+PageEntry PageIndex::Set(uint64_t page, const PageEntry& entry) {
+  Chunk& c = chunks_[page / kChunkPages];
+  const uint64_t i = page % kChunkPages;
+  PageEntry old = c.entries[i];
+  if (((c.present >> i) & 1) == 0) {
+    c.present |= uint64_t{1} << i;
+    ++size_;
+  }
+  c.entries[i] = entry;
+  return old;
+}
+
+PageEntry PageIndex::Erase(uint64_t page) {
+  auto it = chunks_.find(page / kChunkPages);
+  if (it == chunks_.end()) return PageEntry();
+  Chunk& c = it->second;
+  const uint64_t i = page % kChunkPages;
+  if (((c.present >> i) & 1) == 0) return PageEntry();
+  PageEntry old = c.entries[i];
+  c.entries[i] = PageEntry();
+  c.present &= ~(uint64_t{1} << i);
+  --size_;
+  if (c.present == 0) chunks_.erase(it);
+  return old;
+}
+
+uint64_t PageIndex::NextPresent(uint64_t page) const {
+  if (page == kNone) return kNone;
+  for (auto it = chunks_.lower_bound(page / kChunkPages); it != chunks_.end(); ++it) {
+    const uint64_t base = it->first * kChunkPages;
+    uint64_t bits = it->second.present;
+    if (base < page) bits &= ~uint64_t{0} << (page - base);
+    if (bits != 0) return base + static_cast<uint64_t>(__builtin_ctzll(bits));
+  }
+  return kNone;
+}
+
+uint64_t PageIndex::NextHole(uint64_t page) const {
+  if (page == kNone) return kNone;
+  uint64_t candidate = page;
+  for (auto it = chunks_.lower_bound(page / kChunkPages); it != chunks_.end(); ++it) {
+    const uint64_t base = it->first * kChunkPages;
+    if (base > candidate) return candidate;  // A whole missing chunk before this one.
+    uint64_t holes = ~it->second.present;
+    if (base < candidate) holes &= ~uint64_t{0} << (candidate - base);
+    if (holes != 0) return base + static_cast<uint64_t>(__builtin_ctzll(holes));
+    candidate = base + kChunkPages;
+  }
+  return candidate;
+}
+
+uint64_t PageIndex::CountPresent(uint64_t first, uint64_t last) const {
+  uint64_t n = 0;
+  ForEach(first, last, [&n](uint64_t, const PageEntry&) { ++n; });
+  return n;
+}
+
+size_t PageIndex::MemoryBytes() const {
+  return sizeof(*this) + chunks_.size() * (sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead);
+}
+
+}  // namespace zbudfs

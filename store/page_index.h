@@ -1,0 +1,130 @@
+// PageIndex: one file's map from page number to where that page lives.
+//
+// Owns: PageEntry values only (the storage an entry points to belongs to the PageStore).
+// Layout: a std::map from chunk number to a Chunk of kChunkPages entries and a presence
+// bitmap. Holes cost nothing: a chunk exists only while it holds a page, so a 1 TiB sparse
+// file with two written pages holds two chunks. Dense files pay 16 bytes an entry plus the
+// chunk's bitmap and map node spread over 64 pages: about 17 bytes a page (measured in
+// tests/store/page_index_test.cc). Lookup is O(log chunks).
+//
+// Locking: none; the owning File's index_mu_ guards it (see page_store.h).
+#ifndef ZBUDFS_STORE_PAGE_INDEX_H_
+#define ZBUDFS_STORE_PAGE_INDEX_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+
+namespace zbudfs {
+
+// Where one page lives. 16 bytes.
+struct PageEntry {
+  enum Kind : uint8_t {
+    kHole = 0,      // Not stored (only as a return value; never held in the index).
+    kSame = 1,      // value: the repeated 8-byte word.
+    kZbud = 2,      // value: zbud handle; length: compressed bytes after the owner tag.
+    kRaw = 3,       // value: address of a 4 KiB page holding the data as is.
+    kOverflow = 4,  // value: overflow location; length: compressed bytes (0 = raw page).
+  };
+  uint64_t value = 0;   // Meaning depends on kind (see above).
+  uint32_t length = 0;  // Compressed payload bytes for kZbud and kOverflow.
+  uint8_t kind = kHole; // One of Kind.
+  uint8_t flags = 0;    // Per-page bits for reclaim policy.
+  uint16_t spare = 0;   // Padding, kept zero.
+
+  bool present() const { return kind != kHole; }
+};
+static_assert(sizeof(PageEntry) == 16, "the index budget is 16 bytes an entry");
+
+class PageIndex {
+ public:
+  static constexpr uint64_t kChunkPages = 64;
+  static constexpr uint64_t kNone = UINT64_MAX;  // "no such page".
+
+  PageIndex() = default;
+  PageIndex(const PageIndex&) = delete;
+  PageIndex& operator=(const PageIndex&) = delete;
+
+  // The entry of page, or nullptr for a hole.
+  const PageEntry* Find(uint64_t page) const;
+  PageEntry* FindMutable(uint64_t page);
+
+  // Stores entry (which must be present) at page; returns what was there (kHole if none).
+  PageEntry Set(uint64_t page, const PageEntry& entry);
+
+  // Removes page's entry; returns it (kHole if there was none).
+  PageEntry Erase(uint64_t page);
+
+  // Removes every entry in [first, last) and calls fn(page, entry) on each, in order.
+  template <typename Fn>
+  void EraseRange(uint64_t first, uint64_t last, Fn&& fn);
+
+  // Calls fn(page, entry) for every present entry in [first, last), in order.
+  template <typename Fn>
+  void ForEach(uint64_t first, uint64_t last, Fn&& fn) const;
+
+  // The first present page >= page, or kNone.
+  uint64_t NextPresent(uint64_t page) const;
+
+  // The first hole >= page (kNone only for page == kNone).
+  uint64_t NextHole(uint64_t page) const;
+
+  // Present pages in [first, last).
+  uint64_t CountPresent(uint64_t first, uint64_t last) const;
+
+  uint64_t size() const { return size_; }                  // Present entries.
+  size_t chunks() const { return chunks_.size(); }          // Chunks allocated.
+  size_t MemoryBytes() const;                               // Heap bytes the index takes.
+
+ private:
+  struct Chunk {
+    uint64_t present = 0;              // Bit i set: entries[i] is present.
+    PageEntry entries[kChunkPages];    // Indexed by page % kChunkPages.
+  };
+  std::map<uint64_t, Chunk> chunks_;   // Chunk number -> chunk; no empty chunks.
+  uint64_t size_ = 0;                  // Present entries.
+};
+
+template <typename Fn>
+void PageIndex::EraseRange(uint64_t first, uint64_t last, Fn&& fn) {
+  if (first >= last) return;
+  auto it = chunks_.lower_bound(first / kChunkPages);
+  while (it != chunks_.end() && it->first * kChunkPages < last) {
+    Chunk& c = it->second;
+    const uint64_t base = it->first * kChunkPages;
+    uint64_t bits = c.present;
+    while (bits != 0) {
+      const int i = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      const uint64_t page = base + static_cast<uint64_t>(i);
+      if (page < first || page >= last) continue;
+      fn(page, c.entries[i]);
+      c.entries[i] = PageEntry();
+      c.present &= ~(uint64_t{1} << i);
+      --size_;
+    }
+    it = c.present == 0 ? chunks_.erase(it) : std::next(it);
+  }
+}
+
+template <typename Fn>
+void PageIndex::ForEach(uint64_t first, uint64_t last, Fn&& fn) const {
+  if (first >= last) return;
+  for (auto it = chunks_.lower_bound(first / kChunkPages);
+       it != chunks_.end() && it->first * kChunkPages < last; ++it) {
+    const Chunk& c = it->second;
+    const uint64_t base = it->first * kChunkPages;
+    uint64_t bits = c.present;
+    while (bits != 0) {
+      const int i = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      const uint64_t page = base + static_cast<uint64_t>(i);
+      if (page >= first && page < last) fn(page, c.entries[i]);
+    }
+  }
+}
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_STORE_PAGE_INDEX_H_

@@ -1,0 +1,790 @@
+// Lock order (see page_store.h): files_mu_ -> File::write_mu_ -> File::index_mu_ ->
+// ZbudPool::mu_ -> PageArena::mu_. files_mu_ is never held across the others.
+#include "store/page_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "store/overflow_store.h"
+#include "store/page_arena.h"
+#include "store/page_codec.h"
+#include "store/page_index.h"
+#include "store/zbud_pool.h"
+
+namespace zbudfs {
+namespace {
+
+constexpr size_t kPage = PageStore::kPageSize;
+constexpr uint64_t kBatchPages = 256;  // Pages encoded before one index swap (1 MiB).
+
+// Every zbud allocation starts with the owner's tag, so that reclaim can find the index
+// entry that points at a handle (as zswap keeps its swap entry beside the data).
+struct OwnerTag {
+  uint64_t file;  // FileId.
+  uint64_t page;  // Page number in the file.
+};
+static_assert(sizeof(OwnerTag) == 16);
+static_assert(PageCodec::kMaxCompressed + sizeof(OwnerTag) > ZbudPool::kMaxAllocSize,
+              "pages compressing to between 3952 and 3968 bytes are kept raw");
+constexpr size_t kMaxZbudPayload = ZbudPool::kMaxAllocSize - sizeof(OwnerTag);
+
+// The tag is written and read through atomic_ref: reclaim may read a tag of a handle that a
+// writer has allocated but not yet filled in. It then finds no index entry pointing at the
+// handle and leaves it alone; the atomics make that benign race well defined.
+void StoreTag(void* dst, const OwnerTag& tag) {
+  auto* words = static_cast<uint64_t*>(dst);
+  std::atomic_ref<uint64_t>(words[0]).store(tag.file, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(words[1]).store(tag.page, std::memory_order_relaxed);
+}
+OwnerTag LoadTag(void* src) {
+  auto* words = static_cast<uint64_t*>(src);
+  return {std::atomic_ref<uint64_t>(words[0]).load(std::memory_order_relaxed),
+          std::atomic_ref<uint64_t>(words[1]).load(std::memory_order_relaxed)};
+}
+
+// PageEntry::flags bits.
+constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was written back.
+
+constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
+constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds a writer tries before ENOSPC.
+constexpr size_t kMaxPromotePerRead = 64;   // Pages a read may bring back into memory.
+
+thread_local Status t_evict_error;          // Why this thread's last eviction failed.
+
+}  // namespace
+
+// One file: its index and the locks around it.
+struct PageStore::File {
+  std::mutex write_mu;                    // Serialises mutations of this file.
+  mutable std::shared_mutex index_mu;     // Guards index; shared for reads.
+  PageIndex index;                        // Page number -> entry.
+  bool removed = false;                   // Set by Remove (under write_mu): File is dead.
+  std::atomic<uint64_t> stored_bytes{0};  // What the pages cost (FileUsage).
+};
+
+PageStore::PageStore(const PageStoreOptions& options) : options_(options) {
+  if (options_.arena == nullptr) {
+    owned_arena_ = std::make_unique<PageArena>();
+    arena_ = owned_arena_.get();
+  } else {
+    arena_ = options_.arena;
+  }
+  pool_ = std::make_unique<ZbudPool>(
+      arena_, [this](ZbudPool&, ZbudPool::Handle handle) { return EvictZbud(handle); });
+  // Watermarks: background reclaim starts above 95 % of mem_limit and stops at 90 %.
+  high_wm_ = options_.mem_limit - options_.mem_limit / 20;
+  low_wm_ = options_.mem_limit - options_.mem_limit / 10;
+  if (options_.mem_limit != 0 && options_.overflow && options_.background_reclaim) {
+    reclaimer_ = std::thread([this] { ReclaimerLoop(); });
+  }
+}
+
+PageStore::~PageStore() {
+  if (reclaimer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(bg_mu_);
+      bg_stop_ = true;
+    }
+    bg_cv_.notify_all();
+    reclaimer_.join();
+  }
+  std::vector<FileId> ids;
+  {
+    std::shared_lock<std::shared_mutex> lock(files_mu_);
+    for (const auto& [id, file] : files_) ids.push_back(id);
+  }
+  for (FileId id : ids) Remove(id);
+}
+
+std::shared_ptr<PageStore::File> PageStore::FindFile(FileId file) const {
+  std::shared_lock<std::shared_mutex> lock(files_mu_);
+  auto it = files_.find(file);
+  return it == files_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
+  if (auto f = FindFile(file)) return f;
+  std::unique_lock<std::shared_mutex> lock(files_mu_);
+  auto& slot = files_[file];
+  if (!slot) slot = std::make_shared<File>();
+  return slot;
+}
+
+// ---- Page encoding ----------------------------------------------------------------------------
+
+uint64_t PageStore::EntryCost(const PageEntry& e) {
+  switch (e.kind) {
+    case PageEntry::kZbud:
+      return ZbudPool::AllocatedBytes(e.length + sizeof(OwnerTag));
+    case PageEntry::kRaw:
+      return kPage;
+    case PageEntry::kOverflow:
+      return e.length;
+    default:
+      return 0;
+  }
+}
+
+uint64_t PageStore::MemUsed() const {
+  return (pool_->PoolPages() + huge_pages_.load(std::memory_order_relaxed)) * kPage;
+}
+
+Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, PageEntry* out) {
+  *out = PageEntry();
+  uint64_t word;
+  if (PageCodec::IsSameFilled(data, &word)) {
+    out->kind = PageEntry::kSame;
+    out->value = word;
+    return Status::OK();
+  }
+  Status room = MakeRoom();
+  if (!room.ok()) return room;
+  thread_local uint8_t scratch[kPage];
+  const size_t n = PageCodec::Compress(data, options_.zstd_level, scratch);
+  if (n != 0 && n <= kMaxZbudPayload) {
+    StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + n);
+    if (!h.ok()) return Status::Error(ENOSPC, h.status().message());
+    auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
+    StoreTag(dst, OwnerTag{file, page});
+    std::memcpy(dst + sizeof(OwnerTag), scratch, n);
+    pool_->Unmap(*h);
+    out->kind = PageEntry::kZbud;
+    out->value = *h;
+    out->length = static_cast<uint32_t>(n);
+    return Status::OK();
+  }
+  void* raw = arena_->AllocPage();
+  if (raw == nullptr) return Status::Error(ENOSPC, "no memory for a raw page");
+  std::memcpy(raw, data, kPage);
+  out->kind = PageEntry::kRaw;
+  out->value = reinterpret_cast<uint64_t>(raw);
+  if (options_.overflow) {
+    bool compact;
+    {
+      std::lock_guard<std::mutex> lock(raw_mu_);
+      raw_fifo_.push_back(RawRecord{file, page, out->value});
+      compact = raw_fifo_.size() > 2 * huge_pages_.load(std::memory_order_relaxed) + 4096;
+    }
+    if (compact) CompactRawFifo();
+  }
+  return Status::OK();
+}
+
+Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
+  switch (e.kind) {
+    case PageEntry::kSame:
+      PageCodec::FillSame(out, e.value);
+      return Status::OK();
+    case PageEntry::kZbud: {
+      const auto* src = static_cast<const uint8_t*>(pool_->Map(e.value));
+      Status st = PageCodec::Decompress(src + sizeof(OwnerTag), e.length, out);
+      pool_->Unmap(e.value);
+      return st;
+    }
+    case PageEntry::kRaw:
+      std::memcpy(out, reinterpret_cast<const void*>(e.value), kPage);
+      return Status::OK();
+    case PageEntry::kOverflow: {  // Partial-page merges; Read() handles its own.
+      faulted_.fetch_add(1, std::memory_order_relaxed);
+      if (e.length == kPage) return options_.overflow->Read(e.value, out, kPage);
+      uint8_t payload[kPage];
+      Status st = options_.overflow->Read(e.value, payload, e.length);
+      if (!st.ok()) return st;
+      return PageCodec::Decompress(payload, e.length, out);
+    }
+    default:
+      return Status::Error(EIO, "page in an unknown state");
+  }
+}
+
+void PageStore::FreeEntry(const PageEntry& e) {
+  if (e.kind == PageEntry::kZbud) {
+    pool_->Free(e.value);
+  } else if (e.kind == PageEntry::kRaw) {
+    arena_->FreePage(reinterpret_cast<void*>(e.value));
+  } else if (e.kind == PageEntry::kOverflow) {
+    options_.overflow->Free(e.value, e.length);
+  }
+}
+
+void PageStore::Account(File& f, const PageEntry& e, int64_t sign) {
+  const uint64_t delta = static_cast<uint64_t>(sign);
+  f.stored_bytes.fetch_add(delta * EntryCost(e), std::memory_order_relaxed);
+  switch (e.kind) {
+    case PageEntry::kSame:
+      same_pages_.fetch_add(delta, std::memory_order_relaxed);
+      break;
+    case PageEntry::kZbud:
+      compr_bytes_.fetch_add(delta * e.length, std::memory_order_relaxed);
+      break;
+    case PageEntry::kRaw:
+      huge_pages_.fetch_add(delta, std::memory_order_relaxed);
+      compr_bytes_.fetch_add(delta * kPage, std::memory_order_relaxed);
+      break;
+    case PageEntry::kOverflow:
+      overflow_pages_.fetch_add(delta, std::memory_order_relaxed);
+      compr_bytes_.fetch_add(delta * e.length, std::memory_order_relaxed);
+      break;
+    default:
+      break;
+  }
+}
+
+bool PageStore::ReservePages(uint64_t n) {
+  if (n == 0) return true;
+  const uint64_t cap = options_.capacity_bytes / kPage;
+  uint64_t held = pages_held_.load(std::memory_order_relaxed);
+  do {
+    if (options_.capacity_bytes != 0 && held + n > cap) return false;
+  } while (!pages_held_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+  return true;
+}
+
+void PageStore::UnreservePages(uint64_t n) { pages_held_.fetch_sub(n, std::memory_order_relaxed); }
+
+// ---- Mutation core ----------------------------------------------------------------------------
+
+// Rewrites pages [first, first+n) of f. For page p, fill(p, buf) must produce the page's new
+// contents in buf and return a pointer to them (buf or elsewhere), or nullptr to leave the
+// page as it is. write_mu must be held. Compression happens before index_mu is taken; the
+// swap takes it exclusive once; the old storage is freed after it is released.
+template <typename Fill>
+Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill) {
+  thread_local uint8_t merge[kPage];
+  PageEntry fresh[kBatchPages];
+  bool touched[kBatchPages];
+  for (uint64_t start = first; start < first + n; start += kBatchPages) {
+    const uint64_t count = std::min(kBatchPages, first + n - start);
+    uint64_t holes = 0;
+    Status st;
+    uint64_t done = 0;
+    for (; done < count; ++done) {
+      const uint64_t page = start + done;
+      const uint8_t* data = fill(page, merge, &st);
+      if (!st.ok()) break;
+      touched[done] = data != nullptr;
+      if (data == nullptr) continue;
+      st = EncodePage(id, page, data, &fresh[done]);
+      if (!st.ok()) break;
+    }
+    if (st.ok()) {
+      std::shared_lock<std::shared_mutex> lock(f.index_mu);
+      for (uint64_t i = 0; i < count; ++i) {
+        if (touched[i] && f.index.Find(start + i) == nullptr) ++holes;
+      }
+    }
+    if (st.ok() && !ReservePages(holes)) st = Status::Error(ENOSPC, "file system full (size)");
+    if (!st.ok()) {
+      for (uint64_t i = 0; i < done; ++i) {
+        if (touched[i]) FreeEntry(fresh[i]);
+      }
+      return st;
+    }
+    PageEntry old[kBatchPages];
+    {
+      std::unique_lock<std::shared_mutex> lock(f.index_mu);
+      for (uint64_t i = 0; i < count; ++i) {
+        if (!touched[i]) continue;
+        old[i] = f.index.Set(start + i, fresh[i]);
+        Account(f, fresh[i], +1);
+        if (old[i].present()) Account(f, old[i], -1);
+      }
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+      if (touched[i] && old[i].present()) FreeEntry(old[i]);
+    }
+  }
+  return Status::OK();
+}
+
+// Reads page p of f into buf (zeros for a hole). Takes index_mu shared.
+Status PageStore::LoadPage(const File& f, uint64_t page, uint8_t* buf) const {
+  std::shared_lock<std::shared_mutex> lock(f.index_mu);
+  const PageEntry* e = f.index.Find(page);
+  if (e == nullptr) {
+    std::memset(buf, 0, kPage);
+    return Status::OK();
+  }
+  return DecodePage(*e, buf);
+}
+
+// Erases pages [first, last) of f, freeing their storage. write_mu must be held.
+void PageStore::DropPages(File& f, uint64_t first, uint64_t last) {
+  std::vector<PageEntry> gone;
+  {
+    std::unique_lock<std::shared_mutex> lock(f.index_mu);
+    f.index.EraseRange(first, last, [&](uint64_t, const PageEntry& e) {
+      Account(f, e, -1);
+      gone.push_back(e);
+    });
+  }
+  UnreservePages(gone.size());
+  for (const PageEntry& e : gone) FreeEntry(e);
+}
+
+// Runs op(file) with f's write_mu held, on a live File (retrying if Remove raced us).
+template <typename Op>
+Status PageStore::WithFile(FileId id, bool create, Op&& op) {
+  for (;;) {
+    std::shared_ptr<File> f = create ? FindOrCreateFile(id) : FindFile(id);
+    if (!f) return Status::OK();
+    std::lock_guard<std::mutex> lock(f->write_mu);
+    if (f->removed) continue;
+    return op(*f);
+  }
+}
+
+// ---- API ----------------------------------------------------------------------------------------
+
+Status PageStore::Write(FileId id, uint64_t off, const void* buf, size_t len) {
+  if (len == 0) return Status::OK();
+  if (off >= kMaxFileSize || len > kMaxFileSize - off) return Status::Error(EFBIG);
+  const auto* src = static_cast<const uint8_t*>(buf);
+  const uint64_t end = off + len;
+  const uint64_t first = off / kPage;
+  const uint64_t last = (end - 1) / kPage;
+  return WithFile(id, /*create=*/true, [&](File& f) {
+    return RewritePages(id, f, first, last - first + 1,
+                        [&](uint64_t page, uint8_t* merge, Status* st) -> const uint8_t* {
+                          const uint64_t pstart = page * kPage;
+                          if (pstart >= off && pstart + kPage <= end) return src + (pstart - off);
+                          *st = LoadPage(f, page, merge);
+                          const uint64_t from = std::max(pstart, off);
+                          const uint64_t to = std::min(pstart + kPage, end);
+                          std::memcpy(merge + (from - pstart), src + (from - off), to - from);
+                          return merge;
+                        });
+  });
+}
+
+// Fault-back policy: a page read from the overflow store stays there on its first read (a
+// one-off scan does not pull a whole file back in); its second read brings it back into
+// memory if memory is below the low watermark, so re-read pages become fast again without
+// evicting hotter ones.
+Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
+  auto* dst = static_cast<uint8_t*>(buf);
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) {
+    std::memset(dst, 0, len);
+    return Status::OK();
+  }
+  struct Promotion {
+    uint64_t page;
+    uint64_t loc;
+    uint32_t len;
+    std::unique_ptr<uint8_t[]> payload;
+  };
+  std::vector<Promotion> promotions;
+  thread_local uint8_t bounce[kPage];
+  {
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    uint64_t pos = off;
+    const uint64_t end = off + len;
+    while (pos < end) {
+      const uint64_t page = pos / kPage;
+      const uint64_t in_page = pos % kPage;
+      const uint64_t n = std::min<uint64_t>(kPage - in_page, end - pos);
+      uint8_t* out = dst + (pos - off);
+      const PageEntry* e = f->index.Find(page);
+      uint8_t* into = (in_page == 0 && n == kPage) ? out : bounce;
+      if (e == nullptr) {
+        std::memset(out, 0, n);
+        pos += n;
+        continue;
+      }
+      if (e->kind == PageEntry::kOverflow) {
+        // One pread of the payload, decompressed into the reply; kept if it is to come back.
+        const uint8_t before = std::atomic_ref<uint8_t>(const_cast<uint8_t&>(e->flags))
+                                   .fetch_or(kFlagAccessed, std::memory_order_relaxed);
+        auto payload = std::make_unique<uint8_t[]>(e->length);
+        faulted_.fetch_add(1, std::memory_order_relaxed);
+        Status st = options_.overflow->Read(e->value, payload.get(), e->length);
+        if (st.ok()) {
+          if (e->length == kPage) {
+            std::memcpy(into, payload.get(), kPage);
+          } else {
+            st = PageCodec::Decompress(payload.get(), e->length, into);
+          }
+        }
+        if (!st.ok()) return st;
+        if ((before & kFlagAccessed) != 0 && promotions.size() < kMaxPromotePerRead &&
+            MemUsed() + kPage < low_wm_) {
+          promotions.push_back(Promotion{page, e->value, e->length, std::move(payload)});
+        }
+      } else {
+        Status st = DecodePage(*e, into);
+        if (!st.ok()) return st;
+      }
+      if (into == bounce) std::memcpy(out, bounce + in_page, n);
+      pos += n;
+    }
+  }
+  for (const Promotion& p : promotions) Promote(id, p.page, p.loc, p.payload.get(), p.len);
+  return Status::OK();
+}
+
+// Brings an overflow page (payload: its stored bytes) back into memory, if its entry still
+// points at loc. Best effort: on any failure the page simply stays in the overflow store.
+void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* payload,
+                        uint32_t len) {
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) return;
+  PageEntry fresh;
+  if (len == kPage) {
+    void* raw = arena_->AllocPage();
+    if (raw == nullptr) return;
+    std::memcpy(raw, payload, kPage);
+    fresh.kind = PageEntry::kRaw;
+    fresh.value = reinterpret_cast<uint64_t>(raw);
+  } else {
+    StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + len);
+    if (!h.ok()) return;
+    auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
+    StoreTag(dst, OwnerTag{id, page});
+    std::memcpy(dst + sizeof(OwnerTag), payload, len);
+    pool_->Unmap(*h);
+    fresh.kind = PageEntry::kZbud;
+    fresh.value = *h;
+    fresh.length = len;
+  }
+  PageEntry old;
+  {
+    std::unique_lock<std::shared_mutex> lock(f->index_mu);
+    PageEntry* e = f->index.FindMutable(page);
+    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == loc) {
+      old = *e;
+      *e = fresh;
+      Account(*f, old, -1);
+      Account(*f, fresh, +1);
+    }
+  }
+  if (!old.present()) {
+    FreeEntry(fresh);  // Changed meanwhile: the page is someone else's business now.
+    return;
+  }
+  FreeEntry(old);
+  if (fresh.kind == PageEntry::kRaw) {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    raw_fifo_.push_back(RawRecord{id, page, fresh.value});
+  }
+}
+
+// ---- Reclaim ------------------------------------------------------------------------------------
+
+Status PageStore::MakeRoom() {
+  if (options_.mem_limit == 0) return Status::OK();
+  const uint64_t used = MemUsed();
+  if (reclaimer_.joinable() && used + kPage > high_wm_) bg_cv_.notify_one();
+  if (used + kPage <= options_.mem_limit) return Status::OK();
+  if (!options_.overflow) return Status::Error(ENOSPC, "mem_limit reached (no overflow)");
+  Status st = ReclaimTo(options_.mem_limit - kPage);
+  if (st.ok()) return st;
+  return Status::Error(st.code() == EIO ? EIO : ENOSPC, st.message());
+}
+
+Status PageStore::ReclaimTo(uint64_t target) {
+  int failures = 0;
+  while (MemUsed() > target) {
+    Status st = ReclaimOne();
+    if (st.ok()) {
+      failures = 0;
+      continue;
+    }
+    if (st.code() != EAGAIN || ++failures >= kMakeRoomAttempts) return st;
+    std::this_thread::yield();  // Pages were in flight; let their owners finish.
+  }
+  return Status::OK();
+}
+
+// Which memory goes first: raw pages when they are the larger part of memory, zbud pages
+// (the pool's LRU tail) otherwise; each falls back to the other when it has nothing.
+Status PageStore::ReclaimOne() {
+  if (!options_.overflow) return Status::Error(ENOSPC, "no overflow store");
+  const bool raw_first = huge_pages_.load(std::memory_order_relaxed) > pool_->PoolPages();
+  if (raw_first) {
+    Status st = EvictRaw();
+    if (st.code() != EAGAIN) return st;
+  }
+  t_evict_error = Status::OK();
+  Status st = pool_->ReclaimPage(kReclaimRetries);
+  if (st.ok()) return st;
+  if (!t_evict_error.ok()) return t_evict_error;  // The overflow store failed (ENOSPC/EIO).
+  if (!raw_first) {
+    Status raw = EvictRaw();
+    if (raw.code() != EAGAIN) return raw;
+  }
+  return Status::Error(EAGAIN, "nothing to reclaim now");
+}
+
+Status PageStore::EvictZbud(uint64_t handle) {
+  const OwnerTag tag = LoadTag(pool_->Map(handle));
+  std::shared_ptr<File> f = FindFile(tag.file);
+  if (!f) return Status::OK();  // Freed with its file, or not yet published: not ours to move.
+  uint8_t payload[kPage];
+  uint32_t len;
+  {
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    const PageEntry* e = f->index.Find(tag.page);
+    if (e == nullptr || e->kind != PageEntry::kZbud || e->value != handle) return Status::OK();
+    len = e->length;
+    std::memcpy(payload, static_cast<uint8_t*>(pool_->Map(handle)) + sizeof(OwnerTag), len);
+    pool_->Unmap(handle);
+  }
+  StatusOr<uint64_t> loc = options_.overflow->Write(payload, len);  // I/O: no lock held.
+  if (!loc.ok()) {
+    t_evict_error = loc.status();
+    return loc.status();
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(f->index_mu);
+    PageEntry* e = f->index.FindMutable(tag.page);
+    if (e != nullptr && e->kind == PageEntry::kZbud && e->value == handle) {
+      const PageEntry old = *e;
+      e->kind = PageEntry::kOverflow;
+      e->value = *loc;
+      e->flags = 0;
+      Account(*f, old, -1);
+      Account(*f, *e, +1);
+      written_back_.fetch_add(1, std::memory_order_relaxed);
+      pool_->Free(handle);
+      return Status::OK();
+    }
+  }
+  options_.overflow->Free(*loc, len);  // Overwritten or dropped meanwhile.
+  return Status::OK();
+}
+
+Status PageStore::EvictRaw() {
+  RawRecord r;
+  {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    if (raw_fifo_.empty()) return Status::Error(EAGAIN, "no raw pages");
+    r = raw_fifo_.front();
+    raw_fifo_.pop_front();
+  }
+  std::shared_ptr<File> f = FindFile(r.file);
+  if (!f) return Status::OK();  // Stale record.
+  uint8_t data[kPage];
+  {
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    const PageEntry* e = f->index.Find(r.page);
+    if (e == nullptr || e->kind != PageEntry::kRaw || e->value != r.addr) return Status::OK();
+    std::memcpy(data, reinterpret_cast<const void*>(r.addr), kPage);
+  }
+  StatusOr<uint64_t> loc = options_.overflow->Write(data, kPage);
+  if (!loc.ok()) {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    raw_fifo_.push_front(r);
+    return loc.status();
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(f->index_mu);
+    PageEntry* e = f->index.FindMutable(r.page);
+    if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr) {
+      const PageEntry old = *e;
+      e->kind = PageEntry::kOverflow;
+      e->value = *loc;
+      e->length = kPage;
+      e->flags = 0;
+      Account(*f, old, -1);
+      Account(*f, *e, +1);
+      written_back_.fetch_add(1, std::memory_order_relaxed);
+      lock.unlock();
+      FreeEntry(old);
+      return Status::OK();
+    }
+  }
+  options_.overflow->Free(*loc, kPage);
+  return Status::OK();
+}
+
+void PageStore::CompactRawFifo() {
+  std::deque<RawRecord> old;
+  {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    old.swap(raw_fifo_);
+  }
+  std::deque<RawRecord> live;
+  for (const RawRecord& r : old) {
+    std::shared_ptr<File> f = FindFile(r.file);
+    if (!f) continue;
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    const PageEntry* e = f->index.Find(r.page);
+    if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr) live.push_back(r);
+  }
+  std::lock_guard<std::mutex> lock(raw_mu_);
+  raw_fifo_.insert(raw_fifo_.begin(), live.begin(), live.end());  // Older than any new ones.
+}
+
+void PageStore::ReclaimerLoop() {
+  std::unique_lock<std::mutex> lock(bg_mu_);
+  while (!bg_stop_) {
+    bg_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                    [this] { return bg_stop_ || MemUsed() > high_wm_; });
+    if (bg_stop_) break;
+    if (MemUsed() <= high_wm_) continue;
+    lock.unlock();
+    Status st = ReclaimTo(low_wm_);
+    lock.lock();
+    if (!st.ok()) {
+      // The overflow store is full or failing: writers will see ENOSPC/EIO; back off.
+      bg_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return bg_stop_; });
+    }
+  }
+}
+
+Status PageStore::Truncate(FileId id, uint64_t size) {
+  if (size > kMaxFileSize) return Status::Error(EFBIG);
+  return WithFile(id, /*create=*/false, [&](File& f) -> Status {
+    const uint64_t keep = (size + kPage - 1) / kPage;
+    if (size % kPage != 0) {
+      const uint64_t tail = size / kPage;
+      Status st = ZeroInPage(id, f, tail, size % kPage, kPage);
+      if (!st.ok()) return st;
+    }
+    DropPages(f, keep, PageIndex::kNone);
+    return Status::OK();
+  });
+}
+
+// Zeroes bytes [from, to) of page p if p is stored (a hole already reads as zeros).
+Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to) {
+  {
+    std::shared_lock<std::shared_mutex> lock(f.index_mu);
+    if (f.index.Find(page) == nullptr) return Status::OK();
+  }
+  return RewritePages(id, f, page, 1, [&](uint64_t p, uint8_t* merge, Status* st) {
+    *st = LoadPage(f, p, merge);
+    std::memset(merge + from, 0, to - from);
+    return merge;
+  });
+}
+
+// Calls whole(first, last) for the whole pages of [off, off+len) and part(page, from, to)
+// for the partial pages at its edges.
+template <typename Whole, typename Part>
+Status PageStore::SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part) {
+  if (len == 0) return Status::OK();
+  const uint64_t end = std::min(off + len, kMaxFileSize);
+  if (off >= end) return Status::OK();
+  uint64_t first_whole = (off + kPage - 1) / kPage;
+  const uint64_t last_whole = end / kPage;  // Exclusive.
+  if (off % kPage != 0) {
+    const uint64_t page = off / kPage;
+    const uint64_t to = std::min<uint64_t>(kPage, end - page * kPage);
+    Status st = part(page, off % kPage, to);
+    if (!st.ok()) return st;
+    if (page == (end - 1) / kPage) return Status::OK();
+  }
+  if (first_whole < last_whole) {
+    Status st = whole(first_whole, last_whole);
+    if (!st.ok()) return st;
+  }
+  if (end % kPage != 0 && end / kPage >= first_whole) {
+    return part(end / kPage, 0, end % kPage);
+  }
+  return Status::OK();
+}
+
+Status PageStore::PunchHole(FileId id, uint64_t off, uint64_t len) {
+  return WithFile(id, /*create=*/false, [&](File& f) {
+    return SplitRange(
+        off, len,
+        [&](uint64_t first, uint64_t last) {
+          DropPages(f, first, last);
+          return Status::OK();
+        },
+        [&](uint64_t page, uint64_t from, uint64_t to) {
+          return ZeroInPage(id, f, page, from, to);
+        });
+  });
+}
+
+Status PageStore::ZeroRange(FileId id, uint64_t off, uint64_t len) {
+  static const uint8_t kZeros[kPage] = {};
+  return WithFile(id, /*create=*/true, [&](File& f) {
+    return SplitRange(
+        off, len,
+        [&](uint64_t first, uint64_t last) {
+          return RewritePages(id, f, first, last - first,
+                              [](uint64_t, uint8_t*, Status*) { return kZeros; });
+        },
+        [&](uint64_t page, uint64_t from, uint64_t to) {
+          return RewritePages(id, f, page, 1, [&](uint64_t p, uint8_t* merge, Status* st) {
+            *st = LoadPage(f, p, merge);
+            std::memset(merge + from, 0, to - from);
+            return merge;
+          });
+        });
+  });
+}
+
+Status PageStore::Allocate(FileId id, uint64_t off, uint64_t len) {
+  static const uint8_t kZeros[kPage] = {};
+  if (len == 0) return Status::OK();
+  if (off >= kMaxFileSize || len > kMaxFileSize - off) return Status::Error(EFBIG);
+  const uint64_t first = off / kPage;
+  const uint64_t last = (off + len - 1) / kPage;
+  return WithFile(id, /*create=*/true, [&](File& f) {
+    return RewritePages(id, f, first, last - first + 1,
+                        [&](uint64_t page, uint8_t*, Status*) -> const uint8_t* {
+                          std::shared_lock<std::shared_mutex> lock(f.index_mu);
+                          return f.index.Find(page) == nullptr ? kZeros : nullptr;
+                        });
+  });
+}
+
+void PageStore::Remove(FileId id) {
+  std::shared_ptr<File> f;
+  {
+    std::unique_lock<std::shared_mutex> lock(files_mu_);
+    auto it = files_.find(id);
+    if (it == files_.end()) return;
+    f = std::move(it->second);
+    files_.erase(it);
+  }
+  std::lock_guard<std::mutex> lock(f->write_mu);
+  f->removed = true;
+  DropPages(*f, 0, PageIndex::kNone);
+}
+
+FileUsage PageStore::Usage(FileId id) const {
+  FileUsage u;
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) return u;
+  std::shared_lock<std::shared_mutex> lock(f->index_mu);
+  u.pages = f->index.size();
+  u.stored_bytes = f->stored_bytes.load(std::memory_order_relaxed);
+  return u;
+}
+
+uint64_t PageStore::SeekData(FileId id, uint64_t off, bool want_data) const {
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) return want_data ? UINT64_MAX : off;
+  std::shared_lock<std::shared_mutex> lock(f->index_mu);
+  const uint64_t page = off / kPage;
+  const uint64_t found = want_data ? f->index.NextPresent(page) : f->index.NextHole(page);
+  if (found == PageIndex::kNone) return UINT64_MAX;
+  return std::max(off, found * kPage);
+}
+
+StoreStats PageStore::Stats() const {
+  StoreStats s;
+  s.orig_data_size = pages_held_.load(std::memory_order_relaxed) * kPage;
+  s.compr_data_size = compr_bytes_.load(std::memory_order_relaxed);
+  s.pool_pages = pool_->PoolPages();
+  s.buddied_pages = pool_->BuddiedPages();
+  s.same_pages = same_pages_.load(std::memory_order_relaxed);
+  s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
+  s.mem_used_total = (s.pool_pages + s.huge_pages) * kPage;
+  s.mem_limit = options_.mem_limit;
+  s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
+  s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
+  s.written_back_pages = written_back_.load(std::memory_order_relaxed);
+  s.faulted_pages = faulted_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace zbudfs

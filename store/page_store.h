@@ -1,0 +1,226 @@
+// PageStore: file data as compressed 4 KiB pages. The FUSE daemon's only way to file data.
+//
+// Owns: one PageIndex per file (page number -> where the page lives), the ZbudPool holding
+// compressed pages, raw ("huge") pages for data that does not compress below zbud's limit,
+// and the statistics of ../shared/CONTRACT.md. Files are named by a caller-chosen FileId (the
+// daemon uses the inode number); a file comes into being on its first write and is gone after
+// Remove(). The store knows nothing of file sizes: a read of a page never written (a hole)
+// gives zeros, and the daemon clamps reads to st_size.
+//
+// Locking (the lock order; take them only in this order, never the other way):
+//   1. PageStore::files_mu_   (shared_mutex)  the FileId -> File map; held only to find,
+//                                             create or drop a File, never across 2..5.
+//   2. File::write_mu_        (mutex)         serialises mutations of one file; compression
+//                                             of that file's pages happens under it.
+//   3. File::index_mu_        (shared_mutex)  the file's page index: shared by readers
+//                                             (decompression of that file's pages happens
+//                                             under it in shared mode), exclusive only to
+//                                             swap entries.
+//   4. ZbudPool::mu_          (mutex)         pool lists; never held across a callback.
+//   5. PageArena::mu_         (mutex)         free page lists; syscalls happen outside it.
+//   5. OverflowStore::mu_     (mutex)         overflow slot lists; pread/pwrite outside it.
+//   5. PageStore::raw_mu_     (mutex)         the raw-page FIFO; deque work only.
+//   -  PageStore::bg_mu_      (mutex)         the reclaimer's sleep; nothing taken under it.
+// I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
+// overflowed page) runs under that one file's index_mu_ in shared mode, which readers of
+// other files never need. Statistics are atomics and take no lock.
+//
+// Reclaim (when mem_limit and an overflow store are set): the pool's evict callback reads
+// the owner tag (file, page) stored before each compressed page, copies the payload out
+// under the file's index_mu_ (shared), writes it to the overflow store with no lock, then
+// re-checks the index entry under index_mu_ (exclusive) and only then repoints it and frees
+// the handle; a page overwritten, truncated, punched or removed meanwhile is simply gone and
+// its new overflow slot is freed. Raw pages have their own FIFO and the same re-check. A
+// background thread keeps memory between 90 % and 95 % of mem_limit; a writer that finds no
+// room reclaims itself, so memory exceeds mem_limit by at most one page per writing thread
+// plus the zbud pages under reclaim at that moment (kReclaimRetries per reclaiming thread). So: reads of one file run in parallel with each
+// other and with compression of writes to the same file; writes to different files run in
+// parallel; nothing shared by all files is held while (de)compressing.
+#ifndef ZBUDFS_STORE_PAGE_STORE_H_
+#define ZBUDFS_STORE_PAGE_STORE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "store/status.h"
+
+namespace zbudfs {
+
+class OverflowStore;
+class PageArena;
+class ZbudPool;
+struct PageEntry;
+class PageIndex;
+
+// Settings of a store; the daemon fills these from its mount options.
+struct PageStoreOptions {
+  int zstd_level = 1;             // zstd level for new pages; negative levels are allowed.
+  uint64_t capacity_bytes = 0;    // Logical capacity (4096 x pages held); 0 = unlimited.
+  uint64_t mem_limit = 0;         // Memory the store may hold (pool + raw pages); 0 = unlimited.
+  std::shared_ptr<OverflowStore> overflow;  // Where reclaim sends cold pages; nullptr = none,
+                                            // and a write over mem_limit gets ENOSPC.
+  bool background_reclaim = true; // A thread keeps memory between the watermarks.
+  PageArena* arena = nullptr;     // Page memory source (a test seam); nullptr = own arena.
+};
+
+// The statistics of the contract, all in bytes or pages as named there.
+struct StoreStats {
+  uint64_t orig_data_size = 0;      // 4096 x pages held (holes excluded).
+  uint64_t compr_data_size = 0;     // Compressed payload bytes, in memory and in overflow.
+  uint64_t mem_used_total = 0;      // Pool pages x 4096 + raw pages x 4096.
+  uint64_t mem_limit = 0;           // The effective mem_limit (0 = unlimited).
+  uint64_t pool_pages = 0;          // Zbud pages in the pool.
+  uint64_t buddied_pages = 0;       // Zbud pages holding two buddies.
+  uint64_t same_pages = 0;          // Pages stored as one repeated 8-byte word.
+  uint64_t huge_pages = 0;          // Pages kept raw.
+  uint64_t overflow_pages = 0;      // Pages whose data is in the overflow directory now.
+  uint64_t overflow_bytes = 0;      // Bytes the overflow files take.
+  uint64_t written_back_pages = 0;  // Pages ever written to the overflow directory.
+  uint64_t faulted_pages = 0;       // Pages ever read back from the overflow directory.
+};
+
+// What one file costs: the daemon turns stored_bytes into st_blocks.
+struct FileUsage {
+  uint64_t pages = 0;         // Pages held (holes excluded).
+  uint64_t stored_bytes = 0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
+};
+
+class PageStore {
+ public:
+  using FileId = uint64_t;
+  static constexpr size_t kPageSize = 4096;
+  static constexpr uint64_t kMaxFileSize = uint64_t{1} << 52;  // Largest offset + 1 accepted.
+
+  explicit PageStore(const PageStoreOptions& options);
+  ~PageStore();
+  PageStore(const PageStore&) = delete;
+  PageStore& operator=(const PageStore&) = delete;
+
+  // Stores len bytes at off; partial pages are read, merged and rewritten.
+  // Errors: EFBIG past kMaxFileSize, ENOSPC past capacity or when memory cannot be had,
+  // EIO when an existing page to merge with is corrupt. On error nothing of this call's
+  // pages that failed is changed (pages before the failing one may be written).
+  Status Write(FileId file, uint64_t off, const void* buf, size_t len);
+
+  // Fills buf with len bytes from off; holes and pages never written read as zeros.
+  // Errors: EIO when a page fails to decompress (the bad page only; never garbage data).
+  // Reading a page from the overflow directory may bring it back into memory (see
+  // page_store.cc, "fault-back policy"), hence not const.
+  Status Read(FileId file, uint64_t off, void* buf, size_t len);
+
+  // Drops every page at or past ceil(size/4096) and zeroes the tail of the page holding
+  // byte size-1. Errors: EIO when the tail page is corrupt.
+  Status Truncate(FileId file, uint64_t size);
+
+  // Makes [off, off+len) read as zeros, freeing whole pages inside it (they become holes).
+  Status PunchHole(FileId file, uint64_t off, uint64_t len);
+
+  // Makes [off, off+len) read as zeros, keeping the pages allocated (as zero pages, which
+  // cost no memory); for fallocate(FALLOC_FL_ZERO_RANGE) and plain fallocate of holes use
+  // Allocate().
+  Status ZeroRange(FileId file, uint64_t off, uint64_t len);
+
+  // Turns holes in [off, off+len) into zero pages (plain fallocate: reserves capacity).
+  // Errors: ENOSPC past capacity.
+  Status Allocate(FileId file, uint64_t off, uint64_t len);
+
+  // Frees every page of the file and forgets it. Unknown files are fine.
+  void Remove(FileId file);
+
+  // Pages held and their cost. Unknown files have zero usage.
+  FileUsage Usage(FileId file) const;
+
+  // Next offset >= off that starts data (want_data) or a hole (!want_data), at page
+  // granularity, looking only at stored pages: beyond the last stored page everything is
+  // a hole. Returns UINT64_MAX when there is no data at or after off.
+  uint64_t SeekData(FileId file, uint64_t off, bool want_data) const;
+
+  // The statistics of the contract.
+  StoreStats Stats() const;
+
+  // Pushes cold pages to the overflow store until memory is at most target bytes.
+  // Errors: ENOSPC when there is no overflow store or it is full, EIO on its write errors,
+  // EAGAIN when nothing more can be evicted right now.
+  Status ReclaimTo(uint64_t target);
+
+  // Memory held now: pool pages and raw pages, in bytes.
+  uint64_t MemUsed() const;
+
+  // The options this store runs with.
+  const PageStoreOptions& options() const { return options_; }
+
+ private:
+  struct File;
+  std::shared_ptr<File> FindFile(FileId file) const;          // nullptr if unknown.
+  std::shared_ptr<File> FindOrCreateFile(FileId file);        // Never nullptr.
+  template <typename Op>
+  Status WithFile(FileId id, bool create, Op&& op);           // op(File&) under write_mu.
+  template <typename Fill>
+  Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill);
+  template <typename Whole, typename Part>
+  static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
+  Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);
+  Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
+  void DropPages(File& f, uint64_t first, uint64_t last);     // Frees [first, last).
+  Status EncodePage(FileId file, uint64_t page, const uint8_t* data, PageEntry* out);
+  Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
+  void FreeEntry(const PageEntry& e);                         // Releases e's storage.
+  void Account(File& f, const PageEntry& e, int64_t sign);    // Statistics +/- one entry.
+  static uint64_t EntryCost(const PageEntry& e);              // Bytes e's storage takes.
+  bool ReservePages(uint64_t n);                              // False past capacity.
+  void UnreservePages(uint64_t n);
+  Status MakeRoom();                                          // Reclaims to fit a page.
+  Status ReclaimOne();                                        // Evicts one zbud or raw page.
+  Status EvictZbud(uint64_t handle);                          // The pool's evict callback.
+  Status EvictRaw();                                          // Evicts the oldest raw page.
+  void CompactRawFifo();                                      // Drops stale raw records.
+  void Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* payload, uint32_t len);
+  void ReclaimerLoop();                                       // Background reclaim thread.
+
+  PageStoreOptions options_;
+  std::unique_ptr<PageArena> owned_arena_;
+  PageArena* arena_;
+  std::unique_ptr<ZbudPool> pool_;
+
+  mutable std::shared_mutex files_mu_;                             // Guards files_.
+  std::unordered_map<FileId, std::shared_ptr<File>> files_;        // Files with pages.
+
+  std::atomic<uint64_t> pages_held_{0};      // Non-hole pages (orig_data_size / 4096).
+  std::atomic<uint64_t> compr_bytes_{0};     // Compressed payload bytes held.
+  std::atomic<uint64_t> same_pages_{0};      // Same-filled pages.
+  std::atomic<uint64_t> huge_pages_{0};      // Raw pages in memory.
+  std::atomic<uint64_t> overflow_pages_{0};  // Pages in the overflow store.
+  std::atomic<uint64_t> written_back_{0};    // Pages ever written to overflow.
+  mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.
+
+  // Raw pages in the order they were stored, for their own eviction path (they have no
+  // zbud header to carry an owner tag). Records go stale when a page is freed; they are
+  // skipped when popped and dropped by CompactRawFifo.
+  struct RawRecord {
+    FileId file;
+    uint64_t page;
+    uint64_t addr;
+  };
+  std::mutex raw_mu_;                 // Guards raw_fifo_; innermost, held for deque work only.
+  std::deque<RawRecord> raw_fifo_;    // Oldest first.
+
+  uint64_t high_wm_ = 0;              // Background reclaim starts above this many bytes...
+  uint64_t low_wm_ = 0;               // ...and stops at this many.
+  std::mutex bg_mu_;                  // Guards bg_stop_ (and pairs with bg_cv_).
+  std::condition_variable bg_cv_;     // Wakes the reclaimer.
+  bool bg_stop_ = false;              // Set by the destructor.
+  std::thread reclaimer_;             // Runs ReclaimerLoop when mem_limit and overflow are set.
+};
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_STORE_PAGE_STORE_H_
