@@ -1,0 +1,225 @@
+// Lock order: PageStore locks -> OverflowStore::mu_ (innermost). pread/pwrite run unlocked;
+// only ftruncate of an emptied class file runs under mu_.
+#include "store/overflow_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/filesystem.hpp>
+#include <cstdlib>
+#include <cstring>
+
+namespace zbudfs {
+namespace fs = boost::filesystem;
+namespace {
+
+constexpr char kLockName[] = "zbudfs.lock";
+constexpr char kDataPrefix[] = "zbudfs-overflow-";
+
+Status Errno(int err, const std::string& what) {
+  return Status::Error(err, what + ": " + std::strerror(err));
+}
+
+// A fresh private directory under $TMPDIR or /var/tmp.
+StatusOr<std::string> MakeDefaultDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = (tmp != nullptr && *tmp != '\0') ? tmp : "/var/tmp";
+  std::string templ = base + "/zbudfs-overflow.XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) return Errno(errno, "overflow_dir: mkdtemp in " + base);
+  chmod(templ.c_str(), 0700);
+  return templ;
+}
+
+// Checks a user-given directory against the rules in the header.
+Status CheckGivenDir(const std::string& dir) {
+  boost::system::error_code ec;
+  fs::file_status st = fs::symlink_status(dir, ec);
+  if (st.type() == fs::file_not_found) return Status::Error(ENOENT, "overflow_dir " + dir + " does not exist");
+  if (ec) return Errno(ec.value(), "overflow_dir " + dir);
+  if (st.type() == fs::symlink_file) return Status::Error(ELOOP, "overflow_dir " + dir + " is a symlink; give the real directory");
+  if (st.type() != fs::directory_file) return Status::Error(ENOTDIR, "overflow_dir " + dir + " is not a directory");
+  struct stat sb;
+  if (::stat(dir.c_str(), &sb) != 0) return Errno(errno, "overflow_dir " + dir);
+  if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status::Error(EACCES, "overflow_dir " + dir + " is writable by other users; use a private directory (chmod 0700)");
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) return Errno(errno == EROFS ? EROFS : EACCES, "overflow_dir " + dir + " is not writable");
+  return Status::OK();
+}
+
+}  // namespace
+
+ssize_t OverflowIo::Pwrite(int fd, const void* buf, size_t len, off_t off) {
+  return ::pwrite(fd, buf, len, off);
+}
+ssize_t OverflowIo::Pread(int fd, void* buf, size_t len, off_t off) {
+  return ::pread(fd, buf, len, off);
+}
+
+StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptions& options) {
+  std::string dir = options.dir;
+  const bool owns_dir = dir.empty();
+  if (owns_dir) {
+    StatusOr<std::string> made = MakeDefaultDir();
+    if (!made.ok()) return made.status();
+    dir = *made;
+  } else {
+    Status st = CheckGivenDir(dir);
+    if (!st.ok()) return st;
+  }
+  const std::string lock_path = dir + "/" + kLockName;
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lock_fd < 0) {
+    Status st = Errno(errno, "overflow_dir: cannot create " + lock_path);
+    if (owns_dir) fs::remove(dir);
+    return st;
+  }
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return Status::Error(EBUSY, "overflow_dir " + dir + " is in use by another zbudfs mount");
+  }
+  std::unique_ptr<OverflowStore> store(new OverflowStore(dir, owns_dir, lock_fd, options));
+  // Data files here now belong to a mount that died: we hold the lock, nobody uses them.
+  boost::system::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kDataPrefix, 0) == 0) {
+      boost::system::error_code rm_ec;
+      if (fs::remove(it->path(), rm_ec)) ++store->leftovers_removed_;
+    }
+  }
+  return store;
+}
+
+OverflowStore::OverflowStore(std::string dir, bool owns_dir, int lock_fd,
+                             const OverflowOptions& options)
+    : dir_(std::move(dir)),
+      owns_dir_(owns_dir),
+      lock_fd_(lock_fd),
+      limit_(options.limit),
+      io_(options.io != nullptr ? options.io : &default_io_) {}
+
+OverflowStore::~OverflowStore() {
+  boost::system::error_code ec;
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    if (classes_[cls].fd >= 0) {
+      ::close(classes_[cls].fd);
+      fs::remove(DataPath(cls), ec);
+    }
+  }
+  fs::remove(dir_ + "/" + kLockName, ec);
+  ::close(lock_fd_);  // Drops the flock.
+  if (owns_dir_) fs::remove(dir_, ec);
+}
+
+std::string OverflowStore::DataPath(int cls) const {
+  return dir_ + "/" + kDataPrefix + std::to_string(SlotSize(cls));
+}
+
+Status OverflowStore::OpenClassFile(int cls) {
+  const std::string path = DataPath(cls);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno(errno == ENOSPC || errno == EDQUOT ? ENOSPC : EIO, "overflow: cannot create " + path);
+  classes_[cls].fd = fd;
+  return Status::OK();
+}
+
+void OverflowStore::ReleaseSlot(int cls, uint64_t slot) {
+  SizeClass& c = classes_[cls];
+  --c.live;
+  slots_in_use_.fetch_sub(1, std::memory_order_relaxed);
+  if (c.live == 0) {
+    // The file is empty: give its space back.
+    bytes_used_.fetch_sub(c.high_water * SlotSize(cls), std::memory_order_relaxed);
+    c.high_water = 0;
+    c.free.clear();
+    if (ftruncate(c.fd, 0) != 0) {
+      // Nothing lives there any more; the space comes back when the file is removed.
+    }
+    return;
+  }
+  c.free.push_back(slot);
+}
+
+StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
+  if (len == 0 || len > kMaxPayload) return Status::Error(EINVAL, "overflow: bad payload length");
+  const int cls = ClassOf(len);
+  const size_t slot_size = SlotSize(cls);
+  uint64_t slot;
+  int fd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    SizeClass& c = classes_[cls];
+    if (c.fd < 0) {
+      Status st = OpenClassFile(cls);
+      if (!st.ok()) return st;
+    }
+    if (!c.free.empty()) {
+      slot = c.free.back();
+      c.free.pop_back();
+    } else {
+      if (limit_ != 0 && bytes_used_.load(std::memory_order_relaxed) + slot_size > limit_) {
+        return Status::Error(ENOSPC, "overflow_limit reached");
+      }
+      slot = c.high_water++;
+      bytes_used_.fetch_add(slot_size, std::memory_order_relaxed);
+    }
+    ++c.live;
+    slots_in_use_.fetch_add(1, std::memory_order_relaxed);
+    fd = c.fd;
+  }
+  const auto* p = static_cast<const char*>(data);
+  size_t done = 0;
+  int err = 0;
+  while (done < len) {
+    ssize_t n = io_->Pwrite(fd, p + done, len - done, static_cast<off_t>(slot * slot_size + done));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      err = n == 0 ? ENOSPC : errno;  // A write that makes no progress means a full disk.
+      break;
+    }
+  }
+  if (done == len) return EncodeLoc(cls, slot);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReleaseSlot(cls, slot);
+  }
+  if (err == ENOSPC || err == EDQUOT) return Status::Error(ENOSPC, "overflow disk is full");
+  return Status::Error(EIO, std::string("overflow write: ") + std::strerror(err != 0 ? err : EIO));
+}
+
+Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
+  const int cls = static_cast<int>(loc >> 56);
+  const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
+  if (cls >= kNumClasses || len == 0 || len > SlotSize(cls)) return Status::Error(EIO, "overflow: bad location");
+  const int fd = classes_[cls].fd;
+  auto* p = static_cast<char*>(data);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = io_->Pread(fd, p + done, len - done, static_cast<off_t>(slot * SlotSize(cls) + done));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return Status::Error(EIO, n == 0 ? "overflow read: file truncated under zbudfs"
+                                       : std::string("overflow read: ") + std::strerror(errno));
+    }
+  }
+  return Status::OK();
+}
+
+void OverflowStore::Free(uint64_t loc, size_t len) {
+  (void)len;
+  const int cls = static_cast<int>(loc >> 56);
+  const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
+  std::lock_guard<std::mutex> lock(mu_);
+  ReleaseSlot(cls, slot);
+}
+
+}  // namespace zbudfs
