@@ -49,7 +49,7 @@ constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was
 
 constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
 constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds a writer tries before ENOSPC.
-constexpr size_t kMaxPromotePerRead = 64;   // Pages a read may bring back into memory.
+constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
 
 thread_local Status t_evict_error;          // Why this thread's last eviction failed.
 
@@ -128,7 +128,7 @@ uint64_t PageStore::EntryCost(const PageEntry& e) {
 }
 
 uint64_t PageStore::MemUsed() const {
-  return (pool_->PoolPages() + huge_pages_.load(std::memory_order_relaxed)) * kPage;
+  return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
 }
 
 Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, PageEntry* out) {
@@ -157,19 +157,29 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, Pa
   }
   void* raw = arena_->AllocPage();
   if (raw == nullptr) return Status::Error(ENOSPC, "no memory for a raw page");
+  raw_mem_pages_.fetch_add(1, std::memory_order_relaxed);
   std::memcpy(raw, data, kPage);
   out->kind = PageEntry::kRaw;
   out->value = reinterpret_cast<uint64_t>(raw);
-  if (options_.overflow) {
-    bool compact;
-    {
-      std::lock_guard<std::mutex> lock(raw_mu_);
-      raw_fifo_.push_back(RawRecord{file, page, out->value});
-      compact = raw_fifo_.size() > 2 * huge_pages_.load(std::memory_order_relaxed) + 4096;
-    }
-    if (compact) CompactRawFifo();
-  }
   return Status::OK();
+}
+
+// Records raw pages for their eviction path once they are in the index (a record of an
+// unpublished page would be dropped as stale by EvictRaw and the page never evicted).
+void PageStore::RecordRawPages(FileId file, uint64_t first, const PageEntry* entries,
+                               const bool* touched, uint64_t n) {
+  if (!options_.overflow) return;
+  bool compact;
+  {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (touched[i] && entries[i].kind == PageEntry::kRaw) {
+        raw_fifo_.push_back(RawRecord{file, first + i, entries[i].value});
+      }
+    }
+    compact = raw_fifo_.size() > 2 * huge_pages_.load(std::memory_order_relaxed) + 4096;
+  }
+  if (compact) CompactRawFifo();
 }
 
 Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
@@ -204,6 +214,7 @@ void PageStore::FreeEntry(const PageEntry& e) {
     pool_->Free(e.value);
   } else if (e.kind == PageEntry::kRaw) {
     arena_->FreePage(reinterpret_cast<void*>(e.value));
+    raw_mem_pages_.fetch_sub(1, std::memory_order_relaxed);
   } else if (e.kind == PageEntry::kOverflow) {
     options_.overflow->Free(e.value, e.length);
   }
@@ -295,6 +306,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
     for (uint64_t i = 0; i < count; ++i) {
       if (touched[i] && old[i].present()) FreeEntry(old[i]);
     }
+    RecordRawPages(id, start, fresh, touched, count);
   }
   return Status::OK();
 }
@@ -435,6 +447,7 @@ void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* p
   if (len == kPage) {
     void* raw = arena_->AllocPage();
     if (raw == nullptr) return;
+    raw_mem_pages_.fetch_add(1, std::memory_order_relaxed);
     std::memcpy(raw, payload, kPage);
     fresh.kind = PageEntry::kRaw;
     fresh.value = reinterpret_cast<uint64_t>(raw);
@@ -502,7 +515,7 @@ Status PageStore::ReclaimTo(uint64_t target) {
 // (the pool's LRU tail) otherwise; each falls back to the other when it has nothing.
 Status PageStore::ReclaimOne() {
   if (!options_.overflow) return Status::Error(ENOSPC, "no overflow store");
-  const bool raw_first = huge_pages_.load(std::memory_order_relaxed) > pool_->PoolPages();
+  const bool raw_first = raw_mem_pages_.load(std::memory_order_relaxed) > pool_->PoolPages();
   if (raw_first) {
     Status st = EvictRaw();
     if (st.code() != EAGAIN) return st;
@@ -778,7 +791,7 @@ StoreStats PageStore::Stats() const {
   s.buddied_pages = pool_->BuddiedPages();
   s.same_pages = same_pages_.load(std::memory_order_relaxed);
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
-  s.mem_used_total = (s.pool_pages + s.huge_pages) * kPage;
+  s.mem_used_total = (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
   s.mem_limit = options_.mem_limit;
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;

@@ -183,6 +183,8 @@ class PageStore {
   Status EvictZbud(uint64_t handle);                          // The pool's evict callback.
   Status EvictRaw();                                          // Evicts the oldest raw page.
   void CompactRawFifo();                                      // Drops stale raw records.
+  void RecordRawPages(FileId file, uint64_t first, const PageEntry* entries, const bool* touched,
+                      uint64_t n);                            // Queues published raw pages.
   void Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* payload, uint32_t len);
   void ReclaimerLoop();                                       // Background reclaim thread.
 
@@ -197,7 +199,8 @@ class PageStore {
   std::atomic<uint64_t> pages_held_{0};      // Non-hole pages (orig_data_size / 4096).
   std::atomic<uint64_t> compr_bytes_{0};     // Compressed payload bytes held.
   std::atomic<uint64_t> same_pages_{0};      // Same-filled pages.
-  std::atomic<uint64_t> huge_pages_{0};      // Raw pages in memory.
+  std::atomic<uint64_t> huge_pages_{0};      // Raw pages in the index (huge_pages).
+  std::atomic<uint64_t> raw_mem_pages_{0};   // Raw pages allocated, in flight included.
   std::atomic<uint64_t> overflow_pages_{0};  // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};    // Pages ever written to overflow.
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.

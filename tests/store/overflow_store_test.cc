@@ -1,0 +1,310 @@
+#include "store/overflow_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/filesystem.hpp>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace zbudfs {
+namespace {
+namespace fs = boost::filesystem;
+
+// A private directory for one test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (fs::temp_directory_path() / "zbudfs-test.XXXXXX").string();
+    EXPECT_NE(mkdtemp(templ.data()), nullptr);
+    path_ = templ;
+    chmod(path_.c_str(), 0700);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<uint8_t> Payload(size_t len, uint32_t seed) {
+  std::vector<uint8_t> v(len);
+  std::mt19937 rng(seed);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  return v;
+}
+
+std::unique_ptr<OverflowStore> OpenOrDie(const OverflowOptions& o) {
+  auto s = OverflowStore::Open(o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+size_t CountEntries(const std::string& dir) {
+  size_t n = 0;
+  for (fs::directory_iterator it(dir), end; it != end; ++it) ++n;
+  return n;
+}
+
+TEST(OverflowStoreTest, WriteReadRoundTripAllSizes) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  ASSERT_TRUE(store);
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> stored;
+  for (size_t len : {1ul, 63ul, 64ul, 65ul, 1000ul, 2047ul, 3952ul, 4095ul, 4096ul}) {
+    auto data = Payload(len, static_cast<uint32_t>(len));
+    auto loc = store->Write(data.data(), len);
+    ASSERT_TRUE(loc.ok()) << loc.status().ToString();
+    stored.emplace_back(*loc, data);
+  }
+  for (auto& [loc, data] : stored) {
+    std::vector<uint8_t> got(data.size());
+    ASSERT_TRUE(store->Read(loc, got.data(), got.size()).ok());
+    EXPECT_EQ(got, data);
+  }
+  EXPECT_EQ(store->SlotsInUse(), stored.size());
+}
+
+TEST(OverflowStoreTest, DiskTakenIsCloseToPayloadBytes) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  uint64_t payload = 0;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    size_t len = 200 + rng() % 3700;
+    auto data = Payload(len, i);
+    ASSERT_TRUE(store->Write(data.data(), len).ok());
+    payload += len;
+  }
+  EXPECT_GE(store->BytesUsed(), payload);
+  EXPECT_LE(store->BytesUsed(), payload + 2000 * 64);  // At most one granule a page.
+}
+
+TEST(OverflowStoreTest, FreedSlotsAreReusedAndEmptyFilesReturnTheirSpace) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  auto a = Payload(1000, 1), b = Payload(1000, 2), c = Payload(1000, 3);
+  auto la = store->Write(a.data(), a.size());
+  auto lb = store->Write(b.data(), b.size());
+  ASSERT_TRUE(la.ok() && lb.ok());
+  const uint64_t used = store->BytesUsed();
+  store->Free(*la, a.size());
+  auto lc = store->Write(c.data(), c.size());
+  ASSERT_TRUE(lc.ok());
+  EXPECT_EQ(*lc, *la);                  // The freed slot came back.
+  EXPECT_EQ(store->BytesUsed(), used);  // And the file did not grow.
+  std::vector<uint8_t> got(1000);
+  ASSERT_TRUE(store->Read(*lb, got.data(), got.size()).ok());
+  EXPECT_EQ(got, b);
+  store->Free(*lb, b.size());
+  store->Free(*lc, c.size());
+  EXPECT_EQ(store->BytesUsed(), 0u);
+  EXPECT_EQ(store->SlotsInUse(), 0u);
+  for (fs::directory_iterator it(dir.path()), end; it != end; ++it) {
+    if (it->path().filename() != "zbudfs.lock") {
+      EXPECT_EQ(fs::file_size(it->path()), 0u) << it->path();
+    }
+  }
+}
+
+TEST(OverflowStoreTest, LimitGivesEnospcAndKeepsWhatIsStored) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 8192, nullptr});
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> stored;
+  Status last;
+  for (int i = 0; i < 100; ++i) {
+    auto data = Payload(1024, i);
+    auto loc = store->Write(data.data(), data.size());
+    if (!loc.ok()) {
+      last = loc.status();
+      break;
+    }
+    stored.emplace_back(*loc, data);
+  }
+  EXPECT_EQ(last.code(), ENOSPC);
+  EXPECT_EQ(stored.size(), 8u);
+  EXPECT_LE(store->BytesUsed(), 8192u);
+  for (auto& [loc, data] : stored) {
+    std::vector<uint8_t> got(data.size());
+    ASSERT_TRUE(store->Read(loc, got.data(), got.size()).ok());
+    EXPECT_EQ(got, data);
+  }
+  store->Free(stored[0].first, 1024);
+  auto data = Payload(1024, 999);
+  EXPECT_TRUE(store->Write(data.data(), data.size()).ok());
+}
+
+TEST(OverflowStoreTest, BadLengthIsEinval) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  char buf[8] = {};
+  EXPECT_EQ(store->Write(buf, 0).status().code(), EINVAL);
+  std::vector<char> big(4097);
+  EXPECT_EQ(store->Write(big.data(), big.size()).status().code(), EINVAL);
+}
+
+TEST(OverflowStoreTest, CrashLeftoversAreRemovedAndLockIsExclusive) {
+  TempDir dir;
+  const std::string leftover = dir.path() + "/zbudfs-overflow-1024";
+  {
+    int fd = open(leftover.c_str(), O_CREAT | O_WRONLY, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "stale", 5), 5);
+    close(fd);
+  }
+  const std::string other = dir.path() + "/not-ours.txt";
+  { int fd = open(other.c_str(), O_CREAT | O_WRONLY, 0600); close(fd); }
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->leftovers_removed(), 1u);
+  EXPECT_FALSE(fs::exists(leftover));
+  EXPECT_TRUE(fs::exists(other));  // Only our files are touched.
+
+  auto second = OverflowStore::Open({dir.path(), 0, nullptr});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), EBUSY);
+  EXPECT_NE(second.status().message().find(dir.path()), std::string::npos);
+
+  auto data = Payload(100, 1);
+  ASSERT_TRUE(store->Write(data.data(), data.size()).ok());
+  store.reset();
+  // Unmount removes everything zbudfs created and nothing else.
+  EXPECT_EQ(CountEntries(dir.path()), 1u);
+  EXPECT_TRUE(OverflowStore::Open({dir.path(), 0, nullptr}).ok());
+}
+
+TEST(OverflowStoreTest, FilesAre0600) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  auto data = Payload(100, 1);
+  ASSERT_TRUE(store->Write(data.data(), data.size()).ok());
+  for (fs::directory_iterator it(dir.path()), end; it != end; ++it) {
+    struct stat st;
+    ASSERT_EQ(lstat(it->path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << it->path();
+  }
+}
+
+TEST(OverflowStoreTest, DefaultDirectoryIsPrivateAndRemoved) {
+  TempDir parent;
+  setenv("TMPDIR", parent.path().c_str(), 1);
+  auto store = OpenOrDie({"", 0, nullptr});
+  unsetenv("TMPDIR");
+  ASSERT_TRUE(store);
+  const std::string dir = store->dir();
+  EXPECT_EQ(dir.rfind(parent.path(), 0), 0u);
+  struct stat st;
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  store.reset();
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
+  TempDir dir;
+  auto missing = OverflowStore::Open({dir.path() + "/nope", 0, nullptr});
+  EXPECT_EQ(missing.status().code(), ENOENT);
+  EXPECT_NE(missing.status().message().find("/nope"), std::string::npos);
+
+  const std::string file = dir.path() + "/file";
+  { int fd = open(file.c_str(), O_CREAT | O_WRONLY, 0600); close(fd); }
+  EXPECT_EQ(OverflowStore::Open({file, 0, nullptr}).status().code(), ENOTDIR);
+
+  const std::string link = dir.path() + "/link";
+  ASSERT_EQ(symlink("/tmp", link.c_str()), 0);
+  EXPECT_EQ(OverflowStore::Open({link, 0, nullptr}).status().code(), ELOOP);
+
+  const std::string open_dir = dir.path() + "/shared";
+  ASSERT_EQ(mkdir(open_dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
+  EXPECT_EQ(OverflowStore::Open({open_dir, 0, nullptr}).status().code(), EACCES);
+}
+
+// Failure injection through the I/O seam.
+class FaultyIo : public OverflowIo {
+ public:
+  int write_errno = 0;      // Next Pwrite fails with this errno (0: none).
+  bool short_then_zero = false;  // Pwrite writes half, then makes no progress.
+  bool short_ok = false;    // Pwrite writes at most 100 bytes a call (but progresses).
+  int read_errno = 0;       // Pread fails with this errno.
+  ssize_t Pwrite(int fd, const void* buf, size_t len, off_t off) override {
+    if (write_errno != 0) {
+      errno = write_errno;
+      return -1;
+    }
+    if (short_then_zero) {
+      if (off % 64 != 0) return 0;
+      return OverflowIo::Pwrite(fd, buf, len / 2, off);
+    }
+    if (short_ok) return OverflowIo::Pwrite(fd, buf, std::min<size_t>(len, 100), off);
+    return OverflowIo::Pwrite(fd, buf, len, off);
+  }
+  ssize_t Pread(int fd, void* buf, size_t len, off_t off) override {
+    if (read_errno != 0) {
+      errno = read_errno;
+      return -1;
+    }
+    return OverflowIo::Pread(fd, buf, len, off);
+  }
+};
+
+TEST(OverflowStoreTest, InjectedWriteFailuresLoseNothing) {
+  TempDir dir;
+  FaultyIo io;
+  auto store = OpenOrDie({dir.path(), 0, &io});
+  auto kept = Payload(2000, 1);
+  auto loc = store->Write(kept.data(), kept.size());
+  ASSERT_TRUE(loc.ok());
+  const uint64_t slots = store->SlotsInUse();
+  auto data = Payload(2000, 2);
+
+  io.write_errno = ENOSPC;
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  io.write_errno = EDQUOT;
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  io.write_errno = EIO;
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), EIO);
+  io.write_errno = 0;
+  io.short_then_zero = true;
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  io.short_then_zero = false;
+  EXPECT_EQ(store->SlotsInUse(), slots);  // Failed writes hold no slot.
+
+  io.short_ok = true;  // Short writes that progress are completed.
+  auto loc2 = store->Write(data.data(), data.size());
+  ASSERT_TRUE(loc2.ok());
+  io.short_ok = false;
+  std::vector<uint8_t> got(2000);
+  ASSERT_TRUE(store->Read(*loc2, got.data(), got.size()).ok());
+  EXPECT_EQ(got, data);
+  ASSERT_TRUE(store->Read(*loc, got.data(), got.size()).ok());
+  EXPECT_EQ(got, kept);
+}
+
+TEST(OverflowStoreTest, ReadErrorsAndTruncatedFilesAreEio) {
+  TempDir dir;
+  FaultyIo io;
+  auto store = OpenOrDie({dir.path(), 0, &io});
+  auto data = Payload(3000, 1);
+  auto loc = store->Write(data.data(), data.size());
+  ASSERT_TRUE(loc.ok());
+  std::vector<uint8_t> got(3000);
+  io.read_errno = EIO;
+  EXPECT_EQ(store->Read(*loc, got.data(), got.size()).code(), EIO);
+  io.read_errno = 0;
+  ASSERT_TRUE(store->Read(*loc, got.data(), got.size()).ok());
+  // Someone truncates our file under us.
+  for (fs::directory_iterator it(dir.path()), end; it != end; ++it) {
+    if (it->path().filename() != "zbudfs.lock") {
+      ASSERT_EQ(truncate(it->path().c_str(), 0), 0);
+    }
+  }
+  EXPECT_EQ(store->Read(*loc, got.data(), got.size()).code(), EIO);
+}
+
+}  // namespace
+}  // namespace zbudfs

@@ -1,0 +1,276 @@
+// Reclaim: PageStore over mem_limit pushes pages to the OverflowStore and faults them back.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <iostream>
+#include <boost/filesystem.hpp>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "store/overflow_store.h"
+#include "store/page_store.h"
+
+namespace zbudfs {
+namespace {
+namespace fs = boost::filesystem;
+constexpr size_t kPage = 4096;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (fs::temp_directory_path() / "zbudfs-reclaim.XXXXXX").string();
+    EXPECT_NE(mkdtemp(templ.data()), nullptr);
+    path_ = templ;
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Mixed data: a third random (raw pages), a third compressible, a third zeros.
+std::vector<uint8_t> MixedData(size_t bytes, uint64_t seed) {
+  std::vector<uint8_t> v(bytes);
+  std::mt19937_64 rng(seed);
+  for (size_t p = 0; p < bytes / kPage; ++p) {
+    uint8_t* page = v.data() + p * kPage;
+    switch ((p + seed) % 3) {
+      case 0:
+        for (size_t i = 0; i < kPage; i += 8) {
+          uint64_t w = rng();
+          std::memcpy(page + i, &w, 8);
+        }
+        break;
+      case 1:
+        for (size_t i = 0; i < kPage; ++i) page[i] = "zbudfs compressed page "[(i + p) % 23];
+        page[p % kPage] = static_cast<uint8_t>(rng());
+        break;
+      default:
+        break;  // Zeros.
+    }
+  }
+  return v;
+}
+
+struct Fixture {
+  explicit Fixture(uint64_t mem_limit, uint64_t overflow_limit = 0, bool background = true,
+                   OverflowIo* io = nullptr) {
+    auto ov = OverflowStore::Open({dir.path(), overflow_limit, io});
+    EXPECT_TRUE(ov.ok()) << ov.status().ToString();
+    overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+    PageStoreOptions o;
+    o.mem_limit = mem_limit;
+    o.overflow = overflow;
+    o.background_reclaim = background;
+    store = std::make_unique<PageStore>(o);
+  }
+  TempDir dir;
+  std::shared_ptr<OverflowStore> overflow;
+  std::unique_ptr<PageStore> store;
+};
+
+TEST(PageStoreReclaimTest, MemoryStaysBoundedAndEverythingReadsBack) {
+  constexpr uint64_t kLimit = 1 << 20;
+  Fixture fx(kLimit);
+  const auto data = MixedData(16 << 20, 1);
+  uint64_t max_used = 0;
+  for (size_t off = 0; off < data.size(); off += 256 * 1024) {
+    ASSERT_TRUE(fx.store->Write(1, off, data.data() + off, 256 * 1024).ok());
+    max_used = std::max(max_used, fx.store->MemUsed());
+  }
+  // One writing thread: at most one page over, plus pages of one reclaim in flight.
+  EXPECT_LE(max_used, kLimit + 16 * kPage);
+  StoreStats s = fx.store->Stats();
+  EXPECT_GT(s.overflow_pages, 0u);
+  EXPECT_GT(s.written_back_pages, 0u);
+  EXPECT_GT(s.overflow_bytes, 0u);
+  EXPECT_EQ(s.orig_data_size, data.size());
+
+  std::vector<uint8_t> got(data.size());
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_TRUE(got == data);
+  EXPECT_GT(fx.store->Stats().faulted_pages, 0u);
+
+  fx.store->Remove(1);
+  s = fx.store->Stats();
+  EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.overflow_bytes, 0u);
+  EXPECT_EQ(s.mem_used_total, 0u);
+}
+
+TEST(PageStoreReclaimTest, OverwriteAndTruncateFreeOverflowSpace) {
+  Fixture fx(1 << 20, 0, /*background=*/false);
+  const auto data = MixedData(4 << 20, 2);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  StoreStats s = fx.store->Stats();
+  EXPECT_EQ(s.mem_used_total, 0u);
+  ASSERT_GT(s.overflow_pages, 0u);
+  // Overwrite everything with zeros: every overflow slot is freed.
+  std::vector<uint8_t> zeros(data.size());
+  ASSERT_TRUE(fx.store->Write(1, 0, zeros.data(), zeros.size()).ok());
+  s = fx.store->Stats();
+  EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.overflow_bytes, 0u);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  ASSERT_TRUE(fx.store->Truncate(1, 5000).ok());
+  s = fx.store->Stats();
+  EXPECT_LE(s.overflow_pages, 2u);
+  std::vector<uint8_t> got(8192);
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_EQ(0, std::memcmp(got.data(), data.data(), 5000));
+  for (size_t i = 5000; i < got.size(); ++i) ASSERT_EQ(got[i], 0) << i;
+}
+
+TEST(PageStoreReclaimTest, SecondReadBringsPagesBackBelowTheLowWatermark) {
+  Fixture fx(8 << 20, 0, /*background=*/false);
+  const auto data = MixedData(1 << 20, 3);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  const uint64_t out = fx.store->Stats().overflow_pages;
+  ASSERT_GT(out, 0u);
+  std::vector<uint8_t> got(data.size());
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_EQ(fx.store->Stats().overflow_pages, out);  // First read: stays out.
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_TRUE(got == data);
+  StoreStats s = fx.store->Stats();
+  EXPECT_EQ(s.overflow_pages, 0u);  // Second read: back in memory.
+  EXPECT_EQ(s.overflow_bytes, 0u);
+  EXPECT_GT(s.mem_used_total, 0u);
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_TRUE(got == data);
+}
+
+TEST(PageStoreReclaimTest, FullOverflowGivesEnospcAndLosesNothing) {
+  Fixture fx(256 << 10, 256 << 10);
+  const auto data = MixedData(8 << 20, 4);
+  size_t written = 0;
+  Status st;
+  for (; written < data.size(); written += 64 * 1024) {
+    st = fx.store->Write(1, written, data.data() + written, 64 * 1024);
+    if (!st.ok()) break;
+  }
+  ASSERT_EQ(st.code(), ENOSPC) << st.ToString();
+  ASSERT_GT(written, 0u);
+  std::vector<uint8_t> got(written);
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_EQ(0, std::memcmp(got.data(), data.data(), written));
+  EXPECT_LE(fx.store->Stats().overflow_bytes, 256u << 10);
+  // Zero pages need no memory: they still go in.
+  std::vector<uint8_t> zeros(64 * 1024);
+  EXPECT_TRUE(fx.store->Write(2, 0, zeros.data(), zeros.size()).ok());
+  // Freeing space makes writes work again.
+  fx.store->Remove(1);
+  EXPECT_TRUE(fx.store->Write(3, 0, data.data(), 64 * 1024).ok());
+}
+
+class FailingReads : public OverflowIo {
+ public:
+  std::atomic<bool> fail{false};
+  ssize_t Pread(int fd, void* buf, size_t len, off_t off) override {
+    if (fail && off == 0) {
+      errno = EIO;
+      return -1;
+    }
+    return OverflowIo::Pread(fd, buf, len, off);
+  }
+};
+
+TEST(PageStoreReclaimTest, OverflowReadErrorIsEioForThatPageOnly) {
+  FailingReads io;
+  Fixture fx(1 << 20, 0, /*background=*/false, &io);
+  const auto data = MixedData(2 << 20, 5);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  io.fail = true;  // Slot 0 of every class file now fails to read.
+  std::vector<uint8_t> page(kPage);
+  size_t bad = 0, good = 0;
+  for (size_t p = 0; p < data.size() / kPage; ++p) {
+    Status st = fx.store->Read(1, p * kPage, page.data(), kPage);
+    if (st.ok()) {
+      ASSERT_EQ(0, std::memcmp(page.data(), data.data() + p * kPage, kPage)) << p;
+      ++good;
+    } else {
+      EXPECT_EQ(st.code(), EIO);
+      ++bad;
+    }
+  }
+  EXPECT_GT(bad, 0u);
+  EXPECT_LE(bad, static_cast<size_t>(OverflowStore::kNumClasses));
+  EXPECT_GT(good, bad);
+}
+
+// Writers, truncaters and removers race with reclaim (background and writer-driven);
+// each thread owns one file and checks it against its own model at the end.
+TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
+  Fixture fx(128 << 10);
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      const PageStore::FileId id = 10 + t;
+      std::vector<uint8_t> model;
+      const auto source = MixedData(1 << 20, t);
+      for (int op = 0; op < 300; ++op) {
+        const int kind = static_cast<int>(rng() % 10);
+        if (kind < 6) {
+          size_t off = rng() % (512 << 10);
+          size_t len = 1 + rng() % (64 << 10);
+          size_t src = rng() % (source.size() - len);
+          if (!fx.store->Write(id, off, source.data() + src, len).ok()) {
+            ++failures;
+            return;
+          }
+          if (model.size() < off + len) model.resize(off + len);
+          std::memcpy(model.data() + off, source.data() + src, len);
+        } else if (kind < 8) {
+          size_t size = rng() % (model.size() + 1);
+          if (!fx.store->Truncate(id, size).ok()) {
+            ++failures;
+            return;
+          }
+          model.resize(size);
+        } else if (kind == 8) {
+          fx.store->Remove(id);
+          model.clear();
+        } else if (!model.empty()) {
+          size_t off = rng() % model.size();
+          size_t len = std::min<size_t>(model.size() - off, 1 + rng() % 20000);
+          std::vector<uint8_t> got(len);
+          if (!fx.store->Read(id, off, got.data(), len).ok() ||
+              std::memcmp(got.data(), model.data() + off, len) != 0) {
+            ++failures;
+            return;
+          }
+        }
+      }
+      std::vector<uint8_t> got(model.size());
+      if (!fx.store->Read(id, 0, got.data(), got.size()).ok() || got != model) ++failures;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  {
+    const StoreStats s = fx.store->Stats();
+    std::cout << "mem_used_total " << s.mem_used_total << " orig " << s.orig_data_size
+              << " huge " << s.huge_pages << " written_back " << s.written_back_pages << "\n";
+  }
+  EXPECT_GT(fx.store->Stats().written_back_pages, 0u);
+  for (int t = 0; t < kThreads; ++t) fx.store->Remove(10 + t);
+  const StoreStats s = fx.store->Stats();
+  EXPECT_EQ(s.orig_data_size, 0u);
+  EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.overflow_bytes, 0u);
+  EXPECT_EQ(s.mem_used_total, 0u);
+}
+
+}  // namespace
+}  // namespace zbudfs
