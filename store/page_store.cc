@@ -131,7 +131,8 @@ uint64_t PageStore::MemUsed() const {
   return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
 }
 
-Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, PageEntry* out) {
+Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, bool replaces,
+                             PageEntry* out) {
   *out = PageEntry();
   uint64_t word;
   if (PageCodec::IsSameFilled(data, &word)) {
@@ -139,8 +140,10 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, Pa
     out->value = word;
     return Status::OK();
   }
+  // A page that replaces a stored one may go over mem_limit for the moment of the swap
+  // (the old one is freed right after): truncate, punch and overwrite never fail for memory.
   Status room = MakeRoom();
-  if (!room.ok()) return room;
+  if (!room.ok() && !replaces) return room;
   thread_local uint8_t scratch[kPage];
   const size_t n = PageCodec::Compress(data, options_.zstd_level, scratch);
   if (n != 0 && n <= kMaxZbudPayload) {
@@ -266,8 +269,14 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
   thread_local uint8_t merge[kPage];
   PageEntry fresh[kBatchPages];
   bool touched[kBatchPages];
+  bool present[kBatchPages];
   for (uint64_t start = first; start < first + n; start += kBatchPages) {
     const uint64_t count = std::min(kBatchPages, first + n - start);
+    {
+      // Only this thread (holding write_mu) changes which pages are present.
+      std::shared_lock<std::shared_mutex> lock(f.index_mu);
+      for (uint64_t i = 0; i < count; ++i) present[i] = f.index.Find(start + i) != nullptr;
+    }
     uint64_t holes = 0;
     Status st;
     uint64_t done = 0;
@@ -277,14 +286,9 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       if (!st.ok()) break;
       touched[done] = data != nullptr;
       if (data == nullptr) continue;
-      st = EncodePage(id, page, data, &fresh[done]);
+      if (!present[done]) ++holes;
+      st = EncodePage(id, page, data, /*replaces=*/present[done], &fresh[done]);
       if (!st.ok()) break;
-    }
-    if (st.ok()) {
-      std::shared_lock<std::shared_mutex> lock(f.index_mu);
-      for (uint64_t i = 0; i < count; ++i) {
-        if (touched[i] && f.index.Find(start + i) == nullptr) ++holes;
-      }
     }
     if (st.ok() && !ReservePages(holes)) st = Status::Error(ENOSPC, "file system full (size)");
     if (!st.ok()) {
