@@ -1,0 +1,103 @@
+// Filesystem: shared helpers of the FUSE handlers.
+//
+// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (see filesystem.h).
+// Here: FillAttr takes Inode::mu alone; Forget takes Inode::mu, then (released) the table.
+#include "fs/filesystem.h"
+
+#include <cstring>
+
+namespace zbudfs {
+
+Filesystem::Filesystem(const MountOptions& options) : options_(options) {}
+
+Filesystem::~Filesystem() = default;
+
+void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
+  PageStoreOptions so;
+  so.zstd_level = options_.zstd_level;
+  so.capacity_bytes = options_.size;
+  so.mem_limit = options_.mem_limit;
+  so.overflow = std::move(overflow);
+  store_ = std::make_unique<PageStore>(so);
+}
+
+fuse_lowlevel_ops Filesystem::Ops() {
+  fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof(ops));
+  AddAttrOps(&ops);
+  AddDirOps(&ops);
+  AddReadDirOps(&ops);
+  AddFileOps(&ops);
+  AddXattrOps(&ops);
+  return ops;
+}
+
+void Filesystem::FillAttr(const std::shared_ptr<Inode>& inode, struct stat* st) {
+  // The store call comes first, with none of our locks held.
+  uint64_t stored = inode->is_reg() ? store_->Usage(inode->ino).stored_bytes : 0;
+  std::memset(st, 0, sizeof(*st));
+  st->st_ino = inode->ino;
+  st->st_blksize = PageStore::kPageSize;
+  st->st_blocks = static_cast<blkcnt_t>((stored + 511) / 512);
+  std::lock_guard<std::mutex> lock(inode->mu);
+  st->st_mode = inode->mode;
+  st->st_nlink = inode->nlink;
+  st->st_uid = inode->uid;
+  st->st_gid = inode->gid;
+  st->st_rdev = inode->rdev;
+  st->st_size = inode->size;
+  st->st_atim = inode->atime;
+  st->st_mtim = inode->mtime;
+  st->st_ctim = inode->ctime;
+}
+
+void Filesystem::FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e) {
+  std::memset(e, 0, sizeof(*e));
+  e->ino = inode->ino;
+  e->generation = 1;
+  e->attr_timeout = kCacheTimeout;
+  e->entry_timeout = kCacheTimeout;
+  FillAttr(inode, &e->attr);
+}
+
+void Filesystem::ReleaseIfUnused(const std::shared_ptr<Inode>& inode) {
+  if (table_.DropIfUnused(inode) && inode->is_reg()) store_->Remove(inode->ino);
+}
+
+void Filesystem::Forget(fuse_ino_t ino, uint64_t n) {
+  std::shared_ptr<Inode> inode = table_.Get(ino);
+  if (inode == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->nlookup -= std::min(n, inode->nlookup);
+    if (inode->nlookup != 0) return;
+  }
+  ReleaseIfUnused(inode);  // Re-checks every count under the table lock.
+}
+
+std::string FormatStats(const StoreStats& s) {
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"orig_data_size", s.orig_data_size},
+      {"compr_data_size", s.compr_data_size},
+      {"mem_used_total", s.mem_used_total},
+      {"mem_limit", s.mem_limit},
+      {"pool_pages", s.pool_pages},
+      {"buddied_pages", s.buddied_pages},
+      {"same_pages", s.same_pages},
+      {"huge_pages", s.huge_pages},
+      {"overflow_pages", s.overflow_pages},
+      {"overflow_bytes", s.overflow_bytes},
+      {"written_back_pages", s.written_back_pages},
+      {"faulted_pages", s.faulted_pages},
+  };
+  std::string out;
+  for (const auto& [name, value] : fields) {
+    out += name;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace zbudfs

@@ -1,0 +1,99 @@
+// Filesystem: the state of one mount and the helpers the FUSE handlers share.
+//
+// Owns: the PageStore (file data), the InodeTable (metadata) and tree_mu_, which guards
+// every directory's contents and directories' parent links. The FUSE callbacks live in
+// ops_*.cc, one file per group of operations; each is a thin wrapper that calls a helper
+// returning an errno value (0 = success) and then replies.
+//
+// Lock order (also in inode_table.h):
+//   1. tree_mu_       (shared_mutex)  shared for lookup/readdir, exclusive for namespace changes.
+//   2. Inode::data_mu (shared_mutex)  one inode's data vs. its size.
+//   3. InodeTable::mu_ (mutex)        the inode map.
+//   4. Inode::mu      (mutex)         one inode's fields; never two at once.
+// No lock of ours but Inode::data_mu is held across PageStore calls; replies are sent with
+// no lock held.
+#ifndef ZBUDFS_FS_FILESYSTEM_H_
+#define ZBUDFS_FS_FILESYSTEM_H_
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+
+#include <memory>
+#include <shared_mutex>
+#include <string>
+
+#include "fs/inode_table.h"
+#include "fs/options.h"
+#include "store/overflow_store.h"
+#include "store/page_store.h"
+
+namespace zbudfs {
+
+// Name of the root directory's read-only statistics xattr.
+inline constexpr char kStatsXattr[] = "user.zbudfs.stats";
+// Longest file name, as for tmpfs.
+inline constexpr size_t kNameMax = 255;
+// Entry and attribute cache timeout: the daemon is the only one changing the tree.
+inline constexpr double kCacheTimeout = 86400.0;
+
+class Filesystem {
+ public:
+  explicit Filesystem(const MountOptions& options);
+  ~Filesystem();
+  Filesystem(const Filesystem&) = delete;
+  Filesystem& operator=(const Filesystem&) = delete;
+
+  // Creates the PageStore; call after daemonizing (the store may start threads).
+  void StartStore(std::shared_ptr<OverflowStore> overflow);
+
+  // The low-level operation table with every handler of ops_*.cc.
+  static fuse_lowlevel_ops Ops();
+  // The Filesystem a request belongs to.
+  static Filesystem* From(fuse_req_t req) {
+    return static_cast<Filesystem*>(fuse_req_userdata(req));
+  }
+
+  PageStore& store() { return *store_; }                    // File data.
+  InodeTable& table() { return table_; }                    // Metadata.
+  const MountOptions& options() const { return options_; }  // Mount options.
+  std::shared_mutex& tree_mu() { return tree_mu_; }         // Lock 1 of the order.
+
+  // Fills e for inode (whose nlookup the caller has already raised).
+  void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
+  // Fills st for inode; takes Inode::mu (call with no lock held).
+  void FillAttr(const std::shared_ptr<Inode>& inode, struct stat* st);
+  // Drops inode if unused and frees its file data; call with no lock held.
+  void ReleaseIfUnused(const std::shared_ptr<Inode>& inode);
+  // Lowers inode ino's lookup count by n (FUSE forget).
+  void Forget(fuse_ino_t ino, uint64_t n);
+  // The live inode ino, or nullptr.
+  std::shared_ptr<Inode> Get(fuse_ino_t ino) { return table_.Get(ino); }
+
+  // The inode behind an open handle (fi->fh of open/opendir/create).
+  static Inode* FromHandle(const fuse_file_info* fi) { return reinterpret_cast<Inode*>(fi->fh); }
+
+ private:
+  MountOptions options_;
+  std::unique_ptr<PageStore> store_;
+  InodeTable table_;
+  std::shared_mutex tree_mu_;  // Directory contents and Inode::parent.
+};
+
+// Handler groups, one per ops_*.cc file; each fills its part of ops.
+void AddAttrOps(fuse_lowlevel_ops* ops);     // init, getattr, setattr, statfs, access, forget.
+void AddDirOps(fuse_lowlevel_ops* ops);      // lookup, mknod, mkdir, symlink, link, unlink, rename.
+void AddReadDirOps(fuse_lowlevel_ops* ops);  // readlink, opendir, readdir(plus), releasedir.
+void AddFileOps(fuse_lowlevel_ops* ops);     // open, create, read, write, fallocate, lseek.
+void AddXattrOps(fuse_lowlevel_ops* ops);    // setxattr, getxattr, listxattr, removexattr.
+
+// Creates regular file name in parent (ops_dir.cc, for create). On EEXIST with existing set,
+// hands back the inode already there with its lookup count raised.
+int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name,
+                    mode_t mode, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing);
+
+// Statistics text: one "name value" line per CONTRACT field.
+std::string FormatStats(const StoreStats& s);
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_FS_FILESYSTEM_H_

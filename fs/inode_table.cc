@@ -1,0 +1,86 @@
+// Inodes, directories and the inode table.
+//
+// Lock order (see inode_table.h): tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu.
+// Here: DropIfUnused takes InodeTable::mu_ then Inode::mu; nothing else nests.
+#include "fs/inode_table.h"
+
+#include <cassert>
+
+namespace zbudfs {
+
+Directory::Entry* Directory::Find(std::string_view name) {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &it->second;
+}
+
+void Directory::Insert(std::string_view name, std::shared_ptr<Inode> inode) {
+  uint64_t cookie = next_cookie_++;
+  auto [it, inserted] = by_name_.emplace(std::string(name), Entry{std::move(inode), cookie});
+  assert(inserted);
+  (void)inserted;
+  by_cookie_.emplace(cookie, it);
+}
+
+std::shared_ptr<Inode> Directory::Erase(std::string_view name) {
+  auto it = by_name_.find(name);
+  assert(it != by_name_.end());
+  std::shared_ptr<Inode> inode = std::move(it->second.inode);
+  by_cookie_.erase(it->second.cookie);
+  by_name_.erase(it);
+  return inode;
+}
+
+Inode::Inode(fuse_ino_t ino_in, mode_t mode_in, std::string symlink_target)
+    : ino(ino_in),
+      symlink(std::move(symlink_target)),
+      dir(S_ISDIR(mode_in) ? std::make_unique<Directory>() : nullptr),
+      mode(mode_in),
+      type_(mode_in & S_IFMT) {}
+
+InodeTable::InodeTable() {
+  root_ = std::make_shared<Inode>(FUSE_ROOT_ID, S_IFDIR | 01777, std::string());
+  root_->nlink = 2;
+  root_->nlookup = 1;  // The kernel holds the root without looking it up.
+  root_->uid = getuid();
+  root_->gid = getgid();
+  root_->size = 2 * kDirentSize;
+  root_->atime = root_->mtime = root_->ctime = Now();
+  inodes_.emplace(FUSE_ROOT_ID, root_);
+}
+
+std::shared_ptr<Inode> InodeTable::Get(fuse_ino_t ino) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Inode> InodeTable::Create(mode_t mode, std::string symlink_target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fuse_ino_t ino = next_ino_++;
+  auto inode = std::make_shared<Inode>(ino, mode, std::move(symlink_target));
+  inodes_.emplace(ino, inode);
+  return inode;
+}
+
+bool InodeTable::DropIfUnused(const std::shared_ptr<Inode>& inode) {
+  if (inode->ino == FUSE_ROOT_ID) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> ilock(inode->mu);
+    if (inode->nlink != 0 || inode->nlookup != 0 || inode->open_count != 0) return false;
+  }
+  return inodes_.erase(inode->ino) != 0;
+}
+
+size_t InodeTable::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return inodes_.size();
+}
+
+struct timespec Now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+}  // namespace zbudfs

@@ -1,0 +1,148 @@
+// Inodes, directories and the table of every live inode of a mount.
+//
+// Owns: each Inode's metadata (attributes, xattrs, lookup and open counts), directory
+// contents, and the map from inode number to Inode. Inode numbers are never reused (a
+// 64-bit counter), so st_ino is stable and the generation is always 1; the inode number is
+// also the PageStore FileId of a regular file.
+//
+// An inode lives in the table while it has a link (nlink > 0), a kernel lookup reference
+// (nlookup > 0) or an open handle (open_count > 0). The last of those to go drops it from the
+// table (DropIfUnused) and the caller then frees its file data (PageStore::Remove).
+//
+// Locking (the lock order of the daemon; take them only in this order):
+//   1. Filesystem::tree_mu_ (shared_mutex)  directory contents (Directory), Inode::parent.
+//   2. Inode::data_mu       (shared_mutex)  the file's data against size changes: shared for
+//                                           Write/Read, exclusive for truncate/fallocate.
+//   3. InodeTable::mu_      (mutex)         the number -> Inode map.
+//   4. Inode::mu            (mutex)         every other field of one Inode; at most one held.
+// PageStore calls happen with at most data_mu of that one inode held (never tree_mu_,
+// InodeTable::mu_ or Inode::mu), and the store's own locks come after all of these.
+#ifndef ZBUDFS_FS_INODE_TABLE_H_
+#define ZBUDFS_FS_INODE_TABLE_H_
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace zbudfs {
+
+struct Inode;
+
+// Bytes a directory entry adds to the directory's st_size (tmpfs's BOGO_DIRENT_SIZE).
+inline constexpr off_t kDirentSize = 20;
+
+// The entries of one directory, by name and by readdir cookie. Guarded by tree_mu_.
+class Directory {
+ public:
+  // One name in a directory.
+  struct Entry {
+    std::shared_ptr<Inode> inode;  // The inode the name links to.
+    uint64_t cookie;               // Readdir offset of this entry; grows with each insert.
+  };
+  using ByName = std::map<std::string, Entry, std::less<>>;
+
+  Directory() = default;
+  Directory(const Directory&) = delete;
+  Directory& operator=(const Directory&) = delete;
+
+  // The entry called name, or nullptr.
+  Entry* Find(std::string_view name);
+  // Adds name (which must be absent) with a fresh cookie.
+  void Insert(std::string_view name, std::shared_ptr<Inode> inode);
+  // Removes name (which must be present) and returns its inode.
+  std::shared_ptr<Inode> Erase(std::string_view name);
+  // True when the directory holds no names.
+  bool empty() const { return by_name_.empty(); }
+  // Number of names.
+  size_t size() const { return by_name_.size(); }
+  // The first entry whose cookie is > cookie, or end(); entries in cookie order after it.
+  std::map<uint64_t, ByName::iterator>::const_iterator After(uint64_t cookie) const {
+    return by_cookie_.upper_bound(cookie);
+  }
+  std::map<uint64_t, ByName::iterator>::const_iterator end() const { return by_cookie_.end(); }
+
+  // Cookies 1 and 2 are "." and ".."; entries start at 3.
+  static constexpr uint64_t kFirstCookie = 3;
+
+ private:
+  ByName by_name_;                                  // name -> entry.
+  std::map<uint64_t, ByName::iterator> by_cookie_;  // cookie -> entry, for readdir.
+  uint64_t next_cookie_ = kFirstCookie;             // Next cookie to hand out.
+};
+
+// One file, directory, symlink or special file. Fields without a note are guarded by mu.
+struct Inode {
+  Inode(fuse_ino_t ino, mode_t mode, std::string symlink_target);
+  Inode(const Inode&) = delete;
+  Inode& operator=(const Inode&) = delete;
+
+  const fuse_ino_t ino;                  // Inode number and PageStore FileId.
+  const std::string symlink;             // Target of a symlink; immutable.
+  const std::unique_ptr<Directory> dir;  // Set for directories; contents under tree_mu_.
+  fuse_ino_t parent = FUSE_ROOT_ID;      // Directories: the parent (guarded by tree_mu_).
+
+  std::shared_mutex data_mu;  // Data vs. size changes (see the lock order).
+
+  std::mutex mu;               // Guards what follows.
+  mode_t mode;                 // Type and permission bits.
+  nlink_t nlink = 0;           // Links (directories: 2 + subdirectories).
+  uid_t uid = 0;               // Owner.
+  gid_t gid = 0;               // Group.
+  dev_t rdev = 0;              // Device number of device nodes.
+  off_t size = 0;              // st_size.
+  struct timespec atime {};    // Access time.
+  struct timespec mtime {};    // Modification time.
+  struct timespec ctime {};    // Change time.
+  uint64_t nlookup = 0;        // Kernel lookup references.
+  uint64_t open_count = 0;     // Open handles (files and directories).
+  uint64_t write_handles = 0;  // Open handles that may write (dirty kernel pages).
+  std::map<std::string, std::string, std::less<>> xattrs;  // Extended attributes.
+
+  bool is_dir() const { return dir != nullptr; }  // Immutable property.
+  bool is_reg() const { return S_ISREG(type_); }  // Immutable property.
+
+ private:
+  const mode_t type_;  // S_IFMT bits, fixed at creation.
+};
+
+// Every live inode by number. Locking: mu_ (see the lock order above).
+class InodeTable {
+ public:
+  InodeTable();
+  InodeTable(const InodeTable&) = delete;
+  InodeTable& operator=(const InodeTable&) = delete;
+
+  // The root directory (inode 1); it is never dropped.
+  const std::shared_ptr<Inode>& root() const { return root_; }
+  // The live inode numbered ino, or nullptr.
+  std::shared_ptr<Inode> Get(fuse_ino_t ino) const;
+  // Makes a new inode with a fresh number and adds it to the table.
+  std::shared_ptr<Inode> Create(mode_t mode, std::string symlink_target);
+  // Drops inode from the table when it has no link, lookup or handle left; true if it did.
+  bool DropIfUnused(const std::shared_ptr<Inode>& inode);
+  // Number of live inodes.
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;                                          // Guards what follows.
+  std::unordered_map<fuse_ino_t, std::shared_ptr<Inode>> inodes_;  // Live inodes.
+  fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;                         // Next number.
+  std::shared_ptr<Inode> root_;                                    // Inode 1.
+};
+
+// CLOCK_REALTIME now.
+struct timespec Now();
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_FS_INODE_TABLE_H_

@@ -1,0 +1,201 @@
+// zbudfs daemon entry point: options, session, mount, daemonize, loop, shutdown.
+//
+// Owns: the fuse_session (RAII), the mount, the signal thread. Locking: none of the
+// filesystem's; the signal thread shares only the session pointer and the mountpoint, which
+// are fixed before it starts.
+//
+// Shutdown: SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one thread
+// with sigwait(). It detaches the mount (umount2(MNT_DETACH) as root, `fusermount3 -u -z`
+// otherwise); the kernel then ends the connection once no file is open on the mount, every
+// worker's read of /dev/fuse fails with ENODEV and the loop returns. (In libfuse 3.14,
+// fuse_session_exit() alone does not wake a multithreaded loop blocked in read.) Files still
+// open after the detach are served until they are closed.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "fs/filesystem.h"
+#include "fs/log.h"
+#include "fs/options.h"
+
+namespace zbudfs {
+namespace {
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+using SessionPtr = std::unique_ptr<fuse_session, SessionDeleter>;
+
+struct LoopConfigDeleter {
+  void operator()(fuse_loop_config* cfg) const { fuse_loop_cfg_destroy(cfg); }
+};
+using LoopConfigPtr = std::unique_ptr<fuse_loop_config, LoopConfigDeleter>;
+
+// Unmounts a mounted session on scope exit.
+class MountGuard {
+ public:
+  explicit MountGuard(fuse_session* se) : se_(se) {}
+  ~MountGuard() { fuse_session_unmount(se_); }
+  MountGuard(const MountGuard&) = delete;
+  MountGuard& operator=(const MountGuard&) = delete;
+
+ private:
+  fuse_session* se_;
+};
+
+// Detaches the mount at path; returns true on success.
+bool DetachMount(const std::string& path) {
+  if (geteuid() == 0) {
+    if (umount2(path.c_str(), MNT_DETACH) == 0) return true;
+    LogError("umount %s: %s", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    execlp("fusermount3", "fusermount3", "-u", "-z", "--", path.c_str(),
+           static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Waits for termination signals and unmounts; stopped by SIGUSR1 from the destructor.
+class SignalThread {
+ public:
+  SignalThread(fuse_session* se, std::string mountpoint, const sigset_t& set)
+      : se_(se), mountpoint_(std::move(mountpoint)), set_(set), thread_([this] { Run(); }) {}
+  ~SignalThread() {
+    stopping_ = true;
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+  SignalThread(const SignalThread&) = delete;
+  SignalThread& operator=(const SignalThread&) = delete;
+
+ private:
+  void Run() {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (stopping_) return;
+      if (sig == SIGUSR1) continue;
+      LogInfo("signal %d: unmounting %s", sig, mountpoint_.c_str());
+      if (!DetachMount(mountpoint_)) fuse_session_exit(se_);
+    }
+  }
+
+  fuse_session* const se_;
+  const std::string mountpoint_;
+  const sigset_t set_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;  // Last: starts after the fields above are set.
+};
+
+void PrintVersion() {
+  std::printf("zbudfs %s\nFUSE library version %s\nzstd version %s\n", ZBUDFS_VERSION,
+              fuse_pkgversion(), ZSTD_versionString());
+}
+
+int Run(int argc, char** argv) {
+  LogInit();
+  FuseArgs args(argc, argv);
+  MountOptions opts;
+  std::string error;
+  if (!ParseCommandLine(&args, &opts, &error)) {
+    LogError("%s", error.c_str());
+    return 1;
+  }
+  if (opts.show_help) {
+    std::fputs(HelpText(argv[0]).c_str(), stdout);
+    std::fflush(stdout);
+    fuse_lowlevel_help();
+    return 0;
+  }
+  if (opts.show_version) {
+    PrintVersion();
+    return 0;
+  }
+  if (!ValidateOptions(opts, &error)) {
+    LogError("%s", error.c_str());
+    return 1;
+  }
+  char resolved[PATH_MAX];
+  if (realpath(opts.mountpoint.c_str(), resolved) == nullptr) {
+    LogError("bad mountpoint '%s': %s", opts.mountpoint.c_str(), std::strerror(errno));
+    return 1;
+  }
+  const std::string mountpoint = resolved;
+
+  // The overflow directory: checked, locked and cleaned before the mount, so that an
+  // unusable one fails the mount with a message.
+  if (!opts.overflow_dir.empty()) {
+    char dir[PATH_MAX];
+    if (realpath(opts.overflow_dir.c_str(), dir) != nullptr &&
+        (std::string(dir) == mountpoint || std::string(dir).rfind(mountpoint + "/", 0) == 0)) {
+      LogError("option overflow_dir: '%s' is on the mount itself", opts.overflow_dir.c_str());
+      return 1;
+    }
+  }
+  StatusOr<std::unique_ptr<OverflowStore>> overflow =
+      OverflowStore::Open({opts.overflow_dir, opts.overflow_limit, nullptr});
+  if (!overflow.ok()) {
+    LogError("option overflow_dir: %s", overflow.status().message().c_str());
+    return 1;
+  }
+  if ((*overflow)->leftovers_removed() != 0) {
+    LogInfo("overflow_dir %s: removed %llu files left by an earlier mount",
+            (*overflow)->dir().c_str(),
+            static_cast<unsigned long long>((*overflow)->leftovers_removed()));
+  }
+
+  // Block the termination signals before any thread exists; the signal thread takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Filesystem fs(opts);
+  const fuse_lowlevel_ops ops = Filesystem::Ops();
+  SessionPtr se(fuse_session_new(args.get(), &ops, sizeof(ops), &fs));
+  if (se == nullptr) return 1;  // libfuse has said why (e.g. an unknown option).
+  if (fuse_session_mount(se.get(), mountpoint.c_str()) != 0) return 1;
+  MountGuard mount(se.get());
+  if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) return 1;
+  if (!opts.foreground) LogToSyslog();
+
+  fs.StartStore(std::move(overflow).value());
+  int ret;
+  {
+    SignalThread signals(se.get(), mountpoint, set);
+    if (opts.single_thread) {
+      ret = fuse_session_loop(se.get());
+    } else {
+      LoopConfigPtr cfg(fuse_loop_cfg_create());
+      fuse_loop_cfg_set_clone_fd(cfg.get(), opts.clone_fd ? 1 : 0);
+      fuse_loop_cfg_set_max_threads(cfg.get(), opts.max_threads);
+      ret = fuse_session_loop_mt(se.get(), cfg.get());
+    }
+  }
+  if (ret != 0) LogError("session loop ended with %d", ret);
+  return ret == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace zbudfs
+
+int main(int argc, char** argv) { return zbudfs::Run(argc, argv); }

@@ -1,0 +1,198 @@
+// FUSE handlers for the connection and for attributes: init, getattr, setattr, statfs,
+// access, forget, forget_multi.
+//
+// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
+// setattr with a size takes data_mu (exclusive) around PageStore::Truncate, then Inode::mu.
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "fs/filesystem.h"
+
+namespace zbudfs {
+namespace {
+
+void Init(void* /*userdata*/, fuse_conn_info* conn) {
+  // The kernel caches writes and owns size/mtime until it flushes them to us.
+  if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  // Let the kernel clear setuid/setgid on write, truncate and chown with its own rules
+  // (it knows the writer's capabilities; delayed writeback requests carry no credentials).
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+  // The data is compressed in our memory: splicing buys nothing.
+  conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ);
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  conn->max_write = 1 << 20;  // No more: libfuse 3.14's receive buffer is fixed.
+  conn->time_gran = 1;        // Nanosecond timestamps.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+}
+
+void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  struct stat st;
+  fs->FillAttr(inode, &st);
+  fuse_reply_attr(req, &st, kCacheTimeout);
+}
+
+// Applies the attribute changes of a setattr request; returns an errno value.
+int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
+  std::unique_lock<std::shared_mutex> data_lock(inode->data_mu, std::defer_lock);
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (inode->is_dir()) return EISDIR;
+    if (!inode->is_reg()) return EINVAL;
+    if (attr->st_size < 0) return EINVAL;
+    if (static_cast<uint64_t>(attr->st_size) > PageStore::kMaxFileSize) return EFBIG;
+    data_lock.lock();
+    off_t old_size;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      old_size = inode->size;
+    }
+    if (attr->st_size < old_size) {
+      Status s = fs->store().Truncate(inode->ino, attr->st_size);
+      if (!s.ok()) return s.code();
+    }
+  }
+  struct timespec now = Now();
+  std::lock_guard<std::mutex> lock(inode->mu);
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    inode->size = attr->st_size;
+    if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) inode->mtime = now;
+  }
+  if (to_set & FUSE_SET_ATTR_MODE) inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
+  if (to_set & FUSE_SET_ATTR_UID) inode->uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) inode->gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    inode->atime = now;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    inode->atime = attr->st_atim;
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    inode->mtime = now;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    inode->mtime = attr->st_mtim;
+  }
+  if (to_set & FUSE_SET_ATTR_CTIME) {
+    inode->ctime = attr->st_ctim;
+  } else {
+    inode->ctime = now;
+  }
+  return 0;
+}
+
+void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+             fuse_file_info* /*fi*/) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (int err = DoSetAttr(fs, inode.get(), attr, to_set); err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  struct stat st;
+  fs->FillAttr(inode, &st);
+  fuse_reply_attr(req, &st, kCacheTimeout);
+}
+
+void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
+  Filesystem* fs = Filesystem::From(req);
+  StoreStats s = fs->store().Stats();
+  const uint64_t page = PageStore::kPageSize;
+  const uint64_t total = fs->options().size / page;
+  const uint64_t used = std::min<uint64_t>(total, s.orig_data_size / page);
+  const uint64_t inodes = fs->table().size();
+  struct statvfs st {};
+  st.f_bsize = page;
+  st.f_frsize = page;
+  st.f_blocks = total;
+  st.f_bfree = total - used;
+  st.f_bavail = total - used;
+  st.f_files = std::max<uint64_t>(total, inodes);
+  st.f_ffree = st.f_files - inodes;
+  st.f_favail = st.f_ffree;
+  st.f_namemax = kNameMax;
+  fuse_reply_statfs(req, &st);
+}
+
+// True when the caller is in group gid (primary or supplementary).
+bool InGroup(fuse_req_t req, gid_t gid) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  if (ctx->gid == gid) return true;
+  std::vector<gid_t> groups(64);
+  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+  if (n > static_cast<int>(groups.size())) {
+    groups.resize(n);
+    n = fuse_req_getgroups(req, n, groups.data());
+  }
+  for (int i = 0; i < n && i < static_cast<int>(groups.size()); ++i) {
+    if (groups[i] == gid) return true;
+  }
+  return false;
+}
+
+// generic_permission() on our attributes (used only without default_permissions).
+void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  mode_t mode;
+  uid_t uid;
+  gid_t gid;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    mode = inode->mode;
+    uid = inode->uid;
+    gid = inode->gid;
+  }
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  int err = 0;
+  if (ctx->uid == 0) {
+    if ((mask & X_OK) && !S_ISDIR(mode) && !(mode & 0111)) err = EACCES;
+  } else if (mask != F_OK) {
+    unsigned bits = ctx->uid == uid     ? (mode >> 6) & 7
+                    : InGroup(req, gid) ? (mode >> 3) & 7
+                                        : mode & 7;
+    if ((static_cast<unsigned>(mask) & bits) != static_cast<unsigned>(mask)) err = EACCES;
+  }
+  fuse_reply_err(req, err);
+}
+
+void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Filesystem::From(req)->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  Filesystem* fs = Filesystem::From(req);
+  for (size_t i = 0; i < count; ++i) fs->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+}  // namespace
+
+void AddAttrOps(fuse_lowlevel_ops* ops) {
+  ops->init = Init;
+  ops->getattr = GetAttr;
+  ops->setattr = SetAttr;
+  ops->statfs = StatFs;
+  ops->access = Access;
+  ops->forget = Forget;
+  ops->forget_multi = ForgetMulti;
+}
+
+}  // namespace zbudfs

@@ -1,0 +1,389 @@
+// FUSE handlers for the namespace: lookup, mknod, mkdir, symlink, link, unlink, rmdir,
+// rename. (Reading directories and symlinks: ops_readdir.cc.)
+//
+// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
+// Namespace changes hold tree_mu_ exclusively for their whole check-and-change, taking
+// Inode::mu of one inode at a time inside it; lookup and readdir hold it shared. No PageStore
+// call happens under tree_mu_: attributes (st_blocks asks the store) are filled after it is
+// released, and inodes dropped by unlink/rmdir/rename are freed after it is released.
+#include <linux/fs.h>  // RENAME_NOREPLACE, RENAME_EXCHANGE
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "fs/filesystem.h"
+
+namespace zbudfs {
+namespace {
+
+constexpr size_t kSymlinkMax = 4095;  // tmpfs: the target and its NUL fit in a page.
+
+bool NameTooLong(const char* name) { return std::strlen(name) > kNameMax; }
+
+// What a new inode is.
+struct NodeSpec {
+  mode_t mode;          // Type and requested permission bits (umask applied here).
+  dev_t rdev;           // Device number for device nodes.
+  std::string symlink;  // Target for symlinks.
+};
+
+// Looks up a directory inode for a namespace change; errno in *err when unusable.
+std::shared_ptr<Inode> GetDir(Filesystem* fs, fuse_ino_t ino, int* err) {
+  std::shared_ptr<Inode> dir = fs->Get(ino);
+  if (dir == nullptr) {
+    *err = ENOENT;
+  } else if (!dir->is_dir()) {
+    *err = ENOTDIR;
+    dir = nullptr;
+  }
+  return dir;
+}
+
+// True when the directory has been removed (rmdir'd while still referenced).
+bool IsDead(Inode* dir) {
+  std::lock_guard<std::mutex> lock(dir->mu);
+  return dir->nlink == 0;
+}
+
+// Marks a directory changed: size by delta entries, nlink by dlinks, mtime/ctime now.
+void TouchDir(Inode* dir, int delta, int dlinks, const timespec& now) {
+  std::lock_guard<std::mutex> lock(dir->mu);
+  dir->size += delta * kDirentSize;
+  dir->nlink += dlinks;
+  dir->mtime = dir->ctime = now;
+}
+
+// Creates name in parent. On EEXIST with existing != nullptr, returns the existing inode
+// there with its lookup count raised (for create without O_EXCL).
+int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name, NodeSpec spec,
+             std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing) {
+  if (NameTooLong(name)) return ENAMETOOLONG;
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  int err = 0;
+  std::shared_ptr<Inode> dir = GetDir(fs, parent, &err);
+  if (dir == nullptr) return err;
+  if (Directory::Entry* e = dir->dir->Find(name)) {
+    if (existing != nullptr) {
+      std::lock_guard<std::mutex> lock(e->inode->mu);
+      ++e->inode->nlookup;
+      *existing = e->inode;
+    }
+    return EEXIST;
+  }
+  mode_t dir_mode;
+  gid_t dir_gid;
+  {
+    std::lock_guard<std::mutex> lock(dir->mu);
+    if (dir->nlink == 0) return ENOENT;
+    dir_mode = dir->mode;
+    dir_gid = dir->gid;
+  }
+  mode_t mode = spec.mode;
+  if (!S_ISLNK(mode)) mode = (mode & S_IFMT) | (mode & 07777 & ~ctx->umask);
+  gid_t gid = ctx->gid;
+  if (dir_mode & S_ISGID) {  // BSD group semantics of a setgid directory.
+    gid = dir_gid;
+    if (S_ISDIR(mode)) mode |= S_ISGID;
+  }
+  const bool is_dir = S_ISDIR(mode);
+  const off_t size = is_dir          ? 2 * kDirentSize
+                     : S_ISLNK(mode) ? static_cast<off_t>(spec.symlink.size())
+                                     : 0;
+  std::shared_ptr<Inode> inode = fs->table().Create(mode, std::move(spec.symlink));
+  const timespec now = Now();
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->nlink = is_dir ? 2 : 1;
+    inode->uid = ctx->uid;
+    inode->gid = gid;
+    inode->rdev = spec.rdev;
+    inode->size = size;
+    inode->atime = inode->mtime = inode->ctime = now;
+    inode->nlookup = 1;
+  }
+  if (is_dir) inode->parent = parent;
+  dir->dir->Insert(name, inode);
+  TouchDir(dir.get(), 1, is_dir ? 1 : 0, now);
+  *out = std::move(inode);
+  return 0;
+}
+
+void ReplyNewNode(fuse_req_t req, Filesystem* fs, fuse_ino_t parent, const char* name,
+                  NodeSpec spec) {
+  std::shared_ptr<Inode> inode;
+  if (int err = MakeNode(fs, req, parent, name, std::move(spec), &inode, nullptr); err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_entry_param e;
+  fs->FillEntry(inode, &e);
+  fuse_reply_entry(req, &e);
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Filesystem* fs = Filesystem::From(req);
+  if (NameTooLong(name)) {
+    fuse_reply_err(req, ENAMETOOLONG);
+    return;
+  }
+  std::shared_ptr<Inode> child;
+  {
+    std::shared_lock<std::shared_mutex> tree(fs->tree_mu());
+    int err = 0;
+    std::shared_ptr<Inode> dir = GetDir(fs, parent, &err);
+    if (dir == nullptr) {
+      tree.unlock();
+      fuse_reply_err(req, err);
+      return;
+    }
+    if (Directory::Entry* e = dir->dir->Find(name)) {
+      child = e->inode;
+      std::lock_guard<std::mutex> lock(child->mu);
+      ++child->nlookup;
+    }
+  }
+  fuse_entry_param e;
+  if (child == nullptr) {  // A negative entry the kernel may cache: we are the only writer.
+    std::memset(&e, 0, sizeof(e));
+    e.entry_timeout = kCacheTimeout;
+  } else {
+    fs->FillEntry(child, &e);
+  }
+  fuse_reply_entry(req, &e);
+}
+
+void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFCHR:
+    case S_IFBLK:
+    case S_IFIFO:
+    case S_IFSOCK:
+      break;
+    default:
+      fuse_reply_err(req, EINVAL);
+      return;
+  }
+  ReplyNewNode(req, Filesystem::From(req), parent, name, NodeSpec{mode, rdev, {}});
+}
+
+void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  ReplyNewNode(req, Filesystem::From(req), parent, name,
+               NodeSpec{static_cast<mode_t>(S_IFDIR | (mode & 07777)), 0, {}});
+}
+
+void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  if (std::strlen(link) > kSymlinkMax) {
+    fuse_reply_err(req, ENAMETOOLONG);
+    return;
+  }
+  ReplyNewNode(req, Filesystem::From(req), parent, name, NodeSpec{S_IFLNK | 0777, 0, link});
+}
+
+int DoLink(Filesystem* fs, fuse_ino_t ino, fuse_ino_t newparent, const char* newname,
+           std::shared_ptr<Inode>* out) {
+  if (NameTooLong(newname)) return ENAMETOOLONG;
+  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  if (inode == nullptr) return ENOENT;
+  if (inode->is_dir()) return EPERM;
+  int err = 0;
+  std::shared_ptr<Inode> dir = GetDir(fs, newparent, &err);
+  if (dir == nullptr) return err;
+  if (dir->dir->Find(newname) != nullptr) return EEXIST;
+  if (IsDead(dir.get())) return ENOENT;
+  const timespec now = Now();
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (inode->nlink == 0) return ENOENT;
+    ++inode->nlink;
+    ++inode->nlookup;
+    inode->ctime = now;
+  }
+  dir->dir->Insert(newname, inode);
+  TouchDir(dir.get(), 1, 0, now);
+  *out = std::move(inode);
+  return 0;
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode;
+  if (int err = DoLink(fs, ino, newparent, newname, &inode); err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_entry_param e;
+  fs->FillEntry(inode, &e);
+  fuse_reply_entry(req, &e);
+}
+
+// unlink (rmdir = false) or rmdir; *victim is the inode whose link went away.
+int DoRemove(Filesystem* fs, fuse_ino_t parent, const char* name, bool rmdir,
+             std::shared_ptr<Inode>* victim) {
+  if (NameTooLong(name)) return ENAMETOOLONG;
+  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  int err = 0;
+  std::shared_ptr<Inode> dir = GetDir(fs, parent, &err);
+  if (dir == nullptr) return err;
+  Directory::Entry* e = dir->dir->Find(name);
+  if (e == nullptr) return ENOENT;
+  std::shared_ptr<Inode> child = e->inode;
+  if (rmdir) {
+    if (!child->is_dir()) return ENOTDIR;
+    if (!child->dir->empty()) return ENOTEMPTY;
+  } else if (child->is_dir()) {
+    return EISDIR;
+  }
+  dir->dir->Erase(name);
+  const timespec now = Now();
+  TouchDir(dir.get(), -1, rmdir ? -1 : 0, now);
+  {
+    std::lock_guard<std::mutex> lock(child->mu);
+    child->nlink = rmdir ? 0 : child->nlink - 1;
+    child->ctime = now;
+  }
+  *victim = std::move(child);
+  return 0;
+}
+
+void Remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool rmdir) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> victim;
+  int err = DoRemove(fs, parent, name, rmdir, &victim);
+  if (victim != nullptr) fs->ReleaseIfUnused(victim);
+  fuse_reply_err(req, err);
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Remove(req, parent, name, false);
+}
+
+void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) { Remove(req, parent, name, true); }
+
+// True when directory dir_ino is subtree or lies below it. Caller holds tree_mu_.
+bool InSubtree(Filesystem* fs, fuse_ino_t dir_ino, fuse_ino_t subtree) {
+  for (fuse_ino_t cur = dir_ino;;) {
+    if (cur == subtree) return true;
+    if (cur == FUSE_ROOT_ID) return false;
+    std::shared_ptr<Inode> inode = fs->Get(cur);
+    if (inode == nullptr) return false;
+    cur = inode->parent;
+  }
+}
+
+int DoRename(Filesystem* fs, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+             const char* newname, unsigned flags, std::shared_ptr<Inode>* replaced) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
+  if (NameTooLong(name) || NameTooLong(newname)) return ENAMETOOLONG;
+  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  int err = 0;
+  std::shared_ptr<Inode> odir = GetDir(fs, parent, &err);
+  if (odir == nullptr) return err;
+  std::shared_ptr<Inode> ndir = GetDir(fs, newparent, &err);
+  if (ndir == nullptr) return err;
+  Directory::Entry* src = odir->dir->Find(name);
+  if (src == nullptr) return ENOENT;
+  Directory::Entry* dst = ndir->dir->Find(newname);
+  const bool exchange = flags & RENAME_EXCHANGE;
+  if (exchange && dst == nullptr) return ENOENT;
+  if ((flags & RENAME_NOREPLACE) && dst != nullptr) return EEXIST;
+  std::shared_ptr<Inode> moved = src->inode;
+  std::shared_ptr<Inode> target = dst == nullptr ? nullptr : dst->inode;
+  if (target == moved) return 0;  // Two links to one inode: POSIX says do nothing.
+  // A directory may not move below itself.
+  if (moved->is_dir() && odir != ndir && InSubtree(fs, newparent, moved->ino)) return EINVAL;
+  if (exchange && target->is_dir() && odir != ndir && InSubtree(fs, parent, target->ino)) {
+    return EINVAL;
+  }
+  if (!exchange && target != nullptr) {
+    if (moved->is_dir()) {
+      if (!target->is_dir()) return ENOTDIR;
+      if (!target->dir->empty()) return ENOTEMPTY;
+    } else if (target->is_dir()) {
+      return EISDIR;
+    }
+  }
+  if (IsDead(ndir.get())) return ENOENT;
+
+  const timespec now = Now();
+  if (exchange) {
+    std::swap(src->inode, dst->inode);
+    if (odir != ndir) {
+      // Each side's parent gains what it receives and loses what it gives.
+      int odirs = (target->is_dir() ? 1 : 0) - (moved->is_dir() ? 1 : 0);
+      TouchDir(odir.get(), 0, odirs, now);
+      TouchDir(ndir.get(), 0, -odirs, now);
+      if (moved->is_dir()) moved->parent = newparent;
+      if (target->is_dir()) target->parent = parent;
+    } else {
+      TouchDir(odir.get(), 0, 0, now);
+    }
+    for (Inode* i : {moved.get(), target.get()}) {
+      std::lock_guard<std::mutex> lock(i->mu);
+      i->ctime = now;
+    }
+    return 0;
+  }
+
+  odir->dir->Erase(name);
+  if (target != nullptr) {
+    ndir->dir->Find(newname)->inode = moved;  // Replace in place (same cookie).
+  } else {
+    ndir->dir->Insert(newname, moved);
+  }
+  const int dirs_moved = moved->is_dir() ? 1 : 0;
+  const int dirs_replaced = target != nullptr && target->is_dir() ? 1 : 0;
+  if (odir == ndir) {
+    TouchDir(odir.get(), target != nullptr ? -1 : 0, -dirs_replaced, now);
+  } else {
+    TouchDir(odir.get(), -1, -dirs_moved, now);
+    TouchDir(ndir.get(), target != nullptr ? 0 : 1, dirs_moved - dirs_replaced, now);
+    if (moved->is_dir()) moved->parent = newparent;
+  }
+  {
+    std::lock_guard<std::mutex> lock(moved->mu);
+    moved->ctime = now;
+  }
+  if (target != nullptr) {
+    std::lock_guard<std::mutex> lock(target->mu);
+    target->nlink = target->is_dir() ? 0 : target->nlink - 1;
+    target->ctime = now;
+    *replaced = std::move(target);
+  }
+  return 0;
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+            const char* newname, unsigned int flags) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> replaced;
+  int err = DoRename(fs, parent, name, newparent, newname, flags, &replaced);
+  if (replaced != nullptr) fs->ReleaseIfUnused(replaced);
+  fuse_reply_err(req, err);
+}
+
+}  // namespace
+
+// Used by ops_file.cc's create.
+int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name,
+                    mode_t mode, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing) {
+  return MakeNode(fs, req, parent, name,
+                  NodeSpec{static_cast<mode_t>(S_IFREG | (mode & 07777)), 0, {}}, out, existing);
+}
+
+void AddDirOps(fuse_lowlevel_ops* ops) {
+  ops->lookup = Lookup;
+  ops->mknod = MkNod;
+  ops->mkdir = MkDir;
+  ops->symlink = Symlink;
+  ops->link = Link;
+  ops->unlink = Unlink;
+  ops->rmdir = RmDir;
+  ops->rename = Rename;
+}
+
+}  // namespace zbudfs

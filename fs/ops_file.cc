@@ -1,0 +1,278 @@
+// FUSE handlers for file data: open, create, read, write, release, fsync, fallocate, lseek.
+//
+// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
+// Data calls into the PageStore hold only the file's Inode::data_mu: shared for Read and
+// Write (the store serialises writers of one file itself), exclusive for truncation and
+// fallocate, so that a size and the pages behind it change together. Inode::mu is taken
+// after the store call to read or update the size and times.
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "fs/filesystem.h"
+
+namespace zbudfs {
+namespace {
+
+// Truncates to zero for open(O_TRUNC); clears setuid/setgid as the kernel would for an
+// unprivileged opener (the kernel skips its own setattr with atomic O_TRUNC).
+int TruncateOnOpen(Filesystem* fs, Inode* inode, uid_t caller) {
+  std::unique_lock<std::shared_mutex> data(inode->data_mu);
+  Status s = fs->store().Truncate(inode->ino, 0);
+  if (!s.ok()) return s.code();
+  const timespec now = Now();
+  std::lock_guard<std::mutex> lock(inode->mu);
+  inode->size = 0;
+  inode->mtime = inode->ctime = now;
+  if (caller != 0) {
+    inode->mode &= ~S_ISUID;
+    if (inode->mode & S_IXGRP) inode->mode &= ~S_ISGID;
+  }
+  return 0;
+}
+
+// True when a handle opened with flags may write.
+bool Writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+
+// Takes an open handle on inode for fi.
+void AddHandle(Inode* inode, fuse_file_info* fi) {
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    ++inode->open_count;
+    if (Writable(fi->flags)) ++inode->write_handles;
+  }
+  fi->fh = reinterpret_cast<uint64_t>(inode);
+  fi->keep_cache = 1;  // Only we change file data: the kernel's cache stays valid.
+}
+
+// Gives back a handle opened with flags; frees the inode when that was the last reference.
+void DropHandle(Filesystem* fs, const std::shared_ptr<Inode>& inode, int flags) {
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (inode->open_count > 0) --inode->open_count;
+    if (Writable(flags) && inode->write_handles > 0) --inode->write_handles;
+  }
+  fs->ReleaseIfUnused(inode);
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (inode->is_dir()) {
+    fuse_reply_err(req, EISDIR);
+    return;
+  }
+  // With the writeback cache the kernel may read through write-only handles and resolves
+  // O_APPEND itself (writes arrive with their offsets): neither flag matters here.
+  if ((fi->flags & O_TRUNC) && inode->is_reg()) {
+    if (int err = TruncateOnOpen(fs, inode.get(), fuse_req_ctx(req)->uid); err != 0) {
+      fuse_reply_err(req, err);
+      return;
+    }
+  }
+  AddHandle(inode.get(), fi);
+  if (fuse_reply_open(req, fi) == -ENOENT)
+    DropHandle(fs, inode, fi->flags);  // open was interrupted.
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode;
+  std::shared_ptr<Inode> existing;
+  int err = MakeRegularFile(fs, req, parent, name, mode, &inode, &existing);
+  if (err == EEXIST && existing != nullptr) {  // Lost a race with another creator.
+    if ((fi->flags & O_EXCL) || existing->is_dir()) {
+      fs->Forget(existing->ino, 1);
+      fuse_reply_err(req, existing->is_dir() ? EISDIR : EEXIST);
+      return;
+    }
+    inode = std::move(existing);
+    err = 0;
+    if ((fi->flags & O_TRUNC) && inode->is_reg()) {
+      err = TruncateOnOpen(fs, inode.get(), fuse_req_ctx(req)->uid);
+      if (err != 0) fs->Forget(inode->ino, 1);
+    }
+  }
+  if (err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  AddHandle(inode.get(), fi);
+  fuse_entry_param e;
+  fs->FillEntry(inode, &e);
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) {  // Interrupted: the kernel has neither.
+    fs->Forget(inode->ino, 1);
+    DropHandle(fs, inode, fi->flags);
+  }
+}
+
+void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
+  Filesystem* fs = Filesystem::From(req);
+  Inode* inode = Filesystem::FromHandle(fi);
+  thread_local std::vector<char> buf;
+  size_t n = 0;
+  {
+    std::shared_lock<std::shared_mutex> data(inode->data_mu);
+    off_t file_size;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      file_size = inode->size;
+    }
+    if (off < file_size) {
+      n = std::min<uint64_t>(size, static_cast<uint64_t>(file_size - off));
+      if (buf.size() < n) buf.resize(n);
+      Status s = fs->store().Read(inode->ino, off, buf.data(), n);
+      if (!s.ok()) {
+        data.unlock();
+        fuse_reply_err(req, s.code());
+        return;
+      }
+    }
+  }
+  fuse_reply_buf(req, buf.data(), n);
+}
+
+void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
+           fuse_file_info* fi) {
+  Filesystem* fs = Filesystem::From(req);
+  Inode* inode = Filesystem::FromHandle(fi);
+  if (off < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  if (end > PageStore::kMaxFileSize) {
+    fuse_reply_err(req, EFBIG);
+    return;
+  }
+  Status s;
+  {
+    std::shared_lock<std::shared_mutex> data(inode->data_mu);
+    s = fs->store().Write(inode->ino, off, buf, size);
+    if (s.ok()) {
+      const timespec now = Now();
+      std::lock_guard<std::mutex> lock(inode->mu);
+      if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
+      inode->mtime = inode->ctime = now;
+    }
+  }
+  if (!s.ok()) {
+    // Pages of the failed write past EOF must not show up if the file grows later.
+    std::unique_lock<std::shared_mutex> data(inode->data_mu);
+    off_t file_size;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      file_size = inode->size;
+    }
+    if (static_cast<off_t>(end) > file_size) (void)fs->store().Truncate(inode->ino, file_size);
+    data.unlock();
+    fuse_reply_err(req, s.code());
+    return;
+  }
+  fuse_reply_write(req, size);
+}
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Filesystem* fs = Filesystem::From(req);
+  if (std::shared_ptr<Inode> inode = fs->Get(ino)) DropHandle(fs, inode, fi->flags);
+  fuse_reply_err(req, 0);
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+  fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
+}
+
+int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
+  const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~known) return EOPNOTSUPP;
+  const bool punch = mode & FALLOC_FL_PUNCH_HOLE;
+  const bool zero = mode & FALLOC_FL_ZERO_RANGE;
+  const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  if (punch && (zero || !keep_size)) return EOPNOTSUPP;
+  if (!inode->is_reg()) return inode->is_dir() ? EISDIR : ENODEV;
+  if (off < 0 || len <= 0) return EINVAL;
+  const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
+  if (end > PageStore::kMaxFileSize) return EFBIG;
+
+  std::unique_lock<std::shared_mutex> data(inode->data_mu);
+  Status s = punch  ? fs->store().PunchHole(inode->ino, off, len)
+             : zero ? fs->store().ZeroRange(inode->ino, off, len)
+                    : fs->store().Allocate(inode->ino, off, len);
+  if (!s.ok()) return s.code();
+  const timespec now = Now();
+  std::lock_guard<std::mutex> lock(inode->mu);
+  if (!keep_size && static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
+  inode->mtime = inode->ctime = now;
+  return 0;
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t off, off_t len,
+               fuse_file_info* fi) {
+  fuse_reply_err(req,
+                 DoFallocate(Filesystem::From(req), Filesystem::FromHandle(fi), mode, off, len));
+}
+
+// SEEK_DATA/SEEK_HOLE. The kernel does not write back its dirty pages before asking, so
+// while a handle that may write is open the store may not know of every page: then the
+// whole file up to EOF is reported as data (valid by POSIX, and never loses data for
+// sparse-aware copiers). Once the last writer is closed (the kernel flushes on close) the
+// answer comes from the store's page map.
+void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_info* fi) {
+  Filesystem* fs = Filesystem::From(req);
+  Inode* inode = Filesystem::FromHandle(fi);
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  std::shared_lock<std::shared_mutex> data(inode->data_mu);
+  off_t file_size;
+  bool maybe_dirty;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    file_size = inode->size;
+    maybe_dirty = inode->write_handles > 0;
+  }
+  if (off < 0 || off >= file_size) {
+    data.unlock();
+    fuse_reply_err(req, ENXIO);
+    return;
+  }
+  uint64_t found;
+  if (maybe_dirty) {
+    found = whence == SEEK_DATA ? static_cast<uint64_t>(off) : static_cast<uint64_t>(file_size);
+  } else {
+    found = fs->store().SeekData(inode->ino, off, whence == SEEK_DATA);
+  }
+  data.unlock();
+  if (whence == SEEK_DATA) {
+    if (found >= static_cast<uint64_t>(file_size)) {
+      fuse_reply_err(req, ENXIO);
+      return;
+    }
+  } else {
+    found = std::min<uint64_t>(found, file_size);  // EOF is a hole.
+  }
+  fuse_reply_lseek(req, std::max<off_t>(off, static_cast<off_t>(found)));
+}
+
+}  // namespace
+
+void AddFileOps(fuse_lowlevel_ops* ops) {
+  ops->open = Open;
+  ops->create = Create;
+  ops->read = Read;
+  ops->write = Write;
+  ops->release = Release;
+  ops->fsync = Fsync;
+  ops->fallocate = Fallocate;
+  ops->lseek = Lseek;
+}
+
+}  // namespace zbudfs

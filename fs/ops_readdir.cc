@@ -1,0 +1,164 @@
+// FUSE handlers that read the namespace: readlink, opendir, readdir, readdirplus,
+// releasedir, fsyncdir.
+//
+// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
+// readdir collects names under tree_mu_ (shared), taking each child's Inode::mu briefly to
+// read its type and, for readdirplus, raise its lookup count; attributes (st_blocks asks
+// the PageStore) are filled and the reply is sent after tree_mu_ is released. Readdir
+// offsets are per-directory cookies that grow with each insert, so a listing resumed after
+// concurrent changes returns every untouched entry exactly once.
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fs/filesystem.h"
+
+namespace zbudfs {
+namespace {
+
+void ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+  } else if (!S_ISLNK(inode->mode)) {  // The type bits never change.
+    fuse_reply_err(req, EINVAL);
+  } else {
+    fuse_reply_readlink(req, inode->symlink.c_str());
+  }
+}
+
+void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (!inode->is_dir()) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    ++inode->open_count;
+  }
+  fi->fh = reinterpret_cast<uint64_t>(inode.get());
+  fi->cache_readdir = 1;
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+// One name of a readdir reply, collected under tree_mu_ and sent after it.
+struct DirItem {
+  std::string name;
+  std::shared_ptr<Inode> inode;  // nullptr for "." and "..".
+  fuse_ino_t ino;
+  mode_t type;
+  off_t next_off;
+};
+
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> dir = fs->Get(ino);
+  if (dir == nullptr || !dir->is_dir()) {
+    fuse_reply_err(req, dir == nullptr ? ENOENT : ENOTDIR);
+    return;
+  }
+  std::vector<DirItem> items;
+  {
+    std::shared_lock<std::shared_mutex> tree(fs->tree_mu());
+    size_t want = 0;
+    auto fits = [&](const char* name) {
+      size_t n = plus ? fuse_add_direntry_plus(req, nullptr, 0, name, nullptr, 0)
+                      : fuse_add_direntry(req, nullptr, 0, name, nullptr, 0);
+      if (want + n > size) return false;
+      want += n;
+      return true;
+    };
+    if (off < 1 && fits(".")) items.push_back({".", nullptr, dir->ino, S_IFDIR, 1});
+    if (off < 2 && fits("..")) items.push_back({"..", nullptr, dir->parent, S_IFDIR, 2});
+    uint64_t from = off < 2 ? 2 : static_cast<uint64_t>(off);
+    for (auto it = dir->dir->After(from); it != dir->dir->end(); ++it) {
+      const std::string& name = it->second->first;
+      const std::shared_ptr<Inode>& child = it->second->second.inode;
+      if (!fits(name.c_str())) break;
+      mode_t type;
+      {
+        std::lock_guard<std::mutex> lock(child->mu);
+        type = child->mode & S_IFMT;
+        if (plus) ++child->nlookup;
+      }
+      items.push_back({name, child, child->ino, type, static_cast<off_t>(it->first)});
+    }
+  }
+  std::vector<char> buf(size);
+  size_t used = 0;
+  size_t i = 0;
+  for (; i < items.size(); ++i) {
+    const DirItem& item = items[i];
+    size_t n;
+    if (plus) {
+      fuse_entry_param e;
+      if (item.inode == nullptr) {
+        std::memset(&e, 0, sizeof(e));
+        e.attr.st_ino = item.ino;
+        e.attr.st_mode = item.type;
+      } else {
+        fs->FillEntry(item.inode, &e);
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, item.name.c_str(), &e,
+                                 item.next_off);
+    } else {
+      struct stat st {};
+      st.st_ino = item.ino;
+      st.st_mode = item.type;
+      n = fuse_add_direntry(req, buf.data() + used, size - used, item.name.c_str(), &st,
+                            item.next_off);
+    }
+    if (n > size - used) break;
+    used += n;
+  }
+  if (plus) {  // Entries that did not fit were not looked up after all.
+    for (; i < items.size(); ++i) {
+      if (items[i].inode != nullptr) fs->Forget(items[i].ino, 1);
+    }
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+  ReadDirCommon(req, ino, size, off, false);
+}
+
+void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+  ReadDirCommon(req, ino, size, off, true);
+}
+
+void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  Filesystem* fs = Filesystem::From(req);
+  if (std::shared_ptr<Inode> inode = fs->Get(ino)) {
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      if (inode->open_count > 0) --inode->open_count;
+    }
+    fs->ReleaseIfUnused(inode);
+  }
+  fuse_reply_err(req, 0);
+}
+
+void FsyncDir(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+  fuse_reply_err(req, 0);
+}
+
+}  // namespace
+
+void AddReadDirOps(fuse_lowlevel_ops* ops) {
+  ops->readlink = ReadLink;
+  ops->opendir = OpenDir;
+  ops->readdir = ReadDir;
+  ops->readdirplus = ReadDirPlus;
+  ops->releasedir = ReleaseDir;
+  ops->fsyncdir = FsyncDir;
+}
+
+}  // namespace zbudfs

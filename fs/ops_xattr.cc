@@ -1,0 +1,132 @@
+// FUSE handlers for extended attributes: setxattr, getxattr, listxattr, removexattr, plus the
+// root directory's read-only statistics attribute user.zbudfs.stats.
+//
+// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
+// Only Inode::mu is taken here; the statistics come from PageStore::Stats() with no lock
+// held. The kernel itself enforces name length (ERANGE), value size (E2BIG), permissions
+// and the user.* rules for special files.
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "fs/filesystem.h"
+
+namespace zbudfs {
+namespace {
+
+// Namespaces tmpfs keeps in memory; others (system.*, none) are not supported.
+bool SupportedName(std::string_view name) {
+  return name.starts_with("user.") || name.starts_with("trusted.") || name.starts_with("security.");
+}
+
+bool IsStats(fuse_ino_t ino, std::string_view name) {
+  return ino == FUSE_ROOT_ID && name == kStatsXattr;
+}
+
+// Replies with value, or its size when size == 0, or ERANGE when it does not fit.
+void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (value.size() > size) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+}
+
+int DoSetXattr(Inode* inode, std::string_view name, const char* value, size_t size, int flags) {
+  if (IsStats(inode->ino, name)) return EPERM;
+  if (!SupportedName(name)) return EOPNOTSUPP;
+  const timespec now = Now();
+  std::lock_guard<std::mutex> lock(inode->mu);
+  auto it = inode->xattrs.find(name);
+  if ((flags & XATTR_CREATE) && it != inode->xattrs.end()) return EEXIST;
+  if ((flags & XATTR_REPLACE) && it == inode->xattrs.end()) return ENODATA;
+  if (it == inode->xattrs.end()) {
+    inode->xattrs.emplace(std::string(name), std::string(value, size));
+  } else {
+    it->second.assign(value, size);
+  }
+  inode->ctime = now;
+  return 0;
+}
+
+void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+              int flags) {
+  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
+  fuse_reply_err(req,
+                 inode == nullptr ? ENOENT : DoSetXattr(inode.get(), name, value, size, flags));
+}
+
+void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Filesystem* fs = Filesystem::From(req);
+  if (IsStats(ino, name)) {
+    ReplyValue(req, FormatStats(fs->store().Stats()), size);
+    return;
+  }
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  std::string value;
+  bool found = false;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    auto it = inode->xattrs.find(std::string_view(name));
+    if (it != inode->xattrs.end()) {
+      value = it->second;
+      found = true;
+    }
+  }
+  if (!found) {
+    fuse_reply_err(req, SupportedName(name) ? ENODATA : EOPNOTSUPP);
+    return;
+  }
+  ReplyValue(req, value, size);
+}
+
+void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
+  if (inode == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  std::string names;
+  if (ino == FUSE_ROOT_ID) names.append(kStatsXattr, sizeof(kStatsXattr));
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    for (const auto& [name, value] : inode->xattrs) names.append(name.c_str(), name.size() + 1);
+  }
+  ReplyValue(req, names, size);
+}
+
+int DoRemoveXattr(Inode* inode, std::string_view name) {
+  if (IsStats(inode->ino, name)) return EPERM;
+  if (!SupportedName(name)) return EOPNOTSUPP;
+  const timespec now = Now();
+  std::lock_guard<std::mutex> lock(inode->mu);
+  auto it = inode->xattrs.find(name);
+  if (it == inode->xattrs.end()) return ENODATA;
+  inode->xattrs.erase(it);
+  inode->ctime = now;
+  return 0;
+}
+
+void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
+  fuse_reply_err(req, inode == nullptr ? ENOENT : DoRemoveXattr(inode.get(), name));
+}
+
+}  // namespace
+
+void AddXattrOps(fuse_lowlevel_ops* ops) {
+  ops->setxattr = SetXattr;
+  ops->getxattr = GetXattr;
+  ops->listxattr = ListXattr;
+  ops->removexattr = RemoveXattr;
+}
+
+}  // namespace zbudfs

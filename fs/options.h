@@ -1,0 +1,72 @@
+// Mount options: the command line of the daemon, parsed once into a typed struct.
+//
+// Owns: the parsing of zbudfs's own options (size=, mem_limit=, overflow_dir=,
+// overflow_limit=, zstd_level=, -f, -d, -s, --help, --version, positionals) and the list of
+// standard FUSE options handed on to fuse_session_new(). No locks: used before the session
+// starts.
+#ifndef ZBUDFS_FS_OPTIONS_H_
+#define ZBUDFS_FS_OPTIONS_H_
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_opt.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zbudfs {
+
+// Everything the command line says, with defaults filled in by ParseCommandLine().
+struct MountOptions {
+  uint64_t size = 0;            // Logical capacity in bytes (a multiple of 4096).
+  uint64_t mem_limit = 0;       // Memory the store may hold, bytes.
+  std::string overflow_dir;     // Given overflow directory; empty = a private default.
+  uint64_t overflow_limit = 0;  // Most bytes the overflow may hold.
+  int zstd_level = 1;           // zstd level for new pages.
+  unsigned max_threads = 16;    // Most worker threads of the multithreaded loop.
+  bool clone_fd = false;        // One /dev/fuse fd per worker thread.
+  bool foreground = false;      // -f (or -d): stay in the foreground.
+  bool debug = false;           // -d: libfuse request tracing.
+  bool single_thread = false;   // -s: single-threaded loop.
+  bool allow_other = false;     // -o allow_other was given.
+  bool show_help = false;       // -h / --help.
+  bool show_version = false;    // -V / --version.
+  std::string mountpoint;       // Last positional argument, as given.
+};
+
+// Owns a struct fuse_args; frees it on destruction.
+class FuseArgs {
+ public:
+  FuseArgs(int argc, char** argv) : args_(FUSE_ARGS_INIT(argc, argv)) {}
+  ~FuseArgs() { fuse_opt_free_args(&args_); }
+  FuseArgs(const FuseArgs&) = delete;
+  FuseArgs& operator=(const FuseArgs&) = delete;
+
+  fuse_args* get() { return &args_; }  // For the libfuse calls.
+
+ private:
+  fuse_args args_;
+};
+
+// Parses a size: decimal bytes with an optional K/M/G/T suffix (powers of 1024, either case).
+// Returns nullopt for empty, signed, malformed or overflowing input.
+std::optional<uint64_t> ParseSize(std::string_view text);
+
+// Physical RAM in bytes (sysconf), for the defaults.
+uint64_t PhysicalMemory();
+
+// Fills opts from args and leaves in args only what fuse_session_new() should see (plus
+// zbudfs's defaults: fsname, subtype, default_permissions). On failure returns false and
+// sets *error to a one-line message naming the offending option.
+bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error);
+
+// Checks what needs the file system: the overflow directory exists and is writable.
+bool ValidateOptions(const MountOptions& opts, std::string* error);
+
+// The --help text, with the defaults of this machine.
+std::string HelpText(const char* prog);
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_FS_OPTIONS_H_

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Permissions and extended attributes as unprivileged users (zbudfs mounted with
+# allow_other): ownership of new inodes, 0600 files, chmod/chown rules, the sticky bit,
+# setgid directories, setuid/setgid clearing on write and chown, umask; xattrs with flags,
+# ENODATA, ERANGE, E2BIG and namespace rules. Compared with tmpfs result by result; then the
+# statistics xattr is readable by any user and read-only.
+source "$(dirname "$0")/lib.sh"
+
+for u in zbt_alice zbt_bob; do
+  id "$u" >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin "$u" || fail "useradd $u"
+done
+getent group zbt_team >/dev/null || groupadd zbt_team || fail "groupadd zbt_team"
+usermod -a -G zbt_team zbt_alice
+
+cat >"$WORK/perm.py" <<'PY'
+import ctypes, errno, os, pwd, grp, stat, sys
+
+os.chdir(sys.argv[1])
+only_zbudfs = sys.argv[2] == "zbudfs"
+libc = ctypes.CDLL(None, use_errno=True)
+alice, bob = pwd.getpwnam("zbt_alice"), pwd.getpwnam("zbt_bob")
+team = grp.getgrnam("zbt_team").gr_gid
+users = {0: "root", alice.pw_uid: "alice", bob.pw_uid: "bob"}
+groups = {0: "root", alice.pw_gid: "users", bob.pw_gid: "users", team: "team"}
+
+def run_as(user, fn, umask=0o022):
+    """Runs fn in a child with user's credentials; returns its result or errno name."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            if user is not None:
+                os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
+                os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
+                os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
+            os.umask(umask)
+            v = fn()
+            out = "ok" if v is None else repr(v)
+        except OSError as e:
+            out = errno.errorcode.get(e.errno, str(e.errno))
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    out = os.read(r, 1 << 20).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out
+
+def t(label, user, fn, umask=0o022):
+    who = "root" if user is None else user.pw_name[4:]
+    print(f"{label} [{who}]: {run_as(user, fn, umask)}")
+
+def owner(p):
+    s = os.lstat(p)
+    return (stat.filemode(s.st_mode), users.get(s.st_uid, s.st_uid), groups.get(s.st_gid, s.st_gid))
+
+def write(p, data=b"data", flags=os.O_WRONLY | os.O_CREAT, mode=0o644):
+    fd = os.open(p, flags, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+def getx_small(p, name, size):
+    buf = ctypes.create_string_buffer(size)
+    n = libc.getxattr(p.encode(), name.encode(), buf, ctypes.c_size_t(size))
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return n
+
+A, B = alice, bob
+# Ownership and modes of new inodes.
+t("alice creates secret", A, lambda: write("secret", b"s3cr3t", mode=0o600))
+t("secret owner", None, lambda: owner("secret"))
+t("bob reads secret", B, lambda: read("secret"))
+t("bob writes secret", B, lambda: write("secret", b"x", os.O_WRONLY))
+t("bob stats secret", B, lambda: owner("secret"))
+t("alice reads secret", A, lambda: read("secret"))
+t("umask 077 create", A, lambda: (write("private"), owner("private"))[1], umask=0o077)
+t("umask 000 mkdir", A, lambda: (os.mkdir("adir", 0o777), owner("adir"))[1], umask=0)
+# chmod / chown rules.
+t("bob chmods secret", B, lambda: os.chmod("secret", 0o644))
+t("bob chowns secret", B, lambda: os.chown("secret", B.pw_uid, -1))
+t("alice gives secret to bob", A, lambda: os.chown("secret", B.pw_uid, -1))
+t("alice chgrp to team", A, lambda: (os.chown("secret", -1, team), owner("secret"))[1])
+t("alice chgrp to root's group", A, lambda: os.chown("secret", -1, 0))
+t("root chowns to bob", None, lambda: (os.chown("secret", B.pw_uid, B.pw_gid), owner("secret"))[1])
+t("bob reads his file", B, lambda: read("secret"))
+t("bob chmods his file", B, lambda: (os.chmod("secret", 0o640), owner("secret"))[1])
+# Directories without search permission.
+t("alice private dir", A, lambda: (os.mkdir("priv", 0o700), write("priv/f"))[0])
+t("bob lists priv", B, lambda: os.listdir("priv"))
+t("bob stats priv/f", B, lambda: os.stat("priv/f").st_size)
+t("bob creates in priv", B, lambda: write("priv/g"))
+t("bob access priv", B, lambda: (os.access("priv", os.R_OK), os.access("priv", os.X_OK)))
+# Sticky directory (the root is 1777).
+t("alice file in sticky root", A, lambda: write("afile", mode=0o666))
+t("bob unlinks it", B, lambda: os.unlink("afile"))
+t("bob renames it", B, lambda: os.rename("afile", "bfile"))
+t("bob writes it", B, lambda: write("afile", b"bob", os.O_WRONLY))
+t("alice unlinks it", A, lambda: os.unlink("afile"))
+# setgid directories.
+t("team dir", None, lambda: (os.mkdir("sg"), os.chown("sg", 0, team), os.chmod("sg", 0o2777), owner("sg"))[3])
+t("alice file in sg", A, lambda: (write("sg/f"), owner("sg/f"))[1])
+t("alice dir in sg", A, lambda: (os.mkdir("sg/d", 0o755), owner("sg/d"))[1])
+t("bob g+s file in sg", B, lambda: (write("sg/bf", mode=0o2755), owner("sg/bf"))[1])
+t("bob chmod g+s on team file", B, lambda: (os.chmod("sg/bf", 0o2755), owner("sg/bf"))[1])
+# setuid/setgid clearing.
+t("alice suid file", A, lambda: (write("suid", mode=0o6777), os.chmod("suid", 0o6777), owner("suid"))[2])
+t("bob writes suid file", B, lambda: write("suid", b"bob", os.O_WRONLY))
+t("mode after bob's write", None, lambda: owner("suid"))
+t("alice suid again", A, lambda: (os.chmod("suid", 0o6755), owner("suid"))[1])
+t("alice writes own suid file", A, lambda: write("suid", b"alice", os.O_WRONLY))
+t("mode after alice's write", None, lambda: owner("suid"))
+t("alice suid once more", A, lambda: (os.chmod("suid", 0o4755), owner("suid"))[1])
+t("root writes suid file", None, lambda: write("suid", b"root", os.O_WRONLY))
+t("mode after root's write", None, lambda: owner("suid"))
+t("alice truncates suid file", A, lambda: os.truncate("suid", 1))
+t("mode after truncate", None, lambda: owner("suid"))
+t("alice suid + chown", A, lambda: (os.chmod("suid", 0o4755), os.chown("suid", -1, team), owner("suid"))[2])
+t("root suid + chown", None, lambda: (os.chmod("suid", 0o4755), os.chown("suid", B.pw_uid, -1), owner("suid"))[2])
+# Extended attributes.
+t("alice sets user.a", A, lambda: os.setxattr("private", "user.a", b"1"))
+t("alice gets user.a", A, lambda: os.getxattr("private", "user.a"))
+t("bob gets user.a of 0600", B, lambda: os.getxattr("private", "user.a"))
+t("alice opens private to all", A, lambda: os.chmod("private", 0o644))
+t("bob gets user.a of 0644", B, lambda: os.getxattr("private", "user.a"))
+t("bob sets user.b of 0644", B, lambda: os.setxattr("private", "user.b", b"2"))
+t("create existing", A, lambda: os.setxattr("private", "user.a", b"9", os.XATTR_CREATE))
+t("replace missing", A, lambda: os.setxattr("private", "user.z", b"9", os.XATTR_REPLACE))
+t("replace existing", A, lambda: (os.setxattr("private", "user.a", b"22", os.XATTR_REPLACE), os.getxattr("private", "user.a"))[1])
+t("get missing", A, lambda: os.getxattr("private", "user.zz"))
+t("size query", A, lambda: getx_small("private", "user.a", 0))
+t("small buffer", A, lambda: getx_small("private", "user.a", 1))
+t("64 KiB value", A, lambda: os.setxattr("private", "user.big", b"v" * 65536))
+t("64 KiB + 1 value", A, lambda: os.setxattr("private", "user.big2", b"v" * 65537))
+t("empty value", A, lambda: (os.setxattr("private", "user.e", b""), os.getxattr("private", "user.e"))[1])
+t("name 255", A, lambda: os.setxattr("private", "user." + "n" * 250, b"x"))
+t("name 256", A, lambda: os.setxattr("private", "user." + "n" * 251, b"x"))
+t("list", A, lambda: sorted(x[:12] for x in os.listxattr("private")))
+t("remove", A, lambda: os.removexattr("private", "user.e"))
+t("remove missing", A, lambda: os.removexattr("private", "user.e"))
+t("trusted as user", A, lambda: os.setxattr("private", "trusted.t", b"x"))
+t("trusted as root", None, lambda: (os.setxattr("private", "trusted.t", b"x"), os.getxattr("private", "trusted.t"))[1])
+t("unknown namespace", None, lambda: os.setxattr("private", "bogus.t", b"x"))
+t("user.* on symlink", None, lambda: (os.symlink("private", "lnk"), os.setxattr("lnk", "user.a", b"x", follow_symlinks=False))[1])
+t("user.* on fifo", None, lambda: (os.mkfifo("ff"), os.setxattr("ff", "user.a", b"x"))[1])
+t("user.* on dir", A, lambda: (os.setxattr("adir", "user.d", b"dd"), os.getxattr("adir", "user.d"))[1])
+t("xattr ctime", A, lambda: (lambda c: (os.setxattr("private", "user.c", b"1"), os.stat("private").st_ctime_ns != c)[1])(os.stat("private").st_ctime_ns))
+if only_zbudfs:
+    t("Z stats readable by bob", B, lambda: os.getxattr(".", "user.zbudfs.stats").split()[0])
+    t("Z stats listed", B, lambda: "user.zbudfs.stats" in os.listxattr("."))
+    t("Z root sets stats", None, lambda: os.setxattr(".", "user.zbudfs.stats", b"x"))
+    t("Z root removes stats", None, lambda: os.removexattr(".", "user.zbudfs.stats"))
+    t("Z stats on a subdir", None, lambda: os.getxattr("adir", "user.zbudfs.stats"))
+PY
+
+check "reference transcript on tmpfs"
+make_tmpfs "$WORK/tmpfs"
+chmod 1777 "$WORK/tmpfs"
+python3 "$WORK/perm.py" "$WORK/tmpfs" tmpfs >"$WORK/tmpfs.out" || fail "perm.py crashed on tmpfs"
+check "same operations on zbudfs -o allow_other"
+mount_zbudfs -o allow_other,size=64M
+python3 "$WORK/perm.py" "$MNT" zbudfs >"$WORK/zbudfs.out" || fail "perm.py crashed on zbudfs"
+require_mounted
+check "transcripts are identical ($(wc -l <"$WORK/tmpfs.out") operations)"
+diff -u "$WORK/tmpfs.out" <(grep -v '^Z ' "$WORK/zbudfs.out") ||
+  fail "zbudfs differs from tmpfs (- tmpfs, + zbudfs)"
+check "statistics xattr: readable by any user, listed, read-only, root only"
+cat >"$WORK/z.expected" <<'EXP'
+Z stats readable by bob [bob]: b'orig_data_size'
+Z stats listed [bob]: True
+Z root sets stats [root]: EPERM
+Z root removes stats [root]: EPERM
+Z stats on a subdir [root]: ENODATA
+EXP
+diff -u "$WORK/z.expected" <(grep '^Z ' "$WORK/zbudfs.out") || fail "statistics xattr rules"
+check "zbudfsctl works for an unprivileged user"
+runuser -u zbt_bob -- "$ZBUDFSCTL_BIN" stats "$MNT" | grep -q '^mem_used_total [0-9]' ||
+  fail "zbudfsctl stats as zbt_bob"
+unmount_zbudfs
+echo "[$TEST_NAME] PASS"
