@@ -131,8 +131,8 @@ uint64_t PageStore::MemUsed() const {
   return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
 }
 
-Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, bool replaces,
-                             PageEntry* out) {
+Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data,
+                             uint64_t replaced_mem, PageEntry* out) {
   *out = PageEntry();
   uint64_t word;
   if (PageCodec::IsSameFilled(data, &word)) {
@@ -140,13 +140,16 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, bo
     out->value = word;
     return Status::OK();
   }
-  // A page that replaces a stored one may go over mem_limit for the moment of the swap
-  // (the old one is freed right after): truncate, punch and overwrite never fail for memory.
-  Status room = MakeRoom();
-  if (!room.ok() && !replaces) return room;
   thread_local uint8_t scratch[kPage];
-  const size_t n = PageCodec::Compress(data, options_.zstd_level, scratch);
-  if (n != 0 && n <= kMaxZbudPayload) {
+  size_t n = PageCodec::Compress(data, options_.zstd_level, scratch);
+  if (n > kMaxZbudPayload) n = 0;
+  const uint64_t cost = n != 0 ? ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n) : kPage;
+  // A page that takes no more memory than the one it replaces (freed right after the swap)
+  // may pass mem_limit for that moment: truncate, punch and shrinking overwrites never fail
+  // for memory.
+  Status room = MakeRoom();
+  if (!room.ok() && cost > replaced_mem) return room;
+  if (n != 0) {
     StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + n);
     if (!h.ok()) return Status::Error(ENOSPC, h.status().message());
     auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
@@ -270,12 +273,17 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
   PageEntry fresh[kBatchPages];
   bool touched[kBatchPages];
   bool present[kBatchPages];
+  uint64_t old_mem[kBatchPages];  // Memory the current entry holds (0: hole, same, overflow).
   for (uint64_t start = first; start < first + n; start += kBatchPages) {
     const uint64_t count = std::min(kBatchPages, first + n - start);
     {
       // Only this thread (holding write_mu) changes which pages are present.
       std::shared_lock<std::shared_mutex> lock(f.index_mu);
-      for (uint64_t i = 0; i < count; ++i) present[i] = f.index.Find(start + i) != nullptr;
+      for (uint64_t i = 0; i < count; ++i) {
+        const PageEntry* e = f.index.Find(start + i);
+        present[i] = e != nullptr;
+        old_mem[i] = e != nullptr && e->kind != PageEntry::kOverflow ? EntryCost(*e) : 0;
+      }
     }
     uint64_t holes = 0;
     Status st;
@@ -287,7 +295,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       touched[done] = data != nullptr;
       if (data == nullptr) continue;
       if (!present[done]) ++holes;
-      st = EncodePage(id, page, data, /*replaces=*/present[done], &fresh[done]);
+      st = EncodePage(id, page, data, old_mem[done], &fresh[done]);
       if (!st.ok()) break;
     }
     if (st.ok() && !ReservePages(holes)) st = Status::Error(ENOSPC, "file system full (size)");

@@ -33,10 +33,11 @@
 // its new overflow slot is freed. Raw pages have their own FIFO and the same re-check. A
 // background thread keeps memory between 90 % and 95 % of mem_limit; a writer that finds no
 // room reclaims itself, so memory exceeds mem_limit by at most one page per writing thread.
-// The one exception: a page that replaces a stored page (overwrite, or the edge of a
-// truncate or punch) is stored even when reclaim cannot make room, since the old page is
-// freed right after; that can add up to one batch (kBatchPages, 1 MiB) per writing thread
-// for the moment of the swap, and only when the overflow store is full or absent. So: reads of one file run in parallel with each
+// The one exception: a page that takes no more memory than the stored page it replaces
+// (overwrite, or the edge of a truncate or punch) is stored even when reclaim cannot make
+// room, since the old page is freed right after; that can add up to one batch (kBatchPages,
+// 1 MiB) per writing thread for the moment of the swap, and only when the overflow store
+// is full or absent. So: reads of one file run in parallel with each
 // other and with compression of writes to the same file; writes to different files run in
 // parallel; nothing shared by all files is held while (de)compressing.
 #ifndef ZBUDFS_STORE_PAGE_STORE_H_
@@ -174,7 +175,7 @@ class PageStore {
   Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
   void DropPages(File& f, uint64_t first, uint64_t last);     // Frees [first, last).
-  Status EncodePage(FileId file, uint64_t page, const uint8_t* data, bool replaces,
+  Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
                     PageEntry* out);                          // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
   void FreeEntry(const PageEntry& e);                         // Releases e's storage.
