@@ -4,6 +4,7 @@
 #   release -> build/       (Release, everything)
 #   asan    -> build-asan/  (AddressSanitizer + UBSan, unit tests)
 #   tsan    -> build-tsan/  (ThreadSanitizer, unit tests)
+#   fuzz    -> build-fuzz/  (clang, libFuzzer + ASan + UBSan: tests/fuzz/page_store_fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,9 @@ case "$flavour" in
   release) dir=build;      args=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan)    dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DZBUDFS_SANITIZE=address -DZBUDFS_BUILD_BENCH=OFF) ;;
   tsan)    dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DZBUDFS_SANITIZE=thread -DZBUDFS_BUILD_BENCH=OFF) ;;
-  *) echo "usage: $0 [release|asan|tsan]" >&2; exit 2 ;;
+  fuzz)    dir=build-fuzz; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DZBUDFS_SANITIZE=address -DZBUDFS_BUILD_FUZZ=ON
+                             -DZBUDFS_BUILD_BENCH=OFF -DCMAKE_CXX_COMPILER=clang++) ;;
+  *) echo "usage: $0 [release|asan|tsan|fuzz]" >&2; exit 2 ;;
 esac
 
 cmake -S . -B "$dir" "${args[@]}" >/dev/null

@@ -2,8 +2,10 @@
 # Runs the whole zbudfs test suite, installing and building what is missing:
 #   1. the unit tests (Release), through ctest;
 #   2. the unit tests under AddressSanitizer + UBSan;
-#   3. the concurrency tests (*Concurrent*) under ThreadSanitizer;
-#   4. the integration scripts tests/integration/*.sh on real mounts (exit 77 = skipped).
+#   3. the concurrency tests (*Concurrent*) under ThreadSanitizer, and a short run of the
+#      daemon built with ThreadSanitizer (fio --verify and a namespace stress on a mount);
+#   4. the libFuzzer corpus tests/fuzz/corpus through the page store fuzz target;
+#   5. the integration scripts tests/integration/*.sh on real mounts (exit 77 = skipped).
 # Exit status is non-zero on any failure; the last line is "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: Release unit tests and integration only)
 set -uo pipefail
@@ -42,6 +44,22 @@ run_ctest() {
   rm -f "$out"
 }
 
+# Runs one command as one test: exit 0 passes, 77 is skipped, anything else fails.
+run_script() {
+  local name=$1
+  shift
+  echo "--- $name"
+  local start=$SECONDS rc=0
+  timeout --kill-after=10 600 "$@" || rc=$?
+  if ((rc == 0)); then
+    passed=$((passed + 1)); echo "PASS $name ($((SECONDS - start)) s)"
+  elif ((rc == 77)); then
+    skipped=$((skipped + 1)); echo "SKIP $name"
+  else
+    failed=$((failed + 1)); failures+=("$name (exit $rc)"); echo "FAIL $name (exit $rc)"
+  fi
+}
+
 build_or_fail() {
   local name=$1
   shift
@@ -73,29 +91,29 @@ if ((!quick)); then
   fi
 
   step "concurrency tests (ThreadSanitizer)"
-  if build_or_fail tsan scripts/build.sh tsan --target store_tests; then
+  if build_or_fail tsan scripts/build.sh tsan --target store_tests zbudfs zbudfsctl; then
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest tsan build-tsan -R Concurrent
+    for t in tests/integration/fio_verify.sh tests/integration/namespace_stress.sh; do
+      run_script "tsan daemon: $t" env ZBUDFS_BIN="$PWD/build-tsan/zbudfs" \
+        ZBUDFSCTL_BIN="$PWD/build-tsan/zbudfsctl" TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+        bash "$t"
+    done
+  fi
+
+  step "fuzz corpus (libFuzzer, ASan + UBSan)"
+  if build_or_fail fuzz scripts/build.sh fuzz --target page_store_fuzz; then
+    run_script "fuzz corpus" build-fuzz/tests/page_store_fuzz -runs=0 tests/fuzz/corpus
   fi
 fi
 
 step "integration tests"
-export ZBUDFS_BIN=$PWD/build/zbudfs ZBUDFSCTL_BIN=$PWD/build/zbudfsctl
 for t in tests/integration/*.sh; do
   [[ $(basename "$t") == lib.sh ]] && continue
-  echo "--- $t"
-  timeout --kill-after=10 600 bash "$t"
-  rc=$?
-  if ((rc == 0)); then
-    passed=$((passed + 1)); echo "PASS $t"
-  elif ((rc == 77)); then
-    skipped=$((skipped + 1)); echo "SKIP $t"
-  else
-    failed=$((failed + 1)); failures+=("$t (exit $rc)"); echo "FAIL $t (exit $rc)"
-  fi
+  run_script "$t" env ZBUDFS_BIN="$PWD/build/zbudfs" ZBUDFSCTL_BIN="$PWD/build/zbudfsctl" bash "$t"
 done
 
 step "summary"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
-((skipped)) && echo "($skipped integration scripts skipped: no /dev/fuse)"
+((skipped)) && echo "($skipped scripts skipped: no /dev/fuse)"
 echo "$passed passed, $failed failed"
 ((failed == 0))
