@@ -36,16 +36,22 @@ StatusOr<std::string> MakeDefaultDir() {
 Status CheckGivenDir(const std::string& dir) {
   boost::system::error_code ec;
   fs::file_status st = fs::symlink_status(dir, ec);
-  if (st.type() == fs::file_not_found) return Status::Error(ENOENT, "overflow_dir " + dir + " does not exist");
+  if (st.type() == fs::file_not_found)
+    return Status::Error(ENOENT, "overflow_dir " + dir + " does not exist");
   if (ec) return Errno(ec.value(), "overflow_dir " + dir);
-  if (st.type() == fs::symlink_file) return Status::Error(ELOOP, "overflow_dir " + dir + " is a symlink; give the real directory");
-  if (st.type() != fs::directory_file) return Status::Error(ENOTDIR, "overflow_dir " + dir + " is not a directory");
+  if (st.type() == fs::symlink_file)
+    return Status::Error(ELOOP, "overflow_dir " + dir + " is a symlink; give the real directory");
+  if (st.type() != fs::directory_file)
+    return Status::Error(ENOTDIR, "overflow_dir " + dir + " is not a directory");
   struct stat sb;
   if (::stat(dir.c_str(), &sb) != 0) return Errno(errno, "overflow_dir " + dir);
   if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return Status::Error(EACCES, "overflow_dir " + dir + " is writable by other users; use a private directory (chmod 0700)");
+    return Status::Error(EACCES,
+                         "overflow_dir " + dir +
+                             " is writable by other users; use a private directory (chmod 0700)");
   }
-  if (access(dir.c_str(), W_OK | X_OK) != 0) return Errno(errno == EROFS ? EROFS : EACCES, "overflow_dir " + dir + " is not writable");
+  if (access(dir.c_str(), W_OK | X_OK) != 0)
+    return Errno(errno == EROFS ? EROFS : EACCES, "overflow_dir " + dir + " is not writable");
   return Status::OK();
 }
 
@@ -121,7 +127,9 @@ std::string OverflowStore::DataPath(int cls) const {
 Status OverflowStore::OpenClassFile(int cls) {
   const std::string path = DataPath(cls);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno(errno == ENOSPC || errno == EDQUOT ? ENOSPC : EIO, "overflow: cannot create " + path);
+  if (fd < 0)
+    return Errno(errno == ENOSPC || errno == EDQUOT ? ENOSPC : EIO,
+                 "overflow: cannot create " + path);
   classes_[cls].fd = fd;
   return Status::OK();
 }
@@ -196,12 +204,14 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
 Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
   const int cls = static_cast<int>(loc >> 56);
   const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
-  if (cls >= kNumClasses || len == 0 || len > SlotSize(cls)) return Status::Error(EIO, "overflow: bad location");
+  if (cls >= kNumClasses || len == 0 || len > SlotSize(cls))
+    return Status::Error(EIO, "overflow: bad location");
   const int fd = classes_[cls].fd;
   auto* p = static_cast<char*>(data);
   size_t done = 0;
   while (done < len) {
-    ssize_t n = io_->Pread(fd, p + done, len - done, static_cast<off_t>(slot * SlotSize(cls) + done));
+    ssize_t n =
+        io_->Pread(fd, p + done, len - done, static_cast<off_t>(slot * SlotSize(cls) + done));
     if (n > 0) {
       done += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {

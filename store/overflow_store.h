@@ -44,15 +44,15 @@ class OverflowIo {
 };
 
 struct OverflowOptions {
-  std::string dir;              // Directory to use; empty = a fresh private default one.
-  uint64_t limit = 0;           // Most bytes the files may take; 0 = no limit but the disk.
-  OverflowIo* io = nullptr;     // Test seam; nullptr = the real system calls.
+  std::string dir;           // Directory to use; empty = a fresh private default one.
+  uint64_t limit = 0;        // Most bytes the files may take; 0 = no limit but the disk.
+  OverflowIo* io = nullptr;  // Test seam; nullptr = the real system calls.
 };
 
 class OverflowStore {
  public:
-  static constexpr size_t kClassSize = 64;    // Slot granule.
-  static constexpr int kNumClasses = 64;      // Slots of 64 .. 4096 bytes.
+  static constexpr size_t kClassSize = 64;                         // Slot granule.
+  static constexpr int kNumClasses = 64;                           // Slots of 64 .. 4096 bytes.
   static constexpr size_t kMaxPayload = kClassSize * kNumClasses;  // 4096.
 
   // Checks or creates the directory, takes its lock, removes a crashed mount's leftovers.
@@ -76,25 +76,29 @@ class OverflowStore {
   // Frees a location returned by Write (with the same len).
   void Free(uint64_t loc, size_t len);
 
-  uint64_t BytesUsed() const { return bytes_used_.load(std::memory_order_relaxed); }  // File extents.
+  uint64_t BytesUsed() const {
+    return bytes_used_.load(std::memory_order_relaxed);
+  }  // File extents.
   uint64_t SlotsInUse() const { return slots_in_use_.load(std::memory_order_relaxed); }
-  const std::string& dir() const { return dir_; }            // The directory in use.
+  const std::string& dir() const { return dir_; }                    // The directory in use.
   uint64_t leftovers_removed() const { return leftovers_removed_; }  // Files of a crashed mount.
 
  private:
   struct SizeClass {
-    int fd = -1;                   // Data file, opened lazily; -1 until first write.
-    uint64_t high_water = 0;       // Slots the file extends over.
-    uint64_t live = 0;             // Slots in use (including writes in flight).
-    std::vector<uint64_t> free;    // Freed slots below high_water.
+    int fd = -1;                 // Data file, opened lazily; -1 until first write.
+    uint64_t high_water = 0;     // Slots the file extends over.
+    uint64_t live = 0;           // Slots in use (including writes in flight).
+    std::vector<uint64_t> free;  // Freed slots below high_water.
   };
 
   OverflowStore(std::string dir, bool owns_dir, int lock_fd, const OverflowOptions& options);
-  static int ClassOf(size_t len) { return static_cast<int>((len + kClassSize - 1) / kClassSize) - 1; }
+  static int ClassOf(size_t len) {
+    return static_cast<int>((len + kClassSize - 1) / kClassSize) - 1;
+  }
   static size_t SlotSize(int cls) { return (static_cast<size_t>(cls) + 1) * kClassSize; }
   static uint64_t EncodeLoc(int cls, uint64_t slot) { return (uint64_t(cls) << 56) | slot; }
   std::string DataPath(int cls) const;
-  Status OpenClassFile(int cls);  // mu_ held.
+  Status OpenClassFile(int cls);             // mu_ held.
   void ReleaseSlot(int cls, uint64_t slot);  // mu_ held.
 
   const std::string dir_;
@@ -107,7 +111,7 @@ class OverflowStore {
 
   std::atomic<uint64_t> bytes_used_{0};
   std::atomic<uint64_t> slots_in_use_{0};
-  mutable std::mutex mu_;                // Guards classes_ (see the top comment).
+  mutable std::mutex mu_;  // Guards classes_ (see the top comment).
   SizeClass classes_[kNumClasses];
 };
 

@@ -44,12 +44,12 @@ class PageArena {
   size_t warm_cache_pages_;
   std::atomic<uint64_t> in_use_{0};
 
-  std::mutex mu_;                       // Guards everything below.
-  std::vector<void*> regions_;          // Every mapping, for the destructor.
-  std::vector<void*> warm_;             // Free pages still resident.
-  std::vector<void*> cold_;             // Free pages given back with MADV_DONTNEED.
-  char* carve_next_ = nullptr;          // Next never-used page of the newest region.
-  char* carve_end_ = nullptr;           // End of the newest region.
+  std::mutex mu_;               // Guards everything below.
+  std::vector<void*> regions_;  // Every mapping, for the destructor.
+  std::vector<void*> warm_;     // Free pages still resident.
+  std::vector<void*> cold_;     // Free pages given back with MADV_DONTNEED.
+  char* carve_next_ = nullptr;  // Next never-used page of the newest region.
+  char* carve_end_ = nullptr;   // End of the newest region.
 };
 
 }  // namespace zbudfs

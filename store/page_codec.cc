@@ -87,7 +87,8 @@ Status PageCodec::Decompress(const void* src, size_t len, void* page) {
     return Status::Error(EIO, "corrupt page: bad frame header");
   }
   const size_t n = ZSTD_decompressDCtx(dctx, page, kPageSize, src, len);
-  if (ZSTD_isError(n)) return Status::Error(EIO, std::string("corrupt page: ") + ZSTD_getErrorName(n));
+  if (ZSTD_isError(n))
+    return Status::Error(EIO, std::string("corrupt page: ") + ZSTD_getErrorName(n));
   if (n != kPageSize) return Status::Error(EIO, "corrupt page: wrong length");
   return Status::OK();
 }

@@ -76,7 +76,8 @@ uint64_t PageIndex::CountPresent(uint64_t first, uint64_t last) const {
 }
 
 size_t PageIndex::MemoryBytes() const {
-  return sizeof(*this) + chunks_.size() * (sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead);
+  return sizeof(*this) +
+         chunks_.size() * (sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead);
 }
 
 }  // namespace zbudfs

@@ -27,11 +27,11 @@ struct PageEntry {
     kRaw = 3,       // value: address of a 4 KiB page holding the data as is.
     kOverflow = 4,  // value: overflow location; length: compressed bytes (0 = raw page).
   };
-  uint64_t value = 0;   // Meaning depends on kind (see above).
-  uint32_t length = 0;  // Compressed payload bytes for kZbud and kOverflow.
-  uint8_t kind = kHole; // One of Kind.
-  uint8_t flags = 0;    // Per-page bits for reclaim policy.
-  uint16_t spare = 0;   // Padding, kept zero.
+  uint64_t value = 0;    // Meaning depends on kind (see above).
+  uint32_t length = 0;   // Compressed payload bytes for kZbud and kOverflow.
+  uint8_t kind = kHole;  // One of Kind.
+  uint8_t flags = 0;     // Per-page bits for reclaim policy.
+  uint16_t spare = 0;    // Padding, kept zero.
 
   bool present() const { return kind != kHole; }
 };
@@ -73,17 +73,17 @@ class PageIndex {
   // Present pages in [first, last).
   uint64_t CountPresent(uint64_t first, uint64_t last) const;
 
-  uint64_t size() const { return size_; }                  // Present entries.
-  size_t chunks() const { return chunks_.size(); }          // Chunks allocated.
-  size_t MemoryBytes() const;                               // Heap bytes the index takes.
+  uint64_t size() const { return size_; }           // Present entries.
+  size_t chunks() const { return chunks_.size(); }  // Chunks allocated.
+  size_t MemoryBytes() const;                       // Heap bytes the index takes.
 
  private:
   struct Chunk {
-    uint64_t present = 0;              // Bit i set: entries[i] is present.
-    PageEntry entries[kChunkPages];    // Indexed by page % kChunkPages.
+    uint64_t present = 0;            // Bit i set: entries[i] is present.
+    PageEntry entries[kChunkPages];  // Indexed by page % kChunkPages.
   };
-  std::map<uint64_t, Chunk> chunks_;   // Chunk number -> chunk; no empty chunks.
-  uint64_t size_ = 0;                  // Present entries.
+  std::map<uint64_t, Chunk> chunks_;  // Chunk number -> chunk; no empty chunks.
+  uint64_t size_ = 0;                 // Present entries.
 };
 
 template <typename Fn>

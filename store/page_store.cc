@@ -51,7 +51,7 @@ constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
 constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds a writer tries before ENOSPC.
 constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
 
-thread_local Status t_evict_error;          // Why this thread's last eviction failed.
+thread_local Status t_evict_error;  // Why this thread's last eviction failed.
 
 }  // namespace
 
@@ -131,8 +131,8 @@ uint64_t PageStore::MemUsed() const {
   return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
 }
 
-Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data,
-                             uint64_t replaced_mem, PageEntry* out) {
+Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
+                             PageEntry* out) {
   *out = PageEntry();
   uint64_t word;
   if (PageCodec::IsSameFilled(data, &word)) {

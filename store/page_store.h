@@ -46,8 +46,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -67,13 +67,13 @@ class PageIndex;
 
 // Settings of a store; the daemon fills these from its mount options.
 struct PageStoreOptions {
-  int zstd_level = 1;             // zstd level for new pages; negative levels are allowed.
-  uint64_t capacity_bytes = 0;    // Logical capacity (4096 x pages held); 0 = unlimited.
-  uint64_t mem_limit = 0;         // Memory the store may hold (pool + raw pages); 0 = unlimited.
+  int zstd_level = 1;           // zstd level for new pages; negative levels are allowed.
+  uint64_t capacity_bytes = 0;  // Logical capacity (4096 x pages held); 0 = unlimited.
+  uint64_t mem_limit = 0;       // Memory the store may hold (pool + raw pages); 0 = unlimited.
   std::shared_ptr<OverflowStore> overflow;  // Where reclaim sends cold pages; nullptr = none,
                                             // and a write over mem_limit gets ENOSPC.
-  bool background_reclaim = true; // A thread keeps memory between the watermarks.
-  PageArena* arena = nullptr;     // Page memory source (a test seam); nullptr = own arena.
+  bool background_reclaim = true;           // A thread keeps memory between the watermarks.
+  PageArena* arena = nullptr;  // Page memory source (a test seam); nullptr = own arena.
 };
 
 // The statistics of the contract, all in bytes or pages as named there.
@@ -94,8 +94,9 @@ struct StoreStats {
 
 // What one file costs: the daemon turns stored_bytes into st_blocks.
 struct FileUsage {
-  uint64_t pages = 0;         // Pages held (holes excluded).
-  uint64_t stored_bytes = 0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
+  uint64_t pages = 0;  // Pages held (holes excluded).
+  uint64_t stored_bytes =
+      0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
 };
 
 class PageStore {
@@ -164,17 +165,17 @@ class PageStore {
 
  private:
   struct File;
-  std::shared_ptr<File> FindFile(FileId file) const;          // nullptr if unknown.
-  std::shared_ptr<File> FindOrCreateFile(FileId file);        // Never nullptr.
+  std::shared_ptr<File> FindFile(FileId file) const;    // nullptr if unknown.
+  std::shared_ptr<File> FindOrCreateFile(FileId file);  // Never nullptr.
   template <typename Op>
-  Status WithFile(FileId id, bool create, Op&& op);           // op(File&) under write_mu.
+  Status WithFile(FileId id, bool create, Op&& op);  // op(File&) under write_mu.
   template <typename Fill>
   Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill);
   template <typename Whole, typename Part>
   static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
   Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
-  void DropPages(File& f, uint64_t first, uint64_t last);     // Frees [first, last).
+  void DropPages(File& f, uint64_t first, uint64_t last);             // Frees [first, last).
   Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
                     PageEntry* out);                          // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
@@ -183,31 +184,31 @@ class PageStore {
   static uint64_t EntryCost(const PageEntry& e);              // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                              // False past capacity.
   void UnreservePages(uint64_t n);
-  Status MakeRoom();                                          // Reclaims to fit a page.
-  Status ReclaimOne();                                        // Evicts one zbud or raw page.
-  Status EvictZbud(uint64_t handle);                          // The pool's evict callback.
-  Status EvictRaw();                                          // Evicts the oldest raw page.
-  void CompactRawFifo();                                      // Drops stale raw records.
+  Status MakeRoom();                  // Reclaims to fit a page.
+  Status ReclaimOne();                // Evicts one zbud or raw page.
+  Status EvictZbud(uint64_t handle);  // The pool's evict callback.
+  Status EvictRaw();                  // Evicts the oldest raw page.
+  void CompactRawFifo();              // Drops stale raw records.
   void RecordRawPages(FileId file, uint64_t first, const PageEntry* entries, const bool* touched,
-                      uint64_t n);                            // Queues published raw pages.
+                      uint64_t n);  // Queues published raw pages.
   void Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* payload, uint32_t len);
-  void ReclaimerLoop();                                       // Background reclaim thread.
+  void ReclaimerLoop();  // Background reclaim thread.
 
   PageStoreOptions options_;
   std::unique_ptr<PageArena> owned_arena_;
   PageArena* arena_;
   std::unique_ptr<ZbudPool> pool_;
 
-  mutable std::shared_mutex files_mu_;                             // Guards files_.
-  std::unordered_map<FileId, std::shared_ptr<File>> files_;        // Files with pages.
+  mutable std::shared_mutex files_mu_;                       // Guards files_.
+  std::unordered_map<FileId, std::shared_ptr<File>> files_;  // Files with pages.
 
-  std::atomic<uint64_t> pages_held_{0};      // Non-hole pages (orig_data_size / 4096).
-  std::atomic<uint64_t> compr_bytes_{0};     // Compressed payload bytes held.
-  std::atomic<uint64_t> same_pages_{0};      // Same-filled pages.
-  std::atomic<uint64_t> huge_pages_{0};      // Raw pages in the index (huge_pages).
-  std::atomic<uint64_t> raw_mem_pages_{0};   // Raw pages allocated, in flight included.
-  std::atomic<uint64_t> overflow_pages_{0};  // Pages in the overflow store.
-  std::atomic<uint64_t> written_back_{0};    // Pages ever written to overflow.
+  std::atomic<uint64_t> pages_held_{0};       // Non-hole pages (orig_data_size / 4096).
+  std::atomic<uint64_t> compr_bytes_{0};      // Compressed payload bytes held.
+  std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.
+  std::atomic<uint64_t> huge_pages_{0};       // Raw pages in the index (huge_pages).
+  std::atomic<uint64_t> raw_mem_pages_{0};    // Raw pages allocated, in flight included.
+  std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
+  std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.
 
   // Raw pages in the order they were stored, for their own eviction path (they have no
@@ -218,15 +219,15 @@ class PageStore {
     uint64_t page;
     uint64_t addr;
   };
-  std::mutex raw_mu_;                 // Guards raw_fifo_; innermost, held for deque work only.
-  std::deque<RawRecord> raw_fifo_;    // Oldest first.
+  std::mutex raw_mu_;               // Guards raw_fifo_; innermost, held for deque work only.
+  std::deque<RawRecord> raw_fifo_;  // Oldest first.
 
-  uint64_t high_wm_ = 0;              // Background reclaim starts above this many bytes...
-  uint64_t low_wm_ = 0;               // ...and stops at this many.
-  std::mutex bg_mu_;                  // Guards bg_stop_ (and pairs with bg_cv_).
-  std::condition_variable bg_cv_;     // Wakes the reclaimer.
-  bool bg_stop_ = false;              // Set by the destructor.
-  std::thread reclaimer_;             // Runs ReclaimerLoop when mem_limit and overflow are set.
+  uint64_t high_wm_ = 0;           // Background reclaim starts above this many bytes...
+  uint64_t low_wm_ = 0;            // ...and stops at this many.
+  std::mutex bg_mu_;               // Guards bg_stop_ (and pairs with bg_cv_).
+  std::condition_variable bg_cv_;  // Wakes the reclaimer.
+  bool bg_stop_ = false;           // Set by the destructor.
+  std::thread reclaimer_;          // Runs ReclaimerLoop when mem_limit and overflow are set.
 };
 
 }  // namespace zbudfs

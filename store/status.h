@@ -17,8 +17,8 @@ namespace zbudfs {
 
 class Status {
  public:
-  Status() = default;                          // OK.
-  static Status OK() { return Status(); }      // OK.
+  Status() = default;                                         // OK.
+  static Status OK() { return Status(); }                     // OK.
   static Status Error(int code, std::string_view msg = {}) {  // code must be a positive errno.
     Status s;
     s.code_ = code > 0 ? code : EIO;
@@ -26,10 +26,10 @@ class Status {
     return s;
   }
 
-  bool ok() const { return code_ == 0; }       // True when no error.
-  int code() const { return code_; }           // 0 or a positive errno.
+  bool ok() const { return code_ == 0; }               // True when no error.
+  int code() const { return code_; }                   // 0 or a positive errno.
   const std::string& message() const { return msg_; }  // Extra context, may be empty.
-  std::string ToString() const {               // "OK" or "<strerror>: <message>".
+  std::string ToString() const {                       // "OK" or "<strerror>: <message>".
     if (ok()) return "OK";
     std::string s = std::strerror(code_);
     if (!msg_.empty()) s += ": " + msg_;
@@ -45,16 +45,16 @@ class Status {
 template <typename T>
 class StatusOr {
  public:
-  StatusOr(Status status) : status_(std::move(status)) {          // NOLINT: implicit by design.
+  StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design.
     if (status_.ok()) status_ = Status::Error(EINVAL, "StatusOr built from OK without value");
   }
-  StatusOr(T value) : value_(std::move(value)) {}                 // NOLINT: implicit by design.
+  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design.
 
-  bool ok() const { return status_.ok(); }                       // True when a value is held.
-  const Status& status() const { return status_; }               // OK or the error.
-  const T& value() const& { return *value_; }                     // Requires ok().
-  T& value() & { return *value_; }                                // Requires ok().
-  T&& value() && { return std::move(*value_); }                   // Requires ok().
+  bool ok() const { return status_.ok(); }          // True when a value is held.
+  const Status& status() const { return status_; }  // OK or the error.
+  const T& value() const& { return *value_; }       // Requires ok().
+  T& value() & { return *value_; }                  // Requires ok().
+  T&& value() && { return std::move(*value_); }     // Requires ok().
   const T& operator*() const& { return *value_; }
   T& operator*() & { return *value_; }
 

@@ -61,11 +61,11 @@ class ZbudPool {
   using EvictFn = std::function<Status(ZbudPool& pool, Handle handle)>;
 
   static constexpr size_t kPageSize = 4096;
-  static constexpr int kChunksOrder = 6;                                      // NCHUNKS_ORDER.
-  static constexpr size_t kChunkShift = 12 - kChunksOrder;                    // log2(64).
-  static constexpr size_t kChunkSize = size_t{1} << kChunkShift;              // 64 bytes.
-  static constexpr size_t kHeaderSize = kChunkSize;                           // First chunk.
-  static constexpr int kNumChunks = (kPageSize - kHeaderSize) >> kChunkShift;  // 63 usable.
+  static constexpr int kChunksOrder = 6;                                         // NCHUNKS_ORDER.
+  static constexpr size_t kChunkShift = 12 - kChunksOrder;                       // log2(64).
+  static constexpr size_t kChunkSize = size_t{1} << kChunkShift;                 // 64 bytes.
+  static constexpr size_t kHeaderSize = kChunkSize;                              // First chunk.
+  static constexpr int kNumChunks = (kPageSize - kHeaderSize) >> kChunkShift;    // 63 usable.
   static constexpr size_t kMaxAllocSize = kPageSize - kHeaderSize - kChunkSize;  // 3968.
 
   // arena supplies zbud pages (not owned, must outlive the pool). evict may be empty, in
@@ -115,7 +115,7 @@ class ZbudPool {
   static bool ListEmpty(const ListNode* head);
   static void ListAdd(ListNode* node, ListNode* head);  // Inserts node at head's front.
   static void ListDel(ListNode* node);                  // Unlinks node, leaves it self-linked.
-  struct Header;  // The first chunk of every zbud page.
+  struct Header;                                        // The first chunk of every zbud page.
   enum class Buddy { kFirst, kLast };
 
   static size_t SizeToChunks(size_t size) { return (size + kChunkSize - 1) >> kChunkShift; }
@@ -125,7 +125,7 @@ class ZbudPool {
   static int NumFreeChunks(const Header* zhdr);
   static Header* FromBuddyNode(ListNode* node);
   static Header* FromLruNode(ListNode* node);
-  void ListOnto(Header* zhdr);  // Puts zhdr on the unbuddied list that fits, or buddied.
+  void ListOnto(Header* zhdr);     // Puts zhdr on the unbuddied list that fits, or buddied.
   void UnlinkEmpty(Header* zhdr);  // Uncounts an empty page (mu_ held); caller frees it.
 
   PageArena* arena_;
@@ -133,10 +133,10 @@ class ZbudPool {
   std::atomic<uint64_t> pages_nr_{0};    // Zbud pages held.
   std::atomic<uint64_t> buddied_nr_{0};  // Pages whose first and last chunks are both set.
 
-  std::mutex mu_;                      // Guards the lists and every page header.
-  ListNode unbuddied_[kNumChunks];     // Pages with one buddy, by free chunks.
-  ListNode buddied_;                   // Pages with two buddies.
-  ListNode lru_;                       // All pages, most recently allocated into first.
+  std::mutex mu_;                   // Guards the lists and every page header.
+  ListNode unbuddied_[kNumChunks];  // Pages with one buddy, by free chunks.
+  ListNode buddied_;                // Pages with two buddies.
+  ListNode lru_;                    // All pages, most recently allocated into first.
 };
 
 }  // namespace zbudfs

@@ -157,7 +157,10 @@ TEST(OverflowStoreTest, CrashLeftoversAreRemovedAndLockIsExclusive) {
     close(fd);
   }
   const std::string other = dir.path() + "/not-ours.txt";
-  { int fd = open(other.c_str(), O_CREAT | O_WRONLY, 0600); close(fd); }
+  {
+    int fd = open(other.c_str(), O_CREAT | O_WRONLY, 0600);
+    close(fd);
+  }
   auto store = OpenOrDie({dir.path(), 0, nullptr});
   ASSERT_TRUE(store);
   EXPECT_EQ(store->leftovers_removed(), 1u);
@@ -211,7 +214,10 @@ TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
   EXPECT_NE(missing.status().message().find("/nope"), std::string::npos);
 
   const std::string file = dir.path() + "/file";
-  { int fd = open(file.c_str(), O_CREAT | O_WRONLY, 0600); close(fd); }
+  {
+    int fd = open(file.c_str(), O_CREAT | O_WRONLY, 0600);
+    close(fd);
+  }
   EXPECT_EQ(OverflowStore::Open({file, 0, nullptr}).status().code(), ENOTDIR);
 
   const std::string link = dir.path() + "/link";
@@ -227,10 +233,10 @@ TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
 // Failure injection through the I/O seam.
 class FaultyIo : public OverflowIo {
  public:
-  int write_errno = 0;      // Next Pwrite fails with this errno (0: none).
+  int write_errno = 0;           // Next Pwrite fails with this errno (0: none).
   bool short_then_zero = false;  // Pwrite writes half, then makes no progress.
-  bool short_ok = false;    // Pwrite writes at most 100 bytes a call (but progresses).
-  int read_errno = 0;       // Pread fails with this errno.
+  bool short_ok = false;         // Pwrite writes at most 100 bytes a call (but progresses).
+  int read_errno = 0;            // Pread fails with this errno.
   ssize_t Pwrite(int fd, const void* buf, size_t len, off_t off) override {
     if (write_errno != 0) {
       errno = write_errno;

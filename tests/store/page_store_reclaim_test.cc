@@ -3,9 +3,9 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <iostream>
 #include <boost/filesystem.hpp>
 #include <cstring>
+#include <iostream>
 #include <random>
 #include <thread>
 #include <vector>
@@ -260,8 +260,8 @@ TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
   EXPECT_EQ(failures.load(), 0);
   {
     const StoreStats s = fx.store->Stats();
-    std::cout << "mem_used_total " << s.mem_used_total << " orig " << s.orig_data_size
-              << " huge " << s.huge_pages << " written_back " << s.written_back_pages << "\n";
+    std::cout << "mem_used_total " << s.mem_used_total << " orig " << s.orig_data_size << " huge "
+              << s.huge_pages << " written_back " << s.written_back_pages << "\n";
   }
   EXPECT_GT(fx.store->Stats().written_back_pages, 0u);
   for (int t = 0; t < kThreads; ++t) fx.store->Remove(10 + t);
