@@ -25,7 +25,7 @@ class PageArena {
   static constexpr size_t kPageSize = 4096;
   static constexpr size_t kRegionPages = 512;  // 2 MiB per mapping.
 
-  explicit PageArena(size_t warm_cache_pages = 64);  // Pages kept without madvise.
+  explicit PageArena(size_t warm_cache_pages = 512);  // Pages kept without madvise.
   virtual ~PageArena();                              // Unmaps every region.
   PageArena(const PageArena&) = delete;
   PageArena& operator=(const PageArena&) = delete;

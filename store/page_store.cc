@@ -48,7 +48,8 @@ OwnerTag LoadTag(void* src) {
 constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was written back.
 
 constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
-constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds a writer tries before ENOSPC.
+constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds before MakeRoom gives EAGAIN.
+constexpr int kMaxRoomWaits = 1000;         // 1 ms waits for other writers' pages (1 s).
 constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
 
 thread_local Status t_evict_error;  // Why this thread's last eviction failed.
@@ -132,8 +133,9 @@ uint64_t PageStore::MemUsed() const {
 }
 
 Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
-                             PageEntry* out) {
+                             PageEntry* out, bool* passed_limit) {
   *out = PageEntry();
+  *passed_limit = false;
   uint64_t word;
   if (PageCodec::IsSameFilled(data, &word)) {
     out->kind = PageEntry::kSame;
@@ -149,6 +151,7 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, ui
   // for memory.
   Status room = MakeRoom();
   if (!room.ok() && cost > replaced_mem) return room;
+  *passed_limit = !room.ok();
   if (n != 0) {
     StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + n);
     if (!h.ok()) return Status::Error(ENOSPC, h.status().message());
@@ -285,40 +288,81 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
         old_mem[i] = e != nullptr && e->kind != PageEntry::kOverflow ? EntryCost(*e) : 0;
       }
     }
-    uint64_t holes = 0;
+    // Puts pages [from, to) of the batch into the index (one exclusive section) and frees
+    // what they replace; on ENOSPC past capacity frees them instead.
+    auto publish = [&](uint64_t from, uint64_t to) -> Status {
+      uint64_t holes = 0;
+      for (uint64_t i = from; i < to; ++i) holes += touched[i] && !present[i];
+      if (!ReservePages(holes)) {
+        for (uint64_t i = from; i < to; ++i) {
+          if (touched[i]) FreeEntry(fresh[i]);
+        }
+        return Status::Error(ENOSPC, "file system full (size)");
+      }
+      PageEntry old[kBatchPages];
+      {
+        std::unique_lock<std::shared_mutex> lock(f.index_mu);
+        for (uint64_t i = from; i < to; ++i) {
+          if (!touched[i]) continue;
+          old[i] = f.index.Set(start + i, fresh[i]);
+          Account(f, fresh[i], +1);
+          if (old[i].present()) Account(f, old[i], -1);
+        }
+      }
+      for (uint64_t i = from; i < to; ++i) {
+        if (touched[i] && old[i].present()) FreeEntry(old[i]);
+      }
+      RecordRawPages(id, start + from, fresh + from, touched + from, to - from);
+      return Status::OK();
+    };
     Status st;
-    uint64_t done = 0;
-    for (; done < count; ++done) {
+    uint64_t published = 0;  // Pages [0, published) of the batch are in the index.
+    uint64_t done = 0;       // Pages [published, done) are encoded, not yet published.
+    int waits = 0;
+    while (done < count) {
       const uint64_t page = start + done;
       const uint8_t* data = fill(page, merge, &st);
       if (!st.ok()) break;
       touched[done] = data != nullptr;
-      if (data == nullptr) continue;
-      if (!present[done]) ++holes;
-      st = EncodePage(id, page, data, old_mem[done], &fresh[done]);
+      bool passed_limit = false;
+      if (data != nullptr) {
+        st = EncodePage(id, page, data, old_mem[done], &fresh[done], &passed_limit);
+      }
+      if (st.code() == EAGAIN) {
+        // Nothing evictable: the memory is in pages not yet published, ours or other
+        // writers'. Publish ours (reclaim may then take them), or wait for theirs.
+        if (done > published) {
+          st = publish(published, done);
+          published = done;
+          if (!st.ok()) return st;
+          continue;
+        }
+        if (++waits > kMaxRoomWaits) {
+          st = Status::Error(ENOSPC, "mem_limit reached and nothing can be reclaimed");
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
       if (!st.ok()) break;
+      ++done;
+      if (passed_limit) {
+        // Past mem_limit on the strength of the page it replaces: swap it in and free that
+        // one now, before the next allocation (freeing one zbud buddy releases no zbud page
+        // while the other lives, so a whole batch admitted this way could stay over).
+        st = publish(published, done);
+        published = done;
+        if (!st.ok()) return st;
+      }
     }
-    if (st.ok() && !ReservePages(holes)) st = Status::Error(ENOSPC, "file system full (size)");
     if (!st.ok()) {
-      for (uint64_t i = 0; i < done; ++i) {
+      for (uint64_t i = published; i < done; ++i) {
         if (touched[i]) FreeEntry(fresh[i]);
       }
       return st;
     }
-    PageEntry old[kBatchPages];
-    {
-      std::unique_lock<std::shared_mutex> lock(f.index_mu);
-      for (uint64_t i = 0; i < count; ++i) {
-        if (!touched[i]) continue;
-        old[i] = f.index.Set(start + i, fresh[i]);
-        Account(f, fresh[i], +1);
-        if (old[i].present()) Account(f, old[i], -1);
-      }
-    }
-    for (uint64_t i = 0; i < count; ++i) {
-      if (touched[i] && old[i].present()) FreeEntry(old[i]);
-    }
-    RecordRawPages(id, start, fresh, touched, count);
+    st = publish(published, count);
+    if (!st.ok()) return st;
   }
   return Status::OK();
 }
@@ -389,6 +433,7 @@ Status PageStore::Write(FileId id, uint64_t off, const void* buf, size_t len) {
 // evicting hotter ones.
 Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
   if (len == 0) return Status::OK();
+  if (off >= kMaxFileSize || len > kMaxFileSize - off) return Status::Error(EINVAL);
   auto* dst = static_cast<uint8_t*>(buf);
   std::shared_ptr<File> f = FindFile(id);
   if (!f) {
@@ -506,7 +551,7 @@ Status PageStore::MakeRoom() {
   if (used + kPage <= options_.mem_limit) return Status::OK();
   if (!options_.overflow) return Status::Error(ENOSPC, "mem_limit reached (no overflow)");
   Status st = ReclaimTo(options_.mem_limit - kPage);
-  if (st.ok()) return st;
+  if (st.ok() || st.code() == EAGAIN) return st;  // EAGAIN: only unpublished pages left.
   return Status::Error(st.code() == EIO ? EIO : ENOSPC, st.message());
 }
 
@@ -693,8 +738,8 @@ Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, u
 template <typename Whole, typename Part>
 Status PageStore::SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part) {
   if (len == 0) return Status::OK();
-  const uint64_t end = std::min(off + len, kMaxFileSize);
-  if (off >= end) return Status::OK();
+  if (off >= kMaxFileSize) return Status::OK();
+  const uint64_t end = len > kMaxFileSize - off ? kMaxFileSize : off + len;
   uint64_t first_whole = (off + kPage - 1) / kPage;
   const uint64_t last_whole = end / kPage;  // Exclusive.
   if (off % kPage != 0) {

@@ -35,9 +35,9 @@
 // room reclaims itself, so memory exceeds mem_limit by at most one page per writing thread.
 // The one exception: a page that takes no more memory than the stored page it replaces
 // (overwrite, or the edge of a truncate or punch) is stored even when reclaim cannot make
-// room, since the old page is freed right after; that can add up to one batch (kBatchPages,
-// 1 MiB) per writing thread for the moment of the swap, and only when the overflow store
-// is full or absent. So: reads of one file run in parallel with each
+// room, since the old page is freed right after: such a page is swapped in (and the old one
+// freed) at once, not with the rest of its batch, so this adds at most one page per writing
+// thread, and only when the overflow store is full or absent. So: reads of one file run in parallel with each
 // other and with compression of writes to the same file; writes to different files run in
 // parallel; nothing shared by all files is held while (de)compressing.
 #ifndef ZBUDFS_STORE_PAGE_STORE_H_
@@ -117,7 +117,8 @@ class PageStore {
   Status Write(FileId file, uint64_t off, const void* buf, size_t len);
 
   // Fills buf with len bytes from off; holes and pages never written read as zeros.
-  // Errors: EIO when a page fails to decompress (the bad page only; never garbage data).
+  // Errors: EIO when a page fails to decompress (the bad page only; never garbage data);
+  // EINVAL for a range past kMaxFileSize.
   // Reading a page from the overflow directory may bring it back into memory (see
   // page_store.cc, "fault-back policy"), hence not const.
   Status Read(FileId file, uint64_t off, void* buf, size_t len);
@@ -177,14 +178,14 @@ class PageStore {
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
   void DropPages(File& f, uint64_t first, uint64_t last);             // Frees [first, last).
   Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
-                    PageEntry* out);                          // New storage for a page.
+                    PageEntry* out, bool* passed_limit);  // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
   void FreeEntry(const PageEntry& e);                         // Releases e's storage.
   void Account(File& f, const PageEntry& e, int64_t sign);    // Statistics +/- one entry.
   static uint64_t EntryCost(const PageEntry& e);              // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                              // False past capacity.
   void UnreservePages(uint64_t n);
-  Status MakeRoom();                  // Reclaims to fit a page.
+  Status MakeRoom();  // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
   Status ReclaimOne();                // Evicts one zbud or raw page.
   Status EvictZbud(uint64_t handle);  // The pool's evict callback.
   Status EvictRaw();                  // Evicts the oldest raw page.

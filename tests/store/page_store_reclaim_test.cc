@@ -6,6 +6,8 @@
 #include <boost/filesystem.hpp>
 #include <cstring>
 #include <iostream>
+#include <mutex>
+#include <string>
 #include <random>
 #include <thread>
 #include <vector>
@@ -213,6 +215,13 @@ TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
   constexpr int kThreads = 4;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
+  std::mutex report_mu;
+  std::vector<std::string> reports;
+  auto report = [&](int t, int op, const std::string& what) {
+    std::lock_guard<std::mutex> lock(report_mu);
+    reports.push_back("thread " + std::to_string(t) + " op " + std::to_string(op) + ": " + what);
+    ++failures;
+  };
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(100 + t);
@@ -225,16 +234,16 @@ TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
           size_t off = rng() % (512 << 10);
           size_t len = 1 + rng() % (64 << 10);
           size_t src = rng() % (source.size() - len);
-          if (!fx.store->Write(id, off, source.data() + src, len).ok()) {
-            ++failures;
+          if (Status st = fx.store->Write(id, off, source.data() + src, len); !st.ok()) {
+            report(t, op, "write: " + st.ToString());
             return;
           }
           if (model.size() < off + len) model.resize(off + len);
           std::memcpy(model.data() + off, source.data() + src, len);
         } else if (kind < 8) {
           size_t size = rng() % (model.size() + 1);
-          if (!fx.store->Truncate(id, size).ok()) {
-            ++failures;
+          if (Status st = fx.store->Truncate(id, size); !st.ok()) {
+            report(t, op, "truncate: " + st.ToString());
             return;
           }
           model.resize(size);
@@ -245,19 +254,25 @@ TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
           size_t off = rng() % model.size();
           size_t len = std::min<size_t>(model.size() - off, 1 + rng() % 20000);
           std::vector<uint8_t> got(len);
-          if (!fx.store->Read(id, off, got.data(), len).ok() ||
-              std::memcmp(got.data(), model.data() + off, len) != 0) {
-            ++failures;
+          if (Status st = fx.store->Read(id, off, got.data(), len); !st.ok()) {
+            report(t, op, "read: " + st.ToString());
+            return;
+          }
+          if (std::memcmp(got.data(), model.data() + off, len) != 0) {
+            report(t, op, "read differs from the model at " + std::to_string(off));
             return;
           }
         }
       }
       std::vector<uint8_t> got(model.size());
-      if (!fx.store->Read(id, 0, got.data(), got.size()).ok() || got != model) ++failures;
+      if (!fx.store->Read(id, 0, got.data(), got.size()).ok() || got != model) {
+        report(t, -1, "final contents differ from the model");
+      }
     });
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+  for (const std::string& r : reports) ADD_FAILURE() << r;
   {
     const StoreStats s = fx.store->Stats();
     std::cout << "mem_used_total " << s.mem_used_total << " orig " << s.orig_data_size << " huge "

@@ -1,0 +1,385 @@
+// Micro benchmarks of the page store against bare zstd on the same 4 KiB pages.
+//
+//   store_write/<kind>, store_read/<kind>: PageStore::Write/Read of 1 MiB (256 pages, like
+//       FUSE's largest requests), cycling over 8 MiB of data; each thread its own file.
+//   zstd_compress/<kind>, zstd_decompress/<kind>: the baseline, ZSTD_compressCCtx and
+//       ZSTD_decompressDCtx page by page with a reused context at the store's level.
+//   codec_compress/<kind>/level:<l>, codec_decompress/<kind>/level:<l>: the level sweep,
+//       through PageCodec (the store's codec: checksummed frames, raw pages above 3968 bytes).
+// Kinds: text (C headers from /usr/include), binary (shared objects from /usr/lib), fio60
+// (fio buffer_compress_percentage=60, buffer_compress_chunk=4096: per 4 KiB, 40% random bytes
+// then zeros). Counters: bytes_per_second; ratio = original / compressed payload bytes (raw
+// pages count 4096); mem_ratio (store) = original / memory held (zbud pages + raw pages);
+// cpu_bytes_per_second = bytes / CPU time of the thread (per thread; robust on a loaded box).
+#include <benchmark/benchmark.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/page_codec.h"
+#include "store/page_store.h"
+
+namespace zbudfs {
+namespace {
+
+constexpr size_t kPage = PageStore::kPageSize;
+constexpr size_t kChunk = 1 << 20;      // One request: 256 pages.
+constexpr size_t kDataBytes = 8 << 20;  // Per kind.
+constexpr size_t kChunks = kDataBytes / kChunk;
+constexpr int kLevel = 1;  // The store's default level.
+using Bytes = std::vector<uint8_t>;
+
+enum Kind { kText, kBinary, kFio, kNumKinds };
+const char* const kKindNames[kNumKinds] = {"text", "binary", "fio60"};
+
+// Whole regular files (no symlinks) in path order, at most per_file bytes of each.
+Bytes LoadFiles(const std::filesystem::path& dir, bool recursive,
+                bool (*want)(const std::filesystem::path&), size_t per_file) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> paths;
+  std::error_code ec;
+  auto consider = [&](const fs::directory_entry& e) {
+    std::error_code ec2;
+    if (!e.is_symlink(ec2) && e.is_regular_file(ec2) && want(e.path())) paths.push_back(e.path());
+  };
+  if (recursive) {
+    for (fs::recursive_directory_iterator
+             it(dir, fs::directory_options::skip_permission_denied, ec),
+         end;
+         !ec && it != end; it.increment(ec)) {
+      consider(*it);
+    }
+  } else {
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) consider(*it);
+  }
+  std::sort(paths.begin(), paths.end());
+  Bytes out;
+  for (const fs::path& p : paths) {
+    if (out.size() >= kDataBytes) break;
+    std::ifstream in(p, std::ios::binary);
+    Bytes buf(per_file);
+    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    out.insert(out.end(), buf.begin(), buf.begin() + in.gcount());
+  }
+  return out;
+}
+
+Bytes MakeData(Kind kind) {
+  Bytes d;
+  if (kind == kText) {
+    d = LoadFiles(
+        "/usr/include", true, [](const std::filesystem::path& p) { return p.extension() == ".h"; },
+        256 << 10);
+  } else if (kind == kBinary) {
+    d = LoadFiles(
+        "/usr/lib/x86_64-linux-gnu", false,
+        [](const std::filesystem::path& p) {
+          return p.filename().string().find(".so") != std::string::npos;
+        },
+        512 << 10);
+  } else {
+    std::mt19937_64 rng(60);
+    d.resize(kDataBytes);
+    for (size_t page = 0; page < kDataBytes; page += kPage) {
+      const size_t random = kPage * 40 / 100;
+      for (size_t i = 0; i < random; i += 8) {
+        const uint64_t w = rng();
+        std::memcpy(d.data() + page + i, &w, std::min<size_t>(8, random - i));
+      }
+      std::memset(d.data() + page + random, 0, kPage - random);
+    }
+  }
+  // Repeat if a corpus is short, so every kind has the same amount.
+  if (d.empty()) d.assign(kPage, 0);
+  while (d.size() < kDataBytes)
+    d.insert(d.end(), d.begin(), d.begin() + std::min(d.size(), kDataBytes - d.size()));
+  d.resize(kDataBytes);
+  return d;
+}
+
+const Bytes& Data(Kind kind) {
+  static std::once_flag once[kNumKinds];
+  static Bytes data[kNumKinds];
+  std::call_once(once[kind], [kind] { data[kind] = MakeData(kind); });
+  return data[kind];
+}
+
+// One store per kind, so that its statistics describe that kind only.
+PageStore& Store(Kind kind) {
+  static std::once_flag once[kNumKinds];
+  static std::unique_ptr<PageStore> stores[kNumKinds];
+  std::call_once(once[kind], [kind] {
+    PageStoreOptions o;
+    o.zstd_level = kLevel;
+    stores[kind] = std::make_unique<PageStore>(o);
+  });
+  return *stores[kind];
+}
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Bytes processed per CPU-second of this thread since cpu0, averaged over threads.
+void CpuRate(benchmark::State& state, double cpu0) {
+  const double cpu = ThreadCpuSeconds() - cpu0;
+  const double bytes = static_cast<double>(state.iterations()) * kChunk;
+  state.counters["cpu_bytes_per_second"] = benchmark::Counter(
+      cpu > 0 ? bytes / cpu : 0.0, benchmark::Counter::kAvgThreads, benchmark::Counter::kIs1024);
+}
+
+void StoreCounters(benchmark::State& state, Kind kind) {
+  const StoreStats s = Store(kind).Stats();
+  const auto avg = benchmark::Counter::kAvgThreads;
+  state.counters["ratio"] = benchmark::Counter(
+      s.compr_data_size == 0 ? 0.0 : static_cast<double>(s.orig_data_size) / s.compr_data_size,
+      avg);
+  state.counters["mem_ratio"] = benchmark::Counter(
+      s.mem_used_total == 0 ? 0.0 : static_cast<double>(s.orig_data_size) / s.mem_used_total, avg);
+}
+
+void BM_StoreWrite(benchmark::State& state, Kind kind) {
+  const Bytes& data = Data(kind);
+  PageStore& store = Store(kind);
+  const PageStore::FileId file = 100 + static_cast<PageStore::FileId>(state.thread_index());
+  size_t i = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    const size_t c = i++ % kChunks;
+    const Status st = store.Write(file, c * kChunk, data.data() + c * kChunk, kChunk);
+    if (!st.ok()) {
+      state.SkipWithError(st.ToString().c_str());
+      break;
+    }
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChunk));
+  CpuRate(state, cpu0);
+  StoreCounters(state, kind);
+}
+
+void BM_StoreRead(benchmark::State& state, Kind kind) {
+  const Bytes& data = Data(kind);
+  PageStore& store = Store(kind);
+  const PageStore::FileId file = 200 + static_cast<PageStore::FileId>(state.thread_index());
+  // The thread's own file, written (untimed) and checked once.
+  Bytes buf(kChunk);
+  if (!store.Write(file, 0, data.data(), data.size()).ok() ||
+      !store.Read(file, 0, buf.data(), kChunk).ok() ||
+      std::memcmp(buf.data(), data.data(), kChunk) != 0) {
+    state.SkipWithError("setup: the store did not give the data back");
+  }
+  size_t i = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    const size_t c = i++ % kChunks;
+    const Status st = store.Read(file, c * kChunk, buf.data(), kChunk);
+    if (!st.ok()) {
+      state.SkipWithError(st.ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChunk));
+  CpuRate(state, cpu0);
+  StoreCounters(state, kind);
+}
+
+void BM_ZstdCompress(benchmark::State& state, Kind kind) {
+  const Bytes& data = Data(kind);
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  Bytes out(ZSTD_compressBound(kPage));
+  uint64_t in_bytes = 0, out_bytes = 0;
+  size_t i = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    const uint8_t* chunk = data.data() + (i++ % kChunks) * kChunk;
+    for (size_t p = 0; p < kChunk; p += kPage) {
+      const size_t n = ZSTD_compressCCtx(cctx, out.data(), out.size(), chunk + p, kPage, kLevel);
+      if (ZSTD_isError(n)) {
+        state.SkipWithError(ZSTD_getErrorName(n));
+        break;
+      }
+      out_bytes += n;
+    }
+    in_bytes += kChunk;
+  }
+  ZSTD_freeCCtx(cctx);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChunk));
+  CpuRate(state, cpu0);
+  state.counters["ratio"] =
+      benchmark::Counter(out_bytes == 0 ? 0.0 : static_cast<double>(in_bytes) / out_bytes,
+                         benchmark::Counter::kAvgThreads);
+}
+
+// Every page of a kind compressed by bare zstd at kLevel, for the decompression baseline.
+struct Frames {
+  std::vector<Bytes> pages;
+};
+const Frames& ZstdFrames(Kind kind) {
+  static std::once_flag once[kNumKinds];
+  static Frames frames[kNumKinds];
+  std::call_once(once[kind], [kind] {
+    const Bytes& data = Data(kind);
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    for (size_t p = 0; p < data.size(); p += kPage) {
+      Bytes out(ZSTD_compressBound(kPage));
+      out.resize(ZSTD_compressCCtx(cctx, out.data(), out.size(), data.data() + p, kPage, kLevel));
+      frames[kind].pages.push_back(std::move(out));
+    }
+    ZSTD_freeCCtx(cctx);
+  });
+  return frames[kind];
+}
+
+void BM_ZstdDecompress(benchmark::State& state, Kind kind) {
+  const Frames& f = ZstdFrames(kind);
+  ZSTD_DCtx* dctx = ZSTD_createDCtx();
+  Bytes buf(kChunk);
+  const size_t pages_per_chunk = kChunk / kPage;
+  size_t i = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    const size_t first = (i++ % kChunks) * pages_per_chunk;
+    for (size_t p = 0; p < pages_per_chunk; ++p) {
+      const Bytes& src = f.pages[first + p];
+      const size_t n =
+          ZSTD_decompressDCtx(dctx, buf.data() + p * kPage, kPage, src.data(), src.size());
+      if (n != kPage) {
+        state.SkipWithError("zstd: bad page");
+        break;
+      }
+    }
+    benchmark::DoNotOptimize(buf.data());
+  }
+  ZSTD_freeDCtx(dctx);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChunk));
+  CpuRate(state, cpu0);
+}
+
+// ---- Level sweep through PageCodec --------------------------------------------------------------
+
+struct CodecPages {
+  std::vector<Bytes> pages;  // Compressed payload, or empty for a raw page.
+};
+const CodecPages& CodecFrames(Kind kind, int level) {
+  static std::mutex mu;
+  static std::map<std::pair<int, int>, CodecPages> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto [it, fresh] = cache.try_emplace({kind, level});
+  if (fresh) {
+    const Bytes& data = Data(kind);
+    for (size_t p = 0; p < data.size(); p += kPage) {
+      Bytes out(kPage);
+      out.resize(PageCodec::Compress(data.data() + p, level, out.data()));
+      it->second.pages.push_back(std::move(out));
+    }
+  }
+  return it->second;
+}
+
+void BM_CodecCompress(benchmark::State& state, Kind kind) {
+  const int level = static_cast<int>(state.range(0));
+  const Bytes& data = Data(kind);
+  Bytes out(kPage);
+  uint64_t in_bytes = 0, out_bytes = 0;
+  size_t i = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    const uint8_t* chunk = data.data() + (i++ % kChunks) * kChunk;
+    for (size_t p = 0; p < kChunk; p += kPage) {
+      const size_t n = PageCodec::Compress(chunk + p, level, out.data());
+      out_bytes += n == 0 ? kPage : n;
+    }
+    in_bytes += kChunk;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChunk));
+  CpuRate(state, cpu0);
+  state.counters["ratio"] =
+      benchmark::Counter(static_cast<double>(in_bytes) / std::max<uint64_t>(out_bytes, 1));
+}
+
+void BM_CodecDecompress(benchmark::State& state, Kind kind) {
+  const int level = static_cast<int>(state.range(0));
+  const CodecPages& f = CodecFrames(kind, level);
+  const Bytes& data = Data(kind);
+  Bytes buf(kChunk);
+  const size_t pages_per_chunk = kChunk / kPage;
+  size_t i = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    const size_t first = (i++ % kChunks) * pages_per_chunk;
+    for (size_t p = 0; p < pages_per_chunk; ++p) {
+      const Bytes& src = f.pages[first + p];
+      uint8_t* dst = buf.data() + p * kPage;
+      if (src.empty()) {
+        std::memcpy(dst, data.data() + (first + p) * kPage, kPage);  // A raw page.
+      } else if (!PageCodec::Decompress(src.data(), src.size(), dst).ok()) {
+        state.SkipWithError("codec: bad page");
+        break;
+      }
+    }
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChunk));
+  CpuRate(state, cpu0);
+}
+
+void RegisterAll() {
+  for (int k = 0; k < kNumKinds; ++k) {
+    const Kind kind = static_cast<Kind>(k);
+    const std::string name = kKindNames[k];
+    benchmark::RegisterBenchmark(("store_write/" + name).c_str(), BM_StoreWrite, kind)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("zstd_compress/" + name).c_str(), BM_ZstdCompress, kind)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("store_read/" + name).c_str(), BM_StoreRead, kind)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("zstd_decompress/" + name).c_str(), BM_ZstdDecompress, kind)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+  }
+  for (int k = 0; k < kNumKinds; ++k) {
+    const Kind kind = static_cast<Kind>(k);
+    const std::string name = kKindNames[k];
+    using Fn = void (*)(benchmark::State&, Kind);
+    const std::pair<const char*, Fn> sweeps[] = {{"codec_compress/", BM_CodecCompress},
+                                                 {"codec_decompress/", BM_CodecDecompress}};
+    for (const auto& [prefix, fn] : sweeps) {
+      auto* b = benchmark::RegisterBenchmark((prefix + name).c_str(), fn, kind);
+      b->ArgName("level");
+      for (int level : {-5, -1, 1, 3}) b->Arg(level);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace zbudfs
+
+int main(int argc, char** argv) {
+  zbudfs::RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

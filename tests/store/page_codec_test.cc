@@ -1,0 +1,403 @@
+// Unit tests of PageCodec: same-filled detection, zstd round trips of real pages (text from
+// /usr/include, binaries from /usr/lib), the raw ("huge") path, corruption detection and levels.
+#include "store/page_codec.h"
+
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace zbudfs {
+namespace {
+
+constexpr size_t kPage = PageCodec::kPageSize;
+using Page = std::array<uint8_t, kPage>;
+
+// Reads whole regular files (symlinks skipped) into one buffer, in path order, taking at most
+// per_file bytes of each and stopping at max_bytes.
+std::vector<uint8_t> LoadCorpus(const std::filesystem::path& dir, bool recursive,
+                                bool (*want)(const std::filesystem::path&), size_t per_file,
+                                size_t max_bytes) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> paths;
+  std::error_code ec;
+  auto consider = [&](const fs::directory_entry& e) {
+    std::error_code ec2;
+    if (e.is_symlink(ec2) || !e.is_regular_file(ec2)) return;
+    if (want(e.path())) paths.push_back(e.path());
+  };
+  if (recursive) {
+    for (fs::recursive_directory_iterator
+             it(dir, fs::directory_options::skip_permission_denied, ec),
+         end;
+         !ec && it != end; it.increment(ec)) {
+      consider(*it);
+    }
+  } else {
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) consider(*it);
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<uint8_t> out;
+  for (const fs::path& p : paths) {
+    if (out.size() >= max_bytes) break;
+    std::ifstream in(p, std::ios::binary);
+    std::vector<char> buf(per_file);
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const size_t got = static_cast<size_t>(in.gcount());
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(got));
+  }
+  out.resize(std::min(out.size(), max_bytes) / kPage * kPage);
+  return out;
+}
+
+bool IsHeader(const std::filesystem::path& p) { return p.extension() == ".h"; }
+bool IsSharedObject(const std::filesystem::path& p) {
+  return p.filename().string().find(".so") != std::string::npos;
+}
+
+std::vector<Page> ToPages(const std::vector<uint8_t>& bytes) {
+  std::vector<Page> pages(bytes.size() / kPage);
+  for (size_t i = 0; i < pages.size(); ++i) {
+    std::memcpy(pages[i].data(), bytes.data() + i * kPage, kPage);
+  }
+  return pages;
+}
+
+const std::vector<Page>& TextPages() {
+  static const std::vector<Page> pages =
+      ToPages(LoadCorpus("/usr/include", true, IsHeader, 64 << 10, 1 << 20));
+  return pages;
+}
+
+const std::vector<Page>& BinaryPages() {
+  static const std::vector<Page> pages =
+      ToPages(LoadCorpus("/usr/lib/x86_64-linux-gnu", false, IsSharedObject, 128 << 10, 1 << 20));
+  return pages;
+}
+
+Page RandomPage(std::mt19937_64& rng) {
+  Page p;
+  for (size_t i = 0; i < kPage; i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(p.data() + i, &w, 8);
+  }
+  return p;
+}
+
+// fio buffer_compress_percentage=60, buffer_compress_chunk=4096: 40% random, then zeros.
+Page FioLikePage(std::mt19937_64& rng) {
+  Page p = RandomPage(rng);
+  std::memset(p.data() + kPage * 40 / 100, 0, kPage - kPage * 40 / 100);
+  return p;
+}
+
+// Compresses and decompresses one page; returns the compressed size (0 = kept raw).
+size_t RoundTrip(const Page& page, int level) {
+  std::vector<uint8_t> out(kPage);
+  const size_t n = PageCodec::Compress(page.data(), level, out.data());
+  EXPECT_LE(n, PageCodec::kMaxCompressed);
+  if (n == 0) return 0;
+  Page back;
+  back.fill(0xA5);
+  const Status st = PageCodec::Decompress(out.data(), n, back.data());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(back == page) << "round trip changed the page at level " << level;
+  return n;
+}
+
+TEST(PageCodecTest, CorpusAvailable) {
+  // The other tests draw their pages from these; an empty corpus would make them vacuous.
+  EXPECT_GE(TextPages().size(), 128u);
+  EXPECT_GE(BinaryPages().size(), 128u);
+}
+
+TEST(PageCodecTest, TextPagesRoundTrip) {
+  ASSERT_GE(TextPages().size(), 128u);
+  size_t in = 0, out = 0;
+  for (const Page& page : TextPages()) {
+    const size_t n = RoundTrip(page, 1);
+    ASSERT_FALSE(HasFailure());
+    // C headers always compress well below the zbud limit.
+    ASSERT_GT(n, 0u) << "a text page was kept raw";
+    in += kPage;
+    out += n;
+  }
+  std::cout << "text: " << TextPages().size() << " pages, ratio "
+            << static_cast<double>(in) / static_cast<double>(out) << " at level 1\n";
+  EXPECT_GT(in, 2 * out) << "text should compress better than 2:1";
+}
+
+TEST(PageCodecTest, BinaryPagesRoundTrip) {
+  ASSERT_GE(BinaryPages().size(), 128u);
+  size_t compressed = 0, raw = 0, same = 0;
+  for (const Page& page : BinaryPages()) {
+    uint64_t word;
+    if (PageCodec::IsSameFilled(page.data(), &word)) ++same;
+    const size_t n = RoundTrip(page, 1);
+    ASSERT_FALSE(HasFailure());
+    if (n == 0) {
+      ++raw;
+    } else {
+      ++compressed;
+    }
+  }
+  std::cout << "binary: " << compressed << " compressed, " << raw << " raw, " << same
+            << " same-filled\n";
+  EXPECT_GT(compressed, BinaryPages().size() / 2) << "most code pages compress";
+}
+
+TEST(PageCodecTest, RandomPagesAreKeptRaw) {
+  std::mt19937_64 rng(42);
+  std::vector<uint8_t> out(kPage);
+  for (int i = 0; i < 64; ++i) {
+    const Page page = RandomPage(rng);
+    uint64_t word;
+    EXPECT_FALSE(PageCodec::IsSameFilled(page.data(), &word));
+    for (int level : {-5, -1, 1, 3}) {
+      EXPECT_EQ(PageCodec::Compress(page.data(), level, out.data()), 0u) << "level " << level;
+    }
+  }
+}
+
+TEST(PageCodecTest, SameFilledPages) {
+  Page page{};
+  uint64_t word = 123;
+  ASSERT_TRUE(PageCodec::IsSameFilled(page.data(), &word));
+  EXPECT_EQ(word, 0u);
+
+  for (uint64_t w :
+       {uint64_t{0x0123456789ABCDEF}, ~uint64_t{0}, uint64_t{0xABABABABABABABAB}, uint64_t{1}}) {
+    SCOPED_TRACE(w);
+    for (size_t i = 0; i < kPage; i += 8) std::memcpy(page.data() + i, &w, 8);
+    word = 0;
+    ASSERT_TRUE(PageCodec::IsSameFilled(page.data(), &word));
+    EXPECT_EQ(word, w);
+
+    // FillSame restores it exactly.
+    Page filled;
+    filled.fill(0x5A);
+    PageCodec::FillSame(filled.data(), word);
+    EXPECT_TRUE(filled == page);
+
+    // One differing byte anywhere (last, first, middle, in each 32-byte lane) breaks it.
+    for (size_t pos : {kPage - 1, size_t{0}, size_t{7}, size_t{8}, size_t{31}, size_t{32},
+                       size_t{2049}, kPage - 8}) {
+      Page bad = page;
+      bad[pos] ^= 0x10;
+      uint64_t unused = 0;
+      EXPECT_FALSE(PageCodec::IsSameFilled(bad.data(), &unused)) << "byte " << pos;
+    }
+  }
+
+  // A page repeating a 16-byte pattern is not same-filled.
+  for (size_t i = 0; i < kPage; ++i) page[i] = static_cast<uint8_t>(i % 16);
+  EXPECT_FALSE(PageCodec::IsSameFilled(page.data(), &word));
+
+  // FillSame(0) zeroes.
+  Page z;
+  z.fill(0xFF);
+  PageCodec::FillSame(z.data(), 0);
+  EXPECT_TRUE(std::all_of(z.begin(), z.end(), [](uint8_t b) { return b == 0; }));
+}
+
+// The raw path: a page whose compressed form exceeds kMaxCompressed (3968) must give 0 even
+// when zstd itself fits it in 4096; at or below the limit the size is returned. Pages of k
+// random bytes followed by zeros sweep the compressed size across the limit; the expected
+// size comes from zstd called with the frame parameters page_codec.h documents (level, a
+// 4-byte content checksum, content size, no dictionary id).
+TEST(PageCodecTest, HugePagePathAtTheZbudLimit) {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ASSERT_NE(cctx, nullptr);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0);
+  std::vector<uint8_t> ref(ZSTD_compressBound(kPage));
+  std::vector<uint8_t> out(kPage);
+  std::mt19937_64 rng(7);
+  const Page noise = RandomPage(rng);
+  int below = 0, above_fits_in_page = 0;
+  for (size_t k = 3800; k <= kPage; k += 2) {
+    Page page{};
+    std::memcpy(page.data(), noise.data(), k);
+    const size_t s = ZSTD_compress2(cctx, ref.data(), ref.size(), page.data(), kPage);
+    ASSERT_FALSE(ZSTD_isError(s));
+    const size_t n = PageCodec::Compress(page.data(), 1, out.data());
+    if (s <= PageCodec::kMaxCompressed) {
+      ++below;
+      ASSERT_EQ(n, s) << "k=" << k;
+      Page back;
+      ASSERT_TRUE(PageCodec::Decompress(out.data(), n, back.data()).ok());
+      ASSERT_TRUE(back == page);
+    } else {
+      if (s < kPage) ++above_fits_in_page;
+      ASSERT_EQ(n, 0u) << "k=" << k << ": zstd gave " << s << " bytes, above the zbud limit";
+    }
+  }
+  ZSTD_freeCCtx(cctx);
+  // The sweep really crossed the limit, including sizes zstd fits in a page.
+  EXPECT_GT(below, 0);
+  EXPECT_GT(above_fits_in_page, 0);
+}
+
+// Every single-byte corruption (three masks at every position) of compressed pages of each kind
+// gives EIO, or at worst OK with the exact original page: never OK with wrong data.
+TEST(PageCodecTest, CorruptedPayloadIsDetected) {
+  std::mt19937_64 rng(99);
+  std::vector<Page> pages = {TextPages().at(3), TextPages().at(40), BinaryPages().at(20),
+                             FioLikePage(rng)};
+  int detected = 0, harmless = 0;
+  for (size_t pi = 0; pi < pages.size(); ++pi) {
+    const Page& page = pages[pi];
+    std::vector<uint8_t> comp(kPage);
+    const size_t n = PageCodec::Compress(page.data(), 1, comp.data());
+    ASSERT_GT(n, 0u) << "page " << pi;
+    comp.resize(n);
+    for (size_t pos = 0; pos < n; ++pos) {
+      for (uint8_t mask : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xFF}}) {
+        std::vector<uint8_t> bad = comp;
+        bad[pos] ^= mask;
+        Page back;
+        back.fill(0xCC);
+        const Status st = PageCodec::Decompress(bad.data(), bad.size(), back.data());
+        if (st.ok()) {
+          ASSERT_TRUE(back == page)
+              << "page " << pi << ": flip 0x" << std::hex << int{mask} << " at byte " << std::dec
+              << pos << " of " << n << " decoded OK to wrong data";
+          ++harmless;
+        } else {
+          ASSERT_EQ(st.code(), EIO) << st.ToString();
+          ++detected;
+        }
+      }
+    }
+  }
+  std::cout << "corruptions detected: " << detected << ", harmless: " << harmless << "\n";
+  EXPECT_GT(detected, 0);
+}
+
+TEST(PageCodecTest, TruncatedOrExtendedPayloadIsEio) {
+  std::vector<uint8_t> comp(kPage + 16);
+  const Page& page = TextPages().at(5);
+  const size_t n = PageCodec::Compress(page.data(), 1, comp.data());
+  ASSERT_GT(n, 0u);
+  Page back;
+  for (size_t len = 0; len < n; ++len) {
+    const Status st = PageCodec::Decompress(comp.data(), len, back.data());
+    ASSERT_EQ(st.code(), EIO) << "length " << len << " of " << n << ": " << st.ToString();
+  }
+  // Trailing garbage after the frame is not a page either.
+  comp[n] = 0x42;
+  EXPECT_EQ(PageCodec::Decompress(comp.data(), n + 1, back.data()).code(), EIO);
+  // And the untouched length still decodes.
+  ASSERT_TRUE(PageCodec::Decompress(comp.data(), n, back.data()).ok());
+  EXPECT_TRUE(back == page);
+}
+
+TEST(PageCodecTest, NonPageFramesAreEio) {
+  // A valid zstd frame of the wrong content size is not a page.
+  std::vector<uint8_t> small(kPage / 2, 'x');
+  std::vector<uint8_t> comp(ZSTD_compressBound(small.size()));
+  const size_t n = ZSTD_compress(comp.data(), comp.size(), small.data(), small.size(), 1);
+  ASSERT_FALSE(ZSTD_isError(n));
+  Page back;
+  EXPECT_EQ(PageCodec::Decompress(comp.data(), n, back.data()).code(), EIO);
+  // Plain bytes are not a frame.
+  const Page& text = TextPages().at(0);
+  EXPECT_EQ(PageCodec::Decompress(text.data(), 1000, back.data()).code(), EIO);
+}
+
+TEST(PageCodecTest, LevelsRoundTrip) {
+  EXPECT_LT(PageCodec::MinLevel(), 0);
+  EXPECT_GE(PageCodec::MaxLevel(), 19);
+  std::mt19937_64 rng(3);
+  std::vector<Page> pages;
+  for (size_t i = 0; i < 64; ++i) pages.push_back(TextPages().at(i));
+  for (size_t i = 0; i < 64; ++i) pages.push_back(BinaryPages().at(i * 2));
+  for (int i = 0; i < 16; ++i) pages.push_back(FioLikePage(rng));
+  size_t text_total_fast = 0, text_total_slow = 0;
+  for (int level : {-5, -1, 1, 3, PageCodec::MinLevel(), PageCodec::MaxLevel()}) {
+    SCOPED_TRACE(level);
+    for (size_t i = 0; i < pages.size(); ++i) {
+      const size_t n = RoundTrip(pages[i], level);
+      ASSERT_FALSE(HasFailure()) << "page " << i;
+      if (i < 64 && level == -5) text_total_fast += n;
+      if (i < 64 && level == 3) text_total_slow += n;
+    }
+  }
+  // The negative levels trade ratio for speed.
+  EXPECT_GT(text_total_fast, text_total_slow);
+}
+
+// The thread's context is reconfigured when the level changes: output at a level does not
+// depend on the levels used before.
+TEST(PageCodecTest, LevelSwitchIsDeterministic) {
+  const Page& page = TextPages().at(11);
+  std::vector<uint8_t> a(kPage), b(kPage), c(kPage);
+  const size_t na = PageCodec::Compress(page.data(), 3, a.data());
+  const size_t nb = PageCodec::Compress(page.data(), -5, b.data());
+  const size_t nc = PageCodec::Compress(page.data(), 3, c.data());
+  ASSERT_GT(na, 0u);
+  ASSERT_GT(nb, 0u);
+  EXPECT_NE(na, nb) << "levels 3 and -5 should differ on a text page";
+  ASSERT_EQ(na, nc);
+  EXPECT_EQ(0, std::memcmp(a.data(), c.data(), na));
+}
+
+// Per-thread contexts: threads compressing at different levels at once get the same bytes as
+// a single thread does.
+TEST(PageCodecTest, ConcurrentCompressAndDecompress) {
+  constexpr int kThreads = 4;
+  const int levels[kThreads] = {-5, -1, 1, 3};
+  std::vector<Page> pages;
+  for (size_t i = 0; i < 32; ++i) pages.push_back(TextPages().at(i * 3));
+  for (size_t i = 0; i < 32; ++i) pages.push_back(BinaryPages().at(i * 3));
+  // Reference output, single-threaded.
+  std::vector<std::vector<std::vector<uint8_t>>> ref(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (const Page& p : pages) {
+      std::vector<uint8_t> out(kPage);
+      out.resize(PageCodec::Compress(p.data(), levels[t], out.data()));
+      ref[t].push_back(out);
+    }
+  }
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<uint8_t> out(kPage);
+      Page back;
+      for (int round = 0; round < 4; ++round) {
+        for (size_t i = 0; i < pages.size(); ++i) {
+          // Alternate levels so that the thread's context is reconfigured under contention.
+          const int level = (round % 2 == 0) ? levels[t] : levels[(t + 1) % kThreads];
+          const auto& want = ref[(round % 2 == 0) ? t : (t + 1) % kThreads][i];
+          const size_t n = PageCodec::Compress(pages[i].data(), level, out.data());
+          if (n != want.size() || (n != 0 && std::memcmp(out.data(), want.data(), n) != 0)) {
+            ++mismatches[t];
+          }
+          if (n == 0) continue;
+          if (!PageCodec::Decompress(out.data(), n, back.data()).ok() || back != pages[i]) {
+            ++mismatches[t];
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+}  // namespace
+}  // namespace zbudfs

@@ -1,0 +1,339 @@
+// Unit tests of PageIndex: entries, sparse chunks, the NextPresent/NextHole/CountPresent/ForEach/
+// EraseRange walks against a brute-force std::set model, and the index's memory per page.
+#include "store/page_index.h"
+
+#include <gtest/gtest.h>
+#include <malloc.h>
+
+#include <cstdint>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ZBUDFS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ZBUDFS_SANITIZED 1
+#endif
+#endif
+
+namespace zbudfs {
+namespace {
+
+constexpr uint64_t kChunk = PageIndex::kChunkPages;
+constexpr uint64_t kNone = PageIndex::kNone;
+
+// A present entry whose fields identify the page it was stored for.
+PageEntry EntryFor(uint64_t page, uint8_t kind = PageEntry::kZbud) {
+  PageEntry e;
+  e.kind = kind;
+  e.value = page * 2654435761u + 17;
+  e.length = static_cast<uint32_t>(page % 3969);
+  return e;
+}
+
+bool SameEntry(const PageEntry& a, const PageEntry& b) {
+  return a.kind == b.kind && a.value == b.value && a.length == b.length && a.flags == b.flags;
+}
+
+// Brute-force reference answers over a std::set of present pages.
+uint64_t ModelNextPresent(const std::set<uint64_t>& m, uint64_t page) {
+  auto it = m.lower_bound(page);
+  return it == m.end() ? kNone : *it;
+}
+
+uint64_t ModelNextHole(const std::set<uint64_t>& m, uint64_t page) {
+  while (m.count(page) != 0) ++page;
+  return page;
+}
+
+TEST(PageIndexTest, SetFindErase) {
+  PageIndex index;
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.chunks(), 0u);
+  EXPECT_EQ(index.Find(5), nullptr);
+
+  PageEntry old = index.Set(5, EntryFor(5));
+  EXPECT_FALSE(old.present());
+  ASSERT_NE(index.Find(5), nullptr);
+  EXPECT_TRUE(SameEntry(*index.Find(5), EntryFor(5)));
+  EXPECT_EQ(index.size(), 1u);
+  EXPECT_EQ(index.chunks(), 1u);
+  // Neighbours in the same chunk stay holes.
+  EXPECT_EQ(index.Find(4), nullptr);
+  EXPECT_EQ(index.Find(6), nullptr);
+
+  // Replacing returns the previous entry and keeps the count.
+  PageEntry raw = EntryFor(500, PageEntry::kRaw);
+  old = index.Set(5, raw);
+  EXPECT_TRUE(SameEntry(old, EntryFor(5)));
+  EXPECT_TRUE(SameEntry(*index.Find(5), raw));
+  EXPECT_EQ(index.size(), 1u);
+
+  // FindMutable edits in place.
+  PageEntry* m = index.FindMutable(5);
+  ASSERT_NE(m, nullptr);
+  m->flags = 3;
+  EXPECT_EQ(index.Find(5)->flags, 3);
+  EXPECT_EQ(index.FindMutable(6), nullptr);
+
+  // A second chunk.
+  index.Set(kChunk, EntryFor(kChunk, PageEntry::kSame));
+  EXPECT_EQ(index.size(), 2u);
+  EXPECT_EQ(index.chunks(), 2u);
+
+  // Erase returns what was there; erasing a hole returns kHole.
+  old = index.Erase(5);
+  EXPECT_EQ(old.kind, PageEntry::kRaw);
+  EXPECT_EQ(old.flags, 3);
+  EXPECT_EQ(index.Find(5), nullptr);
+  EXPECT_FALSE(index.Erase(5).present());
+  EXPECT_FALSE(index.Erase(7).present());
+  EXPECT_FALSE(index.Erase(1u << 30).present());
+  EXPECT_EQ(index.size(), 1u);
+  EXPECT_EQ(index.chunks(), 1u) << "an emptied chunk is released";
+
+  old = index.Erase(kChunk);
+  EXPECT_EQ(old.kind, PageEntry::kSame);
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.chunks(), 0u);
+  EXPECT_EQ(index.NextPresent(0), kNone);
+  EXPECT_EQ(index.NextHole(0), 0u);
+}
+
+TEST(PageIndexTest, SparseOneTebibyteApart) {
+  PageIndex index;
+  const uint64_t far = uint64_t{1} << 38;  // 1 TiB / 4096 pages.
+  index.Set(0, EntryFor(0));
+  index.Set(far, EntryFor(far));
+  EXPECT_EQ(index.size(), 2u);
+  EXPECT_EQ(index.chunks(), 2u);
+  EXPECT_LT(index.MemoryBytes(), 4096u) << "holes must cost nothing";
+
+  EXPECT_EQ(index.NextPresent(0), 0u);
+  EXPECT_EQ(index.NextPresent(1), far);
+  EXPECT_EQ(index.NextPresent(far), far);
+  EXPECT_EQ(index.NextPresent(far + 1), kNone);
+  EXPECT_EQ(index.NextHole(0), 1u);
+  EXPECT_EQ(index.NextHole(1), 1u);
+  EXPECT_EQ(index.NextHole(far), far + 1);
+  EXPECT_EQ(index.NextHole(far - 1), far - 1);
+  EXPECT_EQ(index.CountPresent(0, kNone), 2u);
+  EXPECT_EQ(index.CountPresent(1, far), 0u);
+  EXPECT_EQ(index.CountPresent(1, far + 1), 1u);
+  ASSERT_NE(index.Find(far), nullptr);
+  EXPECT_TRUE(SameEntry(*index.Find(far), EntryFor(far)));
+  EXPECT_EQ(index.Find(far - 1), nullptr);
+  EXPECT_EQ(index.Find(far / 2), nullptr);
+
+  std::vector<uint64_t> seen;
+  index.ForEach(0, kNone, [&](uint64_t p, const PageEntry&) { seen.push_back(p); });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{0, far}));
+}
+
+TEST(PageIndexTest, WalksAcrossChunkBoundaries) {
+  PageIndex index;
+  // Chunks 0 and 1 full, chunk 2 missing, chunk 3 full but page 3*64+10 erased.
+  for (uint64_t p = 0; p < 2 * kChunk; ++p) index.Set(p, EntryFor(p));
+  for (uint64_t p = 3 * kChunk; p < 4 * kChunk; ++p) index.Set(p, EntryFor(p));
+  index.Erase(3 * kChunk + 10);
+  EXPECT_EQ(index.chunks(), 3u);
+  EXPECT_EQ(index.NextHole(0), 2 * kChunk);
+  EXPECT_EQ(index.NextHole(kChunk - 1), 2 * kChunk);
+  EXPECT_EQ(index.NextHole(2 * kChunk + 5), 2 * kChunk + 5);
+  EXPECT_EQ(index.NextHole(3 * kChunk), 3 * kChunk + 10);
+  EXPECT_EQ(index.NextHole(3 * kChunk + 11), 4 * kChunk);
+  EXPECT_EQ(index.NextPresent(2 * kChunk), 3 * kChunk);
+  EXPECT_EQ(index.NextPresent(3 * kChunk + 10), 3 * kChunk + 11);
+  EXPECT_EQ(index.NextPresent(4 * kChunk - 1), 4 * kChunk - 1);
+  EXPECT_EQ(index.NextPresent(4 * kChunk), kNone);
+  EXPECT_EQ(index.CountPresent(0, kNone), 3 * kChunk - 1);
+  EXPECT_EQ(index.CountPresent(kChunk - 1, 3 * kChunk + 11), 1 + kChunk + 10);
+  EXPECT_EQ(index.NextPresent(kNone), kNone);
+  EXPECT_EQ(index.NextHole(kNone), kNone);
+}
+
+TEST(PageIndexTest, EraseRangeOrderAndBounds) {
+  PageIndex index;
+  std::set<uint64_t> model;
+  for (uint64_t p = 0; p < 5 * kChunk; p += 3) {
+    index.Set(p, EntryFor(p));
+    model.insert(p);
+  }
+  const uint64_t first = kChunk - 5, last = 3 * kChunk + 7;  // Mid-chunk on both sides.
+  std::vector<uint64_t> erased;
+  index.EraseRange(first, last, [&](uint64_t p, const PageEntry& e) {
+    EXPECT_TRUE(SameEntry(e, EntryFor(p))) << "page " << p;
+    erased.push_back(p);
+  });
+  std::vector<uint64_t> want(model.lower_bound(first), model.lower_bound(last));
+  EXPECT_EQ(erased, want) << "in order, exactly [first, last)";
+  for (uint64_t p : want) model.erase(p);
+  EXPECT_EQ(index.size(), model.size());
+  // Chunks 1 and 2 lost all their pages and are released; chunks 0, 3 and 4 remain.
+  EXPECT_EQ(index.chunks(), 3u);
+  for (uint64_t p = 0; p < 5 * kChunk; ++p) {
+    EXPECT_EQ(index.Find(p) != nullptr, model.count(p) == 1) << "page " << p;
+  }
+  // Empty and inverted ranges do nothing.
+  int calls = 0;
+  index.EraseRange(10, 10, [&](uint64_t, const PageEntry&) { ++calls; });
+  index.EraseRange(20, 10, [&](uint64_t, const PageEntry&) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(index.size(), model.size());
+  // To the end.
+  erased.clear();
+  index.EraseRange(4 * kChunk + 1, kNone,
+                   [&](uint64_t p, const PageEntry&) { erased.push_back(p); });
+  want.assign(model.lower_bound(4 * kChunk + 1), model.end());
+  EXPECT_EQ(erased, want);
+  for (uint64_t p : want) model.erase(p);
+  EXPECT_EQ(index.size(), model.size());
+  index.EraseRange(0, kNone, [](uint64_t, const PageEntry&) {});
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.chunks(), 0u);
+}
+
+TEST(PageIndexTest, ForEachOrderAndBounds) {
+  PageIndex index;
+  const std::vector<uint64_t> pages = {0, 1, 63, 64, 65, 127, 128, 1000, 4095, 4096, 1u << 20};
+  for (uint64_t p : pages) index.Set(p, EntryFor(p));
+  auto collect = [&](uint64_t a, uint64_t b) {
+    std::vector<uint64_t> out;
+    index.ForEach(a, b, [&](uint64_t p, const PageEntry& e) {
+      EXPECT_TRUE(SameEntry(e, EntryFor(p)));
+      out.push_back(p);
+    });
+    return out;
+  };
+  EXPECT_EQ(collect(0, kNone), pages);
+  EXPECT_EQ(collect(1, 64), (std::vector<uint64_t>{1, 63}));
+  EXPECT_EQ(collect(63, 66), (std::vector<uint64_t>{63, 64, 65}));
+  EXPECT_EQ(collect(64, 64), std::vector<uint64_t>{});
+  EXPECT_EQ(collect(66, 127), std::vector<uint64_t>{});
+  EXPECT_EQ(collect(129, 4097), (std::vector<uint64_t>{1000, 4095, 4096}));
+  EXPECT_EQ(collect(5000, 1u << 20), std::vector<uint64_t>{});
+  EXPECT_EQ(collect(5000, (1u << 20) + 1), (std::vector<uint64_t>{1u << 20}));
+  EXPECT_EQ(index.size(), pages.size()) << "ForEach does not change the index";
+}
+
+// Random sets of pages clustered around chunk boundaries and far apart, checked against a
+// std::set at many query points.
+TEST(PageIndexTest, RandomAgainstSetModel) {
+  const uint64_t seed = 20240611;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const uint64_t bases[] = {0, 10 * kChunk, (uint64_t{1} << 38) - 3 * kChunk / 2,
+                            (uint64_t{1} << 40) - 4 * kChunk};
+  auto random_page = [&] {
+    const uint64_t base = bases[rng() % std::size(bases)];
+    return base + rng() % (4 * kChunk);
+  };
+  for (int round = 0; round < 20; ++round) {
+    PageIndex index;
+    std::set<uint64_t> model;
+    // Densities from sparse to nearly full.
+    const int ops = 50 + round * 60;
+    const unsigned erase_pct = (round % 4) * 15;
+    for (int i = 0; i < ops; ++i) {
+      const uint64_t p = random_page();
+      if (rng() % 100 < erase_pct) {
+        const PageEntry old = index.Erase(p);
+        EXPECT_EQ(old.present(), model.erase(p) == 1);
+        if (old.present()) {
+          EXPECT_TRUE(SameEntry(old, EntryFor(p)));
+        }
+      } else {
+        const PageEntry old = index.Set(p, EntryFor(p));
+        EXPECT_EQ(old.present(), !model.insert(p).second);
+      }
+    }
+    ASSERT_EQ(index.size(), model.size());
+    // Query at random points, at every model page and its neighbours, and at chunk edges.
+    std::vector<uint64_t> queries;
+    for (int i = 0; i < 300; ++i) queries.push_back(random_page());
+    for (uint64_t p : model) {
+      queries.push_back(p);
+      queries.push_back(p + 1);
+      if (p > 0) queries.push_back(p - 1);
+    }
+    for (uint64_t b : bases) {
+      for (uint64_t k = 0; k <= 4; ++k) queries.push_back(b + k * kChunk);
+    }
+    for (uint64_t q : queries) {
+      ASSERT_EQ(index.NextPresent(q), ModelNextPresent(model, q)) << "q=" << q;
+      ASSERT_EQ(index.NextHole(q), ModelNextHole(model, q)) << "q=" << q;
+      ASSERT_EQ(index.Find(q) != nullptr, model.count(q) == 1) << "q=" << q;
+    }
+    for (int i = 0; i < 200; ++i) {
+      uint64_t a = random_page(), b = random_page();
+      if (a > b) std::swap(a, b);
+      const auto lo = model.lower_bound(a), hi = model.lower_bound(b);
+      const std::vector<uint64_t> want(lo, hi);
+      ASSERT_EQ(index.CountPresent(a, b), want.size()) << "[" << a << "," << b << ")";
+      std::vector<uint64_t> got;
+      index.ForEach(a, b, [&](uint64_t p, const PageEntry&) { got.push_back(p); });
+      ASSERT_EQ(got, want) << "[" << a << "," << b << ")";
+    }
+    // Erase a random range and compare what remains.
+    uint64_t a = random_page(), b = random_page();
+    if (a > b) std::swap(a, b);
+    std::vector<uint64_t> erased;
+    index.EraseRange(a, b, [&](uint64_t p, const PageEntry& e) {
+      EXPECT_TRUE(SameEntry(e, EntryFor(p)));
+      erased.push_back(p);
+    });
+    ASSERT_EQ(erased, std::vector<uint64_t>(model.lower_bound(a), model.lower_bound(b)));
+    model.erase(model.lower_bound(a), model.lower_bound(b));
+    ASSERT_EQ(index.size(), model.size());
+    std::vector<uint64_t> all;
+    index.ForEach(0, kNone, [&](uint64_t p, const PageEntry&) { all.push_back(p); });
+    ASSERT_EQ(all, std::vector<uint64_t>(model.begin(), model.end()));
+    // No chunk is kept without a page.
+    std::set<uint64_t> chunk_numbers;
+    for (uint64_t p : model) chunk_numbers.insert(p / kChunk);
+    ASSERT_EQ(index.chunks(), chunk_numbers.size());
+  }
+}
+
+// The index's cost per page of a dense file: the contract budget is 24 bytes a page.
+TEST(PageIndexTest, DenseIndexOverhead) {
+  constexpr uint64_t kPages = 1 << 20;  // 4 GiB of file.
+#ifndef ZBUDFS_SANITIZED
+  const size_t heap_before = mallinfo2().uordblks;
+#endif
+  auto index = std::make_unique<PageIndex>();
+  for (uint64_t p = 0; p < kPages; ++p) index->Set(p, EntryFor(p, PageEntry::kSame));
+  ASSERT_EQ(index->size(), kPages);
+  ASSERT_EQ(index->chunks(), kPages / kChunk);
+  const double per_page = static_cast<double>(index->MemoryBytes()) / static_cast<double>(kPages);
+  std::cout << "index: " << index->MemoryBytes() << " bytes for " << kPages
+            << " pages = " << per_page << " bytes/page\n";
+  RecordProperty("index_bytes_per_page", std::to_string(per_page));
+  EXPECT_LE(per_page, 24.0);
+  EXPECT_GE(per_page, static_cast<double>(sizeof(PageEntry))) << "an entry is 16 bytes";
+#ifndef ZBUDFS_SANITIZED
+  // What malloc really handed out (chunk headers included), when it can be measured.
+  const size_t heap = mallinfo2().uordblks - heap_before;
+  const double heap_per_page = static_cast<double>(heap) / static_cast<double>(kPages);
+  std::cout << "index: malloc in use grew by " << heap << " bytes = " << heap_per_page
+            << " bytes/page\n";
+  RecordProperty("index_heap_bytes_per_page", std::to_string(heap_per_page));
+  EXPECT_LE(heap_per_page, 24.0);
+  // MemoryBytes() is an honest estimate: within 5% of the real heap.
+  EXPECT_NEAR(heap_per_page, per_page, per_page * 0.05);
+#endif
+  // The estimate follows the index back down.
+  index->EraseRange(0, kPages / 2, [](uint64_t, const PageEntry&) {});
+  EXPECT_EQ(index->chunks(), kPages / 2 / kChunk);
+  EXPECT_LE(static_cast<double>(index->MemoryBytes()) / static_cast<double>(index->size()), 24.0);
+}
+
+}  // namespace
+}  // namespace zbudfs
