@@ -10,6 +10,7 @@
 #include <boost/filesystem.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace zbudfs {
 namespace fs = boost::filesystem;
@@ -22,11 +23,45 @@ Status Errno(int err, const std::string& what) {
   return Status::Error(err, what + ": " + std::strerror(err));
 }
 
+constexpr char kDefaultDirPrefix[] = "zbudfs-overflow.";
+constexpr int kStaleDirSeconds = 60;  // A default dir this old with its lock free is dead.
+
+// Removes the default directories of mounts that died (SIGKILL, crash): ours by name and
+// owner, older than a minute (so a mount still starting up is left alone), and with their
+// lock file not held. Only files zbudfs creates are removed; anything else keeps the dir.
+void RemoveDeadDefaultDirs(const std::string& base) {
+  boost::system::error_code ec;
+  const std::time_t now = std::time(nullptr);
+  for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kDefaultDirPrefix, 0) != 0) continue;
+    struct stat sb;
+    if (lstat(it->path().c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() ||
+        now - sb.st_mtime < kStaleDirSeconds) {
+      continue;
+    }
+    const std::string lock = it->path().string() + "/" + kLockName;
+    int fd = ::open(lock.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      boost::system::error_code rm_ec;
+      for (fs::directory_iterator f(it->path(), rm_ec), fend; !rm_ec && f != fend;
+           f.increment(rm_ec)) {
+        if (f->path().filename().string().rfind(kDataPrefix, 0) == 0) fs::remove(f->path(), rm_ec);
+      }
+      fs::remove(lock, rm_ec);
+      fs::remove(it->path(), rm_ec);  // Fails, harmlessly, if anything else is left.
+    }
+    ::close(fd);
+  }
+}
+
 // A fresh private directory under $TMPDIR or /var/tmp.
 StatusOr<std::string> MakeDefaultDir() {
   const char* tmp = std::getenv("TMPDIR");
   std::string base = (tmp != nullptr && *tmp != '\0') ? tmp : "/var/tmp";
-  std::string templ = base + "/zbudfs-overflow.XXXXXX";
+  RemoveDeadDefaultDirs(base);
+  std::string templ = base + "/" + kDefaultDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) return Errno(errno, "overflow_dir: mkdtemp in " + base);
   chmod(templ.c_str(), 0700);
   return templ;

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <boost/filesystem.hpp>
@@ -205,6 +207,41 @@ TEST(OverflowStoreTest, DefaultDirectoryIsPrivateAndRemoved) {
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   store.reset();
   EXPECT_FALSE(fs::exists(dir));
+}
+
+// Makes parent/name look like the default directory of a mount, `age` seconds old.
+std::string FakeDefaultDir(const std::string& parent, const std::string& name, int age) {
+  const std::string dir = parent + "/" + name;
+  EXPECT_EQ(mkdir(dir.c_str(), 0700), 0);
+  for (const char* f : {"/zbudfs.lock", "/zbudfs-overflow-512"}) {
+    int fd = open((dir + f).c_str(), O_CREAT | O_WRONLY, 0600);
+    close(fd);
+  }
+  struct timeval times[2];
+  gettimeofday(&times[0], nullptr);
+  times[0].tv_sec -= age;
+  times[1] = times[0];
+  EXPECT_EQ(utimes(dir.c_str(), times), 0);
+  return dir;
+}
+
+TEST(OverflowStoreTest, DefaultDirectoriesOfDeadMountsAreRemoved) {
+  TempDir parent;
+  const std::string dead = FakeDefaultDir(parent.path(), "zbudfs-overflow.dead00", 3600);
+  const std::string young = FakeDefaultDir(parent.path(), "zbudfs-overflow.young0", 0);
+  const std::string live = FakeDefaultDir(parent.path(), "zbudfs-overflow.live00", 3600);
+  const std::string other = FakeDefaultDir(parent.path(), "someone-else.000000", 3600);
+  int held = open((live + "/zbudfs.lock").c_str(), O_RDWR);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(flock(held, LOCK_EX), 0);  // A running mount holds its lock.
+  setenv("TMPDIR", parent.path().c_str(), 1);
+  auto store = OpenOrDie({"", 0, nullptr});
+  unsetenv("TMPDIR");
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(young + "/zbudfs-overflow-512"));  // May be a mount starting up.
+  EXPECT_TRUE(fs::exists(live + "/zbudfs-overflow-512"));
+  EXPECT_TRUE(fs::exists(other + "/zbudfs-overflow-512"));  // Not ours by name.
+  close(held);
 }
 
 TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
