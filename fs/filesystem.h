@@ -57,6 +57,9 @@ class Filesystem {
   InodeTable& table() { return table_; }                    // Metadata.
   const MountOptions& options() const { return options_; }  // Mount options.
   std::shared_mutex& tree_mu() { return tree_mu_; }         // Lock 1 of the order.
+  // The session, for notifications to the kernel (set once, before the loop starts).
+  void set_session(fuse_session* se) { session_ = se; }
+  fuse_session* session() const { return session_; }
 
   // Fills e for inode (whose nlookup the caller has already raised).
   void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
@@ -77,6 +80,7 @@ class Filesystem {
   std::unique_ptr<PageStore> store_;
   InodeTable table_;
   std::shared_mutex tree_mu_;  // Directory contents and Inode::parent.
+  fuse_session* session_ = nullptr;
 };
 
 // Handler groups, one per ops_*.cc file; each fills its part of ops.

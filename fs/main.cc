@@ -12,6 +12,7 @@
 // open after the detach are served until they are closed.
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -105,6 +106,39 @@ class SignalThread {
   std::thread thread_;  // Last: starts after the fields above are set.
 };
 
+// Why path (absolute, resolved) cannot be our mountpoint, or "" if it can.
+std::string CheckMountpoint(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return std::strerror(errno);
+  if (!S_ISDIR(st.st_mode)) return "not a directory";
+  // /proc/self/mountinfo: field 5 is the mount point, with space, tab, newline and
+  // backslash written as \ooo.
+  FILE* f = std::fopen("/proc/self/mountinfo", "r");
+  if (f == nullptr) return "";
+  char* line = nullptr;
+  size_t cap = 0;
+  bool mounted = false;
+  while (!mounted && getline(&line, &cap, f) > 0) {
+    char* save = nullptr;
+    char* field = strtok_r(line, " ", &save);
+    for (int i = 1; field != nullptr && i < 5; ++i) field = strtok_r(nullptr, " ", &save);
+    if (field == nullptr) continue;
+    std::string mp;
+    for (const char* p = field; *p != '\0'; ++p) {
+      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
+        mp += static_cast<char>((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+        p += 3;
+      } else {
+        mp += *p;
+      }
+    }
+    mounted = mp == path;
+  }
+  std::free(line);
+  std::fclose(f);
+  return mounted ? "already a mount point (unmount it first)" : "";
+}
+
 void PrintVersion() {
   std::printf("zbudfs %s\nFUSE library version %s\nzstd version %s\n", ZBUDFS_VERSION,
               fuse_pkgversion(), ZSTD_versionString());
@@ -139,6 +173,10 @@ int Run(int argc, char** argv) {
     return 1;
   }
   const std::string mountpoint = resolved;
+  if (std::string err = CheckMountpoint(mountpoint); !err.empty()) {
+    LogError("bad mountpoint '%s': %s", opts.mountpoint.c_str(), err.c_str());
+    return 1;
+  }
 
   // The overflow directory: checked, locked and cleaned before the mount, so that an
   // unusable one fails the mount with a message.
@@ -173,6 +211,7 @@ int Run(int argc, char** argv) {
   const fuse_lowlevel_ops ops = Filesystem::Ops();
   SessionPtr se(fuse_session_new(args.get(), &ops, sizeof(ops), &fs));
   if (se == nullptr) return 1;  // libfuse has said why (e.g. an unknown option).
+  fs.set_session(se.get());
   if (fuse_session_mount(se.get(), mountpoint.c_str()) != 0) return 1;
   MountGuard mount(se.get());
   if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) return 1;

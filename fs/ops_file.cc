@@ -231,13 +231,26 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
     fuse_reply_err(req, EINVAL);
     return;
   }
+  // With a writer open, the kernel may hold written pages (and a larger size) we have not
+  // seen: it does not write them back before asking. Make it do so now (invalidating its
+  // cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
+  // our size and page map are complete. Not with -s: the only thread would wait for itself.
+  bool flushed = false;
+  if (!fs->options().single_thread && fs->session() != nullptr) {
+    bool writers;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      writers = inode->write_handles > 0;
+    }
+    if (writers) flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
+  }
   std::shared_lock<std::shared_mutex> data(inode->data_mu);
   off_t file_size;
   bool maybe_dirty;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     file_size = inode->size;
-    maybe_dirty = inode->write_handles > 0;
+    maybe_dirty = inode->write_handles > 0 && !flushed;
   }
   if (off < 0 || off >= file_size) {
     data.unlock();

@@ -21,6 +21,11 @@ bool SupportedName(std::string_view name) {
   return name.starts_with("user.") || name.starts_with("trusted.") || name.starts_with("security.");
 }
 
+// A supported prefix with nothing after it ("user."): EINVAL, as tmpfs says.
+bool EmptySuffix(std::string_view name) {
+  return name == "user." || name == "trusted." || name == "security.";
+}
+
 bool IsStats(fuse_ino_t ino, std::string_view name) {
   return ino == FUSE_ROOT_ID && name == kStatsXattr;
 }
@@ -39,6 +44,7 @@ void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
 int DoSetXattr(Inode* inode, std::string_view name, const char* value, size_t size, int flags) {
   if (IsStats(inode->ino, name)) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
+  if (EmptySuffix(name)) return EINVAL;
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);
   auto it = inode->xattrs.find(name);

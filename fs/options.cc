@@ -156,7 +156,7 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
                      "' (must be at least 4096 bytes)";
         return -1;
       }
-      if (v > PageStore::kMaxFileSize) {
+      if (v > (uint64_t{1} << 52)) {
         *st->error = "invalid size for option size: '" + std::string(ValueOf(arg)) +
                      "' (must be at most 4P)";
         return -1;
@@ -179,6 +179,11 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
     }
     case kKeyOverflowLimit: {
       if (!SizeOption(st, arg, &o->overflow_limit)) return -1;
+      if (o->overflow_limit < kPage) {  // 0 would mean "unlimited" to the overflow store.
+        *st->error = "invalid size for option overflow_limit: '" + std::string(ValueOf(arg)) +
+                     "' (must be at least 4096 bytes)";
+        return -1;
+      }
       st->overflow_limit_set = true;
       return 0;
     }

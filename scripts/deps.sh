@@ -8,7 +8,7 @@ packages=(
   libfuse3-dev fuse3 libzstd-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   fio attr python3 util-linux procps passwd
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev stress-ng e2fsprogs
 )
 
 missing=()

@@ -64,6 +64,10 @@ StatusOr<std::string> MakeDefaultDir() {
   std::string templ = base + "/" + kDefaultDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) return Errno(errno, "overflow_dir: mkdtemp in " + base);
   chmod(templ.c_str(), 0700);
+  if (templ[0] != '/') {  // A relative $TMPDIR: the daemon chdirs to / when it detaches.
+    boost::system::error_code ec;
+    templ = fs::absolute(templ, fs::current_path(ec)).string();
+  }
   return templ;
 }
 
@@ -80,6 +84,11 @@ Status CheckGivenDir(const std::string& dir) {
     return Status::Error(ENOTDIR, "overflow_dir " + dir + " is not a directory");
   struct stat sb;
   if (::stat(dir.c_str(), &sb) != 0) return Errno(errno, "overflow_dir " + dir);
+  if (sb.st_uid != geteuid()) {
+    return Status::Error(EACCES, "overflow_dir " + dir + " is owned by uid " +
+                                     std::to_string(sb.st_uid) +
+                                     ", not by us; use a private directory of our own");
+  }
   if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return Status::Error(EACCES,
                          "overflow_dir " + dir +
@@ -102,6 +111,14 @@ ssize_t OverflowIo::Pread(int fd, void* buf, size_t len, off_t off) {
 StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptions& options) {
   std::string dir = options.dir;
   const bool owns_dir = dir.empty();
+  // Relative paths are made absolute now: a daemon chdirs to / when it detaches, and class
+  // files are created later.
+  if (!dir.empty() && dir[0] != '/') {
+    boost::system::error_code ec;
+    fs::path abs = fs::absolute(dir, fs::current_path(ec));
+    if (ec) return Errno(ec.value(), "overflow_dir " + dir);
+    dir = abs.string();
+  }
   if (owns_dir) {
     StatusOr<std::string> made = MakeDefaultDir();
     if (!made.ok()) return made.status();

@@ -103,7 +103,10 @@ class PageStore {
  public:
   using FileId = uint64_t;
   static constexpr size_t kPageSize = 4096;
-  static constexpr uint64_t kMaxFileSize = uint64_t{1} << 52;  // Largest offset + 1 accepted.
+  // Largest offset + 1 accepted: the kernel's MAX_LFS_FILESIZE, which is what FUSE gives
+  // s_maxbytes. With the writeback cache the kernel accepts every write below it into its
+  // page cache before we see it, so a smaller limit here loses data at writeback.
+  static constexpr uint64_t kMaxFileSize = uint64_t{INT64_MAX};
 
   explicit PageStore(const PageStoreOptions& options);
   ~PageStore();
