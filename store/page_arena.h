@@ -26,7 +26,7 @@ class PageArena {
   static constexpr size_t kRegionPages = 512;  // 2 MiB per mapping.
 
   explicit PageArena(size_t warm_cache_pages = 512);  // Pages kept without madvise.
-  virtual ~PageArena();                              // Unmaps every region.
+  virtual ~PageArena();                               // Unmaps every region.
   PageArena(const PageArena&) = delete;
   PageArena& operator=(const PageArena&) = delete;
 

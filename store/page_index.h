@@ -31,7 +31,7 @@ struct PageEntry {
   uint32_t length = 0;   // Compressed payload bytes for kZbud and kOverflow.
   uint8_t kind = kHole;  // One of Kind.
   uint8_t flags = 0;     // Per-page bits for reclaim policy.
-  uint16_t spare = 0;    // Padding, kept zero.
+  uint16_t stamp = 0;    // kOverflow: which write-back put it there (see PageStore::Promote).
 
   bool present() const { return kind != kHole; }
 };

@@ -443,6 +443,7 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
   struct Promotion {
     uint64_t page;
     uint64_t loc;
+    uint16_t stamp;
     uint32_t len;
     std::unique_ptr<uint8_t[]> payload;
   };
@@ -481,7 +482,7 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
         if (!st.ok()) return st;
         if ((before & kFlagAccessed) != 0 && promotions.size() < kMaxPromotePerRead &&
             MemUsed() + kPage < low_wm_) {
-          promotions.push_back(Promotion{page, e->value, e->length, std::move(payload)});
+          promotions.push_back(Promotion{page, e->value, e->stamp, e->length, std::move(payload)});
         }
       } else {
         Status st = DecodePage(*e, into);
@@ -491,14 +492,16 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
       pos += n;
     }
   }
-  for (const Promotion& p : promotions) Promote(id, p.page, p.loc, p.payload.get(), p.len);
+  for (const Promotion& p : promotions) {
+    Promote(id, p.page, p.loc, p.stamp, p.payload.get(), p.len);
+  }
   return Status::OK();
 }
 
 // Brings an overflow page (payload: its stored bytes) back into memory, if its entry still
 // points at loc. Best effort: on any failure the page simply stays in the overflow store.
-void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* payload,
-                        uint32_t len) {
+void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
+                        const uint8_t* payload, uint32_t len) {
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return;
   PageEntry fresh;
@@ -524,7 +527,9 @@ void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* p
   {
     std::unique_lock<std::shared_mutex> lock(f->index_mu);
     PageEntry* e = f->index.FindMutable(page);
-    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == loc) {
+    // loc alone is not enough: the page may have been overwritten and written back again
+    // into the same (reused) slot since we read it; the stamp tells the two apart.
+    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == loc && e->stamp == stamp) {
       old = *e;
       *e = fresh;
       Account(*f, old, -1);
@@ -616,6 +621,7 @@ Status PageStore::EvictZbud(uint64_t handle) {
       e->kind = PageEntry::kOverflow;
       e->value = *loc;
       e->flags = 0;
+      e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
       Account(*f, old, -1);
       Account(*f, *e, +1);
       written_back_.fetch_add(1, std::memory_order_relaxed);
@@ -659,6 +665,7 @@ Status PageStore::EvictRaw() {
       e->value = *loc;
       e->length = kPage;
       e->flags = 0;
+      e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
       Account(*f, old, -1);
       Account(*f, *e, +1);
       written_back_.fetch_add(1, std::memory_order_relaxed);

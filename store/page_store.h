@@ -37,8 +37,8 @@
 // (overwrite, or the edge of a truncate or punch) is stored even when reclaim cannot make
 // room, since the old page is freed right after: such a page is swapped in (and the old one
 // freed) at once, not with the rest of its batch, so this adds at most one page per writing
-// thread, and only when the overflow store is full or absent. So: reads of one file run in parallel with each
-// other and with compression of writes to the same file; writes to different files run in
+// thread, and only when the overflow store is full or absent. So: reads of one file run in parallel
+// with each other and with compression of writes to the same file; writes to different files run in
 // parallel; nothing shared by all files is held while (de)compressing.
 #ifndef ZBUDFS_STORE_PAGE_STORE_H_
 #define ZBUDFS_STORE_PAGE_STORE_H_
@@ -181,22 +181,23 @@ class PageStore {
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
   void DropPages(File& f, uint64_t first, uint64_t last);             // Frees [first, last).
   Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
-                    PageEntry* out, bool* passed_limit);  // New storage for a page.
+                    PageEntry* out, bool* passed_limit);      // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
   void FreeEntry(const PageEntry& e);                         // Releases e's storage.
   void Account(File& f, const PageEntry& e, int64_t sign);    // Statistics +/- one entry.
   static uint64_t EntryCost(const PageEntry& e);              // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                              // False past capacity.
   void UnreservePages(uint64_t n);
-  Status MakeRoom();  // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
-  Status ReclaimOne();                // Evicts one zbud or raw page.
+  Status MakeRoom();    // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
+  Status ReclaimOne();  // Evicts one zbud or raw page.
   Status EvictZbud(uint64_t handle);  // The pool's evict callback.
   Status EvictRaw();                  // Evicts the oldest raw page.
   void CompactRawFifo();              // Drops stale raw records.
   void RecordRawPages(FileId file, uint64_t first, const PageEntry* entries, const bool* touched,
                       uint64_t n);  // Queues published raw pages.
-  void Promote(FileId id, uint64_t page, uint64_t loc, const uint8_t* payload, uint32_t len);
-  void ReclaimerLoop();  // Background reclaim thread.
+  void Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp, const uint8_t* payload,
+               uint32_t len);  // Brings an overflow page back if unchanged.
+  void ReclaimerLoop();        // Background reclaim thread.
 
   PageStoreOptions options_;
   std::unique_ptr<PageArena> owned_arena_;
@@ -213,6 +214,7 @@ class PageStore {
   std::atomic<uint64_t> raw_mem_pages_{0};    // Raw pages allocated, in flight included.
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
+  std::atomic<uint32_t> writeback_stamp_{0};  // Stamps overflow entries (16 bits are kept).
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.
 
   // Raw pages in the order they were stored, for their own eviction path (they have no
