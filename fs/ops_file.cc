@@ -236,7 +236,7 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
   // cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
   // our size and page map are complete. Not with -s: the only thread would wait for itself.
   bool flushed = false;
-  if (!fs->options().single_thread && fs->session() != nullptr) {
+  if (!fs->options().single_thread && fs->options().max_threads >= 2 && fs->session() != nullptr) {
     bool writers;
     {
       std::lock_guard<std::mutex> lock(inode->mu);

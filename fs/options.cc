@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -243,6 +244,14 @@ uint64_t DefaultSize() {
   return half < kPage ? kPage : half;
 }
 
+// Twice the cores, 4 to 16: on 2 cores, 16 threads cost 25 % of random 4 KiB write IOPS
+// in wake-ups (71k vs 90k IOPS, docs/BENCHMARKS.md); 4 leaves room for a request that
+// waits on another (lseek's flush of the kernel's dirty pages).
+unsigned DefaultMaxThreads() {
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<unsigned>(std::clamp<long>(2 * cores, 4, 16));
+}
+
 uint64_t DefaultMemLimit() {
   uint64_t quarter = PhysicalMemory() / 4 / kPage * kPage;
   return quarter < kPage ? kPage : quarter;
@@ -297,6 +306,7 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
     return false;
   }
   if (opts->show_help || opts->show_version) return true;
+  if (opts->max_threads == 0) opts->max_threads = DefaultMaxThreads();
   if (!st.size_set) opts->size = DefaultSize();
   if (!st.mem_limit_set) opts->mem_limit = DefaultMemLimit();
   if (!st.overflow_limit_set) opts->overflow_limit = opts->size;
@@ -363,7 +373,9 @@ std::string HelpText(const char* prog) {
          zlevel + ", range " + std::to_string(ZSTD_minCLevel()) + ".." +
          std::to_string(ZSTD_maxCLevel()) +
          ")\n"
-         "    -o max_threads=N       most FUSE worker threads (default: 16)\n"
+         "    -o max_threads=N       most FUSE worker threads (default: twice the cores, 4..16: " +
+         std::to_string(DefaultMaxThreads()) +
+         ")\n"
          "    -o clone_fd            one /dev/fuse descriptor per worker thread\n"
          "\n"
          "zbudfs always mounts with default_permissions: the kernel checks permissions as\n"

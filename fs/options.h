@@ -24,7 +24,7 @@ struct MountOptions {
   std::string overflow_dir;     // Given overflow directory; empty = a private default.
   uint64_t overflow_limit = 0;  // Most bytes the overflow may hold.
   int zstd_level = 1;           // zstd level for new pages.
-  unsigned max_threads = 16;    // Most worker threads of the multithreaded loop.
+  unsigned max_threads = 0;     // Most worker threads of the loop; 0 until defaulted.
   bool clone_fd = false;        // One /dev/fuse fd per worker thread.
   bool foreground = false;      // -f (or -d): stay in the foreground.
   bool debug = false;           // -d: libfuse request tracing.

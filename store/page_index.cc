@@ -11,7 +11,7 @@ const PageEntry* PageIndex::Find(uint64_t page) const {
   auto it = chunks_.find(page / kChunkPages);
   if (it == chunks_.end()) return nullptr;
   const uint64_t i = page % kChunkPages;
-  return (it->second.present >> i) & 1 ? &it->second.entries[i] : nullptr;
+  return (it->second.present >> i) & 1 ? &it->second.entries[i] : nullptr;  // Bit => i < cap.
 }
 
 PageEntry* PageIndex::FindMutable(uint64_t page) {
@@ -21,6 +21,7 @@ PageEntry* PageIndex::FindMutable(uint64_t page) {
 PageEntry PageIndex::Set(uint64_t page, const PageEntry& entry) {
   Chunk& c = chunks_[page / kChunkPages];
   const uint64_t i = page % kChunkPages;
+  Reserve(c, i);
   PageEntry old = c.entries[i];
   if (((c.present >> i) & 1) == 0) {
     c.present |= uint64_t{1} << i;
@@ -75,9 +76,23 @@ uint64_t PageIndex::CountPresent(uint64_t first, uint64_t last) const {
   return n;
 }
 
+void PageIndex::Reserve(Chunk& c, uint64_t i) {
+  if (i < c.cap) return;
+  uint32_t cap = c.cap == 0 ? 1 : c.cap;
+  while (cap <= i) cap *= 2;
+  auto grown = std::make_unique<PageEntry[]>(cap);
+  for (uint32_t k = 0; k < c.cap; ++k) grown[k] = c.entries[k];
+  c.entries = std::move(grown);
+  c.cap = cap;
+}
+
 size_t PageIndex::MemoryBytes() const {
-  return sizeof(*this) +
-         chunks_.size() * (sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead);
+  size_t bytes = sizeof(*this);
+  for (const auto& [key, chunk] : chunks_) {
+    bytes += sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead;
+    bytes += chunk.cap * sizeof(PageEntry);
+  }
+  return bytes;
 }
 
 }  // namespace zbudfs

@@ -1,11 +1,12 @@
 // PageIndex: one file's map from page number to where that page lives.
 //
 // Owns: PageEntry values only (the storage an entry points to belongs to the PageStore).
-// Layout: a std::map from chunk number to a Chunk of kChunkPages entries and a presence
-// bitmap. Holes cost nothing: a chunk exists only while it holds a page, so a 1 TiB sparse
-// file with two written pages holds two chunks. Dense files pay 16 bytes an entry plus the
-// chunk's bitmap and map node spread over 64 pages: about 17 bytes a page (measured in
-// tests/store/page_index_test.cc). Lookup is O(log chunks).
+// Layout: a std::map from chunk number to a Chunk of up to kChunkPages entries and a
+// presence bitmap. Holes cost nothing: a chunk exists only while it holds a page, so a 1 TiB
+// sparse file with two written pages holds two chunks; a chunk's entry array grows in
+// powers of two up to the highest page set, so small files stay small. Dense files pay 16
+// bytes an entry plus the chunk's header and map node spread over 64 pages: about 17 bytes
+// a page (measured in tests/store/page_index_test.cc). Lookup is O(log chunks).
 //
 // Locking: none; the owning File's index_mu_ guards it (see page_store.h).
 #ifndef ZBUDFS_STORE_PAGE_INDEX_H_
@@ -78,12 +79,16 @@ class PageIndex {
   size_t MemoryBytes() const;                       // Heap bytes the index takes.
 
  private:
+  // 64 pages' entries, allocated only as far as the highest page set so far (rounded up
+  // to a power of two), so a one-page file costs 16 bytes of entries, not 1 KiB.
   struct Chunk {
-    uint64_t present = 0;            // Bit i set: entries[i] is present.
-    PageEntry entries[kChunkPages];  // Indexed by page % kChunkPages.
+    uint64_t present = 0;                  // Bit i set: entries[i] is present.
+    uint32_t cap = 0;                      // Entries allocated (0, 1, 2, 4 .. 64).
+    std::unique_ptr<PageEntry[]> entries;  // Indexed by page % kChunkPages.
   };
-  std::map<uint64_t, Chunk> chunks_;  // Chunk number -> chunk; no empty chunks.
-  uint64_t size_ = 0;                 // Present entries.
+  static void Reserve(Chunk& c, uint64_t i);  // Makes entries[i] exist.
+  std::map<uint64_t, Chunk> chunks_;          // Chunk number -> chunk; no empty chunks.
+  uint64_t size_ = 0;                         // Present entries.
 };
 
 template <typename Fn>

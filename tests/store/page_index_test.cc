@@ -337,3 +337,32 @@ TEST(PageIndexTest, DenseIndexOverhead) {
 
 }  // namespace
 }  // namespace zbudfs
+
+namespace zbudfs {
+namespace {
+
+// A small file must not pay for a whole 64-entry chunk: 100k one-page files would
+// otherwise hold 100 MiB of index.
+TEST(PageIndexTest, SmallFilesStaySmall) {
+  PageIndex one;
+  PageEntry e;
+  e.kind = PageEntry::kSame;
+  one.Set(0, e);
+  EXPECT_LT(one.MemoryBytes(), 200u);
+  PageIndex three;
+  for (uint64_t p = 0; p < 3; ++p) three.Set(p, e);
+  EXPECT_LT(three.MemoryBytes(), 250u);
+  // Growing the entry array keeps what was there.
+  PageIndex grow;
+  for (uint64_t p = 0; p < 64; ++p) {
+    e.value = p;
+    grow.Set(63 - p, e);
+  }
+  for (uint64_t p = 0; p < 64; ++p) {
+    ASSERT_NE(grow.Find(p), nullptr);
+    EXPECT_EQ(grow.Find(p)->value, 63 - p);
+  }
+}
+
+}  // namespace
+}  // namespace zbudfs
