@@ -2,6 +2,8 @@
 // ZbudPool::mu_ -> PageArena::mu_. files_mu_ is never held across the others.
 #include "store/page_store.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -49,6 +51,7 @@ constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was
 
 constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
 constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds before MakeRoom gives EAGAIN.
+constexpr uint64_t kTrimAfterDrops = 4096;  // Pages (+1 per file) dropped before malloc_trim.
 constexpr int kMaxRoomWaits = 1000;         // 1 ms waits for other writers' pages (1 s).
 constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
 
@@ -390,6 +393,7 @@ void PageStore::DropPages(File& f, uint64_t first, uint64_t last) {
   }
   UnreservePages(gone.size());
   for (const PageEntry& e : gone) FreeEntry(e);
+  dropped_pages_.fetch_add(gone.size() + 1, std::memory_order_relaxed);
 }
 
 // Runs op(file) with f's write_mu held, on a live File (retrying if Remove raced us).
@@ -697,11 +701,26 @@ void PageStore::CompactRawFifo() {
 }
 
 void PageStore::ReclaimerLoop() {
+  using Clock = std::chrono::steady_clock;
+  uint64_t trimmed_at = 0;  // dropped_pages_ at the last trim.
+  Clock::time_point last_trim = Clock::now();
   std::unique_lock<std::mutex> lock(bg_mu_);
   while (!bg_stop_) {
     bg_cv_.wait_for(lock, std::chrono::milliseconds(100),
                     [this] { return bg_stop_ || MemUsed() > high_wm_; });
     if (bg_stop_) break;
+    // After many files or pages were dropped, give the freed heap (index chunks, and the
+    // daemon's inodes freed with them) back to the system: glibc keeps it otherwise, and
+    // RSS would stay high after `rm -rf` of a big tree.
+    const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
+    if (dropped - trimmed_at >= kTrimAfterDrops &&
+        Clock::now() - last_trim > std::chrono::seconds(1)) {
+      lock.unlock();
+      malloc_trim(0);
+      lock.lock();
+      trimmed_at = dropped;
+      last_trim = Clock::now();
+    }
     if (MemUsed() <= high_wm_) continue;
     lock.unlock();
     Status st = ReclaimTo(low_wm_);

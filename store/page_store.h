@@ -214,6 +214,7 @@ class PageStore {
   std::atomic<uint64_t> raw_mem_pages_{0};    // Raw pages allocated, in flight included.
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
+  std::atomic<uint64_t> dropped_pages_{0};    // Pages and files ever dropped (for trimming).
   std::atomic<uint32_t> writeback_stamp_{0};  // Stamps overflow entries (16 bits are kept).
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.
 
