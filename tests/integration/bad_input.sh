@@ -182,13 +182,7 @@ echo "  $((SECONDS - t0)) s"
 cat >"$WORK/names.py" <<'PY'
 import errno, os, sys
 os.chdir(sys.argv[1])
-def t(label, fn, *args):
-    try:
-        r = fn(*args)
-        out = "ok" if r is None else repr(r)
-    except OSError as e:
-        out = errno.errorcode.get(e.errno, str(e.errno))
-    print(f"{label}: {out}")
+from probe import t
 def create(n, data=b"x"):
     fd = os.open(n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     os.write(fd, data)

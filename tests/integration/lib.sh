@@ -11,6 +11,8 @@ REPO_ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel 2>
   (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd))
 ZBUDFS_BIN=${ZBUDFS_BIN:-$REPO_ROOT/build/zbudfs}
 ZBUDFSCTL_BIN=${ZBUDFSCTL_BIN:-$REPO_ROOT/build/zbudfsctl}
+# The Python probes import probe.py from here.
+export PYTHONPATH=$REPO_ROOT/tests/integration${PYTHONPATH:+:$PYTHONPATH}
 
 fail() {
   echo "FAIL [$TEST_NAME]: $*" >&2

@@ -18,13 +18,7 @@ def renameat2(a, b, flags):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
 
-def t(label, fn, *args):
-    try:
-        r = fn(*args)
-        out = "ok" if r is None else repr(r)
-    except OSError as e:
-        out = errno.errorcode.get(e.errno, str(e.errno))
-    print(f"{label}: {out}")
+from probe import t
 
 def kind(p):
     m = os.lstat(p).st_mode

@@ -18,13 +18,7 @@ def fallocate(fd, mode, off, length):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
 
-def t(label, fn, *args):
-    try:
-        r = fn(*args)
-        out = "ok" if r is None else repr(r)
-    except OSError as e:
-        out = errno.errorcode.get(e.errno, str(e.errno))
-    print(f"{label}: {out}")
+from probe import t
 
 def seeks(fd):
     """Every data/hole boundary, walking the file with SEEK_DATA/SEEK_HOLE."""
