@@ -1,0 +1,283 @@
+// Reclaim, fault-back and the raw-page FIFO of PageStore (the data path is page_store.cc).
+//
+// Lock order (page_store.h): files_mu_ -> File::index_mu -> ZbudPool::mu_ -> PageArena::mu_,
+// OverflowStore::mu_, raw_mu_; bg_mu_ only around the reclaimer's sleep. The overflow
+// store's pwrite runs with no lock held; the evict callback re-checks the index entry
+// under the exclusive index lock before it changes anything.
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <thread>
+
+#include "store/overflow_store.h"
+#include "store/page_arena.h"
+#include "store/page_store.h"
+#include "store/page_store_internal.h"
+
+namespace zbudfs {
+
+using store_internal::kMakeRoomAttempts;
+using store_internal::kPage;
+using store_internal::kReclaimRetries;
+using store_internal::kTrimAfterDrops;
+using store_internal::LoadTag;
+using store_internal::OwnerTag;
+using store_internal::StoreTag;
+
+namespace {
+thread_local Status t_evict_error;  // Why this thread's last eviction failed.
+}  // namespace
+
+// Records raw pages for their eviction path once they are in the index (a record of an
+// unpublished page would be dropped as stale by EvictRaw and the page never evicted).
+void PageStore::RecordRawPages(FileId file, uint64_t first, const PageEntry* entries,
+                               const bool* touched, uint64_t n) {
+  if (!options_.overflow) return;
+  bool compact;
+  {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (touched[i] && entries[i].kind == PageEntry::kRaw) {
+        raw_fifo_.push_back(RawRecord{file, first + i, entries[i].value});
+      }
+    }
+    compact = raw_fifo_.size() > 2 * huge_pages_.load(std::memory_order_relaxed) + 4096;
+  }
+  if (compact) CompactRawFifo();
+}
+
+// Brings an overflow page (payload: its stored bytes) back into memory, if its entry still
+// points at loc. Best effort: on any failure the page simply stays in the overflow store.
+void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
+                        const uint8_t* payload, uint32_t len) {
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) return;
+  PageEntry fresh;
+  if (len == kPage) {
+    void* raw = arena_->AllocPage();
+    if (raw == nullptr) return;
+    raw_mem_pages_.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(raw, payload, kPage);
+    fresh.kind = PageEntry::kRaw;
+    fresh.value = reinterpret_cast<uint64_t>(raw);
+  } else {
+    StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + len);
+    if (!h.ok()) return;
+    auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
+    StoreTag(dst, OwnerTag{id, page});
+    std::memcpy(dst + sizeof(OwnerTag), payload, len);
+    pool_->Unmap(*h);
+    fresh.kind = PageEntry::kZbud;
+    fresh.value = *h;
+    fresh.length = len;
+  }
+  PageEntry old;
+  {
+    std::unique_lock<std::shared_mutex> lock(f->index_mu);
+    PageEntry* e = f->index.FindMutable(page);
+    // loc alone is not enough: the page may have been overwritten and written back again
+    // into the same (reused) slot since we read it; the stamp tells the two apart.
+    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == loc && e->stamp == stamp) {
+      old = *e;
+      *e = fresh;
+      Account(*f, old, -1);
+      Account(*f, fresh, +1);
+    }
+  }
+  if (!old.present()) {
+    FreeEntry(fresh);  // Changed meanwhile: the page is someone else's business now.
+    return;
+  }
+  FreeEntry(old);
+  if (fresh.kind == PageEntry::kRaw) {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    raw_fifo_.push_back(RawRecord{id, page, fresh.value});
+  }
+}
+
+// ---- Reclaim ------------------------------------------------------------------------------------
+
+Status PageStore::MakeRoom() {
+  if (options_.mem_limit == 0) return Status::OK();
+  const uint64_t used = MemUsed();
+  if (reclaimer_.joinable() && used + kPage > high_wm_) bg_cv_.notify_one();
+  if (used + kPage <= options_.mem_limit) return Status::OK();
+  if (!options_.overflow) return Status::Error(ENOSPC, "mem_limit reached (no overflow)");
+  Status st = ReclaimTo(options_.mem_limit - kPage);
+  if (st.ok() || st.code() == EAGAIN) return st;  // EAGAIN: only unpublished pages left.
+  return Status::Error(st.code() == EIO ? EIO : ENOSPC, st.message());
+}
+
+Status PageStore::ReclaimTo(uint64_t target) {
+  int failures = 0;
+  while (MemUsed() > target) {
+    Status st = ReclaimOne();
+    if (st.ok()) {
+      failures = 0;
+      continue;
+    }
+    if (st.code() != EAGAIN || ++failures >= kMakeRoomAttempts) return st;
+    std::this_thread::yield();  // Pages were in flight; let their owners finish.
+  }
+  return Status::OK();
+}
+
+// Which memory goes first: raw pages when they are the larger part of memory, zbud pages
+// (the pool's LRU tail) otherwise; each falls back to the other when it has nothing.
+Status PageStore::ReclaimOne() {
+  if (!options_.overflow) return Status::Error(ENOSPC, "no overflow store");
+  const bool raw_first = raw_mem_pages_.load(std::memory_order_relaxed) > pool_->PoolPages();
+  if (raw_first) {
+    Status st = EvictRaw();
+    if (st.code() != EAGAIN) return st;
+  }
+  t_evict_error = Status::OK();
+  Status st = pool_->ReclaimPage(kReclaimRetries);
+  if (st.ok()) return st;
+  if (!t_evict_error.ok()) return t_evict_error;  // The overflow store failed (ENOSPC/EIO).
+  if (!raw_first) {
+    Status raw = EvictRaw();
+    if (raw.code() != EAGAIN) return raw;
+  }
+  return Status::Error(EAGAIN, "nothing to reclaim now");
+}
+
+Status PageStore::EvictZbud(uint64_t handle) {
+  const OwnerTag tag = LoadTag(pool_->Map(handle));
+  std::shared_ptr<File> f = FindFile(tag.file);
+  if (!f) return Status::OK();  // Freed with its file, or not yet published: not ours to move.
+  uint8_t payload[kPage];
+  uint32_t len;
+  {
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    const PageEntry* e = f->index.Find(tag.page);
+    if (e == nullptr || e->kind != PageEntry::kZbud || e->value != handle) return Status::OK();
+    len = e->length;
+    std::memcpy(payload, static_cast<uint8_t*>(pool_->Map(handle)) + sizeof(OwnerTag), len);
+    pool_->Unmap(handle);
+  }
+  StatusOr<uint64_t> loc = options_.overflow->Write(payload, len);  // I/O: no lock held.
+  if (!loc.ok()) {
+    t_evict_error = loc.status();
+    return loc.status();
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(f->index_mu);
+    PageEntry* e = f->index.FindMutable(tag.page);
+    if (e != nullptr && e->kind == PageEntry::kZbud && e->value == handle) {
+      const PageEntry old = *e;
+      e->kind = PageEntry::kOverflow;
+      e->value = *loc;
+      e->flags = 0;
+      e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
+      Account(*f, old, -1);
+      Account(*f, *e, +1);
+      written_back_.fetch_add(1, std::memory_order_relaxed);
+      pool_->Free(handle);
+      return Status::OK();
+    }
+  }
+  options_.overflow->Free(*loc, len);  // Overwritten or dropped meanwhile.
+  return Status::OK();
+}
+
+Status PageStore::EvictRaw() {
+  RawRecord r;
+  {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    if (raw_fifo_.empty()) return Status::Error(EAGAIN, "no raw pages");
+    r = raw_fifo_.front();
+    raw_fifo_.pop_front();
+  }
+  std::shared_ptr<File> f = FindFile(r.file);
+  if (!f) return Status::OK();  // Stale record.
+  uint8_t data[kPage];
+  {
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    const PageEntry* e = f->index.Find(r.page);
+    if (e == nullptr || e->kind != PageEntry::kRaw || e->value != r.addr) return Status::OK();
+    std::memcpy(data, reinterpret_cast<const void*>(r.addr), kPage);
+  }
+  StatusOr<uint64_t> loc = options_.overflow->Write(data, kPage);
+  if (!loc.ok()) {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    raw_fifo_.push_front(r);
+    return loc.status();
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(f->index_mu);
+    PageEntry* e = f->index.FindMutable(r.page);
+    if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr) {
+      const PageEntry old = *e;
+      e->kind = PageEntry::kOverflow;
+      e->value = *loc;
+      e->length = kPage;
+      e->flags = 0;
+      e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
+      Account(*f, old, -1);
+      Account(*f, *e, +1);
+      written_back_.fetch_add(1, std::memory_order_relaxed);
+      lock.unlock();
+      FreeEntry(old);
+      return Status::OK();
+    }
+  }
+  options_.overflow->Free(*loc, kPage);
+  return Status::OK();
+}
+
+void PageStore::CompactRawFifo() {
+  std::deque<RawRecord> old;
+  {
+    std::lock_guard<std::mutex> lock(raw_mu_);
+    old.swap(raw_fifo_);
+  }
+  std::deque<RawRecord> live;
+  for (const RawRecord& r : old) {
+    std::shared_ptr<File> f = FindFile(r.file);
+    if (!f) continue;
+    std::shared_lock<std::shared_mutex> lock(f->index_mu);
+    const PageEntry* e = f->index.Find(r.page);
+    if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr) live.push_back(r);
+  }
+  std::lock_guard<std::mutex> lock(raw_mu_);
+  raw_fifo_.insert(raw_fifo_.begin(), live.begin(), live.end());  // Older than any new ones.
+}
+
+void PageStore::ReclaimerLoop() {
+  using Clock = std::chrono::steady_clock;
+  uint64_t trimmed_at = 0;  // dropped_pages_ at the last trim.
+  Clock::time_point last_trim = Clock::now();
+  std::unique_lock<std::mutex> lock(bg_mu_);
+  while (!bg_stop_) {
+    bg_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                    [this] { return bg_stop_ || MemUsed() > high_wm_; });
+    if (bg_stop_) break;
+    // After many files or pages were dropped, give the freed heap (index chunks, and the
+    // daemon's inodes freed with them) back to the system: glibc keeps it otherwise, and
+    // RSS would stay high after `rm -rf` of a big tree.
+    const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
+    if (dropped - trimmed_at >= kTrimAfterDrops &&
+        Clock::now() - last_trim > std::chrono::seconds(1)) {
+      lock.unlock();
+      malloc_trim(0);
+      lock.lock();
+      trimmed_at = dropped;
+      last_trim = Clock::now();
+    }
+    if (MemUsed() <= high_wm_) continue;
+    lock.unlock();
+    Status st = ReclaimTo(low_wm_);
+    lock.lock();
+    if (!st.ok()) {
+      // The overflow store is full or failing: writers will see ENOSPC/EIO; back off.
+      bg_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return bg_stop_; });
+    }
+  }
+}
+
+}  // namespace zbudfs
