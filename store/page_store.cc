@@ -218,17 +218,12 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
   PageEntry fresh[kBatchPages];
   bool touched[kBatchPages];
   bool present[kBatchPages];
-  uint64_t old_mem[kBatchPages];  // Memory the current entry holds (0: hole, same, overflow).
   for (uint64_t start = first; start < first + n; start += kBatchPages) {
     const uint64_t count = std::min(kBatchPages, first + n - start);
     {
       // Only this thread (holding write_mu) changes which pages are present.
       std::shared_lock<std::shared_mutex> lock(f.index_mu);
-      for (uint64_t i = 0; i < count; ++i) {
-        const PageEntry* e = f.index.Find(start + i);
-        present[i] = e != nullptr;
-        old_mem[i] = e != nullptr && e->kind != PageEntry::kOverflow ? EntryCost(*e) : 0;
-      }
+      for (uint64_t i = 0; i < count; ++i) present[i] = f.index.Find(start + i) != nullptr;
     }
     // Puts pages [from, to) of the batch into the index (one exclusive section) and frees
     // what they replace; on ENOSPC past capacity frees them instead.
@@ -268,7 +263,15 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       touched[done] = data != nullptr;
       bool passed_limit = false;
       if (data != nullptr) {
-        st = EncodePage(id, page, data, old_mem[done], &fresh[done], &passed_limit);
+        // The memory the current entry holds (0: hole, same, overflow), read now: reclaim
+        // may have moved the old page out since the batch began.
+        uint64_t replaced_mem = 0;
+        {
+          std::shared_lock<std::shared_mutex> lock(f.index_mu);
+          const PageEntry* e = f.index.Find(page);
+          if (e != nullptr && e->kind != PageEntry::kOverflow) replaced_mem = EntryCost(*e);
+        }
+        st = EncodePage(id, page, data, replaced_mem, &fresh[done], &passed_limit);
       }
       if (st.code() == EAGAIN) {
         // Nothing evictable: the memory is in pages not yet published, ours or other

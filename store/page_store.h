@@ -22,8 +22,9 @@
 //   5. PageStore::raw_mu_     (mutex)         the raw-page FIFO; deque work only.
 //   -  PageStore::bg_mu_      (mutex)         the reclaimer's sleep; nothing taken under it.
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
-// overflowed page) runs under that one file's index_mu_ in shared mode, which readers of
-// other files never need. Statistics are atomics and take no lock.
+// overflowed page) runs under that one file's index_mu_ in shared mode, or exclusive for
+// promotion's re-check of a slot; readers of other files never need that lock. Statistics are
+// atomics and take no lock.
 //
 // Reclaim (when mem_limit and an overflow store are set): the pool's evict callback reads
 // the owner tag (file, page) stored before each compressed page, copies the payload out
@@ -198,6 +199,7 @@ class PageStore {
   void Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp, const uint8_t* payload,
                uint32_t len);  // Brings an overflow page back if unchanged.
   void ReclaimerLoop();        // Background reclaim thread.
+  bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
 
   PageStoreOptions options_;
   std::unique_ptr<PageArena> owned_arena_;

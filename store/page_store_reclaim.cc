@@ -50,6 +50,12 @@ void PageStore::RecordRawPages(FileId file, uint64_t first, const PageEntry* ent
   if (compact) CompactRawFifo();
 }
 
+// True if the overflow slot at loc holds exactly payload[0..len).
+bool PageStore::SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const {
+  uint8_t current[kPage];
+  return options_.overflow->Read(loc, current, len).ok() && std::memcmp(current, payload, len) == 0;
+}
+
 // Brings an overflow page (payload: its stored bytes) back into memory, if its entry still
 // points at loc. Best effort: on any failure the page simply stays in the overflow store.
 void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
@@ -80,8 +86,11 @@ void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
     std::unique_lock<std::shared_mutex> lock(f->index_mu);
     PageEntry* e = f->index.FindMutable(page);
     // loc alone is not enough: the page may have been overwritten and written back again
-    // into the same (reused) slot since we read it; the stamp tells the two apart.
-    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == loc && e->stamp == stamp) {
+    // into the same (reused, LIFO) slot since we read it. The stamp tells the two apart
+    // unless it wrapped (16 bits), so the slot's bytes are compared too: one pread under
+    // this file's lock, on a path taken once per promoted page.
+    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == loc && e->stamp == stamp &&
+        e->length == len && SlotHolds(loc, payload, len)) {
       old = *e;
       *e = fresh;
       Account(*f, old, -1);
@@ -211,7 +220,10 @@ Status PageStore::EvictRaw() {
   {
     std::unique_lock<std::shared_mutex> lock(f->index_mu);
     PageEntry* e = f->index.FindMutable(r.page);
-    if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr) {
+    // The address alone is not enough: the page may have been overwritten twice meanwhile
+    // and got its old address back from the arena (LIFO); then it holds newer data.
+    if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr &&
+        std::memcmp(data, reinterpret_cast<const void*>(r.addr), kPage) == 0) {
       const PageEntry old = *e;
       e->kind = PageEntry::kOverflow;
       e->value = *loc;

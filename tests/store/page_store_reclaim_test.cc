@@ -7,8 +7,8 @@
 #include <cstring>
 #include <iostream>
 #include <mutex>
-#include <string>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -285,6 +285,48 @@ TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
   EXPECT_EQ(s.overflow_pages, 0u);
   EXPECT_EQ(s.overflow_bytes, 0u);
   EXPECT_EQ(s.mem_used_total, 0u);
+}
+
+// An overflow write that blocks until told to go on, to hold an eviction mid-flight.
+class BlockingWrites : public OverflowIo {
+ public:
+  std::atomic<int> calls{0};
+  std::atomic<bool> entered{false};
+  std::atomic<bool> go{false};
+  ssize_t Pwrite(int fd, const void* buf, size_t len, off_t off) override {
+    if (calls.fetch_add(1) == 0) {
+      entered = true;
+      while (!go) std::this_thread::yield();
+    }
+    return OverflowIo::Pwrite(fd, buf, len, off);
+  }
+};
+
+// A raw page overwritten twice while its eviction is in pwrite gets its old address back from
+// the arena (LIFO); the eviction must not then repoint the page at the stale copy.
+TEST(PageStoreReclaimTest, ConcurrentOverwriteDuringRawEvictionKeepsTheLastWrite) {
+  BlockingWrites io;
+  Fixture fx(0, 0, /*background=*/false, &io);
+  std::vector<std::vector<uint8_t>> data;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    std::vector<uint8_t> page(kPage);
+    std::mt19937_64 rng(seed);
+    for (size_t i = 0; i < kPage; i += 8) {
+      const uint64_t w = rng();
+      std::memcpy(&page[i], &w, 8);
+    }
+    data.push_back(page);
+  }
+  ASSERT_TRUE(fx.store->Write(7, 0, data[0].data(), kPage).ok());  // Raw, at address X.
+  std::thread evictor([&] { fx.store->ReclaimTo(0); });            // Copies data[0], blocks.
+  while (!io.entered) std::this_thread::yield();
+  EXPECT_TRUE(fx.store->Write(7, 0, data[1].data(), kPage).ok());  // At Y; X freed.
+  EXPECT_TRUE(fx.store->Write(7, 0, data[2].data(), kPage).ok());  // At X again.
+  io.go = true;
+  evictor.join();
+  std::vector<uint8_t> got(kPage);
+  ASSERT_TRUE(fx.store->Read(7, 0, got.data(), kPage).ok());
+  EXPECT_TRUE(got == data[2]) << (got == data[0] ? "the first write came back" : "garbage");
 }
 
 }  // namespace
