@@ -71,8 +71,13 @@ uint64_t PageIndex::NextHole(uint64_t page) const {
 }
 
 uint64_t PageIndex::CountPresent(uint64_t first, uint64_t last) const {
+  if (first >= last) return 0;
   uint64_t n = 0;
-  ForEach(first, last, [&n](uint64_t, const PageEntry&) { ++n; });
+  for (auto it = chunks_.lower_bound(first / kChunkPages);
+       it != chunks_.end() && it->first * kChunkPages < last; ++it) {
+    n += static_cast<uint64_t>(
+        __builtin_popcountll(it->second.present & RangeMask(it->first * kChunkPages, first, last)));
+  }
   return n;
 }
 

@@ -86,10 +86,21 @@ class PageIndex {
     uint32_t cap = 0;                      // Entries allocated (0, 1, 2, 4 .. 64).
     std::unique_ptr<PageEntry[]> entries;  // Indexed by page % kChunkPages.
   };
-  static void Reserve(Chunk& c, uint64_t i);  // Makes entries[i] exist.
-  std::map<uint64_t, Chunk> chunks_;          // Chunk number -> chunk; no empty chunks.
-  uint64_t size_ = 0;                         // Present entries.
+  static void Reserve(Chunk& c, uint64_t i);
+  static uint64_t RangeMask(uint64_t base, uint64_t first,
+                            uint64_t last);  // Bits in range.  // Makes entries[i] exist.
+  std::map<uint64_t, Chunk> chunks_;         // Chunk number -> chunk; no empty chunks.
+  uint64_t size_ = 0;                        // Present entries.
 };
+
+// The bits of a chunk starting at page `base` whose pages fall in [first, last).
+inline uint64_t PageIndex::RangeMask(uint64_t base, uint64_t first, uint64_t last) {
+  if (last <= base || first >= base + kChunkPages) return 0;
+  const uint64_t lo = first > base ? first - base : 0;
+  const uint64_t hi = last - base >= kChunkPages ? kChunkPages : last - base;
+  const uint64_t below_hi = hi == kChunkPages ? ~uint64_t{0} : (uint64_t{1} << hi) - 1;
+  return below_hi & ~((uint64_t{1} << lo) - 1);
+}
 
 template <typename Fn>
 void PageIndex::EraseRange(uint64_t first, uint64_t last, Fn&& fn) {
@@ -98,13 +109,9 @@ void PageIndex::EraseRange(uint64_t first, uint64_t last, Fn&& fn) {
   while (it != chunks_.end() && it->first * kChunkPages < last) {
     Chunk& c = it->second;
     const uint64_t base = it->first * kChunkPages;
-    uint64_t bits = c.present;
-    while (bits != 0) {
+    for (uint64_t bits = c.present & RangeMask(base, first, last); bits != 0; bits &= bits - 1) {
       const int i = __builtin_ctzll(bits);
-      bits &= bits - 1;
-      const uint64_t page = base + static_cast<uint64_t>(i);
-      if (page < first || page >= last) continue;
-      fn(page, c.entries[i]);
+      fn(base + static_cast<uint64_t>(i), c.entries[i]);
       c.entries[i] = PageEntry();
       c.present &= ~(uint64_t{1} << i);
       --size_;
@@ -118,14 +125,11 @@ void PageIndex::ForEach(uint64_t first, uint64_t last, Fn&& fn) const {
   if (first >= last) return;
   for (auto it = chunks_.lower_bound(first / kChunkPages);
        it != chunks_.end() && it->first * kChunkPages < last; ++it) {
-    const Chunk& c = it->second;
     const uint64_t base = it->first * kChunkPages;
-    uint64_t bits = c.present;
-    while (bits != 0) {
+    for (uint64_t bits = it->second.present & RangeMask(base, first, last); bits != 0;
+         bits &= bits - 1) {
       const int i = __builtin_ctzll(bits);
-      bits &= bits - 1;
-      const uint64_t page = base + static_cast<uint64_t>(i);
-      if (page >= first && page < last) fn(page, c.entries[i]);
+      fn(base + static_cast<uint64_t>(i), it->second.entries[i]);
     }
   }
 }
