@@ -15,6 +15,7 @@ Filesystem::~Filesystem() = default;
 void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   PageStoreOptions so;
   so.zstd_level = options_.zstd_level;
+  so.zstd_fast_level = options_.zstd_fast_level.value_or(options_.zstd_level);
   so.capacity_bytes = options_.size;
   so.mem_limit = options_.mem_limit;
   so.overflow = std::move(overflow);

@@ -28,6 +28,7 @@ enum Key {
   kKeyOverflowDir,
   kKeyOverflowLimit,
   kKeyZstdLevel,
+  kKeyZstdFast,
   kKeyMaxThreads,
   kKeyCloneFd,
   kKeyAllowOther,
@@ -52,6 +53,7 @@ const struct fuse_opt kSpecs[] = {
     FUSE_OPT_KEY("overflow_dir=", kKeyOverflowDir),
     FUSE_OPT_KEY("overflow_limit=", kKeyOverflowLimit),
     FUSE_OPT_KEY("zstd_level=", kKeyZstdLevel),
+    FUSE_OPT_KEY("zstd_fast=", kKeyZstdFast),
     FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
     FUSE_OPT_KEY("clone_fd", kKeyCloneFd),
     FUSE_OPT_KEY("allow_other", kKeyAllowOther),
@@ -63,6 +65,7 @@ const struct fuse_opt kSpecs[] = {
     FUSE_OPT_KEY("overflow_dir", kKeyNeedsValue),
     FUSE_OPT_KEY("overflow_limit", kKeyNeedsValue),
     FUSE_OPT_KEY("zstd_level", kKeyNeedsValue),
+    FUSE_OPT_KEY("zstd_fast", kKeyNeedsValue),
     FUSE_OPT_KEY("max_threads", kKeyNeedsValue),
     FUSE_OPT_END,
 };
@@ -201,6 +204,16 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
       o->zstd_level = static_cast<int>(v);
       return 0;
     }
+    case kKeyZstdFast: {
+      if (std::string_view(ValueOf(arg)) == "off") {
+        o->zstd_fast_level.reset();
+        return 0;
+      }
+      long v = 0;
+      if (!IntOption(st, arg, ZSTD_minCLevel(), ZSTD_maxCLevel(), &v)) return -1;
+      o->zstd_fast_level = static_cast<int>(v);
+      return 0;
+    }
     case kKeyMaxThreads: {
       long v = 0;
       if (!IntOption(st, arg, 1, 1024, &v)) return -1;
@@ -301,6 +314,7 @@ uint64_t PhysicalMemory() {
 bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
   ParseState st{opts, error};
   opts->zstd_level = PageStoreOptions{}.zstd_level;
+  opts->zstd_fast_level = PageStoreOptions{}.zstd_fast_level;
   if (fuse_opt_parse(args->get(), &st, kSpecs, ProcessArg) != 0) {
     if (error->empty()) *error = "invalid command line (try --help)";
     return false;
@@ -373,6 +387,12 @@ std::string HelpText(const char* prog) {
          zlevel + ", range " + std::to_string(ZSTD_minCLevel()) + ".." +
          std::to_string(ZSTD_maxCLevel()) +
          ")\n"
+         "    -o zstd_fast=N|off     level tried first: a page that already fits half a zbud\n"
+         "                           page at it keeps that result, others are compressed\n"
+         "                           again at zstd_level (default: " +
+         std::to_string(PageStoreOptions{}.zstd_fast_level) +
+         "; off or N >= zstd_level:\n"
+         "                           one pass at zstd_level)\n"
          "    -o max_threads=N       most FUSE worker threads (default: twice the cores, 4..16: " +
          std::to_string(DefaultMaxThreads()) +
          ")\n"

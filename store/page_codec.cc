@@ -16,27 +16,42 @@ struct DCtxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-// The calling thread's compression context, set up for `level`; nullptr if zstd has no
-// memory for one.
-ZSTD_CCtx* ThreadCCtx(int level) {
-  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
-  thread_local int cctx_level = 0;
-  thread_local bool configured = false;
-  if (!cctx) {
-    cctx.reset(ZSTD_createCCtx());
-    if (!cctx) return nullptr;
-    configured = false;
+// Which of the thread's two compression contexts: one stays at the fast level, the other
+// at the configured one, so alternating between them reconfigures nothing.
+enum CCtxSlot { kFastSlot = 0, kLevelSlot = 1, kNumSlots = 2 };
+
+// The calling thread's compression context in `slot`, set up for `level`; nullptr if zstd
+// has no memory for one.
+ZSTD_CCtx* ThreadCCtx(int level, CCtxSlot slot = kLevelSlot) {
+  struct Slot {
+    std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
+    int level = 0;
+    bool configured = false;
+  };
+  thread_local Slot slots[kNumSlots];
+  Slot& s = slots[slot];
+  if (!s.cctx) {
+    s.cctx.reset(ZSTD_createCCtx());
+    if (!s.cctx) return nullptr;
+    s.configured = false;
   }
-  if (!configured || cctx_level != level) {
-    ZSTD_CCtx_reset(cctx.get(), ZSTD_reset_parameters);
-    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
-    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 1);
-    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_dictIDFlag, 0);
-    cctx_level = level;
-    configured = true;
+  if (!s.configured || s.level != level) {
+    ZSTD_CCtx_reset(s.cctx.get(), ZSTD_reset_parameters);
+    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_contentSizeFlag, 1);
+    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_dictIDFlag, 0);
+    s.level = level;
+    s.configured = true;
   }
-  return cctx.get();
+  return s.cctx.get();
+}
+
+// Compresses a page with cctx into out (capacity kPageSize + slack, see below); returns
+// the frame size, or 0 on error.
+size_t CompressWith(ZSTD_CCtx* cctx, const void* page, void* out, size_t capacity) {
+  const size_t n = ZSTD_compress2(cctx, out, capacity, page, PageCodec::kPageSize);
+  return ZSTD_isError(n) ? 0 : n;
 }
 
 ZSTD_DCtx* ThreadDCtx() {
@@ -75,8 +90,37 @@ void PageCodec::FillSame(void* page, uint64_t word) {
 size_t PageCodec::Compress(const void* page, int level, void* out) {
   ZSTD_CCtx* cctx = ThreadCCtx(level);
   if (cctx == nullptr) return 0;  // No context: keep the page raw rather than fail.
-  const size_t n = ZSTD_compress2(cctx, out, kPageSize, page, kPageSize);
-  if (ZSTD_isError(n) || n > kMaxCompressed) return 0;
+  const size_t n = CompressWith(cctx, page, out, kPageSize);
+  return n > kMaxCompressed ? 0 : n;
+}
+
+size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
+                                    size_t good_enough, Streak* streak, void* out) {
+  if (fast_level >= level) return Compress(page, level, out);
+  // Lets a frame one block header past the page be seen: zstd stores an incompressible
+  // page as one raw block, 4096 bytes plus headers, and that is the sign to stop.
+  constexpr size_t kSlack = 64;
+  thread_local unsigned char fast[kPageSize + kSlack];
+  // Well under good_enough: the page would pair at the fast level too, so end the streak.
+  const size_t comfortable = good_enough - good_enough / 8;
+  if (streak->strong) {
+    const size_t n = Compress(page, level, out);
+    if (n != 0 && n <= comfortable) streak->strong = false;
+    return n;
+  }
+  ZSTD_CCtx* cctx = ThreadCCtx(fast_level, kFastSlot);
+  const size_t nf = cctx != nullptr ? CompressWith(cctx, page, fast, sizeof(fast)) : 0;
+  if (nf != 0 && nf <= good_enough) {
+    std::memcpy(out, fast, nf);
+    return nf;
+  }
+  if (nf >= kPageSize) return 0;  // Stored raw by zstd: incompressible, keep the page raw.
+  streak->strong = true;
+  const size_t n = Compress(page, level, out);
+  if (nf != 0 && nf <= kMaxCompressed && (n == 0 || nf < n)) {
+    std::memcpy(out, fast, nf);
+    return nf;
+  }
   return n;
 }
 

@@ -21,6 +21,7 @@ using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
 using store_internal::kMaxRoomWaits;
 using store_internal::kMaxZbudPayload;
+using store_internal::kPairedPayload;
 using store_internal::kPage;
 using store_internal::OwnerTag;
 using store_internal::StoreTag;
@@ -93,7 +94,7 @@ uint64_t PageStore::MemUsed() const {
 }
 
 Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
-                             PageEntry* out, bool* passed_limit) {
+                             PageCodec::Streak* streak, PageEntry* out, bool* passed_limit) {
   *out = PageEntry();
   *passed_limit = false;
   uint64_t word;
@@ -103,7 +104,8 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, ui
     return Status::OK();
   }
   thread_local uint8_t scratch[kPage];
-  size_t n = PageCodec::Compress(data, options_.zstd_level, scratch);
+  size_t n = PageCodec::CompressFastFirst(data, options_.zstd_level, options_.zstd_fast_level,
+                                          kPairedPayload, streak, scratch);
   if (n > kMaxZbudPayload) n = 0;
   const uint64_t cost = n != 0 ? ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n) : kPage;
   // A page that takes no more memory than the one it replaces (freed right after the swap)
@@ -255,6 +257,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
     Status st;
     uint64_t published = 0;  // Pages [0, published) of the batch are in the index.
     uint64_t done = 0;       // Pages [published, done) are encoded, not yet published.
+    PageCodec::Streak streak;  // Neighbouring pages compress alike.
     int waits = 0;
     while (done < count) {
       const uint64_t page = start + done;
@@ -271,7 +274,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
           const PageEntry* e = f.index.Find(page);
           if (e != nullptr && e->kind != PageEntry::kOverflow) replaced_mem = EntryCost(*e);
         }
-        st = EncodePage(id, page, data, replaced_mem, &fresh[done], &passed_limit);
+        st = EncodePage(id, page, data, replaced_mem, &streak, &fresh[done], &passed_limit);
       }
       if (st.code() == EAGAIN) {
         // Nothing evictable: the memory is in pages not yet published, ours or other

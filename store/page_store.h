@@ -56,6 +56,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "store/page_codec.h"
 #include "store/status.h"
 
 namespace zbudfs {
@@ -69,6 +70,8 @@ class PageIndex;
 // Settings of a store; the daemon fills these from its mount options.
 struct PageStoreOptions {
   int zstd_level = 1;           // zstd level for new pages; negative levels are allowed.
+  int zstd_fast_level = -1;     // Tried first; kept if the page pairs in zbud at it.
+                                // >= zstd_level: one pass at zstd_level.
   uint64_t capacity_bytes = 0;  // Logical capacity (4096 x pages held); 0 = unlimited.
   uint64_t mem_limit = 0;       // Memory the store may hold (pool + raw pages); 0 = unlimited.
   std::shared_ptr<OverflowStore> overflow;  // Where reclaim sends cold pages; nullptr = none,
@@ -182,7 +185,8 @@ class PageStore {
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
   void DropPages(File& f, uint64_t first, uint64_t last);             // Frees [first, last).
   Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
-                    PageEntry* out, bool* passed_limit);      // New storage for a page.
+                    PageCodec::Streak* streak, PageEntry* out,
+                    bool* passed_limit);                      // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
   void FreeEntry(const PageEntry& e);                         // Releases e's storage.
   void Account(File& f, const PageEntry& e, int64_t sign);    // Statistics +/- one entry.

@@ -33,6 +33,11 @@ static_assert(sizeof(OwnerTag) == 16);
 static_assert(PageCodec::kMaxCompressed + sizeof(OwnerTag) > ZbudPool::kMaxAllocSize,
               "pages compressing to between 3952 and 3968 bytes are kept raw");
 constexpr size_t kMaxZbudPayload = ZbudPool::kMaxAllocSize - sizeof(OwnerTag);
+// The largest payload that fits half a zbud page (31 of 63 chunks) and so can pair with any
+// buddy of its size: compressing a page below this saves it no memory.
+constexpr size_t kPairedPayload =
+    (ZbudPool::kNumChunks / 2) * ZbudPool::kChunkSize - sizeof(OwnerTag);
+static_assert(kPairedPayload == 1968);
 
 // The tag is written and read through atomic_ref: reclaim may read a tag of a handle that a
 // writer has allocated but not yet filled in. It then finds no index entry pointing at the

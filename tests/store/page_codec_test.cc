@@ -355,6 +355,91 @@ TEST(PageCodecTest, LevelSwitchIsDeterministic) {
   EXPECT_EQ(0, std::memcmp(a.data(), c.data(), na));
 }
 
+// Compresses page at level through Compress; the bytes.
+std::vector<uint8_t> CompressedAt(const Page& page, int level) {
+  std::vector<uint8_t> out(kPage);
+  out.resize(PageCodec::Compress(page.data(), level, out.data()));
+  return out;
+}
+
+// CompressFastFirst's result: its bytes, and they decode to the page.
+std::vector<uint8_t> FastFirst(const Page& page, int level, int fast_level, size_t good_enough,
+                               PageCodec::Streak* streak) {
+  std::vector<uint8_t> out(kPage);
+  out.resize(PageCodec::CompressFastFirst(page.data(), level, fast_level, good_enough, streak,
+                                          out.data()));
+  if (!out.empty()) {
+    Page back{};
+    EXPECT_TRUE(PageCodec::Decompress(out.data(), out.size(), back.data()).ok());
+    EXPECT_EQ(back, page);
+  }
+  return out;
+}
+
+// A page that is small enough at the fast level keeps exactly the fast level's frame.
+TEST(PageCodecTest, FastFirstKeepsAGoodEnoughFastResult) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 16; ++i) {
+    const Page page = FioLikePage(rng);
+    const std::vector<uint8_t> fast = CompressedAt(page, -1);
+    ASSERT_FALSE(fast.empty());
+    PageCodec::Streak streak;
+    EXPECT_EQ(FastFirst(page, 1, -1, fast.size(), &streak), fast);
+    EXPECT_FALSE(streak.strong);
+  }
+}
+
+// A fast result above good_enough sends the page to the configured level too; the smaller
+// frame wins, and the streak sends the next page straight to the configured level.
+TEST(PageCodecTest, FastFirstFallsBackToTheLevelAndStartsAStreak) {
+  int differed = 0;
+  for (size_t i = 0; i < 32; ++i) {
+    const Page& page = TextPages().at(i);
+    const std::vector<uint8_t> fast = CompressedAt(page, -1);
+    const std::vector<uint8_t> strong = CompressedAt(page, 3);
+    ASSERT_FALSE(fast.empty());
+    ASSERT_FALSE(strong.empty());
+    PageCodec::Streak streak;
+    const std::vector<uint8_t> got = FastFirst(page, 3, -1, fast.size() - 1, &streak);
+    EXPECT_EQ(got, strong.size() <= fast.size() ? strong : fast) << "page " << i;
+    EXPECT_TRUE(streak.strong);
+    differed += fast != strong;
+    // In a streak the next page is compressed at the level alone: its frame is the level's
+    // even when the fast one would have been good enough.
+    const Page& next = TextPages().at(i + 1);
+    EXPECT_EQ(FastFirst(next, 3, -1, kPage, &streak), CompressedAt(next, 3));
+  }
+  EXPECT_GT(differed, 0) << "levels -1 and 3 should differ on some text pages";
+}
+
+// A streak ends on a page well under good_enough at the configured level, and lasts while
+// pages are not.
+TEST(PageCodecTest, FastFirstStreakEndsOnAnEasyPage) {
+  std::mt19937_64 rng(8);
+  const Page easy = FioLikePage(rng);
+  const std::vector<uint8_t> at_level = CompressedAt(easy, 1);
+  ASSERT_FALSE(at_level.empty());
+  PageCodec::Streak streak{.strong = true};
+  FastFirst(easy, 1, -1, at_level.size() - 1, &streak);  // Not comfortably under: stays.
+  EXPECT_TRUE(streak.strong);
+  FastFirst(easy, 1, -1, at_level.size() * 2, &streak);
+  EXPECT_FALSE(streak.strong);
+}
+
+// Incompressible pages stop at the fast attempt: kept raw, no streak started. Same for a
+// fast level at or above the configured one: one pass at the configured level.
+TEST(PageCodecTest, FastFirstRawAndSinglePass) {
+  std::mt19937_64 rng(9);
+  const Page random = RandomPage(rng);
+  PageCodec::Streak streak;
+  EXPECT_TRUE(FastFirst(random, 1, -1, 1968, &streak).empty());
+  EXPECT_FALSE(streak.strong);
+  const Page& text = TextPages().at(3);
+  EXPECT_EQ(FastFirst(text, -1, 1, 1968, &streak), CompressedAt(text, -1));
+  EXPECT_EQ(FastFirst(text, 1, 1, 1968, &streak), CompressedAt(text, 1));
+  EXPECT_FALSE(streak.strong);
+}
+
 // Per-thread contexts: threads compressing at different levels at once get the same bytes as
 // a single thread does.
 TEST(PageCodecTest, ConcurrentCompressAndDecompress) {

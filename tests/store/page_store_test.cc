@@ -39,6 +39,8 @@ using Bytes = std::vector<uint8_t>;
 // page is kept raw when it compresses above kMaxAllocSize - 16 = 3952 bytes (its static_assert).
 constexpr size_t kOwnerTag = 16;
 constexpr size_t kMaxZbudPayload = ZbudPool::kMaxAllocSize - kOwnerTag;
+constexpr size_t kPairedPayload =  // Half a zbud page, less the owner tag.
+    (ZbudPool::kNumChunks / 2) * ZbudPool::kChunkSize - kOwnerTag;
 
 // ---- Data ---------------------------------------------------------------------------------------
 
@@ -783,7 +785,11 @@ TEST(PageStoreTest, StatisticsPerPageKind) {
 
   const Bytes text = TextBytes(kPage, 12345);
   Bytes comp(kPage);
-  const size_t n = PageCodec::Compress(text.data(), store.options().zstd_level, comp.data());
+  PageCodec::Streak streak;
+  const size_t n =
+      PageCodec::CompressFastFirst(text.data(), store.options().zstd_level,
+                                   store.options().zstd_fast_level, kPairedPayload, &streak,
+                                   comp.data());
   ASSERT_GT(n, 0u);
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 2 * kPage, text));
   s = store.Stats();
@@ -1002,7 +1008,8 @@ class StoreModel {
     std::array<PageInfo, kPages> pages;
   };
 
-  explicit StoreModel(int level, int files) : level_(level), files_(files) {}
+  StoreModel(int level, int fast_level, int files)
+      : level_(level), fast_level_(fast_level), files_(files) {}
 
   File& file(int f) { return files_[f]; }
   uint64_t same() const { return same_; }
@@ -1017,7 +1024,12 @@ class StoreModel {
     Bytes& b = files_[f].bytes;
     if (b.size() < off + data.size()) b.resize(off + data.size(), 0);
     std::copy(data.begin(), data.end(), b.begin() + static_cast<ptrdiff_t>(off));
-    for (uint64_t p = off / kPage; p <= (off + data.size() - 1) / kPage; ++p) Reclassify(f, p);
+    // The store compresses a write in batches of 256 pages, each with its own streak.
+    PageCodec::Streak streak;
+    for (uint64_t p = off / kPage; p <= (off + data.size() - 1) / kPage; ++p) {
+      if ((p - off / kPage) % 256 == 0) streak = PageCodec::Streak();
+      Reclassify(f, p, &streak);
+    }
   }
   void Truncate(int f, uint64_t size) {
     Bytes& b = files_[f].bytes;
@@ -1088,7 +1100,11 @@ class StoreModel {
                 0);
     }
   }
-  void Reclassify(int f, uint64_t p) {
+  // Classifies page p as the store encodes it; streak: the run it is compressed in (none:
+  // a run of its own).
+  void Reclassify(int f, uint64_t p, PageCodec::Streak* streak = nullptr) {
+    PageCodec::Streak own;
+    if (streak == nullptr) streak = &own;
     const Bytes page = Read(f, p * kPage, kPage);
     PageInfo info;
     uint64_t word;
@@ -1096,7 +1112,8 @@ class StoreModel {
       info.kind = kSame;
     } else {
       uint8_t out[kPage];
-      const size_t n = PageCodec::Compress(page.data(), level_, out);
+      const size_t n =
+          PageCodec::CompressFastFirst(page.data(), level_, fast_level_, kPairedPayload, streak, out);
       if (n != 0 && n <= kMaxZbudPayload) {
         info = PageInfo{kZbud, static_cast<uint32_t>(n)};
       } else {
@@ -1132,6 +1149,7 @@ class StoreModel {
   void Drop(int f, uint64_t p) { Set(f, p, PageInfo{}); }
 
   int level_;
+  int fast_level_;
   std::vector<File> files_;
   std::array<uint64_t, 16> pages_{}, cost_{};
   uint64_t same_ = 0, raw_ = 0, zbud_ = 0, compr_ = 0;
@@ -1155,7 +1173,7 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
   o.arena = &arena;
   o.zstd_level = 1;
   PageStore store(o);
-  StoreModel model(o.zstd_level, kFiles);
+  StoreModel model(o.zstd_level, o.zstd_fast_level, kFiles);
   auto id = [](int f) { return static_cast<PageStore::FileId>(100 + f); };
   auto uniform = [&](uint64_t lo, uint64_t hi) { return lo + rng() % (hi - lo + 1); };
 
