@@ -128,13 +128,14 @@ StatusOr<ZbudPool::Handle> ZbudPool::Alloc(size_t size) {
     }
   }
   if (zhdr == nullptr) {
-    // None: a fresh page, taken with the lock released.
+    // None: a fresh page, taken and initialised with the lock released (it is ours alone
+    // until listed, and its first touch may fault the memory in: no fault under the lock).
     lock.unlock();
     void* page = arena_->AllocPage();
     if (page == nullptr) return Status::Error(ENOMEM, "zbud: no memory for a new zbud page");
+    zhdr = InitPage(page);
     lock.lock();
     pages_nr_.fetch_add(1, std::memory_order_relaxed);
-    zhdr = InitPage(page);
     bud = Buddy::kFirst;
   }
 
