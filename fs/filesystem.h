@@ -60,6 +60,10 @@ class Filesystem {
   // The session, for notifications to the kernel (set once, before the loop starts).
   void set_session(fuse_session* se) { session_ = se; }
   fuse_session* session() const { return session_; }
+  // Whether the kernel granted FUSE_HANDLE_KILLPRIV_V2 (set once, before the workers start):
+  // then flagged writes, truncates and chowns must clear privileges here (KillPrivileges).
+  void set_killpriv_v2(bool on) { killpriv_v2_ = on; }
+  bool killpriv_v2() const { return killpriv_v2_; }
 
   // Fills e for inode (whose nlookup the caller has already raised).
   void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
@@ -81,6 +85,7 @@ class Filesystem {
   InodeTable table_;
   std::shared_mutex tree_mu_;  // Directory contents and Inode::parent.
   fuse_session* session_ = nullptr;
+  bool killpriv_v2_ = false;
 };
 
 // Handler groups, one per ops_*.cc file; each fills its part of ops.
@@ -94,6 +99,17 @@ void AddXattrOps(fuse_lowlevel_ops* ops);    // setxattr, getxattr, listxattr, r
 // hands back the inode already there with its lookup count raised.
 int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name,
                     mode_t mode, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing);
+
+// Clears what a change by the caller of req must clear, as the kernel's file_remove_privs:
+// setuid; setgid when the group may execute or the caller is outside the file's group (and
+// not root); and the security.capability xattr. For the requests the kernel flags under
+// FUSE_HANDLE_KILLPRIV_V2 (it flags only callers without CAP_FSETID, and every chown).
+// Takes Inode::mu (ops_attr.cc).
+void KillPrivileges(fuse_req_t req, Inode* inode);
+// The same for a change the kernel does not flag (fallocate): setuid and setgid only when the
+// caller lacks CAP_FSETID (read from /proc, and only when the file has either bit); file
+// capabilities always.
+void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
 
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);

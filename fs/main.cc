@@ -28,6 +28,7 @@
 #include "fs/filesystem.h"
 #include "fs/log.h"
 #include "fs/options.h"
+#include "fs/session_loop.h"
 
 namespace zbudfs {
 namespace {
@@ -221,13 +222,20 @@ int Run(int argc, char** argv) {
   int ret;
   {
     SignalThread signals(se.get(), mountpoint, set);
-    if (opts.single_thread) {
-      ret = fuse_session_loop(se.get());
-    } else {
+    if (opts.clone_fd && !opts.single_thread) {
+      // One descriptor per worker needs libfuse's own loop, which cannot pass the kernel's
+      // kill flags on: no FUSE_HANDLE_KILLPRIV_V2 then (a getxattr per write(2) instead).
       LoopConfigPtr cfg(fuse_loop_cfg_create());
-      fuse_loop_cfg_set_clone_fd(cfg.get(), opts.clone_fd ? 1 : 0);
+      fuse_loop_cfg_set_clone_fd(cfg.get(), 1);
       fuse_loop_cfg_set_max_threads(cfg.get(), opts.max_threads);
       ret = fuse_session_loop_mt(se.get(), cfg.get());
+    } else {
+      bool killpriv_v2 = false;
+      ret = NegotiateInit(se.get(), /*want_killpriv_v2=*/true, &killpriv_v2);
+      if (ret == 0) {
+        fs.set_killpriv_v2(killpriv_v2);
+        ret = RunWorkers(se.get(), opts.single_thread ? 1 : opts.max_threads);
+      }
     }
   }
   if (ret != 0) LogError("session loop ended with %d", ret);

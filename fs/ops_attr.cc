@@ -8,9 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "fs/filesystem.h"
+#include "fs/session_loop.h"
 
 namespace zbudfs {
 namespace {
@@ -20,6 +23,8 @@ void Init(void* /*userdata*/, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   // Let the kernel clear setuid/setgid on write, truncate and chown with its own rules
   // (it knows the writer's capabilities; delayed writeback requests carry no credentials).
+  // (FUSE_HANDLE_KILLPRIV_V2, which makes the kernel flag those requests for us and spares
+  // a getxattr round trip per write, is added by NegotiateInit: see session_loop.h.)
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   // The data is compressed in our memory: splicing buys nothing.
   conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ);
@@ -101,6 +106,10 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     fuse_reply_err(req, err);
     return;
   }
+  // A truncate or chown the kernel flagged (FUSE_HANDLE_KILLPRIV_V2).
+  if (fs->killpriv_v2() && (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid)) {
+    KillPrivileges(req, inode.get());
+  }
   struct stat st;
   fs->FillAttr(inode, &st);
   fuse_reply_attr(req, &st, kCacheTimeout);
@@ -141,6 +150,64 @@ bool InGroup(fuse_req_t req, gid_t gid) {
   }
   return false;
 }
+
+// True when the process behind req has CAP_FSETID in its effective set (false if it is gone).
+bool CallerHasCapFsetid(fuse_req_t req) {
+  const std::string path = "/proc/" + std::to_string(fuse_req_ctx(req)->pid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) return false;
+  char line[256];
+  unsigned long long caps = 0;
+  bool found = false;
+  while (!found && std::fgets(line, sizeof(line), f) != nullptr) {
+    found = std::sscanf(line, "CapEff: %llx", &caps) == 1;
+  }
+  std::fclose(f);
+  constexpr int kCapFsetid = 4;  // CAP_FSETID in <linux/capability.h>.
+  return found && (caps & (1ull << kCapFsetid)) != 0;
+}
+
+}  // namespace
+
+void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
+  bool privileged;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    privileged = (inode->mode & (S_ISUID | S_ISGID)) != 0;
+    if (!privileged) {
+      if (inode->xattrs.erase("security.capability") != 0) inode->ctime = Now();
+      return;
+    }
+  }
+  if (!CallerHasCapFsetid(req)) {
+    KillPrivileges(req, inode);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(inode->mu);
+  if (inode->xattrs.erase("security.capability") != 0) inode->ctime = Now();
+}
+
+void KillPrivileges(fuse_req_t req, Inode* inode) {
+  mode_t mode;
+  gid_t gid;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    mode = inode->mode;
+    gid = inode->gid;
+  }
+  // The group test may read /proc: only for setgid without group execute, and unlocked.
+  const bool drop_sgid = (mode & S_ISGID) && ((mode & S_IXGRP) || (fuse_req_ctx(req)->uid != 0 &&
+                                                                    !InGroup(req, gid)));
+  std::lock_guard<std::mutex> lock(inode->mu);
+  const mode_t kill = S_ISUID | (drop_sgid ? S_ISGID : 0);
+  const bool had_caps = inode->xattrs.erase("security.capability") != 0;
+  if ((inode->mode & kill) != 0 || had_caps) {
+    inode->mode &= ~kill;
+    inode->ctime = Now();
+  }
+}
+
+namespace {
 
 // generic_permission() on our attributes (used only without default_permissions).
 void Access(fuse_req_t req, fuse_ino_t ino, int mask) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fs/filesystem.h"
+#include "fs/session_loop.h"
 
 namespace zbudfs {
 namespace {
@@ -152,6 +153,11 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     fuse_reply_err(req, EFBIG);
     return;
   }
+  // A write the kernel flagged (FUSE_HANDLE_KILLPRIV_V2): clear privileges first, as the
+  // kernel's file_remove_privs does before it copies data.
+  if (fs->killpriv_v2() && (CurrentRequestFlags().write_flags & kWriteKillSuidgid)) {
+    KillPrivileges(req, inode);
+  }
   Status s;
   {
     std::shared_lock<std::shared_mutex> data(inode->data_mu);
@@ -215,8 +221,13 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
 
 void Fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t off, off_t len,
                fuse_file_info* fi) {
-  fuse_reply_err(req,
-                 DoFallocate(Filesystem::From(req), Filesystem::FromHandle(fi), mode, off, len));
+  Filesystem* fs = Filesystem::From(req);
+  Inode* inode = Filesystem::FromHandle(fi);
+  const int err = DoFallocate(fs, inode, mode, off, len);
+  // Under FUSE_HANDLE_KILLPRIV_V2 the kernel's file_modified() sends nothing for fallocate
+  // (its setattr has nothing left to say): clear privileges here, as tmpfs would.
+  if (err == 0 && fs->killpriv_v2()) KillPrivilegesUnlessCapable(req, inode);
+  fuse_reply_err(req, err);
 }
 
 // SEEK_DATA/SEEK_HOLE. The kernel does not write back its dirty pages before asking, so

@@ -13,7 +13,7 @@ getent group zbt_team >/dev/null || groupadd zbt_team || fail "groupadd zbt_team
 usermod -a -G zbt_team zbt_alice
 
 cat >"$WORK/perm.py" <<'PY'
-import ctypes, errno, os, pwd, grp, stat, sys
+import ctypes, errno, mmap, os, pwd, grp, stat, struct, sys
 
 os.chdir(sys.argv[1])
 only_zbudfs = sys.argv[2] == "zbudfs"
@@ -125,6 +125,50 @@ t("alice truncates suid file", A, lambda: os.truncate("suid", 1))
 t("mode after truncate", None, lambda: owner("suid"))
 t("alice suid + chown", A, lambda: (os.chmod("suid", 0o4755), os.chown("suid", -1, team), owner("suid"))[2])
 t("root suid + chown", None, lambda: (os.chmod("suid", 0o4755), os.chown("suid", B.pw_uid, -1), owner("suid"))[2])
+# ... with the kernel trusting the daemon to clear them (FUSE_HANDLE_KILLPRIV_V2): every
+# path that must clear, and the cases that must not.
+def write_direct(p, data):
+    fd = os.open(p, os.O_WRONLY | os.O_DIRECT)
+    try:
+        buf = mmap.mmap(-1, 4096)
+        buf.write(data.ljust(4096, b"."))
+        os.write(fd, buf)
+    finally:
+        os.close(fd)
+def fallocate(p, length):
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, length)
+    finally:
+        os.close(fd)
+CAPS = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)  # v2, effective, cap_net_raw.
+t("bob writes plain file", B, lambda: (write("kp", b"plain", mode=0o666), os.chmod("kp", 0o666), write("kp", b"again", os.O_WRONLY), owner("kp"))[3])
+t("alice cannot chmod bob's file", A, lambda: os.chmod("kp", 0o6777))
+for how, op in [("writes", lambda: write("kp", b"alice", os.O_WRONLY)),
+                ("writes O_DIRECT", lambda: write_direct("kp", b"direct")),
+                ("fallocates", lambda: fallocate("kp", 65536)),
+                ("opens O_TRUNC", lambda: os.close(os.open("kp", os.O_WRONLY | os.O_TRUNC))),
+                ("truncates", lambda: os.truncate("kp", 7))]:
+    t("bob sets 6777", B, lambda: (os.chmod("kp", 0o6777), owner("kp"))[1])
+    t(f"alice {how}", A, lambda: (op(), owner("kp"))[1])
+t("bob sets 2766 (setgid, no group exec)", B, lambda: (os.chmod("kp", 0o2766), owner("kp"))[1])
+t("alice (not in group users) writes", A, lambda: (write("kp", b"x", os.O_WRONLY), owner("kp"))[1])
+t("team file 2766", None, lambda: (os.chown("kp", B.pw_uid, team), os.chmod("kp", 0o2766), owner("kp"))[2])
+t("alice (in group team) writes", A, lambda: (write("kp", b"y", os.O_WRONLY), owner("kp"))[1])
+t("bob (not in group team) writes", B, lambda: (write("kp", b"z", os.O_WRONLY), owner("kp"))[1])
+t("root writes, direct writes, fallocates, truncates a 6777 file", None, lambda: (os.chmod("kp", 0o6777), write("kp", b"r", os.O_WRONLY), write_direct("kp", b"rd"), fallocate("kp", 8192), os.truncate("kp", 3), owner("kp"))[5])
+t("root chowns a 6777 file", None, lambda: (os.chown("kp", A.pw_uid, -1), owner("kp"))[1])
+t("root chowns a 2755 file", None, lambda: (os.chmod("kp", 0o2755), os.chown("kp", B.pw_uid, -1), owner("kp"))[2])
+t("root chowns a 2745 file", None, lambda: (os.chmod("kp", 0o2745), os.chown("kp", A.pw_uid, -1), owner("kp"))[2])
+t("written data survives", None, lambda: read("kp"))
+t("root sets file capability", None, lambda: (write("cap", b"c", mode=0o777), os.chmod("cap", 0o777), os.setxattr("cap", "security.capability", CAPS), len(os.getxattr("cap", "security.capability")))[3])
+t("root writes it", None, lambda: (write("cap", b"rw", os.O_WRONLY), os.listxattr("cap"))[1])
+t("capability again, root truncates", None, lambda: (os.setxattr("cap", "security.capability", CAPS), os.truncate("cap", 0), os.listxattr("cap"))[2])
+t("capability again, root chowns", None, lambda: (os.setxattr("cap", "security.capability", CAPS), os.chown("cap", B.pw_uid, -1), os.listxattr("cap"))[2])
+for how, op in [("writes", lambda: write("cap", b"b", os.O_WRONLY)),
+                ("writes O_DIRECT", lambda: write_direct("cap", b"bd"))]:
+    t("root sets capability", None, lambda: (os.setxattr("cap", "security.capability", CAPS), os.listxattr("cap"))[1])
+    t(f"alice {how}", A, lambda: (op(), os.listxattr("cap"))[1])
 # Extended attributes.
 t("alice sets user.a", A, lambda: os.setxattr("private", "user.a", b"1"))
 t("alice gets user.a", A, lambda: os.getxattr("private", "user.a"))

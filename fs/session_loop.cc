@@ -1,0 +1,192 @@
+// No locks: see session_loop.h. Each worker owns its buffer and its RequestFlags.
+#include "fs/session_loop.h"
+
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "fs/log.h"
+
+namespace zbudfs {
+namespace {
+
+static_assert(kWriteKillSuidgid == FUSE_WRITE_KILL_SUIDGID);
+static_assert(kSetattrKillSuidgid == FATTR_KILL_SUIDGID);
+static_assert(kOpenKillSuidgid == FUSE_OPEN_KILL_SUIDGID);
+
+thread_local RequestFlags current_flags;
+
+// A file descriptor closed on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int* out() { return &fd_; }
+
+ private:
+  int fd_;
+};
+
+// A receive buffer as libfuse allocates it (malloc) and expects it freed.
+struct OwnedBuf {
+  fuse_buf buf{};
+  OwnedBuf() = default;
+  ~OwnedBuf() { std::free(buf.mem); }
+  OwnedBuf(const OwnedBuf&) = delete;
+  OwnedBuf& operator=(const OwnedBuf&) = delete;
+};
+
+// The request header, or nullptr if the buffer does not hold one in memory.
+const fuse_in_header* Header(const fuse_buf& buf) {
+  if ((buf.flags & FUSE_BUF_IS_FD) || buf.mem == nullptr || buf.size < sizeof(fuse_in_header)) {
+    return nullptr;
+  }
+  return static_cast<const fuse_in_header*>(buf.mem);
+}
+
+// The opcode's argument struct T, or nullptr if the request is too short for it.
+template <typename T>
+const T* Arg(const fuse_buf& buf) {
+  if (buf.size < sizeof(fuse_in_header) + sizeof(T)) return nullptr;
+  return reinterpret_cast<const T*>(static_cast<const char*>(buf.mem) + sizeof(fuse_in_header));
+}
+
+// Notes the kill flags of the request in buf for this thread's handlers.
+void NoteFlags(const fuse_buf& buf) {
+  current_flags = RequestFlags();
+  const fuse_in_header* in = Header(buf);
+  if (in == nullptr) return;
+  switch (in->opcode) {
+    case FUSE_WRITE:
+      if (const auto* w = Arg<fuse_write_in>(buf)) current_flags.write_flags = w->write_flags;
+      break;
+    case FUSE_SETATTR:
+      if (const auto* s = Arg<fuse_setattr_in>(buf)) current_flags.setattr_valid = s->valid;
+      break;
+    case FUSE_OPEN:
+      if (const auto* o = Arg<fuse_open_in>(buf)) current_flags.open_flags = o->open_flags;
+      break;
+    default:
+      break;
+  }
+}
+
+// Receives the next request into b; 1 when one arrived, 0 when the session ended, or a
+// negative errno. Retries interrupted reads.
+int Receive(fuse_session* se, OwnedBuf* b) {
+  for (;;) {
+    const int res = fuse_session_receive_buf(se, &b->buf);
+    if (res == -EINTR || res == -EAGAIN) {
+      if (fuse_session_exited(se)) return 0;
+      continue;
+    }
+    if (res < 0) return res;
+    return res == 0 ? 0 : 1;
+  }
+}
+
+// Has libfuse process the request in b with its replies going into a pipe instead of the
+// device; the reply's bytes go to *reply. Returns 0 or a negative errno.
+int ProcessIntoPipe(fuse_session* se, OwnedBuf* b, std::vector<char>* reply) {
+  const int dev = fuse_session_fd(se);
+  Fd saved(dup(dev));
+  if (saved.get() < 0) return -errno;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return -errno;
+  Fd pipe_r(p[0]);
+  Fd pipe_w(p[1]);
+  if (dup2(pipe_w.get(), dev) < 0) return -errno;
+  fuse_session_process_buf(se, &b->buf);
+  // Put the device back under its number before anything can fail.
+  if (dup3(saved.get(), dev, O_CLOEXEC) < 0) {
+    const int err = errno;
+    LogError("cannot restore /dev/fuse descriptor: %s", std::strerror(err));
+    return -err;
+  }
+  reply->resize(64 * 1024);
+  const ssize_t n = read(pipe_r.get(), reply->data(), reply->size());
+  if (n < 0) return -errno;
+  reply->resize(static_cast<size_t>(n));
+  return 0;
+}
+
+}  // namespace
+
+const RequestFlags& CurrentRequestFlags() { return current_flags; }
+
+int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2) {
+  *killpriv_v2 = false;
+  OwnedBuf b;
+  const int got = Receive(se, &b);
+  if (got <= 0) return got == 0 ? -ENODEV : got;
+  const fuse_in_header* in = Header(b.buf);
+  const fuse_init_in* init = in != nullptr && in->opcode == FUSE_INIT ? Arg<fuse_init_in>(b.buf)
+                                                                       : nullptr;
+  if (init == nullptr || !want_killpriv_v2 || !(init->flags & FUSE_HANDLE_KILLPRIV_V2)) {
+    // Nothing to add: libfuse answers as usual.
+    fuse_session_process_buf(se, &b.buf);
+    return fuse_session_exited(se) ? -EPROTO : 0;
+  }
+  std::vector<char> reply;
+  if (int err = ProcessIntoPipe(se, &b, &reply); err != 0) {
+    fuse_session_exit(se);
+    return err;
+  }
+  if (reply.size() >= sizeof(fuse_out_header) + offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
+    auto* oh = reinterpret_cast<fuse_out_header*>(reply.data());
+    if (oh->error == 0) {
+      auto* out = reinterpret_cast<fuse_init_out*>(reply.data() + sizeof(fuse_out_header));
+      out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+      *killpriv_v2 = true;
+    }
+  }
+  // One write: the kernel takes a reply whole or not at all.
+  const ssize_t n = write(fuse_session_fd(se), reply.data(), reply.size());
+  if (n != static_cast<ssize_t>(reply.size())) {
+    const int err = n < 0 ? errno : EIO;
+    LogError("cannot answer FUSE_INIT: %s", std::strerror(err));
+    *killpriv_v2 = false;
+    fuse_session_exit(se);
+    return -err;
+  }
+  return fuse_session_exited(se) ? -EPROTO : 0;
+}
+
+int RunWorkers(fuse_session* se, unsigned threads) {
+  std::vector<int> results(threads == 0 ? 1 : threads, 0);
+  auto work = [se](int* result) {
+    OwnedBuf b;
+    while (!fuse_session_exited(se)) {
+      const int got = Receive(se, &b);
+      if (got <= 0) {
+        if (got < 0) *result = got;
+        fuse_session_exit(se);  // Wakes nobody, but stops the others after their request.
+        break;
+      }
+      NoteFlags(b.buf);
+      fuse_session_process_buf(se, &b.buf);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t i = 1; i < results.size(); ++i) workers.emplace_back(work, &results[i]);
+  work(&results[0]);
+  for (std::thread& t : workers) t.join();
+  for (int r : results) {
+    if (r != 0 && r != -ENODEV) return r;
+  }
+  return 0;
+}
+
+}  // namespace zbudfs

@@ -1,0 +1,54 @@
+// The daemon's request loop: libfuse 3.14's public receive/process calls on N worker threads,
+// with two things libfuse's own loop cannot do.
+//
+//   * FUSE_HANDLE_KILLPRIV_V2. Without it the kernel asks getxattr("security.capability")
+//     before every write(2) to decide whether to clear privileges: a second round trip per
+//     write. With it the kernel marks inodes S_NOSEC after one check and leaves clearing
+//     setuid/setgid/capabilities to the server, flagging the writes, truncates and chowns
+//     that must clear them. libfuse 3.14 knows neither the capability nor the flags, so:
+//     NegotiateInit lets libfuse answer FUSE_INIT into a pipe (the session's descriptor is
+//     swapped for the pipe's for that one call), adds the capability to the answer when the
+//     kernel offered it, and sends the answer itself.
+//   * The request's raw flags. Before handing a request to libfuse the worker notes the
+//     kernel's kill flags of WRITE, SETATTR and OPEN (which libfuse drops) in a thread-local
+//     RequestFlags; handlers read them with CurrentRequestFlags().
+//
+// Threads: NegotiateInit runs on the main thread before any worker exists. Workers share
+// nothing of ours; each owns its receive buffer. No locks.
+#ifndef ZBUDFS_FS_SESSION_LOOP_H_
+#define ZBUDFS_FS_SESSION_LOOP_H_
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+
+#include <cstdint>
+
+namespace zbudfs {
+
+// The kernel's kill-privileges flags of the request being processed on this thread (zero
+// for other opcodes, and always zero without FUSE_HANDLE_KILLPRIV_V2).
+struct RequestFlags {
+  uint32_t write_flags = 0;    // fuse_write_in.write_flags (FUSE_WRITE_KILL_SUIDGID).
+  uint32_t setattr_valid = 0;  // fuse_setattr_in.valid (FATTR_KILL_SUIDGID).
+  uint32_t open_flags = 0;     // fuse_open_in.open_flags (FUSE_OPEN_KILL_SUIDGID).
+};
+const RequestFlags& CurrentRequestFlags();
+
+// Bits of those fields, as in <linux/fuse.h> (ABI 7.33).
+inline constexpr uint32_t kWriteKillSuidgid = 1u << 2;    // FUSE_WRITE_KILL_SUIDGID.
+inline constexpr uint32_t kSetattrKillSuidgid = 1u << 11;  // FATTR_KILL_SUIDGID.
+inline constexpr uint32_t kOpenKillSuidgid = 1u << 0;     // FUSE_OPEN_KILL_SUIDGID.
+
+// Receives FUSE_INIT and has libfuse answer it (calling the init handler), adding
+// FUSE_HANDLE_KILLPRIV_V2 when want_killpriv_v2 and the kernel offers it. Returns 0 and sets
+// *killpriv_v2 to whether the kernel now expects the server to clear privileges; a negative
+// errno when the session ended or the device failed (the session is then exited).
+int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2);
+
+// Serves requests on `threads` worker threads until the file system is unmounted. Returns
+// 0 after an unmount, or a negative errno.
+int RunWorkers(fuse_session* se, unsigned threads);
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_FS_SESSION_LOOP_H_
