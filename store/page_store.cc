@@ -212,35 +212,48 @@ void PageStore::UnreservePages(uint64_t n) { pages_held_.fetch_sub(n, std::memor
 
 // Rewrites pages [first, first+n) of f. For page p, fill(p, buf) must produce the page's new
 // contents in buf and return a pointer to them (buf or elsewhere), or nullptr to leave the
-// page as it is. write_mu must be held. Compression happens before index_mu is taken; the
-// swap takes it exclusive once; the old storage is freed after it is released.
+// page as it is. Locking: with kCallerHoldsWriteMu the caller holds write_mu throughout;
+// with kLockToPublish it holds nothing (fill must not read the file), pages are compressed
+// unlocked and write_mu is taken for each publication, which fails with ESTALE if the file
+// was removed meanwhile. Compression happens before index_mu is taken; the swap takes it
+// exclusive once; the old storage is freed after it is released.
 template <typename Fill>
-Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill) {
+Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
+                               WriteMuMode mode) {
   thread_local uint8_t merge[kPage];
   PageEntry fresh[kBatchPages];
   bool touched[kBatchPages];
-  bool present[kBatchPages];
   for (uint64_t start = first; start < first + n; start += kBatchPages) {
     const uint64_t count = std::min(kBatchPages, first + n - start);
-    {
-      // Only this thread (holding write_mu) changes which pages are present.
-      std::shared_lock<std::shared_mutex> lock(f.index_mu);
-      for (uint64_t i = 0; i < count; ++i) present[i] = f.index.Find(start + i) != nullptr;
-    }
+    // Frees pages [from, to) of the batch, encoded but not to be published.
+    auto discard = [&](uint64_t from, uint64_t to) {
+      for (uint64_t i = from; i < to; ++i) {
+        if (touched[i]) FreeEntry(fresh[i]);
+      }
+    };
     // Puts pages [from, to) of the batch into the index (one exclusive section) and frees
-    // what they replace; on ENOSPC past capacity frees them instead.
+    // what they replace; on ENOSPC past capacity (or ESTALE) frees them instead.
     auto publish = [&](uint64_t from, uint64_t to) -> Status {
-      uint64_t holes = 0;
-      for (uint64_t i = from; i < to; ++i) holes += touched[i] && !present[i];
-      if (!ReservePages(holes)) {
-        for (uint64_t i = from; i < to; ++i) {
-          if (touched[i]) FreeEntry(fresh[i]);
+      std::unique_lock<std::mutex> write_lock;
+      if (mode == WriteMuMode::kLockToPublish) {
+        write_lock = std::unique_lock<std::mutex>(f.write_mu);
+        if (f.removed) {
+          discard(from, to);
+          return Status::Error(ESTALE, "file removed during the write");
         }
-        return Status::Error(ENOSPC, "file system full (size)");
       }
       PageEntry old[kBatchPages];
       {
         std::unique_lock<std::shared_mutex> lock(f.index_mu);
+        uint64_t holes = 0;  // Pages that add to what the store holds (capacity).
+        for (uint64_t i = from; i < to; ++i) {
+          holes += touched[i] && f.index.Find(start + i) == nullptr;
+        }
+        if (!ReservePages(holes)) {
+          lock.unlock();
+          discard(from, to);
+          return Status::Error(ENOSPC, "file system full (size)");
+        }
         for (uint64_t i = from; i < to; ++i) {
           if (!touched[i]) continue;
           old[i] = f.index.Set(start + i, fresh[i]);
@@ -304,9 +317,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       }
     }
     if (!st.ok()) {
-      for (uint64_t i = published; i < done; ++i) {
-        if (touched[i]) FreeEntry(fresh[i]);
-      }
+      discard(published, done);
       return st;
     }
     st = publish(published, count);
@@ -362,6 +373,18 @@ Status PageStore::Write(FileId id, uint64_t off, const void* buf, size_t len) {
   const uint64_t end = off + len;
   const uint64_t first = off / kPage;
   const uint64_t last = (end - 1) / kPage;
+  if (off % kPage == 0 && len % kPage == 0 && len / kPage <= kBatchPages) {
+    // Whole pages, one batch (every writeback request): compressed with no lock of the
+    // file, so that writers of one file compress in parallel; published under write_mu.
+    for (;;) {
+      std::shared_ptr<File> f = FindOrCreateFile(id);
+      Status st = RewritePages(
+          id, *f, first, len / kPage,
+          [&](uint64_t page, uint8_t*, Status*) { return src + (page * kPage - off); },
+          WriteMuMode::kLockToPublish);
+      if (st.code() != ESTALE) return st;  // Else Remove raced us: write to the new file.
+    }
+  }
   return WithFile(id, /*create=*/true, [&](File& f) {
     return RewritePages(id, f, first, last - first + 1,
                         [&](uint64_t page, uint8_t* merge, Status* st) -> const uint8_t* {

@@ -10,8 +10,10 @@
 // Locking (the lock order; take them only in this order, never the other way):
 //   1. PageStore::files_mu_   (shared_mutex)  the FileId -> File map; held only to find,
 //                                             create or drop a File, never across 2..5.
-//   2. File::write_mu_        (mutex)         serialises mutations of one file; compression
-//                                             of that file's pages happens under it.
+//   2. File::write_mu_        (mutex)         serialises mutations of one file. Partial-page
+//                                             writes, truncate, punch and zero compress under
+//                                             it; writes of whole pages (one batch) compress
+//                                             unlocked and take it only to publish.
 //   3. File::index_mu_        (shared_mutex)  the file's page index: shared by readers
 //                                             (decompression of that file's pages happens
 //                                             under it in shared mode), exclusive only to
@@ -40,7 +42,9 @@
 // freed) at once, not with the rest of its batch, so this adds at most one page per writing
 // thread, and only when the overflow store is full or absent. So: reads of one file run in parallel
 // with each other and with compression of writes to the same file; writes to different files run in
-// parallel; nothing shared by all files is held while (de)compressing.
+// parallel, and so does the compression of whole-page writes to one file (the kernel's writeback
+// sends a file's pages as concurrent 1 MiB requests); nothing shared by all files is held while
+// (de)compressing.
 #ifndef ZBUDFS_STORE_PAGE_STORE_H_
 #define ZBUDFS_STORE_PAGE_STORE_H_
 
@@ -177,8 +181,14 @@ class PageStore {
   std::shared_ptr<File> FindOrCreateFile(FileId file);  // Never nullptr.
   template <typename Op>
   Status WithFile(FileId id, bool create, Op&& op);  // op(File&) under write_mu.
+  // Who holds File::write_mu during RewritePages.
+  enum class WriteMuMode {
+    kCallerHoldsWriteMu,  // The caller, throughout.
+    kLockToPublish,       // Nobody while compressing; taken to publish each batch.
+  };
   template <typename Fill>
-  Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill);
+  Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
+                      WriteMuMode mode = WriteMuMode::kCallerHoldsWriteMu);
   template <typename Whole, typename Part>
   static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
   Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);

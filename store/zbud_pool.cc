@@ -115,7 +115,7 @@ StatusOr<ZbudPool::Handle> ZbudPool::Alloc(size_t size) {
   if (size > kMaxAllocSize) return Status::Error(ENOSPC, "zbud: allocation above 3968 bytes");
   const int chunks = static_cast<int>(SizeToChunks(size));
 
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<AdaptiveMutex> lock(mu_);
   Header* zhdr = nullptr;
   Buddy bud = Buddy::kFirst;
   // First, the first unbuddied page with enough free chunks.
@@ -157,7 +157,7 @@ StatusOr<ZbudPool::Handle> ZbudPool::Alloc(size_t size) {
 void ZbudPool::Free(Handle handle) {
   Header* zhdr = HandleToHeader(handle);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     if (zhdr->first_chunks != 0 && zhdr->last_chunks != 0) {
       buddied_nr_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -181,7 +181,7 @@ void ZbudPool::Free(Handle handle) {
 }
 
 Status ZbudPool::ReclaimPage(unsigned retries) {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<AdaptiveMutex> lock(mu_);
   if (!evict_ || ListEmpty(&lru_) || retries == 0) {
     return Status::Error(EINVAL, "zbud: nothing to reclaim or no evict callback");
   }

@@ -35,10 +35,11 @@
 // next tail page is tried, up to `retries` pages.
 //
 // Locking: one mutex, mu_, guards every list and the first/last chunk counts and the
-// under_reclaim flag of every zbud page. It is held only for list work: never across the
-// evict callback, never across a system call (new pages come from PageArena with the lock
-// released, like the seed's alloc_page). Lock order: owner locks -> ZbudPool::mu_ ->
-// PageArena::mu_.
+// under_reclaim flag of every zbud page. It spins briefly before it sleeps (the seed uses a
+// spinlock): it is held only for list work, never across the evict callback, never across a
+// system call or a page's first touch (new pages come from PageArena and are initialised
+// with the lock released, like the seed's alloc_page). Lock order: owner locks ->
+// ZbudPool::mu_ -> PageArena::mu_.
 #ifndef ZBUDFS_STORE_ZBUD_POOL_H_
 #define ZBUDFS_STORE_ZBUD_POOL_H_
 
@@ -48,6 +49,7 @@
 #include <functional>
 #include <mutex>
 
+#include "store/adaptive_mutex.h"
 #include "store/status.h"
 
 namespace zbudfs {
@@ -133,7 +135,7 @@ class ZbudPool {
   std::atomic<uint64_t> pages_nr_{0};    // Zbud pages held.
   std::atomic<uint64_t> buddied_nr_{0};  // Pages whose first and last chunks are both set.
 
-  std::mutex mu_;                   // Guards the lists and every page header.
+  AdaptiveMutex mu_;                // Guards the lists and every page header.
   ListNode unbuddied_[kNumChunks];  // Pages with one buddy, by free chunks.
   ListNode buddied_;                // Pages with two buddies.
   ListNode lru_;                    // All pages, most recently allocated into first.
