@@ -32,7 +32,8 @@ std::shared_ptr<Inode> Directory::Erase(std::string_view name) {
 
 Inode::Inode(fuse_ino_t ino_in, mode_t mode_in, std::string symlink_target)
     : ino(ino_in),
-      symlink(std::move(symlink_target)),
+      symlink(S_ISLNK(mode_in) ? std::make_unique<const std::string>(std::move(symlink_target))
+                               : nullptr),
       dir(S_ISDIR(mode_in) ? std::make_unique<Directory>() : nullptr),
       mode(mode_in),
       type_(mode_in & S_IFMT) {}

@@ -81,13 +81,16 @@ class Directory {
 };
 
 // One file, directory, symlink or special file. Fields without a note are guarded by mu.
+// Extended attributes by name. Most inodes have none, so Inode holds a pointer to one.
+using XattrMap = std::map<std::string, std::string, std::less<>>;
+
 struct Inode {
   Inode(fuse_ino_t ino, mode_t mode, std::string symlink_target);
   Inode(const Inode&) = delete;
   Inode& operator=(const Inode&) = delete;
 
   const fuse_ino_t ino;                  // Inode number and PageStore FileId.
-  const std::string symlink;             // Target of a symlink; immutable.
+  const std::unique_ptr<const std::string> symlink;  // Target of a symlink, else nullptr.
   const std::unique_ptr<Directory> dir;  // Set for directories; contents under tree_mu_.
   fuse_ino_t parent = FUSE_ROOT_ID;      // Directories: the parent (guarded by tree_mu_).
 
@@ -106,7 +109,7 @@ struct Inode {
   uint64_t nlookup = 0;        // Kernel lookup references.
   uint64_t open_count = 0;     // Open handles (files and directories).
   uint64_t write_handles = 0;  // Open handles that may write (dirty kernel pages).
-  std::map<std::string, std::string, std::less<>> xattrs;  // Extended attributes.
+  std::unique_ptr<XattrMap> xattrs;  // Extended attributes; nullptr until the first one.
 
   bool is_dir() const { return dir != nullptr; }  // Immutable property.
   bool is_reg() const { return S_ISREG(type_); }  // Immutable property.

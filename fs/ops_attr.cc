@@ -151,6 +151,17 @@ bool InGroup(fuse_req_t req, gid_t gid) {
   return false;
 }
 
+// Removes xattr name of inode (Inode::mu held); true if it was there.
+bool EraseXattr(Inode* inode, std::string_view name) {
+  XattrMap* map = inode->xattrs.get();
+  if (map == nullptr) return false;
+  auto it = map->find(name);
+  if (it == map->end()) return false;
+  map->erase(it);
+  if (map->empty()) inode->xattrs.reset();
+  return true;
+}
+
 // True when the process behind req has CAP_FSETID in its effective set (false if it is gone).
 bool CallerHasCapFsetid(fuse_req_t req) {
   const std::string path = "/proc/" + std::to_string(fuse_req_ctx(req)->pid) + "/status";
@@ -175,7 +186,7 @@ void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
     std::lock_guard<std::mutex> lock(inode->mu);
     privileged = (inode->mode & (S_ISUID | S_ISGID)) != 0;
     if (!privileged) {
-      if (inode->xattrs.erase("security.capability") != 0) inode->ctime = Now();
+      if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
       return;
     }
   }
@@ -184,7 +195,7 @@ void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
     return;
   }
   std::lock_guard<std::mutex> lock(inode->mu);
-  if (inode->xattrs.erase("security.capability") != 0) inode->ctime = Now();
+  if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
 }
 
 void KillPrivileges(fuse_req_t req, Inode* inode) {
@@ -200,7 +211,7 @@ void KillPrivileges(fuse_req_t req, Inode* inode) {
                                                                     !InGroup(req, gid)));
   std::lock_guard<std::mutex> lock(inode->mu);
   const mode_t kill = S_ISUID | (drop_sgid ? S_ISGID : 0);
-  const bool had_caps = inode->xattrs.erase("security.capability") != 0;
+  const bool had_caps = EraseXattr(inode, "security.capability");
   if ((inode->mode & kill) != 0 || had_caps) {
     inode->mode &= ~kill;
     inode->ctime = Now();

@@ -24,7 +24,7 @@ void ReadLink(fuse_req_t req, fuse_ino_t ino) {
   } else if (!S_ISLNK(inode->mode)) {  // The type bits never change.
     fuse_reply_err(req, EINVAL);
   } else {
-    fuse_reply_readlink(req, inode->symlink.c_str());
+    fuse_reply_readlink(req, inode->symlink ? inode->symlink->c_str() : "");
   }
 }
 

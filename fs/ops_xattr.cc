@@ -47,13 +47,16 @@ int DoSetXattr(Inode* inode, std::string_view name, const char* value, size_t si
   if (EmptySuffix(name)) return EINVAL;
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);
-  auto it = inode->xattrs.find(name);
-  if ((flags & XATTR_CREATE) && it != inode->xattrs.end()) return EEXIST;
-  if ((flags & XATTR_REPLACE) && it == inode->xattrs.end()) return ENODATA;
-  if (it == inode->xattrs.end()) {
-    inode->xattrs.emplace(std::string(name), std::string(value, size));
-  } else {
+  XattrMap* map = inode->xattrs.get();
+  auto it = map != nullptr ? map->find(name) : XattrMap::iterator();
+  const bool exists = map != nullptr && it != map->end();
+  if ((flags & XATTR_CREATE) && exists) return EEXIST;
+  if ((flags & XATTR_REPLACE) && !exists) return ENODATA;
+  if (exists) {
     it->second.assign(value, size);
+  } else {
+    if (map == nullptr) map = (inode->xattrs = std::make_unique<XattrMap>()).get();
+    map->emplace(std::string(name), std::string(value, size));
   }
   inode->ctime = now;
   return 0;
@@ -81,10 +84,12 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   bool found = false;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    auto it = inode->xattrs.find(std::string_view(name));
-    if (it != inode->xattrs.end()) {
-      value = it->second;
-      found = true;
+    if (const XattrMap* map = inode->xattrs.get()) {
+      auto it = map->find(std::string_view(name));
+      if (it != map->end()) {
+        value = it->second;
+        found = true;
+      }
     }
   }
   if (!found) {
@@ -104,7 +109,9 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   if (ino == FUSE_ROOT_ID) names.append(kStatsXattr, sizeof(kStatsXattr));
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    for (const auto& [name, value] : inode->xattrs) names.append(name.c_str(), name.size() + 1);
+    if (const XattrMap* map = inode->xattrs.get()) {
+      for (const auto& [name, value] : *map) names.append(name.c_str(), name.size() + 1);
+    }
   }
   ReplyValue(req, names, size);
 }
@@ -114,9 +121,11 @@ int DoRemoveXattr(Inode* inode, std::string_view name) {
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);
-  auto it = inode->xattrs.find(name);
-  if (it == inode->xattrs.end()) return ENODATA;
-  inode->xattrs.erase(it);
+  XattrMap* map = inode->xattrs.get();
+  auto it = map != nullptr ? map->find(name) : XattrMap::iterator();
+  if (map == nullptr || it == map->end()) return ENODATA;
+  map->erase(it);
+  if (map->empty()) inode->xattrs.reset();
   inode->ctime = now;
   return 0;
 }

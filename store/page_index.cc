@@ -8,10 +8,14 @@ constexpr size_t kMapNodeOverhead = 4 * sizeof(void*);
 }  // namespace
 
 const PageEntry* PageIndex::Find(uint64_t page) const {
-  auto it = chunks_.find(page / kChunkPages);
-  if (it == chunks_.end()) return nullptr;
+  const Chunk* c = &head_;
+  if (page >= kChunkPages) {
+    auto it = chunks_.find(page / kChunkPages);
+    if (it == chunks_.end()) return nullptr;
+    c = &it->second;
+  }
   const uint64_t i = page % kChunkPages;
-  return (it->second.present >> i) & 1 ? &it->second.entries[i] : nullptr;  // Bit => i < cap.
+  return (c->present >> i) & 1 ? &c->entries[i] : nullptr;  // Bit => i < cap.
 }
 
 PageEntry* PageIndex::FindMutable(uint64_t page) {
@@ -19,7 +23,7 @@ PageEntry* PageIndex::FindMutable(uint64_t page) {
 }
 
 PageEntry PageIndex::Set(uint64_t page, const PageEntry& entry) {
-  Chunk& c = chunks_[page / kChunkPages];
+  Chunk& c = page < kChunkPages ? head_ : chunks_[page / kChunkPages];
   const uint64_t i = page % kChunkPages;
   Reserve(c, i);
   PageEntry old = c.entries[i];
@@ -32,52 +36,52 @@ PageEntry PageIndex::Set(uint64_t page, const PageEntry& entry) {
 }
 
 PageEntry PageIndex::Erase(uint64_t page) {
-  auto it = chunks_.find(page / kChunkPages);
-  if (it == chunks_.end()) return PageEntry();
-  Chunk& c = it->second;
-  const uint64_t i = page % kChunkPages;
-  if (((c.present >> i) & 1) == 0) return PageEntry();
-  PageEntry old = c.entries[i];
-  c.entries[i] = PageEntry();
-  c.present &= ~(uint64_t{1} << i);
-  --size_;
-  if (c.present == 0) chunks_.erase(it);
+  PageEntry old;
+  EraseRange(page, page + 1, [&](uint64_t, const PageEntry& e) { old = e; });
   return old;
 }
 
 uint64_t PageIndex::NextPresent(uint64_t page) const {
   if (page == kNone) return kNone;
-  for (auto it = chunks_.lower_bound(page / kChunkPages); it != chunks_.end(); ++it) {
-    const uint64_t base = it->first * kChunkPages;
-    uint64_t bits = it->second.present;
+  uint64_t found = kNone;
+  WalkChunks(page / kChunkPages, [&](uint64_t key, const Chunk& c) {
+    const uint64_t base = key * kChunkPages;
+    uint64_t bits = c.present;
     if (base < page) bits &= ~uint64_t{0} << (page - base);
-    if (bits != 0) return base + static_cast<uint64_t>(__builtin_ctzll(bits));
-  }
-  return kNone;
+    if (bits == 0) return true;
+    found = base + static_cast<uint64_t>(__builtin_ctzll(bits));
+    return false;
+  });
+  return found;
 }
 
 uint64_t PageIndex::NextHole(uint64_t page) const {
   if (page == kNone) return kNone;
   uint64_t candidate = page;
-  for (auto it = chunks_.lower_bound(page / kChunkPages); it != chunks_.end(); ++it) {
-    const uint64_t base = it->first * kChunkPages;
-    if (base > candidate) return candidate;  // A whole missing chunk before this one.
-    uint64_t holes = ~it->second.present;
+  WalkChunks(page / kChunkPages, [&](uint64_t key, const Chunk& c) {
+    const uint64_t base = key * kChunkPages;
+    if (base > candidate) return false;  // A whole missing chunk before this one.
+    uint64_t holes = ~c.present;
     if (base < candidate) holes &= ~uint64_t{0} << (candidate - base);
-    if (holes != 0) return base + static_cast<uint64_t>(__builtin_ctzll(holes));
+    if (holes != 0) {
+      candidate = base + static_cast<uint64_t>(__builtin_ctzll(holes));
+      return false;
+    }
     candidate = base + kChunkPages;
-  }
+    return true;
+  });
   return candidate;
 }
 
 uint64_t PageIndex::CountPresent(uint64_t first, uint64_t last) const {
   if (first >= last) return 0;
   uint64_t n = 0;
-  for (auto it = chunks_.lower_bound(first / kChunkPages);
-       it != chunks_.end() && it->first * kChunkPages < last; ++it) {
-    n += static_cast<uint64_t>(
-        __builtin_popcountll(it->second.present & RangeMask(it->first * kChunkPages, first, last)));
-  }
+  WalkChunks(first / kChunkPages, [&](uint64_t key, const Chunk& c) {
+    const uint64_t base = key * kChunkPages;
+    if (base >= last) return false;
+    n += static_cast<uint64_t>(__builtin_popcountll(c.present & RangeMask(base, first, last)));
+    return true;
+  });
   return n;
 }
 
@@ -92,7 +96,7 @@ void PageIndex::Reserve(Chunk& c, uint64_t i) {
 }
 
 size_t PageIndex::MemoryBytes() const {
-  size_t bytes = sizeof(*this);
+  size_t bytes = sizeof(*this) + head_.cap * sizeof(PageEntry);
   for (const auto& [key, chunk] : chunks_) {
     bytes += sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead;
     bytes += chunk.cap * sizeof(PageEntry);

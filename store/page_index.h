@@ -1,8 +1,9 @@
 // PageIndex: one file's map from page number to where that page lives.
 //
 // Owns: PageEntry values only (the storage an entry points to belongs to the PageStore).
-// Layout: a std::map from chunk number to a Chunk of up to kChunkPages entries and a
-// presence bitmap. Holes cost nothing: a chunk exists only while it holds a page, so a 1 TiB
+// Layout: chunks of up to kChunkPages entries and a presence bitmap; chunk 0 (the first 256
+// KiB, where most files end) is held inline, the others in a std::map from chunk number to
+// Chunk. Holes cost nothing: a chunk exists only while it holds a page, so a 1 TiB
 // sparse file with two written pages holds two chunks; a chunk's entry array grows in
 // powers of two up to the highest page set, so small files stay small. Dense files pay 16
 // bytes an entry plus the chunk's header and map node spread over 64 pages: about 17 bytes
@@ -75,7 +76,9 @@ class PageIndex {
   uint64_t CountPresent(uint64_t first, uint64_t last) const;
 
   uint64_t size() const { return size_; }           // Present entries.
-  size_t chunks() const { return chunks_.size(); }  // Chunks allocated.
+  size_t chunks() const {  // Chunks holding pages.
+    return chunks_.size() + (head_.present != 0 ? 1 : 0);
+  }
   size_t MemoryBytes() const;                       // Heap bytes the index takes.
 
  private:
@@ -86,11 +89,20 @@ class PageIndex {
     uint32_t cap = 0;                      // Entries allocated (0, 1, 2, 4 .. 64).
     std::unique_ptr<PageEntry[]> entries;  // Indexed by page % kChunkPages.
   };
-  static void Reserve(Chunk& c, uint64_t i);
-  static uint64_t RangeMask(uint64_t base, uint64_t first,
-                            uint64_t last);  // Bits in range.  // Makes entries[i] exist.
-  std::map<uint64_t, Chunk> chunks_;         // Chunk number -> chunk; no empty chunks.
-  uint64_t size_ = 0;                        // Present entries.
+  static void Reserve(Chunk& c, uint64_t i);  // Makes entries[i] exist.
+  static uint64_t RangeMask(uint64_t base, uint64_t first, uint64_t last);  // Bits in range.
+  // Calls fn(chunk number, chunk) on every chunk holding pages, from chunk `from` on, in
+  // order, while fn returns true.
+  template <typename Fn>
+  void WalkChunks(uint64_t from, Fn&& fn) const;
+  // Removes the bits of c in mask, calling fn(page, entry) on each; c starts at page base.
+  template <typename Fn>
+  void EraseBits(Chunk& c, uint64_t base, uint64_t mask, Fn&& fn);
+  static void Release(Chunk& c) { c = Chunk(); }  // An emptied inline chunk 0 frees its array.
+
+  Chunk head_;                        // Chunk 0, inline: a small file needs no map node.
+  std::map<uint64_t, Chunk> chunks_;  // Chunks 1.. by number; no empty chunks.
+  uint64_t size_ = 0;                 // Present entries.
 };
 
 // The bits of a chunk starting at page `base` whose pages fall in [first, last).
@@ -103,35 +115,51 @@ inline uint64_t PageIndex::RangeMask(uint64_t base, uint64_t first, uint64_t las
 }
 
 template <typename Fn>
+void PageIndex::WalkChunks(uint64_t from, Fn&& fn) const {
+  if (from == 0 && head_.present != 0 && !fn(uint64_t{0}, head_)) return;
+  for (auto it = chunks_.lower_bound(from == 0 ? 1 : from); it != chunks_.end(); ++it) {
+    if (!fn(it->first, it->second)) return;
+  }
+}
+
+template <typename Fn>
+void PageIndex::EraseBits(Chunk& c, uint64_t base, uint64_t mask, Fn&& fn) {
+  for (uint64_t bits = c.present & mask; bits != 0; bits &= bits - 1) {
+    const int i = __builtin_ctzll(bits);
+    fn(base + static_cast<uint64_t>(i), c.entries[i]);
+    c.entries[i] = PageEntry();
+    c.present &= ~(uint64_t{1} << i);
+    --size_;
+  }
+}
+
+template <typename Fn>
 void PageIndex::EraseRange(uint64_t first, uint64_t last, Fn&& fn) {
   if (first >= last) return;
+  if (first < kChunkPages && head_.present != 0) {
+    EraseBits(head_, 0, RangeMask(0, first, last), fn);
+    if (head_.present == 0) Release(head_);
+  }
   auto it = chunks_.lower_bound(first / kChunkPages);
   while (it != chunks_.end() && it->first * kChunkPages < last) {
-    Chunk& c = it->second;
     const uint64_t base = it->first * kChunkPages;
-    for (uint64_t bits = c.present & RangeMask(base, first, last); bits != 0; bits &= bits - 1) {
-      const int i = __builtin_ctzll(bits);
-      fn(base + static_cast<uint64_t>(i), c.entries[i]);
-      c.entries[i] = PageEntry();
-      c.present &= ~(uint64_t{1} << i);
-      --size_;
-    }
-    it = c.present == 0 ? chunks_.erase(it) : std::next(it);
+    EraseBits(it->second, base, RangeMask(base, first, last), fn);
+    it = it->second.present == 0 ? chunks_.erase(it) : std::next(it);
   }
 }
 
 template <typename Fn>
 void PageIndex::ForEach(uint64_t first, uint64_t last, Fn&& fn) const {
   if (first >= last) return;
-  for (auto it = chunks_.lower_bound(first / kChunkPages);
-       it != chunks_.end() && it->first * kChunkPages < last; ++it) {
-    const uint64_t base = it->first * kChunkPages;
-    for (uint64_t bits = it->second.present & RangeMask(base, first, last); bits != 0;
-         bits &= bits - 1) {
+  WalkChunks(first / kChunkPages, [&](uint64_t key, const Chunk& c) {
+    const uint64_t base = key * kChunkPages;
+    if (base >= last) return false;
+    for (uint64_t bits = c.present & RangeMask(base, first, last); bits != 0; bits &= bits - 1) {
       const int i = __builtin_ctzll(bits);
-      fn(base + static_cast<uint64_t>(i), it->second.entries[i]);
+      fn(base + static_cast<uint64_t>(i), c.entries[i]);
     }
-  }
+    return true;
+  });
 }
 
 }  // namespace zbudfs

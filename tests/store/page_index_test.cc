@@ -107,6 +107,39 @@ TEST(PageIndexTest, SetFindErase) {
   EXPECT_EQ(index.NextHole(0), 0u);
 }
 
+// Chunk 0 is held inline: a one-page file allocates only its entry, and walks, range erases
+// and hole searches cross from it to the map's chunks and back as if it were one of them.
+TEST(PageIndexTest, InlineFirstChunkBehavesLikeTheOthers) {
+  PageIndex index;
+  const size_t empty = index.MemoryBytes();
+  index.Set(0, EntryFor(0));
+  EXPECT_EQ(index.MemoryBytes(), empty + sizeof(PageEntry)) << "no map node for chunk 0";
+  for (uint64_t p : {uint64_t{1}, kChunk - 1, kChunk, kChunk + 1, 3 * kChunk}) {
+    index.Set(p, EntryFor(p));
+  }
+  EXPECT_EQ(index.chunks(), 3u);
+  EXPECT_EQ(index.NextPresent(2), kChunk - 1);
+  EXPECT_EQ(index.NextHole(kChunk - 1), kChunk + 2);
+  EXPECT_EQ(index.CountPresent(1, kChunk + 1), 3u);
+  std::vector<uint64_t> seen;
+  index.ForEach(1, 4 * kChunk, [&](uint64_t p, const PageEntry&) { seen.push_back(p); });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{1, kChunk - 1, kChunk, kChunk + 1, 3 * kChunk}));
+  seen.clear();
+  index.EraseRange(0, kChunk + 1, [&](uint64_t p, const PageEntry& e) {
+    EXPECT_TRUE(SameEntry(e, EntryFor(p)));
+    seen.push_back(p);
+  });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{0, 1, kChunk - 1, kChunk}));
+  EXPECT_EQ(index.chunks(), 2u) << "the emptied chunk 0 is released";
+  EXPECT_EQ(index.Find(0), nullptr);
+  EXPECT_EQ(index.NextHole(0), 0u);
+  EXPECT_EQ(index.NextPresent(0), kChunk + 1);
+  EXPECT_EQ(index.size(), 2u);
+  index.Set(kChunk - 1, EntryFor(kChunk - 1));  // Chunk 0 again, after the others exist.
+  EXPECT_EQ(index.NextPresent(0), kChunk - 1);
+  EXPECT_EQ(index.chunks(), 3u);
+}
+
 TEST(PageIndexTest, SparseOneTebibyteApart) {
   PageIndex index;
   const uint64_t far = uint64_t{1} << 38;  // 1 TiB / 4096 pages.
