@@ -4,6 +4,7 @@
 // Here: DropIfUnused takes InodeTable::mu_ then Inode::mu; nothing else nests.
 #include "fs/inode_table.h"
 
+#include <algorithm>
 #include <cassert>
 
 namespace zbudfs {
@@ -18,15 +19,23 @@ void Directory::Insert(std::string_view name, std::shared_ptr<Inode> inode) {
   auto [it, inserted] = by_name_.emplace(std::string(name), Entry{std::move(inode), cookie});
   assert(inserted);
   (void)inserted;
-  by_cookie_.emplace(cookie, it);
+  by_cookie_.push_back(Slot{cookie, it});
 }
 
 std::shared_ptr<Inode> Directory::Erase(std::string_view name) {
   auto it = by_name_.find(name);
   assert(it != by_name_.end());
   std::shared_ptr<Inode> inode = std::move(it->second.inode);
-  by_cookie_.erase(it->second.cookie);
+  auto slot = std::lower_bound(by_cookie_.begin(), by_cookie_.end(), it->second.cookie,
+                               [](const Slot& s, uint64_t c) { return s.cookie < c; });
+  assert(slot != by_cookie_.end() && slot->it == it);
+  slot->it = by_name_.end();
   by_name_.erase(it);
+  if (++dead_ > 16 && dead_ > by_cookie_.size() / 2) {  // Compact: drop the tombstones.
+    std::erase_if(by_cookie_, [this](const Slot& s) { return s.it == by_name_.end(); });
+    dead_ = 0;
+    if (by_cookie_.capacity() > 2 * by_cookie_.size() + 16) by_cookie_.shrink_to_fit();
+  }
   return inode;
 }
 

@@ -78,18 +78,18 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
     if (off < 1 && fits(".")) items.push_back({".", nullptr, dir->ino, S_IFDIR, 1});
     if (off < 2 && fits("..")) items.push_back({"..", nullptr, dir->parent, S_IFDIR, 2});
     uint64_t from = off < 2 ? 2 : static_cast<uint64_t>(off);
-    for (auto it = dir->dir->After(from); it != dir->dir->end(); ++it) {
-      const std::string& name = it->second->first;
-      const std::shared_ptr<Inode>& child = it->second->second.inode;
-      if (!fits(name.c_str())) break;
+    dir->dir->ForEachAfter(from, [&](const std::string& name, const Directory::Entry& entry) {
+      const std::shared_ptr<Inode>& child = entry.inode;
+      if (!fits(name.c_str())) return false;
       mode_t type;
       {
         std::lock_guard<std::mutex> lock(child->mu);
         type = child->mode & S_IFMT;
         if (plus) ++child->nlookup;
       }
-      items.push_back({name, child, child->ino, type, static_cast<off_t>(it->first)});
-    }
+      items.push_back({name, child, child->ino, type, static_cast<off_t>(entry.cookie)});
+      return true;
+    });
   }
   std::vector<char> buf(size);
   size_t used = 0;
