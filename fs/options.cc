@@ -393,10 +393,11 @@ std::string HelpText(const char* prog) {
          std::to_string(PageStoreOptions{}.zstd_fast_level) +
          "; off or N >= zstd_level:\n"
          "                           one pass at zstd_level)\n"
-         "    -o max_threads=N       most FUSE worker threads (default: twice the cores, 4..16: " +
+         "    -o max_threads=N       FUSE worker threads (default: twice the cores, 4..16: " +
          std::to_string(DefaultMaxThreads()) +
          ")\n"
-         "    -o clone_fd            one /dev/fuse descriptor per worker thread\n"
+         "    -o clone_fd            one /dev/fuse descriptor per worker thread (libfuse's\n"
+         "                           loop: a getxattr round trip per write(2))\n"
          "\n"
          "zbudfs always mounts with default_permissions: the kernel checks permissions as\n"
          "for tmpfs, which is also what allow_other needs. Statistics: `zbudfsctl stats\n"

@@ -79,11 +79,14 @@ read -r zmin zmax <<<"$range"
 for v in 999 -999999999 $((zmin - 1)) $((zmax + 1)) 99999999999999999999 "" +3 1e3 0x5 " 1" 1.0; do
   refuse zstd_level -o "zstd_level=$v" "$MNT"
 done
+for v in 999 $((zmin - 1)) $((zmax + 1)) "" Off no 1.5 abc; do
+  refuse zstd_fast -o "zstd_fast=$v" "$MNT"
+done
 for v in 0 -1 abc 100000 ""; do
   refuse max_threads -o "max_threads=$v" "$MNT"
 done
 refuse overflow_dir -o overflow_dir= "$MNT"
-for o in mem_limit zstd_level overflow_limit overflow_dir max_threads; do
+for o in mem_limit zstd_level zstd_fast overflow_limit overflow_dir max_threads; do
   refuse "$o" -o "$o" "$MNT"
 done
 refuse nosuchopt -o nosuchopt "$MNT"
@@ -93,6 +96,8 @@ check "1. boundary values are accepted"
 accept -o size=4096,mem_limit=4096
 accept -o "zstd_level=$zmin"
 accept -o "zstd_level=$zmax,max_threads=1"
+accept -o "zstd_fast=off"
+accept -o "zstd_fast=$zmin,zstd_level=3"
 accept -o size=4096T,mem_limit=1T,overflow_limit=16T
 check "1. overflow_limit=0 is refused, or means no overflow (ENOSPC past mem_limit), never unlimited"
 mkdir -m 0700 "$WORK/ov0"
