@@ -212,10 +212,11 @@ void PageStore::UnreservePages(uint64_t n) { pages_held_.fetch_sub(n, std::memor
 
 // Rewrites pages [first, first+n) of f. For page p, fill(p, buf) must produce the page's new
 // contents in buf and return a pointer to them (buf or elsewhere), or nullptr to leave the
-// page as it is. Locking: with kCallerHoldsWriteMu the caller holds write_mu throughout;
-// with kLockToPublish it holds nothing (fill must not read the file), pages are compressed
-// unlocked and write_mu is taken for each publication, which fails with ESTALE if the file
-// was removed meanwhile. Compression happens before index_mu is taken; the swap takes it
+// page as it is. Locking: with kCallerHoldsWriteMu the caller holds write_mu, released
+// only while waiting for memory held by unpublished pages (ESTALE if the file was removed
+// meanwhile); with kLockToPublish it holds nothing (fill must not read the file), pages are
+// compressed unlocked and write_mu is taken for each publication, which fails with ESTALE if
+// the file was removed meanwhile. Compression happens before index_mu is taken; the swap takes it
 // exclusive once; the old storage is freed after it is released.
 template <typename Fill>
 Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
@@ -302,7 +303,15 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
           st = Status::Error(ENOSPC, "mem_limit reached and nothing can be reclaimed");
           break;
         }
+        // Wait with write_mu released: the pages waited for may be those of a lock-free
+        // writer of this very file, which needs write_mu to publish them. Nothing of ours is
+        // pending, and fill() runs again for this page after the wait.
+        if (mode == WriteMuMode::kCallerHoldsWriteMu) f.write_mu.unlock();
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (mode == WriteMuMode::kCallerHoldsWriteMu) {
+          f.write_mu.lock();
+          if (f.removed) return Status::Error(ESTALE, "file removed during the write");
+        }
         continue;
       }
       if (!st.ok()) break;
@@ -360,7 +369,9 @@ Status PageStore::WithFile(FileId id, bool create, Op&& op) {
     if (!f) return Status::OK();
     std::lock_guard<std::mutex> lock(f->write_mu);
     if (f->removed) continue;
-    return op(*f);
+    Status st = op(*f);
+    if (st.code() == ESTALE && f->removed) continue;  // Removed while op waited for memory.
+    return st;
   }
 }
 

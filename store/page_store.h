@@ -12,7 +12,8 @@
 //                                             create or drop a File, never across 2..5.
 //   2. File::write_mu_        (mutex)         serialises mutations of one file. Partial-page
 //                                             writes, truncate, punch and zero compress under
-//                                             it; writes of whole pages (one batch) compress
+//                                             it (and release it only to wait for memory);
+//                                             writes of whole pages (one batch) compress
 //                                             unlocked and take it only to publish.
 //   3. File::index_mu_        (shared_mutex)  the file's page index: shared by readers
 //                                             (decompression of that file's pages happens
