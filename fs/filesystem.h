@@ -19,6 +19,7 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -101,15 +102,19 @@ int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const cha
                     mode_t mode, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing);
 
 // Clears what a change by the caller of req must clear, as the kernel's file_remove_privs:
-// setuid; setgid when the group may execute or the caller is outside the file's group (and
-// not root); and the security.capability xattr. For the requests the kernel flags under
-// FUSE_HANDLE_KILLPRIV_V2 (it flags only callers without CAP_FSETID, and every chown).
-// Takes Inode::mu (ops_attr.cc).
-void KillPrivileges(fuse_req_t req, Inode* inode);
-// The same for a change the kernel does not flag (fallocate): setuid and setgid only when the
-// caller lacks CAP_FSETID (read from /proc, and only when the file has either bit); file
-// capabilities always.
+// setuid; setgid when the group may execute, or the caller is outside `group` (the file's
+// group before the change; default: its group now) and, if may_be_capable, lacks
+// CAP_FSETID; and the security.capability xattr. For the requests the kernel flags under
+// FUSE_HANDLE_KILLPRIV_V2 (it flags writes and truncates only for callers without
+// CAP_FSETID, chowns always). Takes Inode::mu (ops_attr.cc).
+void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = std::nullopt,
+                    bool may_be_capable = false);
+// The same for a change the kernel does not flag (fallocate; open(O_TRUNC) without
+// HANDLE_KILLPRIV_V2): setuid and setgid only when the caller lacks CAP_FSETID (read from
+// /proc, and only when the file has either bit); file capabilities always.
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
+// Removes the security.capability xattr (a truncate or write by a capable caller).
+void ClearCapabilities(Inode* inode);
 
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);

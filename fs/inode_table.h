@@ -85,7 +85,7 @@ class Directory {
   ByName by_name_;               // name -> entry.
   std::vector<Slot> by_cookie_;  // Ascending cookies (inserts take the next one), for readdir.
   size_t dead_ = 0;              // Tombstones in by_cookie_.
-  uint64_t next_cookie_ = kFirstCookie;             // Next cookie to hand out.
+  uint64_t next_cookie_ = kFirstCookie;  // Next cookie to hand out.
 };
 
 // One file, directory, symlink or special file. Fields without a note are guarded by mu.
@@ -107,26 +107,26 @@ struct Inode {
   Inode(const Inode&) = delete;
   Inode& operator=(const Inode&) = delete;
 
-  const fuse_ino_t ino;                  // Inode number and PageStore FileId.
+  const fuse_ino_t ino;                              // Inode number and PageStore FileId.
   const std::unique_ptr<const std::string> symlink;  // Target of a symlink, else nullptr.
   const std::unique_ptr<Directory> dir;  // Set for directories; contents under tree_mu_.
   fuse_ino_t parent = FUSE_ROOT_ID;      // Directories: the parent (guarded by tree_mu_).
 
   std::shared_mutex data_mu;  // Data vs. size changes (see the lock order).
 
-  std::mutex mu;               // Guards what follows.
-  mode_t mode;                 // Type and permission bits.
-  nlink_t nlink = 0;           // Links (directories: 2 + subdirectories).
-  uid_t uid = 0;               // Owner.
-  gid_t gid = 0;               // Group.
-  dev_t rdev = 0;              // Device number of device nodes.
-  off_t size = 0;              // st_size.
-  struct timespec atime {};    // Access time.
-  struct timespec mtime {};    // Modification time.
-  struct timespec ctime {};    // Change time.
-  uint64_t nlookup = 0;        // Kernel lookup references.
-  uint64_t open_count = 0;     // Open handles (files and directories).
-  uint64_t write_handles = 0;  // Open handles that may write (dirty kernel pages).
+  std::mutex mu;                     // Guards what follows.
+  mode_t mode;                       // Type and permission bits.
+  nlink_t nlink = 0;                 // Links (directories: 2 + subdirectories).
+  uid_t uid = 0;                     // Owner.
+  gid_t gid = 0;                     // Group.
+  dev_t rdev = 0;                    // Device number of device nodes.
+  off_t size = 0;                    // st_size.
+  struct timespec atime {};          // Access time.
+  struct timespec mtime {};          // Modification time.
+  struct timespec ctime {};          // Change time.
+  uint64_t nlookup = 0;              // Kernel lookup references.
+  uint64_t open_count = 0;           // Open handles (files and directories).
+  uint64_t write_handles = 0;        // Open handles that may write (dirty kernel pages).
   std::unique_ptr<XattrMap> xattrs;  // Extended attributes; nullptr until the first one.
 
   bool is_dir() const { return dir != nullptr; }  // Immutable property.

@@ -96,7 +96,7 @@ class SignalThread {
       if (stopping_) return;
       if (sig == SIGUSR1) continue;
       LogInfo("signal %d: unmounting %s", sig, mountpoint_.c_str());
-      if (!DetachMount(mountpoint_)) fuse_session_exit(se_);
+      if (!DetachMount(mountpoint_)) StopWorkers(se_);
     }
   }
 

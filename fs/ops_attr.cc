@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,13 +103,20 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     fuse_reply_err(req, ENOENT);
     return;
   }
+  gid_t group_before;  // What the kernel tests setgid against: the group before a chgrp.
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    group_before = inode->gid;
+  }
   if (int err = DoSetAttr(fs, inode.get(), attr, to_set); err != 0) {
     fuse_reply_err(req, err);
     return;
   }
-  // A truncate or chown the kernel flagged (FUSE_HANDLE_KILLPRIV_V2).
+  // A truncate or chown the kernel flagged (FUSE_HANDLE_KILLPRIV_V2). It flags truncates only
+  // for callers without CAP_FSETID, chowns always.
   if (fs->killpriv_v2() && (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid)) {
-    KillPrivileges(req, inode.get());
+    KillPrivileges(req, inode.get(), group_before,
+                   /*may_be_capable=*/(to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0);
   }
   struct stat st;
   fs->FillAttr(inode, &st);
@@ -180,35 +188,37 @@ bool CallerHasCapFsetid(fuse_req_t req) {
 
 }  // namespace
 
+void ClearCapabilities(Inode* inode) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
+}
+
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
   bool privileged;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     privileged = (inode->mode & (S_ISUID | S_ISGID)) != 0;
-    if (!privileged) {
-      if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
-      return;
-    }
   }
-  if (!CallerHasCapFsetid(req)) {
+  if (privileged && !CallerHasCapFsetid(req)) {
     KillPrivileges(req, inode);
-    return;
+  } else {
+    ClearCapabilities(inode);
   }
-  std::lock_guard<std::mutex> lock(inode->mu);
-  if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
 }
 
-void KillPrivileges(fuse_req_t req, Inode* inode) {
+void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bool may_be_capable) {
   mode_t mode;
   gid_t gid;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     mode = inode->mode;
-    gid = inode->gid;
+    gid = group.value_or(inode->gid);
   }
-  // The group test may read /proc: only for setgid without group execute, and unlocked.
-  const bool drop_sgid = (mode & S_ISGID) && ((mode & S_IXGRP) || (fuse_req_ctx(req)->uid != 0 &&
-                                                                    !InGroup(req, gid)));
+  // The kernel's setattr_should_drop_sgid. The group and capability tests read /proc: only
+  // for setgid without group execute, and with no lock held.
+  const bool drop_sgid =
+      (mode & S_ISGID) &&
+      ((mode & S_IXGRP) || (!InGroup(req, gid) && !(may_be_capable && CallerHasCapFsetid(req))));
   std::lock_guard<std::mutex> lock(inode->mu);
   const mode_t kill = S_ISUID | (drop_sgid ? S_ISGID : 0);
   const bool had_caps = EraseXattr(inode, "security.capability");

@@ -18,19 +18,25 @@
 namespace zbudfs {
 namespace {
 
-// Truncates to zero for open(O_TRUNC); clears setuid/setgid as the kernel would for an
-// unprivileged opener (the kernel skips its own setattr with atomic O_TRUNC).
-int TruncateOnOpen(Filesystem* fs, Inode* inode, uid_t caller) {
-  std::unique_lock<std::shared_mutex> data(inode->data_mu);
-  Status s = fs->store().Truncate(inode->ino, 0);
-  if (!s.ok()) return s.code();
-  const timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
-  inode->size = 0;
-  inode->mtime = inode->ctime = now;
-  if (caller != 0) {
-    inode->mode &= ~S_ISUID;
-    if (inode->mode & S_IXGRP) inode->mode &= ~S_ISGID;
+// Truncates to zero for open(O_TRUNC) (the kernel sends no setattr with atomic O_TRUNC) and
+// clears privileges as the kernel would: when it flagged the open under
+// HANDLE_KILLPRIV_V2, or else unless the caller has CAP_FSETID; file capabilities always.
+int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
+  {
+    std::unique_lock<std::shared_mutex> data(inode->data_mu);
+    Status s = fs->store().Truncate(inode->ino, 0);
+    if (!s.ok()) return s.code();
+    const timespec now = Now();
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->size = 0;
+    inode->mtime = inode->ctime = now;
+  }
+  if (!fs->killpriv_v2()) {
+    KillPrivilegesUnlessCapable(req, inode);
+  } else if (CurrentRequestFlags().open_flags & kOpenKillSuidgid) {
+    KillPrivileges(req, inode);
+  } else {
+    ClearCapabilities(inode);
   }
   return 0;
 }
@@ -73,7 +79,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // With the writeback cache the kernel may read through write-only handles and resolves
   // O_APPEND itself (writes arrive with their offsets): neither flag matters here.
   if ((fi->flags & O_TRUNC) && inode->is_reg()) {
-    if (int err = TruncateOnOpen(fs, inode.get(), fuse_req_ctx(req)->uid); err != 0) {
+    if (int err = TruncateOnOpen(fs, req, inode.get()); err != 0) {
       fuse_reply_err(req, err);
       return;
     }
@@ -97,7 +103,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     inode = std::move(existing);
     err = 0;
     if ((fi->flags & O_TRUNC) && inode->is_reg()) {
-      err = TruncateOnOpen(fs, inode.get(), fuse_req_ctx(req)->uid);
+      err = TruncateOnOpen(fs, req, inode.get());
       if (err != 0) fs->Forget(inode->ino, 1);
     }
   }

@@ -1,8 +1,8 @@
 // Mount options: the command line of the daemon, parsed once into a typed struct.
 //
 // Owns: the parsing of zbudfs's own options (size=, mem_limit=, overflow_dir=,
-// overflow_limit=, zstd_level=, zstd_fast=, -f, -d, -s, --help, --version, positionals) and the list of
-// standard FUSE options handed on to fuse_session_new(). No locks: used before the session
+// overflow_limit=, zstd_level=, zstd_fast=, -f, -d, -s, --help, --version, positionals) and the
+// list of standard FUSE options handed on to fuse_session_new(). No locks: used before the session
 // starts.
 #ifndef ZBUDFS_FS_OPTIONS_H_
 #define ZBUDFS_FS_OPTIONS_H_
@@ -19,21 +19,21 @@ namespace zbudfs {
 
 // Everything the command line says, with defaults filled in by ParseCommandLine().
 struct MountOptions {
-  uint64_t size = 0;            // Logical capacity in bytes (a multiple of 4096).
-  uint64_t mem_limit = 0;       // Memory the store may hold, bytes.
-  std::string overflow_dir;     // Given overflow directory; empty = a private default.
-  uint64_t overflow_limit = 0;  // Most bytes the overflow may hold.
-  int zstd_level = 1;           // zstd level for new pages.
+  uint64_t size = 0;                        // Logical capacity in bytes (a multiple of 4096).
+  uint64_t mem_limit = 0;                   // Memory the store may hold, bytes.
+  std::string overflow_dir;                 // Given overflow directory; empty = a private default.
+  uint64_t overflow_limit = 0;              // Most bytes the overflow may hold.
+  int zstd_level = 1;                       // zstd level for new pages.
   std::optional<int> zstd_fast_level = -1;  // Level tried first; nullopt = off.
-  unsigned max_threads = 0;     // Most worker threads of the loop; 0 until defaulted.
-  bool clone_fd = false;        // One /dev/fuse fd per worker thread.
-  bool foreground = false;      // -f (or -d): stay in the foreground.
-  bool debug = false;           // -d: libfuse request tracing.
-  bool single_thread = false;   // -s: single-threaded loop.
-  bool allow_other = false;     // -o allow_other was given.
-  bool show_help = false;       // -h / --help.
-  bool show_version = false;    // -V / --version.
-  std::string mountpoint;       // Last positional argument, as given.
+  unsigned max_threads = 0;                 // Most worker threads of the loop; 0 until defaulted.
+  bool clone_fd = false;                    // One /dev/fuse fd per worker thread.
+  bool foreground = false;                  // -f (or -d): stay in the foreground.
+  bool debug = false;                       // -d: libfuse request tracing.
+  bool single_thread = false;               // -s: single-threaded loop.
+  bool allow_other = false;                 // -o allow_other was given.
+  bool show_help = false;                   // -h / --help.
+  bool show_version = false;                // -V / --version.
+  std::string mountpoint;                   // Last positional argument, as given.
 };
 
 // Owns a struct fuse_args; frees it on destruction.

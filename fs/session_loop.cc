@@ -1,14 +1,21 @@
-// No locks: see session_loop.h. Each worker owns its buffer and its RequestFlags.
+// Locks: g_stop_mu only (the stop flag; nothing else is taken under it). Each worker owns
+// its buffer and its RequestFlags.
 #include "fs/session_loop.h"
 
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -78,6 +85,9 @@ void NoteFlags(const fuse_buf& buf) {
     case FUSE_OPEN:
       if (const auto* o = Arg<fuse_open_in>(buf)) current_flags.open_flags = o->open_flags;
       break;
+    case FUSE_CREATE:
+      if (const auto* c = Arg<fuse_create_in>(buf)) current_flags.open_flags = c->open_flags;
+      break;
     default:
       break;
   }
@@ -132,9 +142,13 @@ int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2) {
   const int got = Receive(se, &b);
   if (got <= 0) return got == 0 ? -ENODEV : got;
   const fuse_in_header* in = Header(b.buf);
-  const fuse_init_in* init = in != nullptr && in->opcode == FUSE_INIT ? Arg<fuse_init_in>(b.buf)
-                                                                       : nullptr;
-  if (init == nullptr || !want_killpriv_v2 || !(init->flags & FUSE_HANDLE_KILLPRIV_V2)) {
+  // Kernels before 5.17 send a 16-byte fuse_init_in: only read as far as the flags.
+  const bool has_flags =
+      in != nullptr && in->opcode == FUSE_INIT &&
+      b.buf.size >= sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) + sizeof(uint32_t);
+  const uint32_t offered =
+      has_flags ? reinterpret_cast<const fuse_init_in*>(in + 1)->flags : uint32_t{0};
+  if (!want_killpriv_v2 || !(offered & FUSE_HANDLE_KILLPRIV_V2)) {
     // Nothing to add: libfuse answers as usual.
     fuse_session_process_buf(se, &b.buf);
     return fuse_session_exited(se) ? -EPROTO : 0;
@@ -164,24 +178,81 @@ int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2) {
   return fuse_session_exited(se) ? -EPROTO : 0;
 }
 
+namespace {
+
+// What the thread running RunWorkers waits for: a worker that has ended, or StopWorkers.
+std::mutex g_stop_mu;
+std::condition_variable g_stop_cv;
+bool g_stop = false;
+
+void NotifyStop() {
+  std::lock_guard<std::mutex> lock(g_stop_mu);
+  g_stop = true;
+  g_stop_cv.notify_all();
+}
+
+// The handler of kWakeSignal: none needed, the interrupted read(2) is the point.
+void IgnoreWake(int) {}
+constexpr int kWakeSignal = SIGUSR2;
+
+}  // namespace
+
+void StopWorkers(fuse_session* se) {
+  fuse_session_exit(se);
+  NotifyStop();
+}
+
 int RunWorkers(fuse_session* se, unsigned threads) {
-  std::vector<int> results(threads == 0 ? 1 : threads, 0);
-  auto work = [se](int* result) {
-    OwnedBuf b;
-    while (!fuse_session_exited(se)) {
-      const int got = Receive(se, &b);
-      if (got <= 0) {
-        if (got < 0) *result = got;
-        fuse_session_exit(se);  // Wakes nobody, but stops the others after their request.
-        break;
-      }
-      NoteFlags(b.buf);
-      fuse_session_process_buf(se, &b.buf);
-    }
-  };
+  // A worker blocked in read(2) of /dev/fuse notices the session's end only when the read
+  // returns: after an unmount it fails with ENODEV, but after an error of one worker or
+  // StopWorkers the others are woken by kWakeSignal (installed without SA_RESTART).
+  struct sigaction sa {};
+  sa.sa_handler = IgnoreWake;
+  sigemptyset(&sa.sa_mask);
+  sigaction(kWakeSignal, &sa, nullptr);
+  {
+    std::lock_guard<std::mutex> lock(g_stop_mu);
+    g_stop = false;
+  }
+  const size_t n = threads == 0 ? 1 : threads;
+  std::vector<int> results(n, 0);
+  std::vector<std::atomic<bool>> running(n);
   std::vector<std::thread> workers;
-  for (size_t i = 1; i < results.size(); ++i) workers.emplace_back(work, &results[i]);
-  work(&results[0]);
+  for (size_t i = 0; i < n; ++i) {
+    running[i] = true;
+    workers.emplace_back([se, result = &results[i], alive = &running[i]] {
+      OwnedBuf b;
+      while (!fuse_session_exited(se)) {
+        const int got = Receive(se, &b);
+        if (got <= 0) {
+          if (got < 0) *result = got;
+          fuse_session_exit(se);
+          break;
+        }
+        NoteFlags(b.buf);
+        fuse_session_process_buf(se, &b.buf);
+      }
+      alive->store(false);
+      NotifyStop();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(g_stop_mu);
+    g_stop_cv.wait(lock, [] { return g_stop; });
+  }
+  // The session is over (or ending): wake whoever still waits in read(2), until all are out
+  // (a signal that lands just before a worker enters read is lost, hence the repeats).
+  for (;;) {
+    bool any = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (running[i].load()) {
+        any = true;
+        pthread_kill(workers[i].native_handle(), kWakeSignal);
+      }
+    }
+    if (!any) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   for (std::thread& t : workers) t.join();
   for (int r : results) {
     if (r != 0 && r != -ENODEV) return r;

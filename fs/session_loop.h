@@ -10,11 +10,13 @@
 //     swapped for the pipe's for that one call), adds the capability to the answer when the
 //     kernel offered it, and sends the answer itself.
 //   * The request's raw flags. Before handing a request to libfuse the worker notes the
-//     kernel's kill flags of WRITE, SETATTR and OPEN (which libfuse drops) in a thread-local
-//     RequestFlags; handlers read them with CurrentRequestFlags().
+//     kernel's kill flags of WRITE, SETATTR, OPEN and CREATE (which libfuse drops) in a
+//     thread-local RequestFlags; handlers read them with CurrentRequestFlags().
 //
 // Threads: NegotiateInit runs on the main thread before any worker exists. Workers share
-// nothing of ours; each owns its receive buffer. No locks.
+// nothing of ours; each owns its receive buffer. RunWorkers' own thread waits for the end
+// and then wakes workers still blocked in read(2) with SIGUSR2 (a no-op handler). The only
+// lock is the stop flag's.
 #ifndef ZBUDFS_FS_SESSION_LOOP_H_
 #define ZBUDFS_FS_SESSION_LOOP_H_
 
@@ -30,14 +32,15 @@ namespace zbudfs {
 struct RequestFlags {
   uint32_t write_flags = 0;    // fuse_write_in.write_flags (FUSE_WRITE_KILL_SUIDGID).
   uint32_t setattr_valid = 0;  // fuse_setattr_in.valid (FATTR_KILL_SUIDGID).
-  uint32_t open_flags = 0;     // fuse_open_in.open_flags (FUSE_OPEN_KILL_SUIDGID).
+  uint32_t open_flags = 0;     // open_flags of fuse_open_in and fuse_create_in
+                               // (FUSE_OPEN_KILL_SUIDGID).
 };
 const RequestFlags& CurrentRequestFlags();
 
 // Bits of those fields, as in <linux/fuse.h> (ABI 7.33).
-inline constexpr uint32_t kWriteKillSuidgid = 1u << 2;    // FUSE_WRITE_KILL_SUIDGID.
+inline constexpr uint32_t kWriteKillSuidgid = 1u << 2;     // FUSE_WRITE_KILL_SUIDGID.
 inline constexpr uint32_t kSetattrKillSuidgid = 1u << 11;  // FATTR_KILL_SUIDGID.
-inline constexpr uint32_t kOpenKillSuidgid = 1u << 0;     // FUSE_OPEN_KILL_SUIDGID.
+inline constexpr uint32_t kOpenKillSuidgid = 1u << 0;      // FUSE_OPEN_KILL_SUIDGID.
 
 // Receives FUSE_INIT and has libfuse answer it (calling the init handler), adding
 // FUSE_HANDLE_KILLPRIV_V2 when want_killpriv_v2 and the kernel offers it. Returns 0 and sets
@@ -45,9 +48,13 @@ inline constexpr uint32_t kOpenKillSuidgid = 1u << 0;     // FUSE_OPEN_KILL_SUID
 // errno when the session ended or the device failed (the session is then exited).
 int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2);
 
-// Serves requests on `threads` worker threads until the file system is unmounted. Returns
-// 0 after an unmount, or a negative errno.
+// Serves requests on `threads` worker threads until the file system is unmounted, a worker
+// fails, or StopWorkers is called. Returns 0 after an unmount, or a negative errno.
 int RunWorkers(fuse_session* se, unsigned threads);
+
+// Ends the session and wakes RunWorkers' workers (from any thread, e.g. a signal thread that
+// could not detach the mount). Requests not yet read are left to the kernel.
+void StopWorkers(fuse_session* se);
 
 }  // namespace zbudfs
 

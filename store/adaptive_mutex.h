@@ -23,9 +23,9 @@ class AdaptiveMutex {
   AdaptiveMutex(const AdaptiveMutex&) = delete;
   AdaptiveMutex& operator=(const AdaptiveMutex&) = delete;
 
-  void lock() { pthread_mutex_lock(&mu_); }                   // Spins, then sleeps.
+  void lock() { pthread_mutex_lock(&mu_); }                     // Spins, then sleeps.
   bool try_lock() { return pthread_mutex_trylock(&mu_) == 0; }  // Never waits.
-  void unlock() { pthread_mutex_unlock(&mu_); }               // Wakes a sleeper, if any.
+  void unlock() { pthread_mutex_unlock(&mu_); }                 // Wakes a sleeper, if any.
 
  private:
   pthread_mutex_t mu_;

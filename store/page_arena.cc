@@ -38,8 +38,9 @@ void* PageArena::AllocPage() {
   if (region == MAP_FAILED) return nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   regions_.push_back(region);
-  // Pages left in the previous carve stretch (if another thread mapped meanwhile) go cold.
-  for (char* p = carve_next_; p != carve_end_; p += kPageSize) cold_.push_back(p);
+  // Pages left in the previous carve stretch (if another thread mapped meanwhile) are
+  // resident (populated): they join the warm pages, which are handed out first.
+  for (char* p = carve_next_; p != carve_end_; p += kPageSize) warm_.push_back(p);
   carve_next_ = static_cast<char*>(region) + kPageSize;
   carve_end_ = static_cast<char*>(region) + kRegionPages * kPageSize;
   in_use_.fetch_add(1, std::memory_order_relaxed);

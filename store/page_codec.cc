@@ -94,8 +94,8 @@ size_t PageCodec::Compress(const void* page, int level, void* out) {
   return n > kMaxCompressed ? 0 : n;
 }
 
-size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
-                                    size_t good_enough, Streak* streak, void* out) {
+size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level, size_t good_enough,
+                                    Streak* streak, void* out) {
   if (fast_level >= level) return Compress(page, level, out);
   // Lets a frame one block header past the page be seen: zstd stores an incompressible
   // page as one raw block, 4096 bytes plus headers, and that is the sign to stop.

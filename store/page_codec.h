@@ -11,8 +11,9 @@
 //   * raw ("huge"): the compressed form would exceed zbud's 3968-byte limit, so the page is
 //     kept as is. Never stored larger than 4096 bytes, never a failure.
 //
-// Contexts: two ZSTD_CCtx (fast and configured level) and one ZSTD_DCtx per thread, created on first use and reused
-// (a fresh context per call is 2-4x slower). No locks: everything here is per thread.
+// Contexts: two ZSTD_CCtx (fast and configured level) and one ZSTD_DCtx per thread, created on
+// first use and reused (a fresh context per call is 2-4x slower). No locks: everything here is per
+// thread.
 #ifndef ZBUDFS_STORE_PAGE_CODEC_H_
 #define ZBUDFS_STORE_PAGE_CODEC_H_
 

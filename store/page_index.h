@@ -75,11 +75,11 @@ class PageIndex {
   // Present pages in [first, last).
   uint64_t CountPresent(uint64_t first, uint64_t last) const;
 
-  uint64_t size() const { return size_; }           // Present entries.
-  size_t chunks() const {  // Chunks holding pages.
+  uint64_t size() const { return size_; }  // Present entries.
+  size_t chunks() const {                  // Chunks holding pages.
     return chunks_.size() + (head_.present != 0 ? 1 : 0);
   }
-  size_t MemoryBytes() const;                       // Heap bytes the index takes.
+  size_t MemoryBytes() const;  // Heap bytes the index takes.
 
  private:
   // 64 pages' entries, allocated only as far as the highest page set so far (rounded up

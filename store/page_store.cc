@@ -21,8 +21,8 @@ using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
 using store_internal::kMaxRoomWaits;
 using store_internal::kMaxZbudPayload;
-using store_internal::kPairedPayload;
 using store_internal::kPage;
+using store_internal::kPairedPayload;
 using store_internal::OwnerTag;
 using store_internal::StoreTag;
 
@@ -269,8 +269,8 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       return Status::OK();
     };
     Status st;
-    uint64_t published = 0;  // Pages [0, published) of the batch are in the index.
-    uint64_t done = 0;       // Pages [published, done) are encoded, not yet published.
+    uint64_t published = 0;    // Pages [0, published) of the batch are in the index.
+    uint64_t done = 0;         // Pages [published, done) are encoded, not yet published.
     PageCodec::Streak streak;  // Neighbouring pages compress alike.
     int waits = 0;
     while (done < count) {

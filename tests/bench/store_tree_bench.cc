@@ -70,8 +70,8 @@ int main(int argc, char** argv) {
   std::vector<fs::path> paths;
   for (const fs::path& root : roots) {
     std::error_code ec;
-    for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied,
-                                             ec),
+    for (fs::recursive_directory_iterator
+             it(root, fs::directory_options::skip_permission_denied, ec),
          end;
          !ec && it != end; it.increment(ec)) {
       std::error_code ec2;

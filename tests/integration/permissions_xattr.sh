@@ -160,6 +160,18 @@ t("root writes, direct writes, fallocates, truncates a 6777 file", None, lambda:
 t("root chowns a 6777 file", None, lambda: (os.chown("kp", A.pw_uid, -1), owner("kp"))[1])
 t("root chowns a 2755 file", None, lambda: (os.chmod("kp", 0o2755), os.chown("kp", B.pw_uid, -1), owner("kp"))[2])
 t("root chowns a 2745 file", None, lambda: (os.chmod("kp", 0o2745), os.chown("kp", A.pw_uid, -1), owner("kp"))[2])
+# The setgid decision of a chgrp is made against the group before it; O_TRUNC clears like a
+# truncate; root without CAP_FSETID is cleared like anyone (setpriv drops it).
+def no_fsetid(code):
+    return os.system("setpriv --bounding-set=-fsetid -- python3 -c " + repr(code))
+t("alice 2664 file of group root", None, lambda: (write("cg", mode=0o664), os.chown("cg", A.pw_uid, 0), os.chmod("cg", 0o2664), owner("cg"))[3])
+t("alice chgrp to team", A, lambda: (os.chown("cg", -1, team), owner("cg"))[1])
+t("bob 2766 file of group root", None, lambda: (os.chown("cg", B.pw_uid, 0), os.chmod("cg", 0o2766), owner("cg"))[2])
+t("alice opens it O_TRUNC", A, lambda: (os.close(os.open("cg", os.O_WRONLY | os.O_TRUNC)), owner("cg"))[1])
+t("root without CAP_FSETID opens a 6777 file O_TRUNC", None, lambda: (os.chmod("cg", 0o6777), no_fsetid("import os; os.close(os.open('cg', os.O_WRONLY | os.O_TRUNC))"), owner("cg"))[2])
+t("root without CAP_FSETID writes a 6777 file", None, lambda: (os.chmod("cg", 0o6777), no_fsetid("import os; fd = os.open('cg', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)"), owner("cg"))[2])
+t("root without CAP_FSETID truncates a 2776 file of group root", None, lambda: (os.chmod("cg", 0o2776), no_fsetid("import os; os.truncate('cg', 0)"), owner("cg"))[2])
+t("root without CAP_FSETID fallocates a 6777 file", None, lambda: (os.chmod("cg", 0o6777), no_fsetid("import os; fd = os.open('cg', os.O_WRONLY); os.posix_fallocate(fd, 0, 4096); os.close(fd)"), owner("cg"))[2])
 t("written data survives", None, lambda: read("kp"))
 t("root sets file capability", None, lambda: (write("cap", b"c", mode=0o777), os.chmod("cap", 0o777), os.setxattr("cap", "security.capability", CAPS), len(os.getxattr("cap", "security.capability")))[3])
 t("root writes it", None, lambda: (write("cap", b"rw", os.O_WRONLY), os.listxattr("cap"))[1])

@@ -786,10 +786,9 @@ TEST(PageStoreTest, StatisticsPerPageKind) {
   const Bytes text = TextBytes(kPage, 12345);
   Bytes comp(kPage);
   PageCodec::Streak streak;
-  const size_t n =
-      PageCodec::CompressFastFirst(text.data(), store.options().zstd_level,
-                                   store.options().zstd_fast_level, kPairedPayload, &streak,
-                                   comp.data());
+  const size_t n = PageCodec::CompressFastFirst(text.data(), store.options().zstd_level,
+                                                store.options().zstd_fast_level, kPairedPayload,
+                                                &streak, comp.data());
   ASSERT_GT(n, 0u);
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 2 * kPage, text));
   s = store.Stats();
@@ -1112,8 +1111,8 @@ class StoreModel {
       info.kind = kSame;
     } else {
       uint8_t out[kPage];
-      const size_t n =
-          PageCodec::CompressFastFirst(page.data(), level_, fast_level_, kPairedPayload, streak, out);
+      const size_t n = PageCodec::CompressFastFirst(page.data(), level_, fast_level_,
+                                                    kPairedPayload, streak, out);
       if (n != 0 && n <= kMaxZbudPayload) {
         info = PageInfo{kZbud, static_cast<uint32_t>(n)};
       } else {
