@@ -36,14 +36,26 @@ void* PageArena::AllocPage() {
   void* region = mmap(nullptr, kRegionPages * kPageSize, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0);
   if (region == MAP_FAILED) return nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  regions_.push_back(region);
-  // Pages left in the previous carve stretch (if another thread mapped meanwhile) are
-  // resident (populated): they join the warm pages, which are handed out first.
-  for (char* p = carve_next_; p != carve_end_; p += kPageSize) warm_.push_back(p);
-  carve_next_ = static_cast<char*>(region) + kPageSize;
-  carve_end_ = static_cast<char*>(region) + kRegionPages * kPageSize;
+  char* excess = nullptr;  // Resident pages beyond the warm cache, [excess, excess_end).
+  char* excess_end = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    regions_.push_back(region);
+    // Pages left in the previous carve stretch (if another thread mapped meanwhile) are
+    // resident (populated): they join the warm pages as far as the cache bound allows.
+    char* p = carve_next_;
+    for (; p != carve_end_ && warm_.size() < warm_cache_pages_; p += kPageSize) warm_.push_back(p);
+    excess = p;
+    excess_end = carve_end_;
+    carve_next_ = static_cast<char*>(region) + kPageSize;
+    carve_end_ = static_cast<char*>(region) + kRegionPages * kPageSize;
+  }
   in_use_.fetch_add(1, std::memory_order_relaxed);
+  if (excess != excess_end) {  // The rest is given back, as FreePage does past the bound.
+    madvise(excess, static_cast<size_t>(excess_end - excess), MADV_DONTNEED);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (char* p = excess; p != excess_end; p += kPageSize) cold_.push_back(p);
+  }
   return region;
 }
 

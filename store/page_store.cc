@@ -583,17 +583,22 @@ Status PageStore::Allocate(FileId id, uint64_t off, uint64_t len) {
 }
 
 void PageStore::Remove(FileId id) {
-  std::shared_ptr<File> f;
   {
-    std::unique_lock<std::shared_mutex> lock(files_mu_);
-    auto it = files_.find(id);
-    if (it == files_.end()) return;
-    f = std::move(it->second);
-    files_.erase(it);
+    std::shared_ptr<File> f;
+    {
+      std::unique_lock<std::shared_mutex> lock(files_mu_);
+      auto it = files_.find(id);
+      if (it == files_.end()) return;
+      f = std::move(it->second);
+      files_.erase(it);
+    }
+    std::lock_guard<std::mutex> lock(f->write_mu);
+    f->removed = true;
+    DropPages(*f, 0, PageIndex::kNone);
   }
-  std::lock_guard<std::mutex> lock(f->write_mu);
-  f->removed = true;
-  DropPages(*f, 0, PageIndex::kNone);
+  // The file's index is freed now: after a big file, or many, give the heap back at once
+  // (the background thread does it too, but only once drops have stopped).
+  TrimHeap(store_internal::kTrimAfterDrops);
 }
 
 FileUsage PageStore::Usage(FileId id) const {

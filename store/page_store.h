@@ -214,6 +214,9 @@ class PageStore {
   void Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp, const uint8_t* payload,
                uint32_t len);  // Brings an overflow page back if unchanged.
   void ReclaimerLoop();        // Background reclaim thread.
+  // Hands freed heap back to the system (malloc_trim) if at least `min_drops` pages or files
+  // were dropped since the last trim; one thread at a time, no lock held.
+  void TrimHeap(uint64_t min_drops);
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
 
   PageStoreOptions options_;
@@ -232,6 +235,7 @@ class PageStore {
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
   std::atomic<uint64_t> dropped_pages_{0};    // Pages and files ever dropped (for trimming).
+  std::atomic<uint64_t> trimmed_at_{0};       // dropped_pages_ at the last malloc_trim.
   std::atomic<uint32_t> writeback_stamp_{0};  // Stamps overflow entries (16 bits are kept).
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.
 

@@ -59,6 +59,7 @@ constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was
 constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
 constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds before MakeRoom gives EAGAIN.
 constexpr uint64_t kTrimAfterDrops = 4096;  // Pages (+1 per file) dropped before malloc_trim.
+constexpr uint64_t kTrimWhenQuiet = 64;     // ... or this many, once drops have stopped.
 constexpr int kMaxRoomWaits = 1000;         // 1 ms waits for other writers' pages (1 s).
 constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
 

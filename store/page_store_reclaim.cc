@@ -23,7 +23,7 @@ namespace zbudfs {
 using store_internal::kMakeRoomAttempts;
 using store_internal::kPage;
 using store_internal::kReclaimRetries;
-using store_internal::kTrimAfterDrops;
+using store_internal::kTrimWhenQuiet;
 using store_internal::LoadTag;
 using store_internal::OwnerTag;
 using store_internal::StoreTag;
@@ -260,27 +260,31 @@ void PageStore::CompactRawFifo() {
   raw_fifo_.insert(raw_fifo_.begin(), live.begin(), live.end());  // Older than any new ones.
 }
 
+void PageStore::TrimHeap(uint64_t min_drops) {
+  const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
+  uint64_t at = trimmed_at_.load(std::memory_order_relaxed);
+  if (dropped - at < min_drops) return;
+  if (!trimmed_at_.compare_exchange_strong(at, dropped, std::memory_order_relaxed)) return;
+  malloc_trim(0);  // Another thread's trim may still run: harmless, glibc locks each arena.
+}
+
 void PageStore::ReclaimerLoop() {
-  using Clock = std::chrono::steady_clock;
-  uint64_t trimmed_at = 0;  // dropped_pages_ at the last trim.
-  Clock::time_point last_trim = Clock::now();
+  uint64_t last_seen = dropped_pages_.load(std::memory_order_relaxed);
   std::unique_lock<std::mutex> lock(bg_mu_);
   while (!bg_stop_) {
     bg_cv_.wait_for(lock, std::chrono::milliseconds(100),
                     [this] { return bg_stop_ || MemUsed() > high_wm_; });
     if (bg_stop_) break;
-    // After many files or pages were dropped, give the freed heap (index chunks, and the
-    // daemon's inodes freed with them) back to the system: glibc keeps it otherwise, and
-    // RSS would stay high after `rm -rf` of a big tree.
+    // Once files or pages have stopped being dropped (none in the last 100 ms), give the
+    // freed heap (index chunks, and the daemon's inodes freed with them) back to the
+    // system: glibc keeps it otherwise, and RSS would stay high after `rm -rf`.
     const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
-    if (dropped - trimmed_at >= kTrimAfterDrops &&
-        Clock::now() - last_trim > std::chrono::seconds(1)) {
+    if (dropped == last_seen) {
       lock.unlock();
-      malloc_trim(0);
+      TrimHeap(kTrimWhenQuiet);
       lock.lock();
-      trimmed_at = dropped;
-      last_trim = Clock::now();
     }
+    last_seen = dropped;
     if (MemUsed() <= high_wm_) continue;
     lock.unlock();
     Status st = ReclaimTo(low_wm_);
