@@ -116,7 +116,7 @@ struct Inode {
 
   std::mutex mu;                     // Guards what follows.
   mode_t mode;                       // Type and permission bits.
-  nlink_t nlink = 0;                 // Links (directories: 2 + subdirectories).
+  uint32_t nlink = 0;                // Links (directories: 2 + subdirectories).
   uid_t uid = 0;                     // Owner.
   gid_t gid = 0;                     // Group.
   dev_t rdev = 0;                    // Device number of device nodes.
@@ -125,8 +125,8 @@ struct Inode {
   struct timespec mtime {};          // Modification time.
   struct timespec ctime {};          // Change time.
   uint64_t nlookup = 0;              // Kernel lookup references.
-  uint64_t open_count = 0;           // Open handles (files and directories).
-  uint64_t write_handles = 0;        // Open handles that may write (dirty kernel pages).
+  uint32_t open_count = 0;           // Open handles (files and directories).
+  uint32_t write_handles = 0;        // Open handles that may write (dirty kernel pages).
   std::unique_ptr<XattrMap> xattrs;  // Extended attributes; nullptr until the first one.
 
   bool is_dir() const { return dir != nullptr; }  // Immutable property.
