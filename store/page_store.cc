@@ -26,7 +26,8 @@ using store_internal::kPairedPayload;
 using store_internal::OwnerTag;
 using store_internal::StoreTag;
 
-PageStore::PageStore(const PageStoreOptions& options) : options_(options) {
+PageStore::PageStore(const PageStoreOptions& options)
+    : options_(options), write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)) {
   if (options_.arena == nullptr) {
     owned_arena_ = std::make_unique<PageArena>();
     arena_ = owned_arena_.get();
@@ -70,7 +71,7 @@ std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
   if (auto f = FindFile(file)) return f;
   std::unique_lock<std::shared_mutex> lock(files_mu_);
   auto& slot = files_[file];
-  if (!slot) slot = std::make_shared<File>();
+  if (!slot) slot = std::make_shared<File>(write_stripes_[file % kWriteStripes].mu);
   return slot;
 }
 

@@ -10,7 +10,8 @@
 // Locking (the lock order; take them only in this order, never the other way):
 //   1. PageStore::files_mu_   (shared_mutex)  the FileId -> File map; held only to find,
 //                                             create or drop a File, never across 2..5.
-//   2. File::write_mu_        (mutex)         serialises mutations of one file. Partial-page
+//   2. File::write_mu_        (mutex, one of 256 stripes shared by files)
+//                                             serialises mutations of one file. Partial-page
 //                                             writes, truncate, punch and zero compress under
 //                                             it (and release it only to wait for memory);
 //                                             writes of whole pages (one batch) compress
@@ -224,6 +225,11 @@ class PageStore {
   PageArena* arena_;
   std::unique_ptr<ZbudPool> pool_;
 
+  static constexpr size_t kWriteStripes = 256;  // Mutexes shared by files as write_mu.
+  struct alignas(64) WriteStripe {                // One cache line each.
+    std::mutex mu;
+  };
+  std::unique_ptr<WriteStripe[]> write_stripes_;           // File::write_mu of every file.
   mutable std::shared_mutex files_mu_;                       // Guards files_.
   std::unordered_map<FileId, std::shared_ptr<File>> files_;  // Files with pages.
 
