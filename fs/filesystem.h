@@ -18,6 +18,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse3/fuse_lowlevel.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -65,6 +66,9 @@ class Filesystem {
   // then flagged writes, truncates and chowns must clear privileges here (KillPrivileges).
   void set_killpriv_v2(bool on) { killpriv_v2_ = on; }
   bool killpriv_v2() const { return killpriv_v2_; }
+  // Workers waiting in lseek for the kernel to write dirty pages back (ops_file.cc): at
+  // least one worker must stay free to serve those writes.
+  std::atomic<unsigned>& lseek_flushers() { return lseek_flushers_; }
 
   // Fills e for inode (whose nlookup the caller has already raised).
   void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
@@ -87,6 +91,7 @@ class Filesystem {
   std::shared_mutex tree_mu_;  // Directory contents and Inode::parent.
   fuse_session* session_ = nullptr;
   bool killpriv_v2_ = false;
+  std::atomic<unsigned> lseek_flushers_{0};
 };
 
 // Handler groups, one per ops_*.cc file; each fills its part of ops.

@@ -9,6 +9,7 @@
 #include <linux/falloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <memory>
 #include <vector>
@@ -254,15 +255,24 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
   // With a writer open, the kernel may hold written pages (and a larger size) we have not
   // seen: it does not write them back before asking. Make it do so now (invalidating its
   // cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
-  // our size and page map are complete. Not with -s: the only thread would wait for itself.
+  // our size and page map are complete. Only while another worker is free for those
+  // writes (never with -s: the only thread would wait for itself); otherwise the answer is
+  // the conservative one below.
   bool flushed = false;
-  if (!fs->options().single_thread && fs->options().max_threads >= 2 && fs->session() != nullptr) {
-    bool writers;
-    {
-      std::lock_guard<std::mutex> lock(inode->mu);
-      writers = inode->write_handles > 0;
+  bool writers;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    writers = inode->write_handles > 0;
+  }
+  if (writers && !fs->options().single_thread && fs->session() != nullptr) {
+    // Our loop starts another worker if this one was the last free one; libfuse's
+    // (clone_fd) cannot, so there at most max_threads - 1 workers flush at once.
+    std::atomic<unsigned>& flushing = fs->lseek_flushers();
+    if (!fs->options().clone_fd || flushing.fetch_add(1) + 1 < fs->options().max_threads) {
+      BlockingCall blocking;
+      flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
     }
-    if (writers) flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
+    if (fs->options().clone_fd) flushing.fetch_sub(1);
   }
   std::shared_lock<std::shared_mutex> data(inode->data_mu);
   off_t file_size;

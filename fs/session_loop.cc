@@ -1,5 +1,5 @@
-// Locks: g_stop_mu only (the stop flag; nothing else is taken under it). Each worker owns
-// its buffer and its RequestFlags.
+// Locks: g_pool_mu (the worker list) and g_stop_mu (the stop flag), never nested. Each
+// worker owns its buffer and its RequestFlags.
 #include "fs/session_loop.h"
 
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -195,7 +196,50 @@ void NotifyStop() {
 void IgnoreWake(int) {}
 constexpr int kWakeSignal = SIGUSR2;
 
+// One worker thread and what RunWorkers needs to know of it.
+struct Worker {
+  std::thread thread;
+  std::atomic<bool> running{true};
+  int result = 0;
+};
+
+// The workers of the running RunWorkers (guarded by g_pool_mu; a std::list, so that a
+// Worker never moves), and how many of them are not inside a BlockingCall.
+std::mutex g_pool_mu;
+std::list<Worker> g_pool;
+fuse_session* g_pool_se = nullptr;  // nullptr: no RunWorkers (libfuse's loop, or ended).
+std::atomic<int> g_free{0};
+
+// Starts one more worker; g_pool_mu held.
+void StartWorkerLocked(fuse_session* se) {
+  Worker& w = g_pool.emplace_back();
+  g_free.fetch_add(1);
+  w.thread = std::thread([se, &w] {
+    OwnedBuf b;
+    while (!fuse_session_exited(se)) {
+      const int got = Receive(se, &b);
+      if (got <= 0) {
+        if (got < 0) w.result = got;
+        fuse_session_exit(se);
+        break;
+      }
+      NoteFlags(b.buf);
+      fuse_session_process_buf(se, &b.buf);
+    }
+    w.running.store(false);
+    NotifyStop();
+  });
+}
+
 }  // namespace
+
+BlockingCall::BlockingCall() {
+  if (g_free.fetch_sub(1) - 1 > 0) return;  // Another worker is free to serve.
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  if (g_pool_se != nullptr && !fuse_session_exited(g_pool_se)) StartWorkerLocked(g_pool_se);
+}
+
+BlockingCall::~BlockingCall() { g_free.fetch_add(1); }
 
 void StopWorkers(fuse_session* se) {
   fuse_session_exit(se);
@@ -214,50 +258,43 @@ int RunWorkers(fuse_session* se, unsigned threads) {
     std::lock_guard<std::mutex> lock(g_stop_mu);
     g_stop = false;
   }
-  const size_t n = threads == 0 ? 1 : threads;
-  std::vector<int> results(n, 0);
-  std::vector<std::atomic<bool>> running(n);
-  std::vector<std::thread> workers;
-  for (size_t i = 0; i < n; ++i) {
-    running[i] = true;
-    workers.emplace_back([se, result = &results[i], alive = &running[i]] {
-      OwnedBuf b;
-      while (!fuse_session_exited(se)) {
-        const int got = Receive(se, &b);
-        if (got <= 0) {
-          if (got < 0) *result = got;
-          fuse_session_exit(se);
-          break;
-        }
-        NoteFlags(b.buf);
-        fuse_session_process_buf(se, &b.buf);
-      }
-      alive->store(false);
-      NotifyStop();
-    });
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    g_pool_se = se;
+    for (unsigned i = 0; i < (threads == 0 ? 1 : threads); ++i) StartWorkerLocked(se);
   }
   {
     std::unique_lock<std::mutex> lock(g_stop_mu);
     g_stop_cv.wait(lock, [] { return g_stop; });
   }
-  // The session is over (or ending): wake whoever still waits in read(2), until all are out
-  // (a signal that lands just before a worker enters read is lost, hence the repeats).
+  // The session is over (or ending): no new workers from here on, so the list can be read
+  // unlocked (a worker may still be in BlockingCall, waiting for g_pool_mu). Wake whoever
+  // still waits in read(2), until all are out (a signal that lands just before a worker
+  // enters read is lost, hence the repeats).
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    g_pool_se = nullptr;
+  }
   for (;;) {
     bool any = false;
-    for (size_t i = 0; i < n; ++i) {
-      if (running[i].load()) {
+    for (Worker& w : g_pool) {
+      if (w.running.load()) {
         any = true;
-        pthread_kill(workers[i].native_handle(), kWakeSignal);
+        pthread_kill(w.thread.native_handle(), kWakeSignal);
       }
     }
     if (!any) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  for (std::thread& t : workers) t.join();
-  for (int r : results) {
-    if (r != 0 && r != -ENODEV) return r;
+  int ret = 0;
+  for (Worker& w : g_pool) {
+    w.thread.join();
+    if (w.result != 0 && w.result != -ENODEV && ret == 0) ret = w.result;
   }
-  return 0;
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  g_pool.clear();
+  g_free.store(0);
+  return ret;
 }
 
 }  // namespace zbudfs

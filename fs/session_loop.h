@@ -52,6 +52,18 @@ int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2);
 // fails, or StopWorkers is called. Returns 0 after an unmount, or a negative errno.
 int RunWorkers(fuse_session* se, unsigned threads);
 
+// Brackets, in a handler, a call that blocks until another worker serves a request (lseek
+// making the kernel write dirty pages back): if no other worker of RunWorkers is free, one
+// more is started, so that such calls never wait for each other. Without RunWorkers
+// (libfuse's loop) it does nothing: the caller must keep a worker free itself.
+class BlockingCall {
+ public:
+  BlockingCall();
+  ~BlockingCall();
+  BlockingCall(const BlockingCall&) = delete;
+  BlockingCall& operator=(const BlockingCall&) = delete;
+};
+
 // Ends the session and wakes RunWorkers' workers (from any thread, e.g. a signal thread that
 // could not detach the mount). Requests not yet read are left to the kernel.
 void StopWorkers(fuse_session* se);
