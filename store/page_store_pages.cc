@@ -1,0 +1,157 @@
+// Page encoding and accounting: a page's storage (same-filled word, zbud object, raw page),
+// its cost, and the statistics kept per entry. Split out of page_store.cc.
+// Lock order (see page_store.h): called with at most the owning file's locks held; takes
+// ZbudPool::mu_ and PageArena::mu_ through the pool and the arena.
+#include <cstring>
+
+#include "store/overflow_store.h"
+#include "store/page_arena.h"
+#include "store/page_codec.h"
+#include "store/page_index.h"
+#include "store/page_store.h"
+#include "store/page_store_internal.h"
+#include "store/zbud_pool.h"
+
+namespace zbudfs {
+
+using store_internal::kMaxZbudPayload;
+using store_internal::kPage;
+using store_internal::kPairedPayload;
+using store_internal::OwnerTag;
+using store_internal::StoreTag;
+
+// ---- Page encoding ----------------------------------------------------------------------------
+
+uint64_t PageStore::EntryCost(const PageEntry& e) {
+  switch (e.kind) {
+    case PageEntry::kZbud:
+      return ZbudPool::AllocatedBytes(e.length + sizeof(OwnerTag));
+    case PageEntry::kRaw:
+      return kPage;
+    case PageEntry::kOverflow:
+      return e.length;
+    default:
+      return 0;
+  }
+}
+
+uint64_t PageStore::MemUsed() const {
+  return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
+}
+
+Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
+                             PageCodec::Streak* streak, PageEntry* out, bool* passed_limit) {
+  *out = PageEntry();
+  *passed_limit = false;
+  uint64_t word;
+  if (PageCodec::IsSameFilled(data, &word)) {
+    out->kind = PageEntry::kSame;
+    out->value = word;
+    return Status::OK();
+  }
+  thread_local uint8_t scratch[kPage];
+  size_t n = PageCodec::CompressFastFirst(data, options_.zstd_level, options_.zstd_fast_level,
+                                          kPairedPayload, streak, scratch);
+  if (n > kMaxZbudPayload) n = 0;
+  const uint64_t cost = n != 0 ? ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n) : kPage;
+  // A page that takes no more memory than the one it replaces (freed right after the swap)
+  // may pass mem_limit for that moment: truncate, punch and shrinking overwrites never fail
+  // for memory.
+  Status room = MakeRoom();
+  if (!room.ok() && cost > replaced_mem) return room;
+  *passed_limit = !room.ok();
+  if (n != 0) {
+    StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + n);
+    if (!h.ok()) return Status::Error(ENOSPC, h.status().message());
+    auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
+    StoreTag(dst, OwnerTag{file, page});
+    std::memcpy(dst + sizeof(OwnerTag), scratch, n);
+    pool_->Unmap(*h);
+    out->kind = PageEntry::kZbud;
+    out->value = *h;
+    out->length = static_cast<uint32_t>(n);
+    return Status::OK();
+  }
+  void* raw = arena_->AllocPage();
+  if (raw == nullptr) return Status::Error(ENOSPC, "no memory for a raw page");
+  raw_mem_pages_.fetch_add(1, std::memory_order_relaxed);
+  std::memcpy(raw, data, kPage);
+  out->kind = PageEntry::kRaw;
+  out->value = reinterpret_cast<uint64_t>(raw);
+  return Status::OK();
+}
+
+Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
+  switch (e.kind) {
+    case PageEntry::kSame:
+      PageCodec::FillSame(out, e.value);
+      return Status::OK();
+    case PageEntry::kZbud: {
+      const auto* src = static_cast<const uint8_t*>(pool_->Map(e.value));
+      Status st = PageCodec::Decompress(src + sizeof(OwnerTag), e.length, out);
+      pool_->Unmap(e.value);
+      return st;
+    }
+    case PageEntry::kRaw:
+      std::memcpy(out, reinterpret_cast<const void*>(e.value), kPage);
+      return Status::OK();
+    case PageEntry::kOverflow: {  // Partial-page merges; Read() handles its own.
+      faulted_.fetch_add(1, std::memory_order_relaxed);
+      if (e.length == kPage) return options_.overflow->Read(e.value, out, kPage);
+      uint8_t payload[kPage];
+      Status st = options_.overflow->Read(e.value, payload, e.length);
+      if (!st.ok()) return st;
+      return PageCodec::Decompress(payload, e.length, out);
+    }
+    default:
+      return Status::Error(EIO, "page in an unknown state");
+  }
+}
+
+void PageStore::FreeEntry(const PageEntry& e) {
+  if (e.kind == PageEntry::kZbud) {
+    pool_->Free(e.value);
+  } else if (e.kind == PageEntry::kRaw) {
+    arena_->FreePage(reinterpret_cast<void*>(e.value));
+    raw_mem_pages_.fetch_sub(1, std::memory_order_relaxed);
+  } else if (e.kind == PageEntry::kOverflow) {
+    options_.overflow->Free(e.value, e.length);
+  }
+}
+
+void PageStore::Account(File& f, const PageEntry& e, int64_t sign) {
+  const uint64_t delta = static_cast<uint64_t>(sign);
+  f.stored_bytes.fetch_add(delta * EntryCost(e), std::memory_order_relaxed);
+  switch (e.kind) {
+    case PageEntry::kSame:
+      same_pages_.fetch_add(delta, std::memory_order_relaxed);
+      break;
+    case PageEntry::kZbud:
+      compr_bytes_.fetch_add(delta * e.length, std::memory_order_relaxed);
+      break;
+    case PageEntry::kRaw:
+      huge_pages_.fetch_add(delta, std::memory_order_relaxed);
+      compr_bytes_.fetch_add(delta * kPage, std::memory_order_relaxed);
+      break;
+    case PageEntry::kOverflow:
+      overflow_pages_.fetch_add(delta, std::memory_order_relaxed);
+      compr_bytes_.fetch_add(delta * e.length, std::memory_order_relaxed);
+      break;
+    default:
+      break;
+  }
+}
+
+bool PageStore::ReservePages(uint64_t n) {
+  if (n == 0) return true;
+  const uint64_t cap = options_.capacity_bytes / kPage;
+  uint64_t held = pages_held_.load(std::memory_order_relaxed);
+  do {
+    if (options_.capacity_bytes != 0 && held + n > cap) return false;
+  } while (!pages_held_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+  return true;
+}
+
+void PageStore::UnreservePages(uint64_t n) { pages_held_.fetch_sub(n, std::memory_order_relaxed); }
+
+}  // namespace zbudfs
