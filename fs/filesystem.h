@@ -121,6 +121,9 @@ void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
 // Removes the security.capability xattr (a truncate or write by a capable caller).
 void ClearCapabilities(Inode* inode);
 
+// Removes xattr name of inode (Inode::mu held); true if it was there (ops_xattr.cc).
+bool EraseXattr(Inode* inode, std::string_view name);
+
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);
 

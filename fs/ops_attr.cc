@@ -159,17 +159,6 @@ bool InGroup(fuse_req_t req, gid_t gid) {
   return false;
 }
 
-// Removes xattr name of inode (Inode::mu held); true if it was there.
-bool EraseXattr(Inode* inode, std::string_view name) {
-  XattrMap* map = inode->xattrs.get();
-  if (map == nullptr) return false;
-  auto it = map->find(name);
-  if (it == map->end()) return false;
-  map->erase(it);
-  if (map->empty()) inode->xattrs.reset();
-  return true;
-}
-
 // True when the process behind req has CAP_FSETID in its effective set (false if it is gone).
 bool CallerHasCapFsetid(fuse_req_t req) {
   const std::string path = "/proc/" + std::to_string(fuse_req_ctx(req)->pid) + "/status";

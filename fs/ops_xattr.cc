@@ -41,6 +41,20 @@ void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
   }
 }
 
+}  // namespace
+
+bool EraseXattr(Inode* inode, std::string_view name) {
+  XattrMap* map = inode->xattrs.get();
+  if (map == nullptr) return false;
+  auto it = map->find(name);
+  if (it == map->end()) return false;
+  map->erase(it);
+  if (map->empty()) inode->xattrs.reset();  // Most inodes have none: free the map.
+  return true;
+}
+
+namespace {
+
 int DoSetXattr(Inode* inode, std::string_view name, const char* value, size_t size, int flags) {
   if (IsStats(inode->ino, name)) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
@@ -121,11 +135,7 @@ int DoRemoveXattr(Inode* inode, std::string_view name) {
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);
-  XattrMap* map = inode->xattrs.get();
-  auto it = map != nullptr ? map->find(name) : XattrMap::iterator();
-  if (map == nullptr || it == map->end()) return ENODATA;
-  map->erase(it);
-  if (map->empty()) inode->xattrs.reset();
+  if (!EraseXattr(inode, name)) return ENODATA;
   inode->ctime = now;
   return 0;
 }
