@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git
-  libfuse3-dev fuse3 libzstd-dev libboost-filesystem-dev
+  libfuse3-dev fuse3 libzstd-dev libxxhash-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   fio attr python3 util-linux procps passwd
   clang libclang-rt-14-dev stress-ng e2fsprogs

@@ -1,8 +1,13 @@
 // No locks: contexts are per thread.
 #include "store/page_codec.h"
 
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_c_format and ZSTD_d_format (magicless frames).
 #include <zstd.h>
+// Header-only: the hash is inlined here, nothing to link.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
@@ -38,25 +43,48 @@ ZSTD_CCtx* ThreadCCtx(int level, CCtxSlot slot = kLevelSlot) {
   if (!s.configured || s.level != level) {
     ZSTD_CCtx_reset(s.cctx.get(), ZSTD_reset_parameters);
     ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_checksumFlag, 0);
     ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_contentSizeFlag, 1);
     ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_dictIDFlag, 0);
+    ZSTD_CCtx_setParameter(s.cctx.get(), ZSTD_c_format, ZSTD_f_zstd1_magicless);
     s.level = level;
     s.configured = true;
   }
   return s.cctx.get();
 }
 
-// Compresses a page with cctx into out (capacity kPageSize + slack, see below); returns
-// the frame size, or 0 on error.
+// The check value of a frame: the low 32 bits of its XXH3-64.
+uint32_t CheckValue(const void* frame, size_t len) {
+  return static_cast<uint32_t>(XXH3_64bits(frame, len));
+}
+
+void PutCheck(uint32_t v, unsigned char* out) {
+  for (size_t i = 0; i < PageCodec::kCheckSize; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+
+uint32_t GetCheck(const unsigned char* in) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < PageCodec::kCheckSize; ++i) v |= uint32_t{in[i]} << (8 * i);
+  return v;
+}
+
+// Compresses a page with cctx into out (capacity kPageSize + slack, see below): the frame,
+// then its check value. Returns the payload size, or 0 on error (no room included).
 size_t CompressWith(ZSTD_CCtx* cctx, const void* page, void* out, size_t capacity) {
-  const size_t n = ZSTD_compress2(cctx, out, capacity, page, PageCodec::kPageSize);
-  return ZSTD_isError(n) ? 0 : n;
+  auto* bytes = static_cast<unsigned char*>(out);
+  const size_t n =
+      ZSTD_compress2(cctx, bytes, capacity - PageCodec::kCheckSize, page, PageCodec::kPageSize);
+  if (ZSTD_isError(n)) return 0;
+  PutCheck(CheckValue(bytes, n), bytes + n);
+  return n + PageCodec::kCheckSize;
 }
 
 ZSTD_DCtx* ThreadDCtx() {
   thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx;
-  if (!dctx) dctx.reset(ZSTD_createDCtx());
+  if (!dctx) {
+    dctx.reset(ZSTD_createDCtx());
+    if (dctx) ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_format, ZSTD_f_zstd1_magicless);
+  }
   return dctx.get();
 }
 
@@ -98,7 +126,8 @@ size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
                                     Streak* streak, void* out) {
   if (fast_level >= level) return Compress(page, level, out);
   // Lets a frame one block header past the page be seen: zstd stores an incompressible
-  // page as one raw block, 4096 bytes plus headers, and that is the sign to stop.
+  // page as one raw block, 4096 bytes plus headers (and our check), and that is the sign
+  // to stop.
   constexpr size_t kSlack = 64;
   thread_local unsigned char fast[kPageSize + kSlack];
   // Well under good_enough: the page would pair at the fast level too, so end the streak.
@@ -125,12 +154,20 @@ size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
 }
 
 Status PageCodec::Decompress(const void* src, size_t len, void* page) {
+  const auto* bytes = static_cast<const unsigned char*>(src);
+  if (len <= kCheckSize) return Status::Error(EIO, "corrupt page: too short");
+  const size_t frame = len - kCheckSize;
+  if (CheckValue(bytes, frame) != GetCheck(bytes + frame)) {
+    return Status::Error(EIO, "corrupt page: check value mismatch");
+  }
   ZSTD_DCtx* dctx = ThreadDCtx();
   if (dctx == nullptr) return Status::Error(ENOMEM, "zstd: no decompression context");
-  if (ZSTD_getFrameContentSize(src, len) != kPageSize) {
+  ZSTD_frameHeader header;
+  if (ZSTD_getFrameHeader_advanced(&header, bytes, frame, ZSTD_f_zstd1_magicless) != 0 ||
+      header.frameType != ZSTD_frame || header.frameContentSize != kPageSize) {
     return Status::Error(EIO, "corrupt page: bad frame header");
   }
-  const size_t n = ZSTD_decompressDCtx(dctx, page, kPageSize, src, len);
+  const size_t n = ZSTD_decompressDCtx(dctx, page, kPageSize, bytes, frame);
   if (ZSTD_isError(n))
     return Status::Error(EIO, std::string("corrupt page: ") + ZSTD_getErrorName(n));
   if (n != kPageSize) return Status::Error(EIO, "corrupt page: wrong length");

@@ -3,7 +3,10 @@
 #include "store/page_codec.h"
 
 #include <gtest/gtest.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_c_format: the codec's frames are magicless.
 #include <zstd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -214,15 +217,16 @@ TEST(PageCodecTest, SameFilledPages) {
 // The raw path: a page whose compressed form exceeds kMaxCompressed (3968) must give 0 even
 // when zstd itself fits it in 4096; at or below the limit the size is returned. Pages of k
 // random bytes followed by zeros sweep the compressed size across the limit; the expected
-// size comes from zstd called with the frame parameters page_codec.h documents (level, a
-// 4-byte content checksum, content size, no dictionary id).
+// size comes from zstd called with the frame parameters page_codec.h documents (level,
+// magicless, no zstd checksum, content size, no dictionary id), plus the 4-byte check.
 TEST(PageCodecTest, HugePagePathAtTheZbudLimit) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ASSERT_NE(cctx, nullptr);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless);
   std::vector<uint8_t> ref(ZSTD_compressBound(kPage));
   std::vector<uint8_t> out(kPage);
   std::mt19937_64 rng(7);
@@ -231,12 +235,14 @@ TEST(PageCodecTest, HugePagePathAtTheZbudLimit) {
   for (size_t k = 3800; k <= kPage; k += 2) {
     Page page{};
     std::memcpy(page.data(), noise.data(), k);
-    const size_t s = ZSTD_compress2(cctx, ref.data(), ref.size(), page.data(), kPage);
-    ASSERT_FALSE(ZSTD_isError(s));
+    const size_t frame = ZSTD_compress2(cctx, ref.data(), ref.size(), page.data(), kPage);
+    ASSERT_FALSE(ZSTD_isError(frame));
+    const size_t s = frame + PageCodec::kCheckSize;
     const size_t n = PageCodec::Compress(page.data(), 1, out.data());
     if (s <= PageCodec::kMaxCompressed) {
       ++below;
       ASSERT_EQ(n, s) << "k=" << k;
+      ASSERT_EQ(std::memcmp(out.data(), ref.data(), frame), 0) << "k=" << k << ": the frame";
       Page back;
       ASSERT_TRUE(PageCodec::Decompress(out.data(), n, back.data()).ok());
       ASSERT_TRUE(back == page);
@@ -305,17 +311,53 @@ TEST(PageCodecTest, TruncatedOrExtendedPayloadIsEio) {
   EXPECT_TRUE(back == page);
 }
 
+// Appends the codec's check value (page_codec.h) to a frame, so that what is tested is the
+// frame itself, not the check.
+std::vector<uint8_t> WithCheck(std::vector<uint8_t> frame) {
+  const auto v = static_cast<uint32_t>(XXH3_64bits(frame.data(), frame.size()));
+  for (size_t i = 0; i < PageCodec::kCheckSize; ++i) frame.push_back(uint8_t(v >> (8 * i)));
+  return frame;
+}
+
 TEST(PageCodecTest, NonPageFramesAreEio) {
-  // A valid zstd frame of the wrong content size is not a page.
-  std::vector<uint8_t> small(kPage / 2, 'x');
-  std::vector<uint8_t> comp(ZSTD_compressBound(small.size()));
-  const size_t n = ZSTD_compress(comp.data(), comp.size(), small.data(), small.size(), 1);
-  ASSERT_FALSE(ZSTD_isError(n));
   Page back;
-  EXPECT_EQ(PageCodec::Decompress(comp.data(), n, back.data()).code(), EIO);
-  // Plain bytes are not a frame.
+  // A valid magicless frame of the wrong content size, with a valid check, is not a page.
+  const std::vector<uint8_t> small(kPage / 2, 'x');
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ASSERT_NE(cctx, nullptr);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless);
+  std::vector<uint8_t> comp(ZSTD_compressBound(kPage));
+  size_t n = ZSTD_compress2(cctx, comp.data(), comp.size(), small.data(), small.size());
+  ASSERT_FALSE(ZSTD_isError(n));
+  EXPECT_EQ(PageCodec::Decompress(WithCheck({comp.begin(), comp.begin() + n}).data(),
+                                  n + PageCodec::kCheckSize, back.data())
+                .code(),
+            EIO);
+  // A page-sized frame without a content size in its header is not one of ours either.
   const Page& text = TextPages().at(0);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+  n = ZSTD_compress2(cctx, comp.data(), comp.size(), text.data(), kPage);
+  ASSERT_FALSE(ZSTD_isError(n));
+  EXPECT_EQ(PageCodec::Decompress(WithCheck({comp.begin(), comp.begin() + n}).data(),
+                                  n + PageCodec::kCheckSize, back.data())
+                .code(),
+            EIO);
+  // A standard frame (with the magic number) of a page, even with a valid check: EIO.
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_parameters);
+  n = ZSTD_compress2(cctx, comp.data(), comp.size(), text.data(), kPage);
+  ASSERT_FALSE(ZSTD_isError(n));
+  EXPECT_EQ(PageCodec::Decompress(WithCheck({comp.begin(), comp.begin() + n}).data(),
+                                  n + PageCodec::kCheckSize, back.data())
+                .code(),
+            EIO);
+  ZSTD_freeCCtx(cctx);
+  // Plain bytes are not a frame.
   EXPECT_EQ(PageCodec::Decompress(text.data(), 1000, back.data()).code(), EIO);
+  EXPECT_EQ(PageCodec::Decompress(WithCheck({text.begin(), text.begin() + 1000}).data(),
+                                  1000 + PageCodec::kCheckSize, back.data())
+                .code(),
+            EIO);
 }
 
 TEST(PageCodecTest, LevelsRoundTrip) {
