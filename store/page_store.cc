@@ -150,6 +150,8 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
           std::shared_lock<std::shared_mutex> lock(f.index_mu);
           const PageEntry* e = f.index.Find(page);
           if (e != nullptr && e->kind != PageEntry::kOverflow) replaced_mem = EntryCost(*e);
+          // Its zbud header is needed again when it is freed, after compression: load it now.
+          if (e != nullptr && e->kind == PageEntry::kZbud) ZbudPool::Prefetch(e->value);
         }
         st = EncodePage(id, page, data, replaced_mem, &streak, &fresh[done], &passed_limit);
       }
