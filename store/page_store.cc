@@ -84,8 +84,11 @@ std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
 template <typename Fill>
 Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
                                WriteMuMode mode) {
+  // Per thread, not on the stack: a 4 KiB write would otherwise zero 8 KiB of entries
+  // (fresh and old) per call. Nothing here re-enters RewritePages on the same thread.
   thread_local uint8_t merge[kPage];
-  PageEntry fresh[kBatchPages];
+  thread_local PageEntry fresh[kBatchPages];
+  thread_local PageEntry old[kBatchPages];
   bool touched[kBatchPages];
   for (uint64_t start = first; start < first + n; start += kBatchPages) {
     const uint64_t count = std::min(kBatchPages, first + n - start);
@@ -106,7 +109,6 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
           return Status::Error(ESTALE, "file removed during the write");
         }
       }
-      PageEntry old[kBatchPages];
       {
         std::unique_lock<std::shared_mutex> lock(f.index_mu);
         uint64_t holes = 0;  // Pages that add to what the store holds (capacity).
