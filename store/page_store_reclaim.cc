@@ -37,6 +37,10 @@ thread_local Status t_evict_error;  // Why this thread's last eviction failed.
 void PageStore::RecordRawPages(FileId file, uint64_t first, const PageEntry* entries,
                                const bool* touched, uint64_t n) {
   if (!options_.overflow) return;
+  // Most batches hold no raw page: then raw_mu_, shared by all writers, is not taken.
+  bool any = false;
+  for (uint64_t i = 0; i < n && !any; ++i) any = touched[i] && entries[i].kind == PageEntry::kRaw;
+  if (!any) return;
   bool compact;
   {
     std::lock_guard<std::mutex> lock(raw_mu_);
