@@ -23,7 +23,9 @@ using store_internal::kMaxRoomWaits;
 using store_internal::kPage;
 
 PageStore::PageStore(const PageStoreOptions& options)
-    : options_(options), write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)) {
+    : options_(options),
+      write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
+      file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
   if (options_.arena == nullptr) {
     owned_arena_ = std::make_unique<PageArena>();
     arena_ = owned_arena_.get();
@@ -50,23 +52,25 @@ PageStore::~PageStore() {
     reclaimer_.join();
   }
   std::vector<FileId> ids;
-  {
-    std::shared_lock<std::shared_mutex> lock(files_mu_);
-    for (const auto& [id, file] : files_) ids.push_back(id);
+  for (size_t i = 0; i < kFileShards; ++i) {
+    std::shared_lock<std::shared_mutex> lock(file_shards_[i].mu);
+    for (const auto& [id, file] : file_shards_[i].files) ids.push_back(id);
   }
   for (FileId id : ids) Remove(id);
 }
 
 std::shared_ptr<PageStore::File> PageStore::FindFile(FileId file) const {
-  std::shared_lock<std::shared_mutex> lock(files_mu_);
-  auto it = files_.find(file);
-  return it == files_.end() ? nullptr : it->second;
+  FileShard& shard = ShardOf(file);
+  std::shared_lock<std::shared_mutex> lock(shard.mu);
+  auto it = shard.files.find(file);
+  return it == shard.files.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
   if (auto f = FindFile(file)) return f;
-  std::unique_lock<std::shared_mutex> lock(files_mu_);
-  auto& slot = files_[file];
+  FileShard& shard = ShardOf(file);
+  std::unique_lock<std::shared_mutex> lock(shard.mu);
+  auto& slot = shard.files[file];
   if (!slot) slot = std::make_shared<File>(write_stripes_[file % kWriteStripes].mu);
   return slot;
 }
@@ -120,12 +124,14 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
           discard(from, to);
           return Status::Error(ENOSPC, "file system full (size)");
         }
+        AccountDelta delta;
         for (uint64_t i = from; i < to; ++i) {
           if (!touched[i]) continue;
           old[i] = f.index.Set(start + i, fresh[i]);
-          Account(f, fresh[i], +1);
-          if (old[i].present()) Account(f, old[i], -1);
+          delta.Add(fresh[i], +1);
+          if (old[i].present()) delta.Add(old[i], -1);
         }
+        Apply(f, delta);
       }
       for (uint64_t i = from; i < to; ++i) {
         if (touched[i] && old[i].present()) FreeEntry(old[i]);
@@ -453,11 +459,12 @@ void PageStore::Remove(FileId id) {
   {
     std::shared_ptr<File> f;
     {
-      std::unique_lock<std::shared_mutex> lock(files_mu_);
-      auto it = files_.find(id);
-      if (it == files_.end()) return;
+      FileShard& shard = ShardOf(id);
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      auto it = shard.files.find(id);
+      if (it == shard.files.end()) return;
       f = std::move(it->second);
-      files_.erase(it);
+      shard.files.erase(it);
     }
     std::lock_guard<std::mutex> lock(f->write_mu);
     f->removed = true;

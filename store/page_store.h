@@ -8,8 +8,10 @@
 // gives zeros, and the daemon clamps reads to st_size.
 //
 // Locking (the lock order; take them only in this order, never the other way):
-//   1. PageStore::files_mu_   (shared_mutex)  the FileId -> File map; held only to find,
-//                                             create or drop a File, never across 2..5.
+//   1. PageStore::files_mu_   (shared_mutex, one per FileShard: 64 shards by FileId)
+//                                             the FileId -> File map; held only to find,
+//                                             create or drop a File, never across 2..5,
+//                                             never two shards at once.
 //   2. File::write_mu_        (mutex, one of 256 stripes shared by files)
 //                                             serialises mutations of one file. Partial-page
 //                                             writes, truncate, punch and zero compress under
@@ -201,6 +203,13 @@ class PageStore {
                     bool* passed_limit);                      // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
   void FreeEntry(const PageEntry& e);                         // Releases e's storage.
+  // Statistics changes of several entries, summed so that a batch (or an overwrite of a
+  // page by one of the same kind) costs at most one atomic add per counter.
+  struct AccountDelta {
+    int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0;
+    void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
+  };
+  void Apply(File& f, const AccountDelta& d);                 // Adds d to the counters.
   void Account(File& f, const PageEntry& e, int64_t sign);    // Statistics +/- one entry.
   static uint64_t EntryCost(const PageEntry& e);              // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                              // False past capacity.
@@ -230,8 +239,15 @@ class PageStore {
     std::mutex mu;
   };
   std::unique_ptr<WriteStripe[]> write_stripes_;           // File::write_mu of every file.
-  mutable std::shared_mutex files_mu_;                       // Guards files_.
-  std::unordered_map<FileId, std::shared_ptr<File>> files_;  // Files with pages.
+  // The FileId -> File map, in shards by id, so that writers of different files do not
+  // bounce one reader-count cache line between cores on every request.
+  static constexpr size_t kFileShards = 64;
+  struct alignas(64) FileShard {
+    mutable std::shared_mutex mu;                             // This shard's files_mu_.
+    std::unordered_map<FileId, std::shared_ptr<File>> files;  // Files with pages.
+  };
+  FileShard& ShardOf(FileId id) const { return file_shards_[id % kFileShards]; }
+  std::unique_ptr<FileShard[]> file_shards_;
 
   std::atomic<uint64_t> pages_held_{0};       // Non-hole pages (orig_data_size / 4096).
   std::atomic<uint64_t> compr_bytes_{0};      // Compressed payload bytes held.

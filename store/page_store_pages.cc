@@ -119,27 +119,44 @@ void PageStore::FreeEntry(const PageEntry& e) {
   }
 }
 
-void PageStore::Account(File& f, const PageEntry& e, int64_t sign) {
-  const uint64_t delta = static_cast<uint64_t>(sign);
-  f.stored_bytes.fetch_add(delta * EntryCost(e), std::memory_order_relaxed);
+void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
+  stored += sign * static_cast<int64_t>(EntryCost(e));
   switch (e.kind) {
     case PageEntry::kSame:
-      same_pages_.fetch_add(delta, std::memory_order_relaxed);
+      same += sign;
       break;
     case PageEntry::kZbud:
-      compr_bytes_.fetch_add(delta * e.length, std::memory_order_relaxed);
+      compr += sign * static_cast<int64_t>(e.length);
       break;
     case PageEntry::kRaw:
-      huge_pages_.fetch_add(delta, std::memory_order_relaxed);
-      compr_bytes_.fetch_add(delta * kPage, std::memory_order_relaxed);
+      huge += sign;
+      compr += sign * static_cast<int64_t>(kPage);
       break;
     case PageEntry::kOverflow:
-      overflow_pages_.fetch_add(delta, std::memory_order_relaxed);
-      compr_bytes_.fetch_add(delta * e.length, std::memory_order_relaxed);
+      overflow += sign;
+      compr += sign * static_cast<int64_t>(e.length);
       break;
     default:
       break;
   }
+}
+
+void PageStore::Apply(File& f, const AccountDelta& d) {
+  // Two's complement: adding the unsigned image of a negative delta subtracts it.
+  auto add = [](std::atomic<uint64_t>& counter, int64_t delta) {
+    if (delta != 0) counter.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+  };
+  add(f.stored_bytes, d.stored);
+  add(same_pages_, d.same);
+  add(compr_bytes_, d.compr);
+  add(huge_pages_, d.huge);
+  add(overflow_pages_, d.overflow);
+}
+
+void PageStore::Account(File& f, const PageEntry& e, int64_t sign) {
+  AccountDelta d;
+  d.Add(e, sign);
+  Apply(f, d);
 }
 
 bool PageStore::ReservePages(uint64_t n) {
