@@ -321,43 +321,36 @@ std::vector<uint8_t> WithCheck(std::vector<uint8_t> frame) {
 
 TEST(PageCodecTest, NonPageFramesAreEio) {
   Page back;
-  // A valid magicless frame of the wrong content size, with a valid check, is not a page.
-  const std::vector<uint8_t> small(kPage / 2, 'x');
+  // The codec's verdict on frame bytes n long in comp, given a valid check value.
+  std::vector<uint8_t> comp(ZSTD_compressBound(kPage));
+  auto decode_checked = [&](size_t n) {
+    const std::vector<uint8_t> payload = WithCheck({comp.begin(), comp.begin() + n});
+    return PageCodec::Decompress(payload.data(), payload.size(), back.data()).code();
+  };
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ASSERT_NE(cctx, nullptr);
+  // A valid magicless frame of the wrong content size is not a page.
+  const std::vector<uint8_t> small(kPage / 2, 'x');
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless);
-  std::vector<uint8_t> comp(ZSTD_compressBound(kPage));
   size_t n = ZSTD_compress2(cctx, comp.data(), comp.size(), small.data(), small.size());
   ASSERT_FALSE(ZSTD_isError(n));
-  EXPECT_EQ(PageCodec::Decompress(WithCheck({comp.begin(), comp.begin() + n}).data(),
-                                  n + PageCodec::kCheckSize, back.data())
-                .code(),
-            EIO);
+  EXPECT_EQ(decode_checked(n), EIO) << "half a page";
   // A page-sized frame without a content size in its header is not one of ours either.
   const Page& text = TextPages().at(0);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
   n = ZSTD_compress2(cctx, comp.data(), comp.size(), text.data(), kPage);
   ASSERT_FALSE(ZSTD_isError(n));
-  EXPECT_EQ(PageCodec::Decompress(WithCheck({comp.begin(), comp.begin() + n}).data(),
-                                  n + PageCodec::kCheckSize, back.data())
-                .code(),
-            EIO);
-  // A standard frame (with the magic number) of a page, even with a valid check: EIO.
+  EXPECT_EQ(decode_checked(n), EIO) << "no content size";
+  // A standard frame (with the magic number) of a page: EIO.
   ZSTD_CCtx_reset(cctx, ZSTD_reset_parameters);
   n = ZSTD_compress2(cctx, comp.data(), comp.size(), text.data(), kPage);
   ASSERT_FALSE(ZSTD_isError(n));
-  EXPECT_EQ(PageCodec::Decompress(WithCheck({comp.begin(), comp.begin() + n}).data(),
-                                  n + PageCodec::kCheckSize, back.data())
-                .code(),
-            EIO);
+  EXPECT_EQ(decode_checked(n), EIO) << "magic number";
   ZSTD_freeCCtx(cctx);
-  // Plain bytes are not a frame.
+  // Plain bytes are not a frame, with or without a valid check.
   EXPECT_EQ(PageCodec::Decompress(text.data(), 1000, back.data()).code(), EIO);
-  EXPECT_EQ(PageCodec::Decompress(WithCheck({text.begin(), text.begin() + 1000}).data(),
-                                  1000 + PageCodec::kCheckSize, back.data())
-                .code(),
-            EIO);
+  std::copy(text.begin(), text.begin() + 1000, comp.begin());
+  EXPECT_EQ(decode_checked(1000), EIO) << "plain bytes";
 }
 
 TEST(PageCodecTest, LevelsRoundTrip) {
