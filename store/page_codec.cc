@@ -59,7 +59,8 @@ uint32_t CheckValue(const void* frame, size_t len) {
 }
 
 void PutCheck(uint32_t v, unsigned char* out) {
-  for (size_t i = 0; i < PageCodec::kCheckSize; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
+  for (size_t i = 0; i < PageCodec::kCheckSize; ++i)
+    out[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
 uint32_t GetCheck(const unsigned char* in) {

@@ -209,10 +209,10 @@ class PageStore {
     int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0;
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
-  void Apply(File& f, const AccountDelta& d);                 // Adds d to the counters.
-  void Account(File& f, const PageEntry& e, int64_t sign);    // Statistics +/- one entry.
-  static uint64_t EntryCost(const PageEntry& e);              // Bytes e's storage takes.
-  bool ReservePages(uint64_t n);                              // False past capacity.
+  void Apply(File& f, const AccountDelta& d);               // Adds d to the counters.
+  void Account(File& f, const PageEntry& e, int64_t sign);  // Statistics +/- one entry.
+  static uint64_t EntryCost(const PageEntry& e);            // Bytes e's storage takes.
+  bool ReservePages(uint64_t n);                            // False past capacity.
   void UnreservePages(uint64_t n);
   Status MakeRoom();    // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
   Status ReclaimOne();  // Evicts one zbud or raw page.
@@ -235,10 +235,10 @@ class PageStore {
   std::unique_ptr<ZbudPool> pool_;
 
   static constexpr size_t kWriteStripes = 256;  // Mutexes shared by files as write_mu.
-  struct alignas(64) WriteStripe {                // One cache line each.
+  struct alignas(64) WriteStripe {              // One cache line each.
     std::mutex mu;
   };
-  std::unique_ptr<WriteStripe[]> write_stripes_;           // File::write_mu of every file.
+  std::unique_ptr<WriteStripe[]> write_stripes_;  // File::write_mu of every file.
   // The FileId -> File map, in shards by id, so that writers of different files do not
   // bounce one reader-count cache line between cores on every request.
   static constexpr size_t kFileShards = 64;
