@@ -2,18 +2,37 @@
 #include "store/page_index.h"
 
 namespace zbudfs {
-namespace {
-// Heap bytes of one std::map node beyond its value: three pointers, color, padding.
-constexpr size_t kMapNodeOverhead = 4 * sizeof(void*);
-}  // namespace
+
+const PageIndex::Chunk* PageIndex::FindChunk(uint64_t key) const {
+  if (!Covers(key)) return nullptr;
+  const Node* n = &root_;
+  for (unsigned h = height_; h > 1; --h) {
+    n = n->nodes.Find(SlotOf(key, h));
+    if (n == nullptr) return nullptr;
+  }
+  return n->chunks.Find(SlotOf(key, 1));
+}
+
+PageIndex::Chunk& PageIndex::ChunkFor(uint64_t key) {
+  // Grow: the old root becomes slot 0 of a new one, a level up, until key is in reach.
+  while (!Covers(key)) {
+    if (height_ != 0 && !root_.empty()) {
+      Node old = std::move(root_);
+      root_ = Node();
+      root_.nodes.FindOrInsert(0) = std::move(old);
+    }
+    ++height_;
+  }
+  Node* n = &root_;
+  for (unsigned h = height_; h > 1; --h) n = &n->nodes.FindOrInsert(SlotOf(key, h));
+  Chunk& c = n->chunks.FindOrInsert(SlotOf(key, 1));
+  if (c.present == 0 && c.cap == 0) ++tree_chunks_;  // New: a held chunk has a page.
+  return c;
+}
 
 const PageEntry* PageIndex::Find(uint64_t page) const {
-  const Chunk* c = &head_;
-  if (page >= kChunkPages) {
-    auto it = chunks_.find(page / kChunkPages);
-    if (it == chunks_.end()) return nullptr;
-    c = &it->second;
-  }
+  const Chunk* c = page < kChunkPages ? &head_ : FindChunk(page / kChunkPages);
+  if (c == nullptr) return nullptr;
   const uint64_t i = page % kChunkPages;
   return (c->present >> i) & 1 ? &c->entries[i] : nullptr;  // Bit => i < cap.
 }
@@ -23,7 +42,7 @@ PageEntry* PageIndex::FindMutable(uint64_t page) {
 }
 
 PageEntry PageIndex::Set(uint64_t page, const PageEntry& entry) {
-  Chunk& c = page < kChunkPages ? head_ : chunks_[page / kChunkPages];
+  Chunk& c = page < kChunkPages ? head_ : ChunkFor(page / kChunkPages);
   const uint64_t i = page % kChunkPages;
   Reserve(c, i);
   PageEntry old = c.entries[i];
@@ -95,13 +114,21 @@ void PageIndex::Reserve(Chunk& c, uint64_t i) {
   c.cap = cap;
 }
 
-size_t PageIndex::MemoryBytes() const {
-  size_t bytes = sizeof(*this) + head_.cap * sizeof(PageEntry);
-  for (const auto& [key, chunk] : chunks_) {
-    bytes += sizeof(std::pair<const uint64_t, Chunk>) + kMapNodeOverhead;
-    bytes += chunk.cap * sizeof(PageEntry);
+size_t PageIndex::NodeBytes(const Node& n, unsigned h) {
+  size_t bytes = n.nodes.cap * sizeof(Node) + n.chunks.cap * sizeof(Chunk);
+  if (h == 1) {
+    for (size_t k = 0; k < static_cast<size_t>(__builtin_popcountll(n.chunks.used)); ++k)
+      bytes += n.chunks.items[k].cap * sizeof(PageEntry);
+  } else {
+    for (size_t k = 0; k < static_cast<size_t>(__builtin_popcountll(n.nodes.used)); ++k)
+      bytes += NodeBytes(n.nodes.items[k], h - 1);
   }
   return bytes;
+}
+
+size_t PageIndex::MemoryBytes() const {
+  return sizeof(*this) + head_.cap * sizeof(PageEntry) +
+         (height_ != 0 ? NodeBytes(root_, height_) : 0);
 }
 
 }  // namespace zbudfs

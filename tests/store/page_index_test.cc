@@ -170,6 +170,69 @@ TEST(PageIndexTest, SparseOneTebibyteApart) {
   EXPECT_EQ(seen, (std::vector<uint64_t>{0, far}));
 }
 
+// The chunk trie grows to its full height for the last page a file can hold, walks and
+// erases across every level, and gives all its memory back once empty.
+TEST(PageIndexTest, TrieSpansTheWholePageRange) {
+  PageIndex index;
+  const size_t empty = index.MemoryBytes();
+  const uint64_t last = kNone - 1;  // The highest page number.
+  const std::vector<uint64_t> pages = {
+      0, kChunk, kChunk * kChunk, uint64_t{1} << 40, (uint64_t{1} << 57) + 5, last - kChunk, last};
+  for (auto it = pages.rbegin(); it != pages.rend(); ++it) index.Set(*it, EntryFor(*it));
+  ASSERT_EQ(index.size(), pages.size());
+  EXPECT_EQ(index.chunks(), pages.size());
+  for (uint64_t p : pages) {
+    ASSERT_NE(index.Find(p), nullptr) << p;
+    EXPECT_TRUE(SameEntry(*index.Find(p), EntryFor(p))) << p;
+    EXPECT_EQ(index.Find(p + 1), nullptr) << p;
+  }
+  for (size_t i = 0; i + 1 < pages.size(); ++i) {
+    EXPECT_EQ(index.NextPresent(pages[i] + 1), pages[i + 1]);
+    EXPECT_EQ(index.NextHole(pages[i]), pages[i] + 1);
+    EXPECT_EQ(index.CountPresent(pages[i], pages[i + 1]), 1u);
+  }
+  EXPECT_EQ(index.NextPresent(last), last);
+  EXPECT_EQ(index.NextHole(last), kNone);
+  // Seven paths down a ten-level trie, sharing only their top: nodes, not 2^58 slots.
+  EXPECT_LT(index.MemoryBytes(), empty + 6 * 1024);
+  // Erase from the middle of one level's range to the middle of another's.
+  std::vector<uint64_t> erased;
+  index.EraseRange(kChunk + 1, (uint64_t{1} << 57) + 6,
+                   [&](uint64_t p, const PageEntry&) { erased.push_back(p); });
+  EXPECT_EQ(erased,
+            (std::vector<uint64_t>{kChunk * kChunk, uint64_t{1} << 40, (uint64_t{1} << 57) + 5}));
+  EXPECT_EQ(index.chunks(), 4u);
+  EXPECT_EQ(index.NextPresent(kChunk + 1), last - kChunk);
+  erased.clear();
+  index.EraseRange(0, kNone, [&](uint64_t p, const PageEntry&) { erased.push_back(p); });
+  EXPECT_EQ(erased, (std::vector<uint64_t>{0, kChunk, last - kChunk, last}));
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.chunks(), 0u);
+  EXPECT_EQ(index.MemoryBytes(), empty) << "an emptied trie frees its nodes";
+  // And it grows again from nothing.
+  index.Set(3 * kChunk, EntryFor(3 * kChunk));
+  EXPECT_EQ(index.NextPresent(0), 3 * kChunk);
+}
+
+// One page in every 64th chunk: every chunk needs its own bottom node, the trie's worst
+// case, which must still cost about what a balanced-tree node would (under 128 bytes a page).
+TEST(PageIndexTest, SparseStridesStayCheap) {
+  PageIndex index;
+  constexpr uint64_t kStride = kChunk * kChunk;
+  constexpr uint64_t kPages = 4096;
+  for (uint64_t i = 1; i <= kPages; ++i) index.Set(i * kStride, EntryFor(i * kStride));
+  ASSERT_EQ(index.chunks(), kPages);
+  const double per_page = static_cast<double>(index.MemoryBytes()) / static_cast<double>(kPages);
+  std::cout << "index: one page every " << kStride << " pages costs " << per_page
+            << " bytes/page\n";
+  EXPECT_LT(per_page, 128.0);
+  uint64_t n = 0;
+  for (uint64_t p = index.NextPresent(0); p != kNone; p = index.NextPresent(p + 1)) {
+    ASSERT_EQ(p, ++n * kStride);
+  }
+  EXPECT_EQ(n, kPages);
+}
+
 TEST(PageIndexTest, WalksAcrossChunkBoundaries) {
   PageIndex index;
   // Chunks 0 and 1 full, chunk 2 missing, chunk 3 full but page 3*64+10 erased.
