@@ -500,6 +500,7 @@ def fio_result(path):
         return None
     d = j['write'] if j['write']['io_bytes'] else j['read']
     return {'mibs': d['bw_bytes'] / MiB, 'iops': d['iops'], 'bytes': d['io_bytes'],
+            'fio_cpus': (j.get('usr_cpu', 0) + j.get('sys_cpu', 0)) / 100,  # Over its runtime.
             'p99': d['clat_ns'].get('percentile', {}).get('99.000000', 0) / 1000}
 
 # aggregate fio steps: (data, nj, job, target) -> medians
@@ -728,8 +729,16 @@ if 'zbudfs' in TARGETS:
     if ('c60', 1) in GROUPS and ('c60', 2) in GROUPS:
         for job, label in (('seqwrite_buf', 'buffered'), ('seqwrite_dir', 'direct')):
             a, b = v('c60', 2, job, 'zbudfs', 'mibs'), v('c60', 1, job, 'zbudfs', 'mibs')
-            verdict('seq write %s, %s: 2 jobs vs 1 job (%s vs %s MiB/s)' % (label, DNAME['c60'],
-                    '%.0f' % a if a else 'n/a', '%.0f' % b if b else 'n/a'),
+            # How much of the machine one job already used while it wrote (fio's own CPU
+            # share, and the daemon's CPU seconds over the seconds of I/O): 1.7x needs
+            # that much to be left idle.
+            fio1, cpu1 = v('c60', 1, job, 'zbudfs', 'fio_cpus'), v('c60', 1, job, 'zbudfs', 'cpu')
+            bytes1 = v('c60', 1, job, 'zbudfs', 'bytes')
+            secs1 = bytes1 / MiB / b if b and bytes1 else None
+            room = (('; with 1 job fio used %.2f of the %d CPUs and the daemon %.2f'
+                     % (fio1, M['nproc'], cpu1 / secs1)) if fio1 is not None and cpu1 and secs1 else '')
+            verdict('seq write %s, %s: 2 jobs vs 1 job (%s vs %s MiB/s%s)' % (label, DNAME['c60'],
+                    '%.0f' % a if a else 'n/a', '%.0f' % b if b else 'n/a', room),
                     a / b if a and b else None, 1.7, '×', '%.2f')
     dens = [x['orig'] / x['mem'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' and d == 'c60'
             and job == 'seqwrite_buf' for x in a['runs'] if x.get('mem')]
