@@ -447,6 +447,24 @@ TEST(PageCodecTest, FastFirstFallsBackToTheLevelAndStartsAStreak) {
   EXPECT_GT(differed, 0) << "levels -1 and 3 should differ on some text pages";
 }
 
+// A page that compresses, but not below zbud's limit, is kept raw even when the caller's
+// good_enough would take it: such a frame is never stored (nor given a check value).
+TEST(PageCodecTest, FastFirstNeverKeepsAFrameOverTheZbudLimit) {
+  std::mt19937_64 rng(11);
+  for (size_t random : {3975u, 3990u, 4000u}) {
+    Page page = RandomPage(rng);
+    std::fill(page.begin() + static_cast<std::ptrdiff_t>(random), page.end(), 0);
+    uint8_t frame[2 * kPage];
+    const size_t zstd_bytes = ZSTD_compress(frame, sizeof(frame), page.data(), kPage, 1);
+    ASSERT_FALSE(ZSTD_isError(zstd_bytes));
+    ASSERT_GT(zstd_bytes, PageCodec::kMaxCompressed) << random << " random bytes";
+    ASSERT_LT(zstd_bytes, kPage) << "zstd compressed it, if not enough: " << random;
+    PageCodec::Streak streak;
+    EXPECT_TRUE(FastFirst(page, 1, -1, kPage, &streak).empty()) << random;
+    EXPECT_EQ(PageCodec::Compress(page.data(), 1, frame), 0u) << random;
+  }
+}
+
 // A streak ends on a page well under good_enough at the configured level, and lasts while
 // pages are not.
 TEST(PageCodecTest, FastFirstStreakEndsOnAnEasyPage) {
