@@ -211,6 +211,9 @@ class PageStore {
   };
   void Apply(File& f, const AccountDelta& d);               // Adds d to the counters.
   void Account(File& f, const PageEntry& e, int64_t sign);  // Statistics +/- one entry.
+  // Statistics of old replaced by fresh in one Apply: a counter both touch (compr_data_size
+  // when a page moves to overflow unchanged) is not seen to dip in between.
+  void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh);
   static uint64_t EntryCost(const PageEntry& e);            // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                            // False past capacity.
   void UnreservePages(uint64_t n);

@@ -159,6 +159,13 @@ void PageStore::Account(File& f, const PageEntry& e, int64_t sign) {
   Apply(f, d);
 }
 
+void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) {
+  AccountDelta d;
+  d.Add(old, -1);
+  d.Add(fresh, +1);
+  Apply(f, d);
+}
+
 bool PageStore::ReservePages(uint64_t n) {
   if (n == 0) return true;
   const uint64_t cap = options_.capacity_bytes / kPage;

@@ -97,8 +97,7 @@ void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
         e->length == len && SlotHolds(loc, payload, len)) {
       old = *e;
       *e = fresh;
-      Account(*f, old, -1);
-      Account(*f, fresh, +1);
+      AccountSwap(*f, old, fresh);
     }
   }
   if (!old.present()) {
@@ -187,8 +186,7 @@ Status PageStore::EvictZbud(uint64_t handle) {
       e->value = *loc;
       e->flags = 0;
       e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
-      Account(*f, old, -1);
-      Account(*f, *e, +1);
+      AccountSwap(*f, old, *e);
       written_back_.fetch_add(1, std::memory_order_relaxed);
       pool_->Free(handle);
       return Status::OK();
@@ -234,8 +232,7 @@ Status PageStore::EvictRaw() {
       e->length = kPage;
       e->flags = 0;
       e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
-      Account(*f, old, -1);
-      Account(*f, *e, +1);
+      AccountSwap(*f, old, *e);
       written_back_.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
       FreeEntry(old);
