@@ -214,8 +214,8 @@ class PageStore {
   // Statistics of old replaced by fresh in one Apply: a counter both touch (compr_data_size
   // when a page moves to overflow unchanged) is not seen to dip in between.
   void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh);
-  static uint64_t EntryCost(const PageEntry& e);            // Bytes e's storage takes.
-  bool ReservePages(uint64_t n);                            // False past capacity.
+  static uint64_t EntryCost(const PageEntry& e);  // Bytes e's storage takes.
+  bool ReservePages(uint64_t n);                  // False past capacity.
   void UnreservePages(uint64_t n);
   Status MakeRoom();    // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
   Status ReclaimOne();  // Evicts one zbud or raw page.
