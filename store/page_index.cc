@@ -5,7 +5,7 @@ namespace zbudfs {
 
 const PageIndex::Chunk* PageIndex::FindChunk(uint64_t key) const {
   if (!Covers(key)) return nullptr;
-  const Node* n = &root_;
+  const Node* n = root_.get();
   for (unsigned h = height_; h > 1; --h) {
     n = n->nodes.Find(SlotOf(key, h));
     if (n == nullptr) return nullptr;
@@ -16,14 +16,12 @@ const PageIndex::Chunk* PageIndex::FindChunk(uint64_t key) const {
 PageIndex::Chunk& PageIndex::ChunkFor(uint64_t key) {
   // Grow: the old root becomes slot 0 of a new one, a level up, until key is in reach.
   while (!Covers(key)) {
-    if (height_ != 0 && !root_.empty()) {
-      Node old = std::move(root_);
-      root_ = Node();
-      root_.nodes.FindOrInsert(0) = std::move(old);
-    }
+    auto top = std::make_unique<Node>();
+    if (height_ != 0) top->nodes.FindOrInsert(0) = std::move(*root_);  // Never empty.
+    root_ = std::move(top);
     ++height_;
   }
-  Node* n = &root_;
+  Node* n = root_.get();
   for (unsigned h = height_; h > 1; --h) n = &n->nodes.FindOrInsert(SlotOf(key, h));
   Chunk& c = n->chunks.FindOrInsert(SlotOf(key, 1));
   if (c.present == 0 && c.cap == 0) ++tree_chunks_;  // New: a held chunk has a page.
@@ -128,7 +126,7 @@ size_t PageIndex::NodeBytes(const Node& n, unsigned h) {
 
 size_t PageIndex::MemoryBytes() const {
   return sizeof(*this) + head_.cap * sizeof(PageEntry) +
-         (height_ != 0 ? NodeBytes(root_, height_) : 0);
+         (height_ != 0 ? sizeof(Node) + NodeBytes(*root_, height_) : 0);
 }
 
 }  // namespace zbudfs

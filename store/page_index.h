@@ -124,7 +124,7 @@ class PageIndex {
   static unsigned SlotOf(uint64_t key, unsigned h) {
     return static_cast<unsigned>(key >> (kSlotBits * (h - 1))) & (kChunkPages - 1);
   }
-  bool Covers(uint64_t key) const {  // The trie is not empty and reaches key (< 64^height_).
+  bool Covers(uint64_t key) const {  // The trie exists and reaches key (< 64^height_).
     return height_ != 0 && (key >> (kSlotBits * height_)) == 0;
   }
   const Chunk* FindChunk(uint64_t key) const;  // Chunk key (>= 1) in the trie, or nullptr.
@@ -147,12 +147,17 @@ class PageIndex {
   static size_t NodeBytes(const Node& n, unsigned h);  // Heap bytes below and of n's arrays.
   static void Release(Chunk& c) { c = Chunk(); }       // An emptied inline chunk 0 frees its array.
 
-  Chunk head_;              // Chunk 0, inline: a small file needs no trie node.
-  Node root_;               // The trie of chunks 1..; no empty chunk or node below it.
-  unsigned height_ = 0;     // Trie levels: chunk numbers below 64^height_ fit (0: empty).
-  size_t tree_chunks_ = 0;  // Chunks in the trie.
-  uint64_t size_ = 0;       // Present entries.
+  Chunk head_;                  // Chunk 0, inline: a small file needs no trie node.
+  std::unique_ptr<Node> root_;  // The trie of chunks 1.. (nullptr when empty: a file within
+                                // its first 256 KiB pays 8 bytes for it); no empty chunk or
+                                // node below it.
+  unsigned height_ = 0;         // Trie levels: chunk numbers below 64^height_ fit (0: empty).
+  size_t tree_chunks_ = 0;      // Chunks in the trie.
+  uint64_t size_ = 0;           // Present entries.
 };
+
+// Every regular file holds one, so its size is the floor of a small file's cost.
+static_assert(sizeof(PageIndex) <= 56, "a file's index is at most 56 bytes before any page");
 
 // The bits of a chunk starting at page `base` whose pages fall in [first, last).
 inline uint64_t PageIndex::RangeMask(uint64_t base, uint64_t first, uint64_t last) {
@@ -204,7 +209,7 @@ void PageIndex::Slots<T>::Remove(unsigned s) {
 template <typename Fn>
 void PageIndex::WalkChunks(uint64_t from, Fn&& fn) const {
   if (from == 0 && head_.present != 0 && !fn(uint64_t{0}, head_)) return;
-  if (Covers(from)) WalkNode(root_, height_, 0, from, fn);
+  if (Covers(from)) WalkNode(*root_, height_, 0, from, fn);
 }
 
 template <typename Fn>
@@ -275,9 +280,9 @@ void PageIndex::EraseRange(uint64_t first, uint64_t last, Fn&& fn) {
   }
   const uint64_t lo = first / kChunkPages, hi = (last - 1) / kChunkPages;
   if (hi == 0 || !Covers(lo)) return;
-  EraseNode(root_, height_, 0, first, last, lo, hi, fn);
-  if (root_.empty()) {
-    root_ = Node();
+  EraseNode(*root_, height_, 0, first, last, lo, hi, fn);
+  if (root_->empty()) {
+    root_.reset();
     height_ = 0;
   }
 }
