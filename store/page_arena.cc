@@ -1,7 +1,10 @@
-// Lock order: PageArena::mu_ only, innermost; mmap/madvise are called with it released.
+// Lock order: PageArena::mu_ only, innermost; mmap/munmap/madvise run with it released.
 #include "store/page_arena.h"
 
 #include <sys/mman.h>
+
+#include <algorithm>
+#include <functional>
 
 namespace zbudfs {
 
@@ -71,6 +74,52 @@ void PageArena::FreePage(void* page) {
   madvise(page, kPageSize, MADV_DONTNEED);
   std::lock_guard<std::mutex> lock(mu_);
   cold_.push_back(page);
+}
+
+size_t PageArena::Trim() {
+  constexpr size_t kRegionBytes = kRegionPages * kPageSize;
+  std::vector<void*> unmap;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cold_.size() < cold_at_trim_ + kRegionPages) {
+      cold_at_trim_ = std::min(cold_at_trim_, cold_.size());
+      return 0;
+    }
+    std::sort(cold_.begin(), cold_.end(), std::less<void*>());
+    std::sort(regions_.begin(), regions_.end(), std::less<void*>());
+    // Both sorted: walk them together; a region is all cold when its kRegionPages pages
+    // are the next kRegionPages entries of cold_ (a page is in cold_ at most once).
+    std::vector<void*> kept_cold, kept_regions;
+    size_t c = 0;
+    for (void* region : regions_) {
+      const char* begin = static_cast<char*>(region);
+      const char* end = begin + kRegionBytes;
+      while (c < cold_.size() && static_cast<char*>(cold_[c]) < begin)
+        kept_cold.push_back(cold_[c++]);
+      size_t n = 0;
+      while (c + n < cold_.size() && static_cast<char*>(cold_[c + n]) < end) ++n;
+      if (n == kRegionPages) {
+        unmap.push_back(region);
+      } else {
+        kept_cold.insert(kept_cold.end(), cold_.begin() + static_cast<std::ptrdiff_t>(c),
+                         cold_.begin() + static_cast<std::ptrdiff_t>(c + n));
+        kept_regions.push_back(region);
+      }
+      c += n;
+    }
+    kept_cold.insert(kept_cold.end(), cold_.begin() + static_cast<std::ptrdiff_t>(c), cold_.end());
+    cold_ = std::move(kept_cold);
+    cold_.shrink_to_fit();  // The old capacity (8 bytes a page ever freed) goes too.
+    regions_ = std::move(kept_regions);
+    cold_at_trim_ = cold_.size();
+  }
+  for (void* region : unmap) munmap(region, kRegionBytes);
+  return unmap.size();
+}
+
+size_t PageArena::Regions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return regions_.size();
 }
 
 }  // namespace zbudfs

@@ -278,11 +278,13 @@ void PageStore::ReclaimerLoop() {
     if (bg_stop_) break;
     // Once files or pages have stopped being dropped (none in the last 100 ms), give the
     // freed heap (index chunks, and the daemon's inodes freed with them) back to the
-    // system: glibc keeps it otherwise, and RSS would stay high after `rm -rf`.
+    // system: glibc keeps it otherwise, and RSS would stay high after `rm -rf`. The arena
+    // unmaps its wholly free regions then too (a no-op unless a region's worth was freed).
     const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
     if (dropped == last_seen) {
       lock.unlock();
       TrimHeap(kTrimWhenQuiet);
+      arena_->Trim();
       lock.lock();
     }
     last_seen = dropped;

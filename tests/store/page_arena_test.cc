@@ -1,6 +1,7 @@
 // Tests of PageArena (store/page_arena.h): page alignment and distinctness, PagesInUse, reuse
-// of freed pages, more pages than one region, RSS actually falling once the warm cache is
-// exceeded, and two threads allocating and freeing at once.
+// of freed pages, more pages than one region, Trim unmapping wholly free regions only, RSS
+// actually falling once the warm cache is exceeded, and two threads allocating and freeing
+// at once.
 #include "store/page_arena.h"
 
 #include <gtest/gtest.h>
@@ -127,6 +128,56 @@ TEST(PageArenaTest, MoreThanOneRegionOfPagesWork) {
   for (size_t i = 1; i < n; i += 2) EXPECT_TRUE(HasStamp(pages[i], 0x1000 + i));
   for (void* page : refill) arena.FreePage(page);
   EXPECT_EQ(arena.PagesInUse(), 0u);
+}
+
+// Trim unmaps exactly the regions whose every page is free and cold, keeps the rest usable,
+// and is a no-op until a region's worth of pages has gone cold since it last ran.
+TEST(PageArenaTest, TrimUnmapsOnlyWhollyColdRegions) {
+  PageArena arena(/*warm_cache_pages=*/0);  // Every freed page goes cold at once.
+  const size_t n = 4 * PageArena::kRegionPages;
+  std::vector<void*> pages;
+  ASSERT_TRUE(AllocPages(arena, n, &pages));
+  ASSERT_EQ(arena.Regions(), 4u);
+  EXPECT_EQ(arena.Trim(), 0u) << "nothing is free";
+  // Pages come out of a region in address order: pages[r * kRegionPages ...] is region r.
+  // Free regions 0 and 2 wholly, and all of region 3 but one page.
+  std::vector<void*> kept;
+  std::vector<uint64_t> stamps;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t region = i / PageArena::kRegionPages;
+    const bool last_of_3 = i == n - 1;
+    if (region == 0 || region == 2 || (region == 3 && !last_of_3)) {
+      arena.FreePage(pages[i]);
+    } else {
+      Stamp(pages[i], 0x5000 + i);
+      kept.push_back(pages[i]);
+      stamps.push_back(0x5000 + i);
+    }
+  }
+  EXPECT_EQ(arena.Trim(), 2u);
+  EXPECT_EQ(arena.Regions(), 2u);
+  EXPECT_EQ(arena.PagesInUse(), kept.size());
+  for (size_t i = 0; i < kept.size(); ++i) ASSERT_TRUE(HasStamp(kept[i], stamps[i]));
+  EXPECT_EQ(arena.Trim(), 0u) << "nothing went cold since";
+  // The cold pages left (region 3's) are still handed out, and they are region 3's.
+  std::vector<void*> again;
+  ASSERT_TRUE(AllocPages(arena, PageArena::kRegionPages - 1, &again));
+  const char* r3 = static_cast<char*>(pages[3 * PageArena::kRegionPages]);
+  for (void* p : again) {
+    ASSERT_GE(static_cast<char*>(p), r3);
+    ASSERT_LT(static_cast<char*>(p), r3 + PageArena::kRegionPages * kPage);
+    std::memset(p, 0x5A, kPage);  // Mapped and writable.
+  }
+  EXPECT_EQ(arena.Regions(), 2u) << "no new mapping was needed";
+  for (void* p : again) arena.FreePage(p);
+  for (void* p : kept) arena.FreePage(p);
+  EXPECT_EQ(arena.Trim(), 2u);
+  EXPECT_EQ(arena.Regions(), 0u);
+  EXPECT_EQ(arena.PagesInUse(), 0u);
+  // And it grows again from nothing.
+  std::vector<void*> fresh;
+  ASSERT_TRUE(AllocPages(arena, 3, &fresh));
+  for (void* p : fresh) arena.FreePage(p);
 }
 
 // Resident set size in bytes, from /proc/self/statm.
