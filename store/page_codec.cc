@@ -21,9 +21,10 @@ struct DCtxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-// Which of the thread's two compression contexts: one stays at the fast level, the other
-// at the configured one, so alternating between them reconfigures nothing.
-enum CCtxSlot { kFastSlot = 0, kLevelSlot = 1, kNumSlots = 2 };
+// Which of the thread's compression contexts: one stays at the fast level, one at the
+// configured one and one at the level after an incompressible page, so alternating between
+// them reconfigures nothing.
+enum CCtxSlot { kFastSlot = 0, kLevelSlot = 1, kAfterRawSlot = 2, kNumSlots = 3 };
 
 // The calling thread's compression context in `slot`, set up for `level`; nullptr if zstd
 // has no memory for one.
@@ -140,11 +141,17 @@ size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
   const size_t comfortable = good_enough - good_enough / 8;
   if (streak->strong) {
     const size_t n = Compress(page, level, out);
-    if (n != 0 && n <= comfortable) streak->strong = false;
+    // Well under: back to the fast level. Kept raw: the level did not help either, and
+    // incompressible data is told apart faster at the fast levels.
+    if (n == 0 || n <= comfortable) streak->strong = false;
+    streak->raw = n == 0;
     return n;
   }
-  ZSTD_CCtx* cctx = ThreadCCtx(fast_level, kFastSlot);
+  const bool after_raw = streak->raw && kAfterRawLevel < fast_level;
+  ZSTD_CCtx* cctx =
+      after_raw ? ThreadCCtx(kAfterRawLevel, kAfterRawSlot) : ThreadCCtx(fast_level, kFastSlot);
   const size_t nf = cctx != nullptr ? CompressWith(cctx, page, fast, sizeof(fast)) : 0;
+  streak->raw = nf >= kPageSize;
   if (nf != 0 && nf <= good_enough && nf <= kMaxCompressed) {
     std::memcpy(out, fast, nf);
     return nf;

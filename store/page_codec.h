@@ -46,17 +46,25 @@ class PageCodec {
   static size_t Compress(const void* page, int level, void* out);
 
   // A run of pages compressed one after another (one write request): whether the last page
-  // needed the configured level. Neighbouring pages tend to be alike, so while they do, the
-  // fast attempt is skipped.
+  // needed the configured level, or was incompressible. Neighbouring pages tend to be alike,
+  // so while they do, the fast attempt is skipped, or made at kAfterRawLevel.
   struct Streak {
     bool strong = false;  // The next page goes straight to the configured level.
+    bool raw = false;     // The last page was kept raw: try the next at kAfterRawLevel.
   };
+
+  // The first attempt's level after an incompressible page (when lower than fast_level).
+  // It tells incompressible data apart 40 % faster than -1 (random 4 KiB: 1.7 against
+  // 2.8 us); a page it cannot compress, -1 could at best take to ~3.9 KB, which costs a
+  // whole zbud page anyway (none of 4096 pages of shared objects came under 3000 bytes).
+  static constexpr int kAfterRawLevel = -10;
 
   // Compresses at fast_level and keeps that if it is at most good_enough bytes, or if zstd
   // stored the page uncompressed (incompressible data gains nothing from a slower level);
   // otherwise also compresses at level and keeps the smaller. While *streak says so, starts
-  // at level and returns to the fast level once a result is well under good_enough.
-  // Returns like Compress. fast_level >= level means one pass at level.
+  // at level and returns to the fast level once a result is well under good_enough, or
+  // starts at kAfterRawLevel after a page kept raw. Returns like Compress. fast_level >=
+  // level means one pass at level.
   static size_t CompressFastFirst(const void* page, int level, int fast_level, size_t good_enough,
                                   Streak* streak, void* out);
 

@@ -465,6 +465,44 @@ TEST(PageCodecTest, FastFirstNeverKeepsAFrameOverTheZbudLimit) {
   }
 }
 
+// After an incompressible page the next is tried at kAfterRawLevel first: incompressible
+// pages still come out raw, and a compressible one still gets a frame that fits and decodes.
+TEST(PageCodecTest, FastFirstAfterAnIncompressiblePage) {
+  std::mt19937_64 rng(12);
+  PageCodec::Streak streak;
+  EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
+  EXPECT_TRUE(streak.raw);
+  EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
+  EXPECT_TRUE(streak.raw);
+  const Page easy = FioLikePage(rng);
+  const std::vector<uint8_t> got = FastFirst(easy, 1, -1, 1968, &streak);
+  ASSERT_FALSE(got.empty());
+  EXPECT_LE(got.size(), 1968u);
+  EXPECT_FALSE(streak.raw);
+  EXPECT_FALSE(streak.strong);
+  // Text after a raw page: the result decodes (FastFirst checks) and, where the usual fast
+  // level would have paired the page in zbud, it still pairs.
+  for (size_t i = 0; i < 8; ++i) {
+    PageCodec::Streak after_raw{.raw = true};
+    const Page& text = TextPages().at(i);
+    const std::vector<uint8_t> got_text = FastFirst(text, 1, -1, 1968, &after_raw);
+    ASSERT_FALSE(got_text.empty()) << "text page " << i;
+    if (CompressedAt(text, -1).size() <= 1968) {
+      EXPECT_LE(got_text.size(), 1968u) << "text page " << i;
+    }
+  }
+}
+
+// A strong streak ends on a page kept raw: the configured level did not help it, and the
+// pages after it are tried at the fast levels again.
+TEST(PageCodecTest, FastFirstStrongStreakEndsOnAnIncompressiblePage) {
+  std::mt19937_64 rng(13);
+  PageCodec::Streak streak{.strong = true};
+  EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
+  EXPECT_FALSE(streak.strong);
+  EXPECT_TRUE(streak.raw);
+}
+
 // A streak ends on a page well under good_enough at the configured level, and lasts while
 // pages are not.
 TEST(PageCodecTest, FastFirstStreakEndsOnAnEasyPage) {
