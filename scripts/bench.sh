@@ -261,15 +261,21 @@ alive() { # target -> 0 if its mount (and daemon) are still there
 
 # zbudfs frees a deleted file's pages when the kernel forgets its inode, shortly after rm
 # returns (and its pool pages a little after the data counters drop): wait for both (up to
-# 30 s) so that the freeing does not land in the next measurement.
-# Sets settle_s to the seconds it took.
+# 30 s) so that the freeing does not land in the next measurement, then one second more:
+# the daemon hands freed heap and wholly free mappings back once deletes have stopped for
+# 100 ms, and the RSS probes after a delete are meant to see that steady state.
+# Sets settle_s to the seconds it took (without that second).
 settle() { # target
   local n s
   settle_s=0
   [[ $1 == zbudfs ]] || return 0
   for ((n = 0; n < 300; n++)); do
     s=$(zstats)
-    if [[ $s =~ \"orig_data_size\":\ *0[,}] && $s =~ \"mem_used_total\":\ *0[,}] ]]; then settle_s=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 10 }'); return 0; fi
+    if [[ $s =~ \"orig_data_size\":\ *0[,}] && $s =~ \"mem_used_total\":\ *0[,}] ]]; then
+      settle_s=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 10 }')
+      sleep 1
+      return 0
+    fi
     sleep 0.1
   done
   settle_s=30
@@ -421,13 +427,17 @@ zstd_bench() { # run
 log "fio: ${#groups[@]} data/jobs groups x ${#jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per job, random jobs ${runtime} s"
 for ((run = 1; run <= runs; run++)); do
   zstd_bench "$run"
+  # Each run starts with the next target, so that no target always runs first after a
+  # group change or last before one: on a shared machine, slow spells then fall on all.
+  k=$(((run - 1) % ${#targets[@]}))
+  order=("${targets[@]:k}" "${targets[@]:0:k}")
   for g in "${groups[@]}"; do
     kind=${g%%:*} rest=${g#*:} nj=${g#*:}; nj=${nj%%:*}
     gjobs=("${jobs[@]}")
     [[ $rest == *:* ]] && IFS=, read -r -a gjobs <<<"${rest#*:}"
     for job in "${gjobs[@]}"; do
       log "run $run/$runs  data=$kind  numjobs=$nj  $job"
-      for t in "${targets[@]}"; do run_job "$run" "$kind" "$nj" "$job" "$t"; done
+      for t in "${order[@]}"; do run_job "$run" "$kind" "$nj" "$job" "$t"; done
     done
   done
 done
@@ -558,7 +568,7 @@ P('fio jobs: `ioengine=psync` (iodepth 1), %s per job, `numjobs` 1 or 2 with `gr
   'not the page cache); writes are buffered (with `end_fsync=1`, so the time includes handing the data '
   'to the store) or `direct=1`, as the table says. Data: fio\'s 60 %%-compressible buffers '
   '(`buffer_compress_percentage=60 buffer_compress_chunk=4096 refill_buffers=1`) or incompressible '
-  '(`refill_buffers=1`). Every figure is the **median of %d run%s** (runs interleave the targets job by job).'
+  '(`refill_buffers=1`). Every figure is the **median of %d run%s** (runs interleave the targets job by job, each run starting with the next target).'
   % (M['size'].replace('M', ' MiB'), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
 P('')
 P('![fio and tree copy: tmpfs, zram+ext4, passthrough_ll, zbudfs](bench.png)')
@@ -603,7 +613,9 @@ if 'zbudfs' in TARGETS:
     st = [x['settle'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' for x in a['runs'] if x.get('settle')]
     P('zbudfs frees a deleted file\'s pages when the kernel forgets the inode, a little after `rm` returns: '
       'before each sequential write the script deletes the old files and waits until zbudfs reports '
-      '`orig_data_size` and `mem_used_total` 0 (that took up to %.1f s, median %.1f s).' % (max(st) if st else 0, med(st) if st else 0))
+      '`orig_data_size` and `mem_used_total` 0 (that took up to %.1f s, median %.1f s), then 1 s more, '
+      'in which the daemon hands the freed heap and wholly free mappings back (it does once deletes '
+      'have stopped for 100 ms); the RSS checks after deletes are taken then.' % (max(st) if st else 0, med(st) if st else 0))
     P('')
     P('`orig/compr` = orig_data_size ÷ compr_data_size, `orig/mem` = orig_data_size ÷ mem_used_total, '
       'both after the job; peak RSS = the daemon\'s VmHWM during the job (reset before it); CPU = the '
