@@ -90,6 +90,7 @@ size_t PageArena::Trim() {
     // Both sorted: walk them together; a region is all cold when its kRegionPages pages
     // are the next kRegionPages entries of cold_ (a page is in cold_ at most once).
     std::vector<void*> kept_cold, kept_regions;
+    kept_cold.reserve(cold_.size());
     size_t c = 0;
     for (void* region : regions_) {
       const char* begin = static_cast<char*>(region);

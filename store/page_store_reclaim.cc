@@ -279,12 +279,13 @@ void PageStore::ReclaimerLoop() {
     // Once files or pages have stopped being dropped (none in the last 100 ms), give the
     // freed heap (index chunks, and the daemon's inodes freed with them) back to the
     // system: glibc keeps it otherwise, and RSS would stay high after `rm -rf`. The arena
-    // unmaps its wholly free regions then too (a no-op unless a region's worth was freed).
+    // unmaps its wholly free regions first (a no-op unless a region's worth was freed), so
+    // that the free list it shrinks is part of what malloc_trim gives back.
     const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
     if (dropped == last_seen) {
       lock.unlock();
-      TrimHeap(kTrimWhenQuiet);
       arena_->Trim();
+      TrimHeap(kTrimWhenQuiet);
       lock.lock();
     }
     last_seen = dropped;
