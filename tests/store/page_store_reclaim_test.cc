@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "store/overflow_store.h"
+#include "store/page_arena.h"
 #include "store/page_store.h"
 
 namespace zbudfs {
@@ -61,7 +62,7 @@ std::vector<uint8_t> MixedData(size_t bytes, uint64_t seed) {
 
 struct Fixture {
   explicit Fixture(uint64_t mem_limit, uint64_t overflow_limit = 0, bool background = true,
-                   OverflowIo* io = nullptr) {
+                   OverflowIo* io = nullptr, PageArena* arena = nullptr) {
     auto ov = OverflowStore::Open({dir.path(), overflow_limit, io});
     EXPECT_TRUE(ov.ok()) << ov.status().ToString();
     overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
@@ -69,6 +70,7 @@ struct Fixture {
     o.mem_limit = mem_limit;
     o.overflow = overflow;
     o.background_reclaim = background;
+    o.arena = arena;
     store = std::make_unique<PageStore>(o);
   }
   TempDir dir;
@@ -103,6 +105,37 @@ TEST(PageStoreReclaimTest, MemoryStaysBoundedAndEverythingReadsBack) {
   EXPECT_EQ(s.overflow_pages, 0u);
   EXPECT_EQ(s.overflow_bytes, 0u);
   EXPECT_EQ(s.mem_used_total, 0u);
+}
+
+// Once deletes stop, the background pass hands the arena's wholly free mappings back (RSS
+// and address space), and the store keeps working on fresh ones.
+TEST(PageStoreReclaimTest, QuietTimeUnmapsTheArenaMappingsOfRemovedFiles) {
+  PageArena arena(/*warm_cache_pages=*/0);  // Every freed page goes cold at once.
+  Fixture fx(256 << 20, 0, true, nullptr, &arena);
+  std::mt19937_64 rng(77);
+  std::vector<uint8_t> random(8 * PageArena::kRegionPages * kPage);  // Raw pages: 8 mappings.
+  for (size_t i = 0; i < random.size(); i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(random.data() + i, &w, 8);
+  }
+  for (PageStore::FileId id = 1; id <= 8; ++id) {
+    const size_t part = random.size() / 8;
+    ASSERT_TRUE(fx.store->Write(id, 0, random.data() + (id - 1) * part, part).ok());
+  }
+  ASSERT_EQ(fx.store->Stats().huge_pages, 8 * PageArena::kRegionPages);
+  ASSERT_GE(arena.Regions(), 8u);
+  for (PageStore::FileId id = 1; id <= 8; ++id) fx.store->Remove(id);
+  EXPECT_EQ(arena.PagesInUse(), 0u);
+  // The pass runs every 100 ms; allow it 5 s on a loaded machine.
+  for (int i = 0; i < 500 && arena.Regions() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(arena.Regions(), 0u) << "every page was free and cold";
+  const std::vector<uint8_t> again(random.begin(), random.begin() + 64 * kPage);
+  ASSERT_TRUE(fx.store->Write(9, 0, again.data(), again.size()).ok());
+  std::vector<uint8_t> got(again.size());
+  ASSERT_TRUE(fx.store->Read(9, 0, got.data(), got.size()).ok());
+  EXPECT_TRUE(got == again);
 }
 
 TEST(PageStoreReclaimTest, OverwriteAndTruncateFreeOverflowSpace) {
