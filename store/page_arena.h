@@ -45,8 +45,9 @@ class PageArena {
   uint64_t PagesInUse() const { return in_use_.load(std::memory_order_relaxed); }
 
   // Unmaps every region all of whose pages are cold and returns how many it unmapped. Sorts
-  // the cold list, so it does nothing unless that list grew by a region's worth since the
-  // last call: meant for quiet moments (the store calls it once deletes have stopped).
+  // the cold list under mu_ (64 ms for a million pages here: AllocPage/FreePage wait that
+  // long), so it does nothing unless that list grew by a region's worth since the last call:
+  // meant for quiet moments (the store calls it once deletes have stopped).
   size_t Trim();
 
   // Mappings currently held.
