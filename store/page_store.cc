@@ -224,10 +224,12 @@ void PageStore::DropPages(File& f, uint64_t first, uint64_t last) {
   std::vector<PageEntry> gone;
   {
     std::unique_lock<std::shared_mutex> lock(f.index_mu);
+    AccountDelta delta;
     f.index.EraseRange(first, last, [&](uint64_t, const PageEntry& e) {
-      Account(f, e, -1);
+      delta.Add(e, -1);
       gone.push_back(e);
     });
+    Apply(f, delta);
   }
   UnreservePages(gone.size());
   for (const PageEntry& e : gone) FreeEntry(e);

@@ -203,14 +203,13 @@ class PageStore {
                     bool* passed_limit);                      // New storage for a page.
   Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
   void FreeEntry(const PageEntry& e);                         // Releases e's storage.
-  // Statistics changes of several entries, summed so that a batch (or an overwrite of a
-  // page by one of the same kind) costs at most one atomic add per counter.
+  // Statistics changes of several entries, summed so that a batch, a dropped range (or an
+  // overwrite of a page by one of the same kind) costs at most one atomic add per counter.
   struct AccountDelta {
     int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0;
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
-  void Apply(File& f, const AccountDelta& d);               // Adds d to the counters.
-  void Account(File& f, const PageEntry& e, int64_t sign);  // Statistics +/- one entry.
+  void Apply(File& f, const AccountDelta& d);  // Adds d to the counters.
   // Statistics of old replaced by fresh in one Apply: a counter both touch (compr_data_size
   // when a page moves to overflow unchanged) is not seen to dip in between.
   void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh);

@@ -153,12 +153,6 @@ void PageStore::Apply(File& f, const AccountDelta& d) {
   add(overflow_pages_, d.overflow);
 }
 
-void PageStore::Account(File& f, const PageEntry& e, int64_t sign) {
-  AccountDelta d;
-  d.Add(e, sign);
-  Apply(f, d);
-}
-
 void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) {
   AccountDelta d;
   d.Add(old, -1);
