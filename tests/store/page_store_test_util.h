@@ -1,0 +1,197 @@
+// Helpers shared by the PageStore unit tests (page_store_test.cc, page_store_limits_test.cc,
+// page_store_model_test.cc, page_store_concurrency_test.cc): real text and random data, read
+// and write checks, the mem_used_total formula, and a page arena that counts, tracks and can
+// refuse pages.
+#ifndef ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
+#define ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <mutex>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "store/page_arena.h"
+#include "store/page_store.h"
+#include "store/zbud_pool.h"
+
+namespace zbudfs::store_test {
+
+inline constexpr uint64_t kPage = PageStore::kPageSize;
+using Bytes = std::vector<uint8_t>;
+
+// page_store.cc puts a 16-byte owner tag (file, page) in front of every zbud allocation, so a
+// page is kept raw when it compresses above kMaxAllocSize - 16 = 3952 bytes (its static_assert).
+inline constexpr size_t kOwnerTag = 16;
+inline constexpr size_t kMaxZbudPayload = ZbudPool::kMaxAllocSize - kOwnerTag;
+inline constexpr size_t kPairedPayload =  // Half a zbud page, less the owner tag.
+    (ZbudPool::kNumChunks / 2) * ZbudPool::kChunkSize - kOwnerTag;
+
+// ---- Data ---------------------------------------------------------------------------------------
+
+// Real text: the start of /usr/include's headers in path order, 2 MiB.
+inline const Bytes& Text() {
+  static const Bytes text = [] {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> paths;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator
+             it("/usr/include", fs::directory_options::skip_permission_denied, ec),
+         end;
+         !ec && it != end; it.increment(ec)) {
+      std::error_code ec2;
+      if (!it->is_symlink(ec2) && it->is_regular_file(ec2) && it->path().extension() == ".h") {
+        paths.push_back(it->path());
+      }
+    }
+    std::sort(paths.begin(), paths.end());
+    Bytes out;
+    for (const fs::path& p : paths) {
+      if (out.size() >= (2u << 20)) break;
+      std::ifstream in(p, std::ios::binary);
+      out.insert(out.end(), std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    out.resize(std::min<size_t>(out.size(), 2u << 20));
+    if (out.size() < (64u << 10)) {
+      // No headers installed: fall back to generated prose so the tests still have text.
+      std::cerr << "warning: /usr/include has little text; using generated text\n";
+      static const char* const kWords[] = {"the ",        "page ",  "store ", "keeps ",
+                                           "compressed ", "data ",  "in ",    "memory ",
+                                           "and ",        "reads ", "it\n"};
+      std::mt19937_64 rng(1);
+      while (out.size() < (2u << 20)) {
+        const char* w = kWords[rng() % std::size(kWords)];
+        out.insert(out.end(), w, w + std::strlen(w));
+      }
+    }
+    return out;
+  }();
+  return text;
+}
+
+// n bytes of real text starting at byte `from` of the corpus (wrapping).
+inline Bytes TextBytes(size_t n, size_t from = 0) {
+  const Bytes& t = Text();
+  Bytes out(n);
+  for (size_t done = 0; done < n;) {
+    const size_t at = (from + done) % t.size();
+    const size_t k = std::min(n - done, t.size() - at);
+    std::memcpy(out.data() + done, t.data() + at, k);
+    done += k;
+  }
+  return out;
+}
+
+inline Bytes RandomBytes(size_t n, std::mt19937_64& rng) {
+  Bytes out(n);
+  for (size_t i = 0; i < n; i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(out.data() + i, &w, std::min<size_t>(8, n - i));
+  }
+  return out;
+}
+
+inline Bytes WordBytes(size_t n, uint64_t word) {
+  Bytes out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(word >> (8 * (i % 8)));
+  return out;
+}
+
+inline bool AllZero(const uint8_t* p, size_t n) {
+  return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
+}
+
+// Reads len bytes, failing the test on an error.
+inline Bytes ReadBytes(PageStore& store, PageStore::FileId file, uint64_t off, size_t len) {
+  Bytes out(len, 0xEE);
+  const Status st = store.Read(file, off, out.data(), len);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out;
+}
+
+inline void WriteOk(PageStore& store, PageStore::FileId file, uint64_t off, const Bytes& data) {
+  const Status st = store.Write(file, off, data.data(), data.size());
+  ASSERT_TRUE(st.ok()) << st.ToString() << " writing " << data.size() << " bytes at " << off;
+}
+
+// The formula of the contract that must hold at every quiet moment.
+inline void ExpectMemFormula(const StoreStats& s) {
+  EXPECT_EQ(s.mem_used_total, (s.pool_pages + s.huge_pages) * kPage);
+  EXPECT_LE(s.buddied_pages, s.pool_pages);
+}
+
+// ---- A page arena for tests: counts, tracks and can refuse pages --------------------------------
+
+// AllocPage fails (nullptr) once `allowed` pages have been handed out in total; tracks the
+// pages currently handed out.
+class TestArena : public PageArena {
+ public:
+  explicit TestArena(uint64_t allowed = UINT64_MAX) : allowed_(allowed) {}
+
+  void* AllocPage() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (handed_out_ >= allowed_) {
+      ++refused_;
+      return nullptr;
+    }
+    void* p = PageArena::AllocPage();
+    if (p != nullptr) {
+      ++handed_out_;
+      live_.insert(p);
+    }
+    return p;
+  }
+
+  void FreePage(void* page) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      EXPECT_EQ(live_.erase(page), 1u) << "a page freed twice or never handed out";
+    }
+    PageArena::FreePage(page);
+  }
+
+  void Allow(uint64_t more) {
+    std::lock_guard<std::mutex> lock(mu_);
+    allowed_ = handed_out_ + more;
+  }
+  uint64_t refused() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return refused_;
+  }
+  std::set<void*> live() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  uint64_t allowed_;
+  uint64_t handed_out_ = 0;
+  uint64_t refused_ = 0;
+  std::set<void*> live_;
+};
+
+inline PageStoreOptions WithArena(PageArena* arena) {
+  PageStoreOptions o;
+  o.arena = arena;
+  return o;
+}
+
+// The randomized tests' seed: $ZBUDFS_TEST_SEED if set (to replay a failure), else fallback.
+inline uint64_t SeedFromEnv(uint64_t fallback) {
+  const char* s = std::getenv("ZBUDFS_TEST_SEED");
+  return s != nullptr ? std::strtoull(s, nullptr, 0) : fallback;
+}
+
+}  // namespace zbudfs::store_test
+
+#endif  // ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
