@@ -75,10 +75,9 @@ uint32_t GetCheck(const unsigned char* in) {
 // payload over kMaxCompressed is never kept (the page is stored raw), so its size is
 // returned without the check value being computed: hashing 4 KiB of incompressible data
 // was 3 % of the CPU of writing it.
-size_t CompressWith(ZSTD_CCtx* cctx, const void* page, void* out, size_t capacity) {
+size_t CompressWith(ZSTD_CCtx* cctx, const void* page, size_t len, void* out, size_t capacity) {
   auto* bytes = static_cast<unsigned char*>(out);
-  const size_t n =
-      ZSTD_compress2(cctx, bytes, capacity - PageCodec::kCheckSize, page, PageCodec::kPageSize);
+  const size_t n = ZSTD_compress2(cctx, bytes, capacity - PageCodec::kCheckSize, page, len);
   if (ZSTD_isError(n)) return 0;
   if (n + PageCodec::kCheckSize <= PageCodec::kMaxCompressed) {
     PutCheck(CheckValue(bytes, n), bytes + n);
@@ -122,10 +121,39 @@ void PageCodec::FillSame(void* page, uint64_t word) {
   }
 }
 
+size_t PageCodec::ContentLength(const void* page) {
+  const auto* bytes = static_cast<const unsigned char*>(page);
+  size_t end = kPageSize;
+  // 64 bytes at a time from the end while they are all zero (the compiler vectorises the
+  // OR), then 8, then byte by byte.
+  while (end >= 64) {
+    uint64_t any = 0;
+    for (size_t i = 0; i < 64; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, bytes + end - 64 + i, sizeof(w));
+      any |= w;
+    }
+    if (any != 0) break;
+    end -= 64;
+  }
+  while (end >= 8) {
+    uint64_t w;
+    std::memcpy(&w, bytes + end - 8, sizeof(w));
+    if (w != 0) break;
+    end -= 8;
+  }
+  while (end > 0 && bytes[end - 1] == 0) --end;
+  return end;
+}
+
 size_t PageCodec::Compress(const void* page, int level, void* out) {
+  return CompressPrefix(page, ContentLength(page), level, out);
+}
+
+size_t PageCodec::CompressPrefix(const void* page, size_t len, int level, void* out) {
   ZSTD_CCtx* cctx = ThreadCCtx(level);
   if (cctx == nullptr) return 0;  // No context: keep the page raw rather than fail.
-  const size_t n = CompressWith(cctx, page, out, kPageSize);
+  const size_t n = CompressWith(cctx, page, len, out, kPageSize);
   return n > kMaxCompressed ? 0 : n;
 }
 
@@ -140,25 +168,28 @@ size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
   // Well under good_enough: the page would pair at the fast level too, so end the streak.
   const size_t comfortable = good_enough - good_enough / 8;
   if (streak->strong) {
-    const size_t n = Compress(page, level, out);
+    const size_t n = CompressPrefix(page, ContentLength(page), level, out);
     // Well under: back to the fast level. Kept raw: the level did not help either, and
     // incompressible data is told apart faster at the fast levels.
     if (n == 0 || n <= comfortable) streak->strong = false;
     streak->raw = n == 0;
     return n;
   }
+  const size_t len = ContentLength(page);
   const bool after_raw = streak->raw && kAfterRawLevel < fast_level;
   ZSTD_CCtx* cctx =
       after_raw ? ThreadCCtx(kAfterRawLevel, kAfterRawSlot) : ThreadCCtx(fast_level, kFastSlot);
-  const size_t nf = cctx != nullptr ? CompressWith(cctx, page, fast, sizeof(fast)) : 0;
-  streak->raw = nf >= kPageSize;
+  const size_t nf = cctx != nullptr ? CompressWith(cctx, page, len, fast, sizeof(fast)) : 0;
+  // zstd stored the content as is: it is incompressible.
+  const bool incompressible = nf > len;
+  streak->raw = incompressible;
   if (nf != 0 && nf <= good_enough && nf <= kMaxCompressed) {
     std::memcpy(out, fast, nf);
     return nf;
   }
-  if (nf >= kPageSize) return 0;  // Stored raw by zstd: incompressible, keep the page raw.
+  if (incompressible && nf > kMaxCompressed) return 0;  // A slower level would not help.
   streak->strong = true;
-  const size_t n = Compress(page, level, out);
+  const size_t n = CompressPrefix(page, len, level, out);
   if (nf != 0 && nf <= kMaxCompressed && (n == 0 || nf < n)) {
     std::memcpy(out, fast, nf);
     return nf;
@@ -177,13 +208,15 @@ Status PageCodec::Decompress(const void* src, size_t len, void* page) {
   if (dctx == nullptr) return Status::Error(ENOMEM, "zstd: no decompression context");
   ZSTD_frameHeader header;
   if (ZSTD_getFrameHeader_advanced(&header, bytes, frame, ZSTD_f_zstd1_magicless) != 0 ||
-      header.frameType != ZSTD_frame || header.frameContentSize != kPageSize) {
+      header.frameType != ZSTD_frame || header.frameContentSize == 0 ||
+      header.frameContentSize > kPageSize) {
     return Status::Error(EIO, "corrupt page: bad frame header");
   }
   const size_t n = ZSTD_decompressDCtx(dctx, page, kPageSize, bytes, frame);
   if (ZSTD_isError(n))
     return Status::Error(EIO, std::string("corrupt page: ") + ZSTD_getErrorName(n));
-  if (n != kPageSize) return Status::Error(EIO, "corrupt page: wrong length");
+  if (n != header.frameContentSize) return Status::Error(EIO, "corrupt page: wrong length");
+  std::memset(static_cast<unsigned char*>(page) + n, 0, kPageSize - n);  // The elided zeros.
   return Status::OK();
 }
 

@@ -235,7 +235,11 @@ TEST(PageCodecTest, HugePagePathAtTheZbudLimit) {
   for (size_t k = 3800; k <= kPage; k += 2) {
     Page page{};
     std::memcpy(page.data(), noise.data(), k);
-    const size_t frame = ZSTD_compress2(cctx, ref.data(), ref.size(), page.data(), kPage);
+    // The codec compresses the page without its trailing zeros.
+    const size_t len = PageCodec::ContentLength(page.data());
+    ASSERT_LE(len, k);
+    ASSERT_GT(len, k - 16) << "k=" << k;
+    const size_t frame = ZSTD_compress2(cctx, ref.data(), ref.size(), page.data(), len);
     ASSERT_FALSE(ZSTD_isError(frame));
     const size_t s = frame + PageCodec::kCheckSize;
     const size_t n = PageCodec::Compress(page.data(), 1, out.data());
@@ -259,6 +263,56 @@ TEST(PageCodecTest, HugePagePathAtTheZbudLimit) {
 
 // Every single-byte corruption (three masks at every position) of compressed pages of each kind
 // gives EIO, or at worst OK with the exact original page: never OK with wrong data.
+TEST(PageCodecTest, ContentLengthIsTheLastNonZeroByte) {
+  Page page{};
+  EXPECT_EQ(PageCodec::ContentLength(page.data()), 0u);
+  for (size_t last = 0; last < kPage; ++last) {
+    page.fill(0);
+    page[last] = 0x80;
+    page[last / 2] = 1;  // Bytes before the last one do not matter.
+    ASSERT_EQ(PageCodec::ContentLength(page.data()), last + 1) << "last non-zero byte " << last;
+  }
+  page.fill(0xFF);
+  EXPECT_EQ(PageCodec::ContentLength(page.data()), kPage);
+}
+
+// A page's trailing zeros are left out of its frame (its content size is shorter) and come
+// back on decompression, whatever the destination held: at every length of the non-zero
+// part, for random and for text content, at the default and a strong level.
+TEST(PageCodecTest, TrailingZerosAreElidedAndRestored) {
+  std::mt19937_64 rng(21);
+  const Page noise = RandomPage(rng);
+  const Page& text = TextPages().at(7);
+  size_t kept_raw = 0;
+  for (const Page* src : {&noise, &text}) {
+    for (size_t len = 1; len <= kPage; ++len) {
+      Page page{};
+      std::memcpy(page.data(), src->data(), len);
+      page[len - 1] = 0x5A;
+      for (int level : {1, 9}) {
+        std::vector<uint8_t> out(kPage);
+        const size_t n = PageCodec::Compress(page.data(), level, out.data());
+        if (n == 0) {
+          ++kept_raw;
+          ASSERT_GT(len, PageCodec::kMaxCompressed - 64) << "len " << len << " kept raw";
+          continue;
+        }
+        ZSTD_frameHeader header;
+        ASSERT_EQ(ZSTD_getFrameHeader_advanced(&header, out.data(), n - PageCodec::kCheckSize,
+                                               ZSTD_f_zstd1_magicless),
+                  0u);
+        ASSERT_EQ(header.frameContentSize, len) << "the frame holds the non-zero part only";
+        Page back;
+        back.fill(0xA5);
+        const Status st = PageCodec::Decompress(out.data(), n, back.data());
+        ASSERT_TRUE(st.ok()) << "len " << len << ": " << st.ToString();
+        ASSERT_TRUE(back == page) << "len " << len << " level " << level;
+      }
+    }
+  }
+  EXPECT_GT(kept_raw, 0u);  // Random content near a whole page still takes the raw path.
+}
+
 TEST(PageCodecTest, CorruptedPayloadIsDetected) {
   std::mt19937_64 rng(99);
   std::vector<Page> pages = {TextPages().at(3), TextPages().at(40), BinaryPages().at(20),
@@ -329,12 +383,15 @@ TEST(PageCodecTest, NonPageFramesAreEio) {
   };
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ASSERT_NE(cctx, nullptr);
-  // A valid magicless frame of the wrong content size is not a page.
-  const std::vector<uint8_t> small(kPage / 2, 'x');
+  // A valid magicless frame of more than a page, or of nothing, is not a page.
+  const std::vector<uint8_t> big(kPage + 1, 'x');
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless);
-  size_t n = ZSTD_compress2(cctx, comp.data(), comp.size(), small.data(), small.size());
+  size_t n = ZSTD_compress2(cctx, comp.data(), comp.size(), big.data(), big.size());
   ASSERT_FALSE(ZSTD_isError(n));
-  EXPECT_EQ(decode_checked(n), EIO) << "half a page";
+  EXPECT_EQ(decode_checked(n), EIO) << "a page and a byte";
+  n = ZSTD_compress2(cctx, comp.data(), comp.size(), big.data(), 0);
+  ASSERT_FALSE(ZSTD_isError(n));
+  EXPECT_EQ(decode_checked(n), EIO) << "empty frame";
   // A page-sized frame without a content size in its header is not one of ours either.
   const Page& text = TextPages().at(0);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
@@ -474,10 +531,19 @@ TEST(PageCodecTest, FastFirstAfterAnIncompressiblePage) {
   EXPECT_TRUE(streak.raw);
   EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
   EXPECT_TRUE(streak.raw);
-  const Page easy = FioLikePage(rng);
-  const std::vector<uint8_t> got = FastFirst(easy, 1, -1, 1968, &streak);
+  // fio's page: 40 % random bytes, then zeros. The zeros are elided and the random bytes
+  // kept as they are in the frame: it fits, and the content counts as incompressible.
+  const std::vector<uint8_t> got = FastFirst(FioLikePage(rng), 1, -1, 1968, &streak);
   ASSERT_FALSE(got.empty());
   EXPECT_LE(got.size(), 1968u);
+  EXPECT_TRUE(streak.raw);
+  EXPECT_FALSE(streak.strong);
+  // A page that compresses ends the run of incompressible ones.
+  Page easy;
+  for (size_t i = 0; i < kPage; ++i) easy[i] = static_cast<uint8_t>("zbud pairs pages "[i % 17]);
+  const std::vector<uint8_t> got_easy = FastFirst(easy, 1, -1, 1968, &streak);
+  ASSERT_FALSE(got_easy.empty());
+  EXPECT_LE(got_easy.size(), 1968u);
   EXPECT_FALSE(streak.raw);
   EXPECT_FALSE(streak.strong);
   // Text after a raw page: the result decodes (FastFirst checks) and, where the usual fast
