@@ -87,7 +87,7 @@ std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
 // exclusive once; the old storage is freed after it is released.
 template <typename Fill>
 Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
-                               WriteMuMode mode) {
+                               WriteMuMode mode, Limit limit) {
   // Per thread, not on the stack: a 4 KiB write would otherwise zero 8 KiB of entries
   // (fresh and old) per call. Nothing here re-enters RewritePages on the same thread.
   thread_local uint8_t merge[kPage];
@@ -153,8 +153,9 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       if (data != nullptr) {
         // The memory the current entry holds (0: hole, same, overflow), read now: reclaim
         // may have moved the old page out since the batch began.
-        uint64_t replaced_mem = 0;
-        {
+        // (kAdmitShrink: as if it replaced any amount, so that it is always admitted.)
+        uint64_t replaced_mem = limit == Limit::kAdmitShrink ? UINT64_MAX : 0;
+        if (limit == Limit::kEnforce) {
           std::shared_lock<std::shared_mutex> lock(f.index_mu);
           const PageEntry* e = f.index.Find(page);
           if (e != nullptr && e->kind != PageEntry::kOverflow) replaced_mem = EntryCost(*e);
@@ -359,53 +360,55 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
 Status PageStore::Truncate(FileId id, uint64_t size) {
   if (size > kMaxFileSize) return Status::Error(EFBIG);
   return WithFile(id, /*create=*/false, [&](File& f) -> Status {
-    const uint64_t keep = (size + kPage - 1) / kPage;
-    if (size % kPage != 0) {
-      const uint64_t tail = size / kPage;
-      Status st = ZeroInPage(id, f, tail, size % kPage, kPage);
-      if (!st.ok()) return st;
-    }
-    DropPages(f, keep, PageIndex::kNone);
-    return Status::OK();
+    // Whole pages first: what they free makes room for the tail page's new form.
+    DropPages(f, (size + kPage - 1) / kPage, PageIndex::kNone);
+    if (size % kPage == 0) return Status::OK();
+    return ZeroInPage(id, f, size / kPage, size % kPage, kPage);
   });
 }
 
-// Zeroes bytes [from, to) of page p if p is stored (a hole already reads as zeros).
+// Zeroes bytes [from, to) of page p if p is stored (a hole already reads as zeros), for
+// truncate and punch: the page may pass mem_limit (a page in the overflow directory or a
+// same-filled one holds no memory, so its new form adds some), at most one page per edge
+// of the range, while the operation frees the rest.
 Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to) {
   {
     std::shared_lock<std::shared_mutex> lock(f.index_mu);
     if (f.index.Find(page) == nullptr) return Status::OK();
   }
-  return RewritePages(id, f, page, 1, [&](uint64_t p, uint8_t* merge, Status* st) {
-    *st = LoadPage(f, p, merge);
-    std::memset(merge + from, 0, to - from);
-    return merge;
-  });
+  return RewritePages(
+      id, f, page, 1,
+      [&](uint64_t p, uint8_t* merge, Status* st) {
+        *st = LoadPage(f, p, merge);
+        std::memset(merge + from, 0, to - from);
+        return merge;
+      },
+      WriteMuMode::kCallerHoldsWriteMu, Limit::kAdmitShrink);
 }
 
-// Calls whole(first, last) for the whole pages of [off, off+len) and part(page, from, to)
-// for the partial pages at its edges.
+// Calls whole(first, last) for the whole pages of [off, off+len), then part(page, from, to)
+// for the partial pages at its edges (whole pages first: punching frees them before the
+// edges are rewritten).
 template <typename Whole, typename Part>
 Status PageStore::SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part) {
   if (len == 0) return Status::OK();
   if (off >= kMaxFileSize) return Status::OK();
   const uint64_t end = len > kMaxFileSize - off ? kMaxFileSize : off + len;
-  uint64_t first_whole = (off + kPage - 1) / kPage;
+  const uint64_t first_whole = (off + kPage - 1) / kPage;
   const uint64_t last_whole = end / kPage;  // Exclusive.
-  if (off % kPage != 0) {
-    const uint64_t page = off / kPage;
-    const uint64_t to = std::min<uint64_t>(kPage, end - page * kPage);
-    Status st = part(page, off % kPage, to);
-    if (!st.ok()) return st;
-    if (page == (end - 1) / kPage) return Status::OK();
+  const uint64_t lead = off / kPage;        // The leading partial page, if off % kPage.
+  if (off % kPage != 0 && lead == (end - 1) / kPage) {
+    return part(lead, off % kPage, end - lead * kPage);  // Within one page.
   }
   if (first_whole < last_whole) {
     Status st = whole(first_whole, last_whole);
     if (!st.ok()) return st;
   }
-  if (end % kPage != 0 && end / kPage >= first_whole) {
-    return part(end / kPage, 0, end % kPage);
+  if (off % kPage != 0) {
+    Status st = part(lead, off % kPage, kPage);
+    if (!st.ok()) return st;
   }
+  if (end % kPage != 0) return part(end / kPage, 0, end % kPage);
   return Status::OK();
 }
 

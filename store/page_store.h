@@ -139,10 +139,14 @@ class PageStore {
   Status Read(FileId file, uint64_t off, void* buf, size_t len);
 
   // Drops every page at or past ceil(size/4096) and zeroes the tail of the page holding
-  // byte size-1. Errors: EIO when the tail page is corrupt.
+  // byte size-1, in that order; never fails for memory (the tail page may pass mem_limit:
+  // a full store can always be shrunk). Errors: EIO when the tail page is corrupt or
+  // cannot be read back from the overflow directory.
   Status Truncate(FileId file, uint64_t size);
 
-  // Makes [off, off+len) read as zeros, freeing whole pages inside it (they become holes).
+  // Makes [off, off+len) read as zeros, freeing whole pages inside it (they become holes)
+  // before the partial pages at its edges are rewritten; never fails for memory, as
+  // Truncate. Errors: EIO as Truncate.
   Status PunchHole(FileId file, uint64_t off, uint64_t len);
 
   // Makes [off, off+len) read as zeros, keeping the pages allocated (as zero pages, which
@@ -190,9 +194,15 @@ class PageStore {
     kCallerHoldsWriteMu,  // The caller, throughout.
     kLockToPublish,       // Nobody while compressing; taken to publish each batch.
   };
+  // Whether RewritePages' pages may pass mem_limit regardless of what they replace.
+  enum class Limit {
+    kEnforce,     // Only a page that costs no more memory than the one it replaces.
+    kAdmitShrink  // Always: the caller frees space (truncate, punch); it must not fail.
+  };
   template <typename Fill>
   Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
-                      WriteMuMode mode = WriteMuMode::kCallerHoldsWriteMu);
+                      WriteMuMode mode = WriteMuMode::kCallerHoldsWriteMu,
+                      Limit limit = Limit::kEnforce);
   template <typename Whole, typename Part>
   static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
   Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);

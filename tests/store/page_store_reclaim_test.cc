@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/filesystem.hpp>
 #include <chrono>
@@ -204,6 +205,52 @@ TEST(PageStoreReclaimTest, FullOverflowGivesEnospcAndLosesNothing) {
   // Freeing space makes writes work again.
   fx.store->Remove(1);
   EXPECT_TRUE(fx.store->Write(3, 0, data.data(), 64 * 1024).ok());
+}
+
+// With memory and the overflow directory both full, shrinking a file must still work: its
+// partial page at the cut is in the overflow directory (holding no memory), so its new form
+// needs memory that cannot be made. Before whole pages were dropped first and the cut page
+// admitted past mem_limit, both failed with ENOSPC: no way out of a full store but rm.
+TEST(PageStoreReclaimTest, TruncateAndPunchSucceedWhenMemoryAndOverflowAreFull) {
+  std::mt19937_64 rng(17);
+  std::vector<uint8_t> data(1 << 20);
+  for (size_t i = 0; i < data.size(); i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(data.data() + i, &w, 8);
+  }
+  // Fills memory and overflow (256 KiB each) with file 1's random pages, then file 2's
+  // until ENOSPC: file 1's first pages, the coldest, are in the overflow directory.
+  auto fill = [&](Fixture& fx) {
+    ASSERT_TRUE(fx.store->Write(1, 0, data.data(), 256 << 10).ok());
+    Status st;
+    for (size_t off = 0; off < data.size() && st.ok(); off += 16 << 10) {
+      st = fx.store->Write(2, off, data.data() + off, 16 << 10);
+    }
+    ASSERT_EQ(st.code(), ENOSPC) << st.ToString();
+    ASSERT_GT(fx.store->Stats().overflow_pages, 2u);
+  };
+  {
+    Fixture fx(256 << 10, 256 << 10, /*background=*/false);
+    ASSERT_NO_FATAL_FAILURE(fill(fx));
+    const Status st = fx.store->Truncate(1, 5000);
+    ASSERT_TRUE(st.ok()) << "Truncate with memory and overflow full: " << st.ToString();
+    std::vector<uint8_t> got(2 * kPage, 0xAA);
+    ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+    EXPECT_EQ(0, std::memcmp(got.data(), data.data(), 5000));
+    EXPECT_TRUE(std::all_of(got.begin() + 5000, got.end(), [](uint8_t b) { return b == 0; }));
+    EXPECT_EQ(fx.store->Usage(1).pages, 2u);
+  }
+  {
+    Fixture fx(256 << 10, 256 << 10, /*background=*/false);
+    ASSERT_NO_FATAL_FAILURE(fill(fx));
+    const Status st = fx.store->PunchHole(1, 100, 3 * kPage);
+    ASSERT_TRUE(st.ok()) << "PunchHole with memory and overflow full: " << st.ToString();
+    std::vector<uint8_t> want(data.begin(), data.begin() + (256 << 10));
+    std::fill(want.begin() + 100, want.begin() + 100 + 3 * kPage, 0);
+    std::vector<uint8_t> got(want.size());
+    ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+    EXPECT_EQ(got, want);
+  }
 }
 
 class FailingReads : public OverflowIo {
