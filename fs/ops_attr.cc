@@ -63,7 +63,8 @@ int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set)
       std::lock_guard<std::mutex> lock(inode->mu);
       old_size = inode->size;
     }
-    if (attr->st_size < old_size) {
+    // At or below the size: also frees pages past EOF (fallocate with KEEP_SIZE), as tmpfs.
+    if (attr->st_size <= old_size) {
       Status s = fs->store().Truncate(inode->ino, attr->st_size);
       if (!s.ok()) return s.code();
     }

@@ -205,6 +205,24 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
 }
 
+// After a plain fallocate failed part way (ENOSPC past size=): frees the zero pages it
+// stored past EOF, which no one could see or truncate away (st_blocks and df would keep
+// them). Whole pages only, so it cannot fail. Pages inside the file stay allocated, as
+// ext4 leaves them. inode->data_mu must be held exclusively.
+void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end) {
+  constexpr uint64_t kPage = PageStore::kPageSize;
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    size = static_cast<uint64_t>(inode->size);
+  }
+  // The pages of this call ([off, end) rounded out) that lie wholly past EOF.
+  const uint64_t from =
+      std::max(static_cast<uint64_t>(off) / kPage * kPage, (size + kPage - 1) / kPage * kPage);
+  const uint64_t to = (end + kPage - 1) / kPage * kPage;
+  if (to > from) (void)fs->store().PunchHole(inode->ino, from, to - from);
+}
+
 int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
   const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if (mode & ~known) return EOPNOTSUPP;
@@ -221,7 +239,10 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
   Status s = punch  ? fs->store().PunchHole(inode->ino, off, len)
              : zero ? fs->store().ZeroRange(inode->ino, off, len)
                     : fs->store().Allocate(inode->ino, off, len);
-  if (!s.ok()) return s.code();
+  if (!s.ok()) {
+    if (!punch && !zero) UndoAllocationPastEof(fs, inode, off, end);
+    return s.code();
+  }
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);
   if (!keep_size && static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);

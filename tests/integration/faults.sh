@@ -147,6 +147,28 @@ fallocate -l 16M "$MNT/falloc" 2>"$WORK/err" || rc=$?
 verify_all "(size reached)"
 alive
 rm -f "$MNT/full" "$MNT/falloc" "$MNT/b"
+# A fallocate that fails part way (with room for some of it) takes back what it stored past
+# EOF: nothing could see or free it (statfs's free blocks: st_blocks may be the kernel's
+# cached figure).
+free0=$(stat -f -c %f "$MNT")
+rc=0
+fallocate -l 16M "$MNT/falloc" 2>"$WORK/err" || rc=$?
+((rc != 0)) || fail "fallocate -l 16M with $free0 blocks free succeeded"
+free1=$(stat -f -c %f "$MNT")
+fsize=$(stat -c %s "$MNT/falloc")
+((fsize == 0 && free1 == free0)) || fail "after the failed fallocate: size $fsize, free blocks $free0 -> $free1"
+rm -f "$MNT/falloc"
+# Pages fallocated past EOF (KEEP_SIZE) go when the file is truncated to its size, as on
+# tmpfs (statfs's free blocks: st_blocks may be the kernel's cached figure).
+: >"$MNT/keep"
+free0=$(stat -f -c %f "$MNT")
+fallocate -n -l 2M "$MNT/keep" || fail "fallocate --keep-size -l 2M failed"
+free1=$(stat -f -c %f "$MNT")
+((free0 - free1 >= 512)) || fail "fallocate --keep-size -l 2M: free blocks $free0 -> $free1"
+truncate -s 0 "$MNT/keep"
+free2=$(stat -f -c %f "$MNT")
+((free2 == free0)) || fail "truncate -s 0 kept what was fallocated past EOF: free blocks $free0 -> $free1 -> $free2"
+rm -f "$MNT/keep"
 put random 2 "$MNT/c" || fail "writing 2 MiB after freeing space failed"
 verify_all "(after rm)"
 rm -f "$MNT"/*
