@@ -120,6 +120,9 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = s
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
 // Removes the security.capability xattr (a truncate or write by a capable caller).
 void ClearCapabilities(Inode* inode);
+// True when the process behind req has capability cap (CAP_* of <linux/capability.h>) in
+// its effective set, read from /proc/PID/status; false if that process is gone.
+bool CallerHasCapability(fuse_req_t req, int cap);
 
 // Removes xattr name of inode (Inode::mu held); true if it was there (ops_xattr.cc).
 bool EraseXattr(Inode* inode, std::string_view name);

@@ -160,8 +160,9 @@ bool InGroup(fuse_req_t req, gid_t gid) {
   return false;
 }
 
-// True when the process behind req has CAP_FSETID in its effective set (false if it is gone).
-bool CallerHasCapFsetid(fuse_req_t req) {
+}  // namespace
+
+bool CallerHasCapability(fuse_req_t req, int cap) {
   const std::string path = "/proc/" + std::to_string(fuse_req_ctx(req)->pid) + "/status";
   FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) return false;
@@ -172,8 +173,14 @@ bool CallerHasCapFsetid(fuse_req_t req) {
     found = std::sscanf(line, "CapEff: %llx", &caps) == 1;
   }
   std::fclose(f);
+  return found && (caps & (1ull << cap)) != 0;
+}
+
+namespace {
+
+bool CallerHasCapFsetid(fuse_req_t req) {
   constexpr int kCapFsetid = 4;  // CAP_FSETID in <linux/capability.h>.
-  return found && (caps & (1ull << kCapFsetid)) != 0;
+  return CallerHasCapability(req, kCapFsetid);
 }
 
 }  // namespace

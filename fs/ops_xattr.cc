@@ -2,8 +2,8 @@
 // root directory's read-only statistics attribute user.zbudfs.stats.
 //
 // Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
-// Only Inode::mu is taken here; the statistics come from PageStore::Stats() with no lock
-// held. The kernel itself enforces name length (ERANGE), value size (E2BIG), permissions
+// Only Inode::mu is taken here; the statistics come from PageStore::Stats() and the
+// caller's capabilities from /proc with no lock held. The kernel itself enforces name length (ERANGE), value size (E2BIG), permissions
 // and the user.* rules for special files.
 #include <sys/xattr.h>
 
@@ -121,11 +121,29 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   }
   std::string names;
   if (ino == FUSE_ROOT_ID) names.append(kStatsXattr, sizeof(kStatsXattr));
+  bool has_trusted = false;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (const XattrMap* map = inode->xattrs.get()) {
-      for (const auto& [name, value] : *map) names.append(name.c_str(), name.size() + 1);
+      for (const auto& [name, value] : *map) {
+        names.append(name.c_str(), name.size() + 1);
+        has_trusted |= name.starts_with("trusted.");
+      }
     }
+  }
+  // trusted.* names are listed only to callers with CAP_SYS_ADMIN, as tmpfs does (the
+  // kernel already refuses their values to others); /proc is read only when there are some.
+  constexpr int kCapSysAdmin = 21;  // CAP_SYS_ADMIN in <linux/capability.h>.
+  if (has_trusted && !CallerHasCapability(req, kCapSysAdmin)) {
+    std::string visible;
+    for (size_t at = 0; at < names.size();) {
+      const size_t end = names.find('\0', at) + 1;
+      if (!std::string_view(names).substr(at).starts_with("trusted.")) {
+        visible.append(names, at, end - at);
+      }
+      at = end;
+    }
+    names = std::move(visible);
   }
   ReplyValue(req, names, size);
 }
