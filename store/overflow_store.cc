@@ -1,5 +1,6 @@
-// Lock order: PageStore locks -> OverflowStore::mu_ (innermost). pread/pwrite run unlocked;
-// only ftruncate of an emptied class file runs under mu_.
+// Lock order: PageStore locks -> OverflowStore::open_mu_ -> mu_ (innermost). pread/pwrite
+// run unlocked; only ftruncate of an emptied class file runs under mu_, and a class file's
+// creation under open_mu_ alone.
 #include "store/overflow_store.h"
 
 #include <fcntl.h>
@@ -177,11 +178,17 @@ std::string OverflowStore::DataPath(int cls) const {
 }
 
 Status OverflowStore::OpenClassFile(int cls) {
+  std::lock_guard<std::mutex> opening(open_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (classes_[cls].fd >= 0) return Status::OK();  // Another writer opened it meanwhile.
+  }
   const std::string path = DataPath(cls);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return Errno(errno == ENOSPC || errno == EDQUOT ? ENOSPC : EIO,
                  "overflow: cannot create " + path);
+  std::lock_guard<std::mutex> lock(mu_);
   classes_[cls].fd = fd;
   return Status::OK();
 }
@@ -209,13 +216,18 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
   const size_t slot_size = SlotSize(cls);
   uint64_t slot;
   int fd;
+  bool opened;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    opened = classes_[cls].fd >= 0;
+  }
+  if (!opened) {  // The class's first write: create its file, with mu_ released.
+    Status st = OpenClassFile(cls);
+    if (!st.ok()) return st;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     SizeClass& c = classes_[cls];
-    if (c.fd < 0) {
-      Status st = OpenClassFile(cls);
-      if (!st.ok()) return st;
-    }
     if (!c.free.empty()) {
       slot = c.free.back();
       c.free.pop_back();

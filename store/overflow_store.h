@@ -16,8 +16,10 @@
 //
 // Locking: mu_ guards the slot lists and counters. pread/pwrite run with no lock; the only
 // I/O under mu_ is the rare ftruncate of a class file that just emptied (no slot of it is in
-// use then, so no read or write can race it). mu_ is innermost: nothing else is taken under
-// it. Lock order: PageStore's locks -> OverflowStore::mu_.
+// use then, so no read or write can race it). A class file is created by its first write
+// under open_mu_ alone (so that two first writers do not both create it). mu_ is
+// innermost: nothing else is taken under it. Lock order: PageStore's locks -> open_mu_ ->
+// mu_.
 #ifndef ZBUDFS_STORE_OVERFLOW_STORE_H_
 #define ZBUDFS_STORE_OVERFLOW_STORE_H_
 
@@ -98,7 +100,7 @@ class OverflowStore {
   static size_t SlotSize(int cls) { return (static_cast<size_t>(cls) + 1) * kClassSize; }
   static uint64_t EncodeLoc(int cls, uint64_t slot) { return (uint64_t(cls) << 56) | slot; }
   std::string DataPath(int cls) const;
-  Status OpenClassFile(int cls);             // mu_ held.
+  Status OpenClassFile(int cls);             // Takes open_mu_, then mu_ around the open.
   void ReleaseSlot(int cls, uint64_t slot);  // mu_ held.
 
   const std::string dir_;
@@ -111,6 +113,7 @@ class OverflowStore {
 
   std::atomic<uint64_t> bytes_used_{0};
   std::atomic<uint64_t> slots_in_use_{0};
+  std::mutex open_mu_;     // Serialises creating class files; taken before mu_, never under.
   mutable std::mutex mu_;  // Guards classes_ (see the top comment).
   SizeClass classes_[kNumClasses];
 };

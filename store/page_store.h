@@ -24,7 +24,9 @@
 //                                             swap entries.
 //   4. ZbudPool::mu_          (mutex)         pool lists; never held across a callback.
 //   5. PageArena::mu_         (mutex)         free page lists; syscalls happen outside it.
-//   5. OverflowStore::mu_     (mutex)         overflow slot lists; pread/pwrite outside it.
+//   5. OverflowStore::mu_     (mutex)         overflow slot lists; pread/pwrite outside it
+//                                             (its open_mu_, around creating a class file,
+//                                             comes just before it).
 //   5. PageStore::raw_mu_     (mutex)         the raw-page FIFO; deque work only.
 //   -  PageStore::bg_mu_      (mutex)         the reclaimer's sleep; nothing taken under it.
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
