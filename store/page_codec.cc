@@ -7,6 +7,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -147,7 +148,9 @@ size_t PageCodec::ContentLength(const void* page) {
 }
 
 size_t PageCodec::Compress(const void* page, int level, void* out) {
-  return CompressPrefix(page, ContentLength(page), level, out);
+  // An all-zero page (the store keeps those as same-filled) still gets a frame of one byte:
+  // a frame of nothing is not a page (Decompress).
+  return CompressPrefix(page, std::max<size_t>(1, ContentLength(page)), level, out);
 }
 
 size_t PageCodec::CompressPrefix(const void* page, size_t len, int level, void* out) {
@@ -168,14 +171,14 @@ size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
   // Well under good_enough: the page would pair at the fast level too, so end the streak.
   const size_t comfortable = good_enough - good_enough / 8;
   if (streak->strong) {
-    const size_t n = CompressPrefix(page, ContentLength(page), level, out);
+    const size_t n = Compress(page, level, out);
     // Well under: back to the fast level. Kept raw: the level did not help either, and
     // incompressible data is told apart faster at the fast levels.
     if (n == 0 || n <= comfortable) streak->strong = false;
     streak->raw = n == 0;
     return n;
   }
-  const size_t len = ContentLength(page);
+  const size_t len = std::max<size_t>(1, ContentLength(page));  // As Compress.
   const bool after_raw = streak->raw && kAfterRawLevel < fast_level;
   ZSTD_CCtx* cctx =
       after_raw ? ThreadCCtx(kAfterRawLevel, kAfterRawSlot) : ThreadCCtx(fast_level, kFastSlot);

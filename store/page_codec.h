@@ -82,7 +82,7 @@ class PageCodec {
   // check value, fails it, or is not one frame that decodes to exactly kPageSize bytes.
   static Status Decompress(const void* src, size_t len, void* page);
 
-  // Compress of page[0, len) only, len = ContentLength(page), 1..kPageSize.
+  // Compress of page[0, len) only, len = ContentLength(page) (at least 1), 1..kPageSize.
   static size_t CompressPrefix(const void* page, size_t len, int level, void* out);
 
   // The valid zstd level range on this build (negative levels are the fast ones).
