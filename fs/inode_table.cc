@@ -1,7 +1,8 @@
 // Inodes, directories and the inode table.
 //
 // Lock order (see inode_table.h): tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu.
-// Here: DropIfUnused takes InodeTable::mu_ then Inode::mu; nothing else nests.
+// Here: DropIfUnused and CountInUse take InodeTable::mu_ then Inode::mu (one at a time);
+// nothing else nests.
 #include "fs/inode_table.h"
 
 #include <algorithm>
@@ -70,6 +71,16 @@ std::shared_ptr<Inode> InodeTable::Create(mode_t mode, std::string symlink_targe
   auto inode = std::make_shared<Inode>(ino, mode, std::move(symlink_target));
   inodes_.emplace(ino, inode);
   return inode;
+}
+
+size_t InodeTable::CountInUse() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [ino, inode] : inodes_) {
+    std::lock_guard<std::mutex> ilock(inode->mu);
+    n += inode->nlink != 0 || inode->open_count != 0;
+  }
+  return n;
 }
 
 bool InodeTable::DropIfUnused(const std::shared_ptr<Inode>& inode) {

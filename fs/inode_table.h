@@ -153,6 +153,9 @@ class InodeTable {
   bool DropIfUnused(const std::shared_ptr<Inode>& inode);
   // Number of live inodes.
   size_t size() const;
+  // Live inodes a user can still reach: linked or open, so not those waiting only for the
+  // kernel's forget. Locks each inode in turn: O(inodes), for when size() is at a limit.
+  size_t CountInUse() const;
 
  private:
   mutable std::mutex mu_;                                          // Guards what follows.

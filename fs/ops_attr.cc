@@ -137,7 +137,8 @@ void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   st.f_blocks = total;
   st.f_bfree = total - used;
   st.f_bavail = total - used;
-  st.f_files = std::max<uint64_t>(total, inodes);
+  const uint64_t limit = fs->options().nr_inodes;
+  st.f_files = limit != 0 ? std::max<uint64_t>(limit, inodes) : std::max<uint64_t>(total, inodes);
   st.f_ffree = st.f_files - inodes;
   st.f_favail = st.f_ffree;
   st.f_namemax = kNameMax;

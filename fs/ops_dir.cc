@@ -72,6 +72,13 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
     }
     return EEXIST;
   }
+  // nr_inodes: checked under tree_mu_ held exclusively, so creations cannot overshoot. An
+  // unlinked inode the kernel has not forgotten yet (a little after rm) does not count, as
+  // on tmpfs; the exact count is taken only at the limit.
+  if (const uint64_t limit = fs->options().nr_inodes;
+      limit != 0 && fs->table().size() >= limit && fs->table().CountInUse() >= limit) {
+    return ENOSPC;
+  }
   mode_t dir_mode;
   gid_t dir_gid;
   {

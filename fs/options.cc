@@ -30,6 +30,7 @@ enum Key {
   kKeyZstdLevel,
   kKeyZstdFast,
   kKeyMaxThreads,
+  kKeyNrInodes,
   kKeyCloneFd,
   kKeyAllowOther,
   kKeyFsname,
@@ -55,6 +56,7 @@ const struct fuse_opt kSpecs[] = {
     FUSE_OPT_KEY("zstd_level=", kKeyZstdLevel),
     FUSE_OPT_KEY("zstd_fast=", kKeyZstdFast),
     FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
+    FUSE_OPT_KEY("nr_inodes=", kKeyNrInodes),
     FUSE_OPT_KEY("clone_fd", kKeyCloneFd),
     FUSE_OPT_KEY("allow_other", kKeyAllowOther),
     FUSE_OPT_KEY("fsname=", kKeyFsname),
@@ -67,6 +69,7 @@ const struct fuse_opt kSpecs[] = {
     FUSE_OPT_KEY("zstd_level", kKeyNeedsValue),
     FUSE_OPT_KEY("zstd_fast", kKeyNeedsValue),
     FUSE_OPT_KEY("max_threads", kKeyNeedsValue),
+    FUSE_OPT_KEY("nr_inodes", kKeyNeedsValue),
     FUSE_OPT_END,
 };
 
@@ -78,6 +81,7 @@ struct ParseState {
   bool size_set = false;
   bool mem_limit_set = false;
   bool overflow_limit_set = false;
+  bool nr_inodes_set = false;
   bool have_fsname = false;
   bool have_subtype = false;
   bool have_default_permissions = false;
@@ -220,6 +224,17 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
       o->max_threads = static_cast<unsigned>(v);
       return 0;
     }
+    case kKeyNrInodes: {
+      std::optional<uint64_t> v = ParseSize(ValueOf(arg));
+      if (!v) {
+        *st->error = "invalid value for option nr_inodes: '" + std::string(ValueOf(arg)) +
+                     "' (expected a count with an optional K, M or G suffix; 0 = unlimited)";
+        return -1;
+      }
+      o->nr_inodes = *v;
+      st->nr_inodes_set = true;
+      return 0;
+    }
     case kKeyCloneFd:
       o->clone_fd = true;
       return 0;
@@ -264,6 +279,9 @@ unsigned DefaultMaxThreads() {
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   return static_cast<unsigned>(std::clamp<long>(2 * cores, 4, 16));
 }
+
+// tmpfs's default: half of RAM's pages, whatever the size.
+uint64_t DefaultNrInodes() { return std::max<uint64_t>(PhysicalMemory() / kPage / 2, 1024); }
 
 uint64_t DefaultMemLimit() {
   uint64_t quarter = PhysicalMemory() / 4 / kPage * kPage;
@@ -324,6 +342,7 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
   if (!st.size_set) opts->size = DefaultSize();
   if (!st.mem_limit_set) opts->mem_limit = DefaultMemLimit();
   if (!st.overflow_limit_set) opts->overflow_limit = opts->size;
+  if (!st.nr_inodes_set) opts->nr_inodes = DefaultNrInodes();
 
   // Our defaults go first so that the user's own -o fsname=/subtype= win.
   std::string defaults;
@@ -393,6 +412,11 @@ std::string HelpText(const char* prog) {
          std::to_string(PageStoreOptions{}.zstd_fast_level) +
          "; off or N >= zstd_level:\n"
          "                           one pass at zstd_level)\n"
+         "    -o nr_inodes=N         most inodes (files, directories, links to them count\n"
+         "                           once); creating more gets ENOSPC; 0 = unlimited\n"
+         "                           (default: half of RAM's pages, like tmpfs: " +
+         std::to_string(DefaultNrInodes()) +
+         ")\n"
          "    -o max_threads=N       FUSE worker threads (default: twice the cores, 4..16: " +
          std::to_string(DefaultMaxThreads()) +
          ")\n"

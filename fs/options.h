@@ -1,9 +1,9 @@
 // Mount options: the command line of the daemon, parsed once into a typed struct.
 //
 // Owns: the parsing of zbudfs's own options (size=, mem_limit=, overflow_dir=,
-// overflow_limit=, zstd_level=, zstd_fast=, -f, -d, -s, --help, --version, positionals) and the
-// list of standard FUSE options handed on to fuse_session_new(). No locks: used before the session
-// starts.
+// overflow_limit=, zstd_level=, zstd_fast=, nr_inodes=, max_threads=, clone_fd, -f, -d, -s,
+// --help, --version, positionals) and the list of standard FUSE options handed on to
+// fuse_session_new(). No locks: used before the session starts.
 #ifndef ZBUDFS_FS_OPTIONS_H_
 #define ZBUDFS_FS_OPTIONS_H_
 
@@ -25,6 +25,7 @@ struct MountOptions {
   uint64_t overflow_limit = 0;              // Most bytes the overflow may hold.
   int zstd_level = 1;                       // zstd level for new pages.
   std::optional<int> zstd_fast_level = -1;  // Level tried first; nullopt = off.
+  uint64_t nr_inodes = 0;                   // Most live inodes; 0 = unlimited.
   unsigned max_threads = 0;                 // Most worker threads of the loop; 0 until defaulted.
   bool clone_fd = false;                    // One /dev/fuse fd per worker thread.
   bool foreground = false;                  // -f (or -d): stay in the foreground.

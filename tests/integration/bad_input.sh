@@ -85,8 +85,11 @@ done
 for v in 0 -1 abc 100000 ""; do
   refuse max_threads -o "max_threads=$v" "$MNT"
 done
+for v in "" abc -1 1.5K 99999999999999999999999 16777216T; do
+  refuse nr_inodes -o "nr_inodes=$v" "$MNT"
+done
 refuse overflow_dir -o overflow_dir= "$MNT"
-for o in mem_limit zstd_level zstd_fast overflow_limit overflow_dir max_threads; do
+for o in mem_limit zstd_level zstd_fast overflow_limit overflow_dir max_threads nr_inodes; do
   refuse "$o" -o "$o" "$MNT"
 done
 refuse nosuchopt -o nosuchopt "$MNT"
@@ -99,6 +102,8 @@ accept -o "zstd_level=$zmax,max_threads=1"
 accept -o "zstd_fast=off"
 accept -o "zstd_fast=$zmin,zstd_level=3"
 accept -o size=4096T,mem_limit=1T,overflow_limit=16T
+accept -o nr_inodes=0
+accept -o nr_inodes=1k
 check "1. overflow_limit=0 is refused, or means no overflow (ENOSPC past mem_limit), never unlimited"
 mkdir -m 0700 "$WORK/ov0"
 rc=0

@@ -177,6 +177,29 @@ unmount_zbudfs
 echo "  $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
+check "3b. nr_inodes reached -> ENOSPC for every kind of inode; df -i; freed by rm"
+t0=$SECONDS
+mount_zbudfs -o nr_inodes=8
+read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
+((itotal == 8 && ifree == 7)) || fail "df -i on a fresh nr_inodes=8 mount: $itotal inodes, $ifree free"
+mkdir "$MNT/d" && touch "$MNT/d/f1" "$MNT/f2" && ln -s f2 "$MNT/l" && mkfifo "$MNT/p" ||
+  fail "creating 5 inodes under nr_inodes=8 failed"
+ln "$MNT/f2" "$MNT/f2.link" || fail "a hard link needs no inode"
+touch "$MNT/f3" "$MNT/f4" || fail "creating inodes 7 and 8 failed"
+for make in "touch $MNT/x" "mkdir $MNT/x" "ln -s f2 $MNT/x" "mkfifo $MNT/x"; do
+  rc=0
+  $make 2>"$WORK/err" || rc=$?
+  ((rc != 0)) && grep -q "No space left on device" "$WORK/err" || fail "$make with no inode left: rc=$rc $(cat "$WORK/err")"
+done
+read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
+((ifree == 0)) || fail "df -i with every inode used: $ifree free"
+rm -f "$MNT/f3"
+touch "$MNT/x" || fail "creating a file after rm freed an inode failed"
+rm -rf "$MNT"/*
+unmount_zbudfs
+echo "  $((SECONDS - t0)) s"
+
+# ---------------------------------------------------------------------------------------------
 check "4. mem_limit and overflow_limit both reached -> ENOSPC"
 t0=$SECONDS
 mount_zbudfs -o mem_limit=4M,overflow_limit=4M,overflow_dir="$OV"
