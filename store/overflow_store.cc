@@ -216,17 +216,14 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
   const size_t slot_size = SlotSize(cls);
   uint64_t slot;
   int fd;
-  bool opened;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    opened = classes_[cls].fd >= 0;
-  }
-  if (!opened) {  // The class's first write: create its file, with mu_ released.
-    Status st = OpenClassFile(cls);
-    if (!st.ok()) return st;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (classes_[cls].fd < 0) {  // The class's first write: create its file, mu_ released.
+      lock.unlock();
+      Status st = OpenClassFile(cls);
+      if (!st.ok()) return st;
+      lock.lock();
+    }
     SizeClass& c = classes_[cls];
     if (!c.free.empty()) {
       slot = c.free.back();
