@@ -120,31 +120,20 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     return;
   }
   std::string names;
+  std::string trusted;  // trusted.* names, listed only to callers with CAP_SYS_ADMIN.
   if (ino == FUSE_ROOT_ID) names.append(kStatsXattr, sizeof(kStatsXattr));
-  bool has_trusted = false;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (const XattrMap* map = inode->xattrs.get()) {
       for (const auto& [name, value] : *map) {
-        names.append(name.c_str(), name.size() + 1);
-        has_trusted |= name.starts_with("trusted.");
+        (name.starts_with("trusted.") ? trusted : names).append(name.c_str(), name.size() + 1);
       }
     }
   }
-  // trusted.* names are listed only to callers with CAP_SYS_ADMIN, as tmpfs does (the
-  // kernel already refuses their values to others); /proc is read only when there are some.
+  // As tmpfs (the kernel already refuses their values to others); /proc is read only when
+  // there are some.
   constexpr int kCapSysAdmin = 21;  // CAP_SYS_ADMIN in <linux/capability.h>.
-  if (has_trusted && !CallerHasCapability(req, kCapSysAdmin)) {
-    std::string visible;
-    for (size_t at = 0; at < names.size();) {
-      const size_t end = names.find('\0', at) + 1;
-      if (!std::string_view(names).substr(at).starts_with("trusted.")) {
-        visible.append(names, at, end - at);
-      }
-      at = end;
-    }
-    names = std::move(visible);
-  }
+  if (!trusted.empty() && CallerHasCapability(req, kCapSysAdmin)) names += trusted;
   ReplyValue(req, names, size);
 }
 
