@@ -286,6 +286,20 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
   };
 
   int counts[9] = {};
+  // PunchHole, ZeroRange or Allocate of file f on a random range of at most max_len bytes,
+  // on the store and on the model alike; counted in counts[counter].
+  auto range_op = [&](int f, std::ostringstream& what, const char* name, int counter,
+                      uint64_t max_len, Status (PageStore::*on_store)(PageStore::FileId, uint64_t,
+                                                                       uint64_t),
+                      void (StoreModel::*on_model)(int, uint64_t, uint64_t)) {
+    const auto [off, len] = random_range(max_len);
+    what << name << "(" << off << ", " << len << ")";
+    SCOPED_TRACE(what.str());
+    ++counts[counter];
+    const Status st = (store.*on_store)(id(f), off, len);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    (model.*on_model)(f, off, len);
+  };
   for (int op = 0; op < kOps; ++op) {
     const int f = static_cast<int>(rng() % kFiles);
     const unsigned dice = rng() % 100;
@@ -315,29 +329,14 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
       ASSERT_TRUE(st.ok()) << st.ToString();
       model.Truncate(f, size);
     } else if (dice < 76) {
-      const auto [off, len] = random_range(64 << 10);
-      what << "PunchHole(" << off << ", " << len << ")";
-      SCOPED_TRACE(what.str());
-      ++counts[3];
-      const Status st = store.PunchHole(id(f), off, len);
-      ASSERT_TRUE(st.ok()) << st.ToString();
-      model.PunchHole(f, off, len);
+      ASSERT_NO_FATAL_FAILURE(range_op(f, what, "PunchHole", 3, 64 << 10, &PageStore::PunchHole,
+                                       &StoreModel::PunchHole));
     } else if (dice < 82) {
-      const auto [off, len] = random_range(32 << 10);
-      what << "ZeroRange(" << off << ", " << len << ")";
-      SCOPED_TRACE(what.str());
-      ++counts[4];
-      const Status st = store.ZeroRange(id(f), off, len);
-      ASSERT_TRUE(st.ok()) << st.ToString();
-      model.ZeroRange(f, off, len);
+      ASSERT_NO_FATAL_FAILURE(range_op(f, what, "ZeroRange", 4, 32 << 10, &PageStore::ZeroRange,
+                                       &StoreModel::ZeroRange));
     } else if (dice < 87) {
-      const auto [off, len] = random_range(32 << 10);
-      what << "Allocate(" << off << ", " << len << ")";
-      SCOPED_TRACE(what.str());
-      ++counts[5];
-      const Status st = store.Allocate(id(f), off, len);
-      ASSERT_TRUE(st.ok()) << st.ToString();
-      model.Allocate(f, off, len);
+      ASSERT_NO_FATAL_FAILURE(range_op(f, what, "Allocate", 5, 32 << 10, &PageStore::Allocate,
+                                       &StoreModel::Allocate));
     } else if (dice < 94) {
       const uint64_t off = uniform(0, kMax + kPage);
       const bool data = rng() % 2 == 0;
