@@ -1,5 +1,6 @@
 // Unit tests of PageCodec: same-filled detection, zstd round trips of real pages (text from
-// /usr/include, binaries from /usr/lib), the raw ("huge") path, corruption detection and levels.
+// /usr/include, binaries from /usr/lib), zero tails, the raw ("huge") path, corruption
+// detection, levels and per-thread contexts. CompressFastFirst: page_codec_fast_first_test.cc.
 #include "store/page_codec.h"
 
 #include <gtest/gtest.h>
@@ -21,103 +22,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/store/page_codec_test_util.h"
+
 namespace zbudfs {
 namespace {
 
-constexpr size_t kPage = PageCodec::kPageSize;
-using Page = std::array<uint8_t, kPage>;
-
-// Reads whole regular files (symlinks skipped) into one buffer, in path order, taking at most
-// per_file bytes of each and stopping at max_bytes.
-std::vector<uint8_t> LoadCorpus(const std::filesystem::path& dir, bool recursive,
-                                bool (*want)(const std::filesystem::path&), size_t per_file,
-                                size_t max_bytes) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> paths;
-  std::error_code ec;
-  auto consider = [&](const fs::directory_entry& e) {
-    std::error_code ec2;
-    if (e.is_symlink(ec2) || !e.is_regular_file(ec2)) return;
-    if (want(e.path())) paths.push_back(e.path());
-  };
-  if (recursive) {
-    for (fs::recursive_directory_iterator
-             it(dir, fs::directory_options::skip_permission_denied, ec),
-         end;
-         !ec && it != end; it.increment(ec)) {
-      consider(*it);
-    }
-  } else {
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) consider(*it);
-  }
-  std::sort(paths.begin(), paths.end());
-  std::vector<uint8_t> out;
-  for (const fs::path& p : paths) {
-    if (out.size() >= max_bytes) break;
-    std::ifstream in(p, std::ios::binary);
-    std::vector<char> buf(per_file);
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const size_t got = static_cast<size_t>(in.gcount());
-    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(got));
-  }
-  out.resize(std::min(out.size(), max_bytes) / kPage * kPage);
-  return out;
-}
-
-bool IsHeader(const std::filesystem::path& p) { return p.extension() == ".h"; }
-bool IsSharedObject(const std::filesystem::path& p) {
-  return p.filename().string().find(".so") != std::string::npos;
-}
-
-std::vector<Page> ToPages(const std::vector<uint8_t>& bytes) {
-  std::vector<Page> pages(bytes.size() / kPage);
-  for (size_t i = 0; i < pages.size(); ++i) {
-    std::memcpy(pages[i].data(), bytes.data() + i * kPage, kPage);
-  }
-  return pages;
-}
-
-const std::vector<Page>& TextPages() {
-  static const std::vector<Page> pages =
-      ToPages(LoadCorpus("/usr/include", true, IsHeader, 64 << 10, 1 << 20));
-  return pages;
-}
-
-const std::vector<Page>& BinaryPages() {
-  static const std::vector<Page> pages =
-      ToPages(LoadCorpus("/usr/lib/x86_64-linux-gnu", false, IsSharedObject, 128 << 10, 1 << 20));
-  return pages;
-}
-
-Page RandomPage(std::mt19937_64& rng) {
-  Page p;
-  for (size_t i = 0; i < kPage; i += 8) {
-    const uint64_t w = rng();
-    std::memcpy(p.data() + i, &w, 8);
-  }
-  return p;
-}
-
-// fio buffer_compress_percentage=60, buffer_compress_chunk=4096: 40% random, then zeros.
-Page FioLikePage(std::mt19937_64& rng) {
-  Page p = RandomPage(rng);
-  std::memset(p.data() + kPage * 40 / 100, 0, kPage - kPage * 40 / 100);
-  return p;
-}
-
-// Compresses and decompresses one page; returns the compressed size (0 = kept raw).
-size_t RoundTrip(const Page& page, int level) {
-  std::vector<uint8_t> out(kPage);
-  const size_t n = PageCodec::Compress(page.data(), level, out.data());
-  EXPECT_LE(n, PageCodec::kMaxCompressed);
-  if (n == 0) return 0;
-  Page back;
-  back.fill(0xA5);
-  const Status st = PageCodec::Decompress(out.data(), n, back.data());
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  EXPECT_TRUE(back == page) << "round trip changed the page at level " << level;
-  return n;
-}
+using namespace codec_test;  // NOLINT(build/namespaces): the shared test helpers.
 
 TEST(PageCodecTest, CorpusAvailable) {
   // The other tests draw their pages from these; an empty corpus would make them vacuous.
@@ -447,27 +357,6 @@ TEST(PageCodecTest, LevelSwitchIsDeterministic) {
   EXPECT_EQ(0, std::memcmp(a.data(), c.data(), na));
 }
 
-// Compresses page at level through Compress; the bytes.
-std::vector<uint8_t> CompressedAt(const Page& page, int level) {
-  std::vector<uint8_t> out(kPage);
-  out.resize(PageCodec::Compress(page.data(), level, out.data()));
-  return out;
-}
-
-// CompressFastFirst's result: its bytes, and they decode to the page.
-std::vector<uint8_t> FastFirst(const Page& page, int level, int fast_level, size_t good_enough,
-                               PageCodec::Streak* streak) {
-  std::vector<uint8_t> out(kPage);
-  out.resize(PageCodec::CompressFastFirst(page.data(), level, fast_level, good_enough, streak,
-                                          out.data()));
-  if (!out.empty()) {
-    Page back{};
-    EXPECT_TRUE(PageCodec::Decompress(out.data(), out.size(), back.data()).ok());
-    EXPECT_EQ(back, page);
-  }
-  return out;
-}
-
 // An all-zero page (the store never compresses one: it is same-filled) still makes a frame
 // that decodes (a frame of nothing would not), by both entry points.
 TEST(PageCodecTest, AllZeroPageStillRoundTrips) {
@@ -475,135 +364,6 @@ TEST(PageCodecTest, AllZeroPageStillRoundTrips) {
   EXPECT_GT(RoundTrip(zeros, 1), 0u);
   PageCodec::Streak streak;
   EXPECT_FALSE(FastFirst(zeros, 1, -1, 1968, &streak).empty());  // FastFirst decodes it.
-}
-
-// A page that is small enough at the fast level keeps exactly the fast level's frame.
-TEST(PageCodecTest, FastFirstKeepsAGoodEnoughFastResult) {
-  std::mt19937_64 rng(7);
-  for (int i = 0; i < 16; ++i) {
-    const Page page = FioLikePage(rng);
-    const std::vector<uint8_t> fast = CompressedAt(page, -1);
-    ASSERT_FALSE(fast.empty());
-    PageCodec::Streak streak;
-    EXPECT_EQ(FastFirst(page, 1, -1, fast.size(), &streak), fast);
-    EXPECT_FALSE(streak.strong);
-  }
-}
-
-// A fast result above good_enough sends the page to the configured level too; the smaller
-// frame wins, and the streak sends the next page straight to the configured level.
-TEST(PageCodecTest, FastFirstFallsBackToTheLevelAndStartsAStreak) {
-  int differed = 0;
-  for (size_t i = 0; i < 32; ++i) {
-    const Page& page = TextPages().at(i);
-    const std::vector<uint8_t> fast = CompressedAt(page, -1);
-    const std::vector<uint8_t> strong = CompressedAt(page, 3);
-    ASSERT_FALSE(fast.empty());
-    ASSERT_FALSE(strong.empty());
-    PageCodec::Streak streak;
-    const std::vector<uint8_t> got = FastFirst(page, 3, -1, fast.size() - 1, &streak);
-    EXPECT_EQ(got, strong.size() <= fast.size() ? strong : fast) << "page " << i;
-    EXPECT_TRUE(streak.strong);
-    differed += fast != strong;
-    // In a streak the next page is compressed at the level alone: its frame is the level's
-    // even when the fast one would have been good enough.
-    const Page& next = TextPages().at(i + 1);
-    EXPECT_EQ(FastFirst(next, 3, -1, kPage, &streak), CompressedAt(next, 3));
-  }
-  EXPECT_GT(differed, 0) << "levels -1 and 3 should differ on some text pages";
-}
-
-// A page that compresses, but not below zbud's limit, is kept raw even when the caller's
-// good_enough would take it: such a frame is never stored (nor given a check value).
-TEST(PageCodecTest, FastFirstNeverKeepsAFrameOverTheZbudLimit) {
-  std::mt19937_64 rng(11);
-  for (size_t random : {3975u, 3990u, 4000u}) {
-    Page page = RandomPage(rng);
-    std::fill(page.begin() + static_cast<std::ptrdiff_t>(random), page.end(), 0);
-    uint8_t frame[2 * kPage];
-    const size_t zstd_bytes = ZSTD_compress(frame, sizeof(frame), page.data(), kPage, 1);
-    ASSERT_FALSE(ZSTD_isError(zstd_bytes));
-    ASSERT_GT(zstd_bytes, PageCodec::kMaxCompressed) << random << " random bytes";
-    ASSERT_LT(zstd_bytes, kPage) << "zstd compressed it, if not enough: " << random;
-    PageCodec::Streak streak;
-    EXPECT_TRUE(FastFirst(page, 1, -1, kPage, &streak).empty()) << random;
-    EXPECT_EQ(PageCodec::Compress(page.data(), 1, frame), 0u) << random;
-  }
-}
-
-// After an incompressible page the next is tried at kAfterRawLevel first: incompressible
-// pages still come out raw, and a compressible one still gets a frame that fits and decodes.
-TEST(PageCodecTest, FastFirstAfterAnIncompressiblePage) {
-  std::mt19937_64 rng(12);
-  PageCodec::Streak streak;
-  EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
-  EXPECT_TRUE(streak.raw);
-  EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
-  EXPECT_TRUE(streak.raw);
-  // fio's page: 40 % random bytes, then zeros. The zeros are elided and the random bytes
-  // kept as they are in the frame: it fits, and the content counts as incompressible.
-  const std::vector<uint8_t> got = FastFirst(FioLikePage(rng), 1, -1, 1968, &streak);
-  ASSERT_FALSE(got.empty());
-  EXPECT_LE(got.size(), 1968u);
-  EXPECT_TRUE(streak.raw);
-  EXPECT_FALSE(streak.strong);
-  // A page that compresses ends the run of incompressible ones.
-  Page easy;
-  for (size_t i = 0; i < kPage; ++i) easy[i] = static_cast<uint8_t>("zbud pairs pages "[i % 17]);
-  const std::vector<uint8_t> got_easy = FastFirst(easy, 1, -1, 1968, &streak);
-  ASSERT_FALSE(got_easy.empty());
-  EXPECT_LE(got_easy.size(), 1968u);
-  EXPECT_FALSE(streak.raw);
-  EXPECT_FALSE(streak.strong);
-  // Text after a raw page: the result decodes (FastFirst checks) and, where the usual fast
-  // level would have paired the page in zbud, it still pairs.
-  for (size_t i = 0; i < 8; ++i) {
-    PageCodec::Streak after_raw{.raw = true};
-    const Page& text = TextPages().at(i);
-    const std::vector<uint8_t> got_text = FastFirst(text, 1, -1, 1968, &after_raw);
-    ASSERT_FALSE(got_text.empty()) << "text page " << i;
-    if (CompressedAt(text, -1).size() <= 1968) {
-      EXPECT_LE(got_text.size(), 1968u) << "text page " << i;
-    }
-  }
-}
-
-// A strong streak ends on a page kept raw: the configured level did not help it, and the
-// pages after it are tried at the fast levels again.
-TEST(PageCodecTest, FastFirstStrongStreakEndsOnAnIncompressiblePage) {
-  std::mt19937_64 rng(13);
-  PageCodec::Streak streak{.strong = true};
-  EXPECT_TRUE(FastFirst(RandomPage(rng), 1, -1, 1968, &streak).empty());
-  EXPECT_FALSE(streak.strong);
-  EXPECT_TRUE(streak.raw);
-}
-
-// A streak ends on a page well under good_enough at the configured level, and lasts while
-// pages are not.
-TEST(PageCodecTest, FastFirstStreakEndsOnAnEasyPage) {
-  std::mt19937_64 rng(8);
-  const Page easy = FioLikePage(rng);
-  const std::vector<uint8_t> at_level = CompressedAt(easy, 1);
-  ASSERT_FALSE(at_level.empty());
-  PageCodec::Streak streak{.strong = true};
-  FastFirst(easy, 1, -1, at_level.size() - 1, &streak);  // Not comfortably under: stays.
-  EXPECT_TRUE(streak.strong);
-  FastFirst(easy, 1, -1, at_level.size() * 2, &streak);
-  EXPECT_FALSE(streak.strong);
-}
-
-// Incompressible pages stop at the fast attempt: kept raw, no streak started. Same for a
-// fast level at or above the configured one: one pass at the configured level.
-TEST(PageCodecTest, FastFirstRawAndSinglePass) {
-  std::mt19937_64 rng(9);
-  const Page random = RandomPage(rng);
-  PageCodec::Streak streak;
-  EXPECT_TRUE(FastFirst(random, 1, -1, 1968, &streak).empty());
-  EXPECT_FALSE(streak.strong);
-  const Page& text = TextPages().at(3);
-  EXPECT_EQ(FastFirst(text, -1, 1, 1968, &streak), CompressedAt(text, -1));
-  EXPECT_EQ(FastFirst(text, 1, 1, 1968, &streak), CompressedAt(text, 1));
-  EXPECT_FALSE(streak.strong);
 }
 
 // Per-thread contexts: threads compressing at different levels at once get the same bytes as

@@ -1,0 +1,142 @@
+// Helpers shared by the PageCodec unit tests (page_codec_test.cc,
+// page_codec_fast_first_test.cc): real pages (text from /usr/include, shared objects from
+// /usr/lib), random and fio-like pages, and round trips through Compress and
+// CompressFastFirst that check the result decodes to the page.
+#ifndef ZBUDFS_TESTS_STORE_PAGE_CODEC_TEST_UTIL_H_
+#define ZBUDFS_TESTS_STORE_PAGE_CODEC_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/page_codec.h"
+
+namespace zbudfs::codec_test {
+
+inline constexpr size_t kPage = PageCodec::kPageSize;
+using Page = std::array<uint8_t, kPage>;
+
+// Reads whole regular files (symlinks skipped) into one buffer, in path order, taking at most
+// per_file bytes of each and stopping at max_bytes.
+inline std::vector<uint8_t> LoadCorpus(const std::filesystem::path& dir, bool recursive,
+                                       bool (*want)(const std::filesystem::path&), size_t per_file,
+                                       size_t max_bytes) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> paths;
+  std::error_code ec;
+  auto consider = [&](const fs::directory_entry& e) {
+    std::error_code ec2;
+    if (e.is_symlink(ec2) || !e.is_regular_file(ec2)) return;
+    if (want(e.path())) paths.push_back(e.path());
+  };
+  if (recursive) {
+    for (fs::recursive_directory_iterator
+             it(dir, fs::directory_options::skip_permission_denied, ec),
+         end;
+         !ec && it != end; it.increment(ec)) {
+      consider(*it);
+    }
+  } else {
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) consider(*it);
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<uint8_t> out;
+  for (const fs::path& p : paths) {
+    if (out.size() >= max_bytes) break;
+    std::ifstream in(p, std::ios::binary);
+    std::vector<char> buf(per_file);
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const size_t got = static_cast<size_t>(in.gcount());
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(got));
+  }
+  out.resize(std::min(out.size(), max_bytes) / kPage * kPage);
+  return out;
+}
+
+inline bool IsHeader(const std::filesystem::path& p) { return p.extension() == ".h"; }
+inline bool IsSharedObject(const std::filesystem::path& p) {
+  return p.filename().string().find(".so") != std::string::npos;
+}
+
+inline std::vector<Page> ToPages(const std::vector<uint8_t>& bytes) {
+  std::vector<Page> pages(bytes.size() / kPage);
+  for (size_t i = 0; i < pages.size(); ++i) {
+    std::memcpy(pages[i].data(), bytes.data() + i * kPage, kPage);
+  }
+  return pages;
+}
+
+inline const std::vector<Page>& TextPages() {
+  static const std::vector<Page> pages =
+      ToPages(LoadCorpus("/usr/include", true, IsHeader, 64 << 10, 1 << 20));
+  return pages;
+}
+
+inline const std::vector<Page>& BinaryPages() {
+  static const std::vector<Page> pages =
+      ToPages(LoadCorpus("/usr/lib/x86_64-linux-gnu", false, IsSharedObject, 128 << 10, 1 << 20));
+  return pages;
+}
+
+inline Page RandomPage(std::mt19937_64& rng) {
+  Page p;
+  for (size_t i = 0; i < kPage; i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(p.data() + i, &w, 8);
+  }
+  return p;
+}
+
+// fio buffer_compress_percentage=60, buffer_compress_chunk=4096: 40% random, then zeros.
+inline Page FioLikePage(std::mt19937_64& rng) {
+  Page p = RandomPage(rng);
+  std::memset(p.data() + kPage * 40 / 100, 0, kPage - kPage * 40 / 100);
+  return p;
+}
+
+// Compresses and decompresses one page; returns the compressed size (0 = kept raw).
+inline size_t RoundTrip(const Page& page, int level) {
+  std::vector<uint8_t> out(kPage);
+  const size_t n = PageCodec::Compress(page.data(), level, out.data());
+  EXPECT_LE(n, PageCodec::kMaxCompressed);
+  if (n == 0) return 0;
+  Page back;
+  back.fill(0xA5);
+  const Status st = PageCodec::Decompress(out.data(), n, back.data());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(back == page) << "round trip changed the page at level " << level;
+  return n;
+}
+
+// Compresses page at level through Compress; the bytes.
+inline std::vector<uint8_t> CompressedAt(const Page& page, int level) {
+  std::vector<uint8_t> out(kPage);
+  out.resize(PageCodec::Compress(page.data(), level, out.data()));
+  return out;
+}
+
+// CompressFastFirst's result: its bytes, and they decode to the page.
+inline std::vector<uint8_t> FastFirst(const Page& page, int level, int fast_level,
+                                      size_t good_enough, PageCodec::Streak* streak) {
+  std::vector<uint8_t> out(kPage);
+  out.resize(PageCodec::CompressFastFirst(page.data(), level, fast_level, good_enough, streak,
+                                          out.data()));
+  if (!out.empty()) {
+    Page back{};
+    EXPECT_TRUE(PageCodec::Decompress(out.data(), out.size(), back.data()).ok());
+    EXPECT_EQ(back, page);
+  }
+  return out;
+}
+
+}  // namespace zbudfs::codec_test
+
+#endif  // ZBUDFS_TESTS_STORE_PAGE_CODEC_TEST_UTIL_H_
