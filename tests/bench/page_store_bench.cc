@@ -32,6 +32,7 @@
 
 #include "store/page_codec.h"
 #include "store/page_store.h"
+#include "tests/corpus.h"
 
 namespace zbudfs {
 namespace {
@@ -46,51 +47,19 @@ using Bytes = std::vector<uint8_t>;
 enum Kind { kText, kBinary, kFio, kNumKinds };
 const char* const kKindNames[kNumKinds] = {"text", "binary", "fio60"};
 
-// Whole regular files (no symlinks) in path order, at most per_file bytes of each.
-Bytes LoadFiles(const std::filesystem::path& dir, bool recursive,
-                bool (*want)(const std::filesystem::path&), size_t per_file) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> paths;
-  std::error_code ec;
-  auto consider = [&](const fs::directory_entry& e) {
-    std::error_code ec2;
-    if (!e.is_symlink(ec2) && e.is_regular_file(ec2) && want(e.path())) paths.push_back(e.path());
-  };
-  if (recursive) {
-    for (fs::recursive_directory_iterator
-             it(dir, fs::directory_options::skip_permission_denied, ec),
-         end;
-         !ec && it != end; it.increment(ec)) {
-      consider(*it);
-    }
-  } else {
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) consider(*it);
-  }
-  std::sort(paths.begin(), paths.end());
-  Bytes out;
-  for (const fs::path& p : paths) {
-    if (out.size() >= kDataBytes) break;
-    std::ifstream in(p, std::ios::binary);
-    Bytes buf(per_file);
-    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    out.insert(out.end(), buf.begin(), buf.begin() + in.gcount());
-  }
-  return out;
-}
-
 Bytes MakeData(Kind kind) {
   Bytes d;
   if (kind == kText) {
-    d = LoadFiles(
+    d = corpus::LoadFiles(
         "/usr/include", true, [](const std::filesystem::path& p) { return p.extension() == ".h"; },
-        256 << 10);
+        256 << 10, kDataBytes);
   } else if (kind == kBinary) {
-    d = LoadFiles(
+    d = corpus::LoadFiles(
         "/usr/lib/x86_64-linux-gnu", false,
         [](const std::filesystem::path& p) {
           return p.filename().string().find(".so") != std::string::npos;
         },
-        512 << 10);
+        512 << 10, kDataBytes);
   } else {
     std::mt19937_64 rng(60);
     d.resize(kDataBytes);

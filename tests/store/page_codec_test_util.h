@@ -12,51 +12,23 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "store/page_codec.h"
+#include "tests/corpus.h"
 
 namespace zbudfs::codec_test {
 
 inline constexpr size_t kPage = PageCodec::kPageSize;
 using Page = std::array<uint8_t, kPage>;
 
-// Reads whole regular files (symlinks skipped) into one buffer, in path order, taking at most
-// per_file bytes of each and stopping at max_bytes.
+// corpus::LoadFiles, cut to whole pages and to at most max_bytes.
 inline std::vector<uint8_t> LoadCorpus(const std::filesystem::path& dir, bool recursive,
                                        bool (*want)(const std::filesystem::path&), size_t per_file,
                                        size_t max_bytes) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> paths;
-  std::error_code ec;
-  auto consider = [&](const fs::directory_entry& e) {
-    std::error_code ec2;
-    if (e.is_symlink(ec2) || !e.is_regular_file(ec2)) return;
-    if (want(e.path())) paths.push_back(e.path());
-  };
-  if (recursive) {
-    for (fs::recursive_directory_iterator
-             it(dir, fs::directory_options::skip_permission_denied, ec),
-         end;
-         !ec && it != end; it.increment(ec)) {
-      consider(*it);
-    }
-  } else {
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) consider(*it);
-  }
-  std::sort(paths.begin(), paths.end());
-  std::vector<uint8_t> out;
-  for (const fs::path& p : paths) {
-    if (out.size() >= max_bytes) break;
-    std::ifstream in(p, std::ios::binary);
-    std::vector<char> buf(per_file);
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const size_t got = static_cast<size_t>(in.gcount());
-    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(got));
-  }
+  std::vector<uint8_t> out = corpus::LoadFiles(dir, recursive, want, per_file, max_bytes);
   out.resize(std::min(out.size(), max_bytes) / kPage * kPage);
   return out;
 }
