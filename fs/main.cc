@@ -224,16 +224,23 @@ int Run(int argc, char** argv) {
     SignalThread signals(se.get(), mountpoint, set);
     if (opts.clone_fd && !opts.single_thread) {
       // One descriptor per worker needs libfuse's own loop, which cannot pass the kernel's
-      // kill flags on: no FUSE_HANDLE_KILLPRIV_V2 then (a getxattr per write(2) instead).
+      // kill flags on: no FUSE_HANDLE_KILLPRIV_V2 then (a getxattr per write(2) instead),
+      // and no FUSE_DIRECT_IO_ALLOW_MMAP (shared mmap of direct I/O opens fails).
       LoopConfigPtr cfg(fuse_loop_cfg_create());
       fuse_loop_cfg_set_clone_fd(cfg.get(), 1);
       fuse_loop_cfg_set_max_threads(cfg.get(), opts.max_threads);
       ret = fuse_session_loop_mt(se.get(), cfg.get());
     } else {
-      bool killpriv_v2 = false;
-      ret = NegotiateInit(se.get(), /*want_killpriv_v2=*/true, &killpriv_v2);
+      InitWants want;
+      want.killpriv_v2 = want.direct_io_mmap = true;
+      InitGranted granted;
+      ret = NegotiateInit(se.get(), want, &granted);
       if (ret == 0) {
-        fs.set_killpriv_v2(killpriv_v2);
+        fs.set_killpriv_v2(granted.killpriv_v2);
+        if (!granted.direct_io_mmap) {
+          LogInfo("kernel without FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of direct I/O "
+                  "opens fails (ENODEV)");
+        }
         ret = RunWorkers(se.get(), opts.single_thread ? 1 : opts.max_threads);
       }
     }

@@ -137,19 +137,26 @@ int ProcessIntoPipe(fuse_session* se, OwnedBuf* b, std::vector<char>* reply) {
 
 const RequestFlags& CurrentRequestFlags() { return current_flags; }
 
-int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2) {
-  *killpriv_v2 = false;
+int NegotiateInit(fuse_session* se, const InitWants& want, InitGranted* granted) {
+  *granted = InitGranted();
   OwnedBuf b;
   const int got = Receive(se, &b);
   if (got <= 0) return got == 0 ? -ENODEV : got;
   const fuse_in_header* in = Header(b.buf);
-  // Kernels before 5.17 send a 16-byte fuse_init_in: only read as far as the flags.
+  // Kernels before 5.17 send a 16-byte fuse_init_in: only read as far as the flags, and
+  // flags2 only when the kernel says it sent them (FUSE_INIT_EXT).
   const bool has_flags =
       in != nullptr && in->opcode == FUSE_INIT &&
       b.buf.size >= sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) + sizeof(uint32_t);
-  const uint32_t offered =
-      has_flags ? reinterpret_cast<const fuse_init_in*>(in + 1)->flags : uint32_t{0};
-  if (!want_killpriv_v2 || !(offered & FUSE_HANDLE_KILLPRIV_V2)) {
+  const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
+  const uint32_t offered = has_flags ? init->flags : uint32_t{0};
+  const bool has_flags2 =
+      (offered & FUSE_INIT_EXT) &&
+      b.buf.size >= sizeof(fuse_in_header) + offsetof(fuse_init_in, flags2) + sizeof(uint32_t);
+  const uint32_t offered2 = has_flags2 ? init->flags2 : uint32_t{0};
+  const bool killpriv_v2 = want.killpriv_v2 && (offered & FUSE_HANDLE_KILLPRIV_V2);
+  const bool dio_mmap = want.direct_io_mmap && (offered2 & kDirectIoAllowMmap2);
+  if (!killpriv_v2 && !dio_mmap) {
     // Nothing to add: libfuse answers as usual.
     fuse_session_process_buf(se, &b.buf);
     return fuse_session_exited(se) ? -EPROTO : 0;
@@ -159,12 +166,19 @@ int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2) {
     fuse_session_exit(se);
     return err;
   }
-  if (reply.size() >= sizeof(fuse_out_header) + offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
-    auto* oh = reinterpret_cast<fuse_out_header*>(reply.data());
-    if (oh->error == 0) {
-      auto* out = reinterpret_cast<fuse_init_out*>(reply.data() + sizeof(fuse_out_header));
+  const size_t head = sizeof(fuse_out_header);
+  if (reply.size() >= head + offsetof(fuse_init_out, flags) + sizeof(uint32_t) &&
+      reinterpret_cast<fuse_out_header*>(reply.data())->error == 0) {
+    auto* out = reinterpret_cast<fuse_init_out*>(reply.data() + head);
+    if (killpriv_v2) {
       out->flags |= FUSE_HANDLE_KILLPRIV_V2;
-      *killpriv_v2 = true;
+      granted->killpriv_v2 = true;
+    }
+    // flags2 counts only with FUSE_INIT_EXT, and only in a reply long enough to hold it.
+    if (dio_mmap && reply.size() >= head + offsetof(fuse_init_out, flags2) + sizeof(uint32_t)) {
+      out->flags |= FUSE_INIT_EXT;
+      out->flags2 |= kDirectIoAllowMmap2;
+      granted->direct_io_mmap = true;
     }
   }
   // One write: the kernel takes a reply whole or not at all.
@@ -172,7 +186,7 @@ int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2) {
   if (n != static_cast<ssize_t>(reply.size())) {
     const int err = n < 0 ? errno : EIO;
     LogError("cannot answer FUSE_INIT: %s", std::strerror(err));
-    *killpriv_v2 = false;
+    *granted = InitGranted();
     fuse_session_exit(se);
     return -err;
   }

@@ -1,5 +1,5 @@
 // The daemon's request loop: libfuse 3.14's public receive/process calls on N worker threads,
-// with two things libfuse's own loop cannot do.
+// with three things libfuse's own loop cannot do.
 //
 //   * FUSE_HANDLE_KILLPRIV_V2. Without it the kernel asks getxattr("security.capability")
 //     before every write(2) to decide whether to clear privileges: a second round trip per
@@ -9,6 +9,9 @@
 //     NegotiateInit lets libfuse answer FUSE_INIT into a pipe (the session's descriptor is
 //     swapped for the pipe's for that one call), adds the capability to the answer when the
 //     kernel offered it, and sends the answer itself.
+//   * FUSE_DIRECT_IO_ALLOW_MMAP, in the same way (flags2 of the answer, with FUSE_INIT_EXT):
+//     near full, writable opens get direct I/O (full_mount.h), and without it the kernel
+//     refuses shared mmap of them (ENODEV).
 //   * The request's raw flags. Before handing a request to libfuse the worker notes the
 //     kernel's kill flags of WRITE, SETATTR, OPEN and CREATE (which libfuse drops) in a
 //     thread-local RequestFlags; handlers read them with CurrentRequestFlags().
@@ -42,11 +45,24 @@ inline constexpr uint32_t kWriteKillSuidgid = 1u << 2;     // FUSE_WRITE_KILL_SU
 inline constexpr uint32_t kSetattrKillSuidgid = 1u << 11;  // FATTR_KILL_SUIDGID.
 inline constexpr uint32_t kOpenKillSuidgid = 1u << 0;      // FUSE_OPEN_KILL_SUIDGID.
 
-// Receives FUSE_INIT and has libfuse answer it (calling the init handler), adding
-// FUSE_HANDLE_KILLPRIV_V2 when want_killpriv_v2 and the kernel offers it. Returns 0 and sets
-// *killpriv_v2 to whether the kernel now expects the server to clear privileges; a negative
+// FUSE_DIRECT_IO_ALLOW_MMAP (init flag bit 36, kernel >= 6.6, unknown to libfuse 3.14) as a
+// bit of fuse_init_in/out.flags2: shared mmap of direct I/O opens (full_mount.h).
+inline constexpr uint32_t kDirectIoAllowMmap2 = 1u << (36 - 32);
+
+// What NegotiateInit asks of the kernel beyond libfuse's answer, and what it got.
+struct InitWants {
+  bool killpriv_v2 = false;     // FUSE_HANDLE_KILLPRIV_V2.
+  bool direct_io_mmap = false;  // FUSE_DIRECT_IO_ALLOW_MMAP.
+};
+struct InitGranted {
+  bool killpriv_v2 = false;     // The kernel expects the server to clear privileges.
+  bool direct_io_mmap = false;  // Shared mmap works on direct I/O opens.
+};
+
+// Receives FUSE_INIT and has libfuse answer it (calling the init handler), adding the
+// capabilities of `want` that the kernel offers. Returns 0 and fills *granted; a negative
 // errno when the session ended or the device failed (the session is then exited).
-int NegotiateInit(fuse_session* se, bool want_killpriv_v2, bool* killpriv_v2);
+int NegotiateInit(fuse_session* se, const InitWants& want, InitGranted* granted);
 
 // Serves requests on `threads` worker threads until the file system is unmounted, a worker
 // fails, or StopWorkers is called. Returns 0 after an unmount, or a negative errno.
