@@ -4,6 +4,7 @@
 // Here: FillAttr takes Inode::mu alone; Forget takes Inode::mu, then (released) the table.
 #include "fs/filesystem.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace zbudfs {
@@ -55,7 +56,10 @@ void Filesystem::FillAttr(const std::shared_ptr<Inode>& inode, struct stat* st) 
 void Filesystem::FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e) {
   std::memset(e, 0, sizeof(*e));
   e->ino = inode->ino;
-  e->generation = 1;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    e->generation = inode->generation;
+  }
   e->attr_timeout = kCacheTimeout;
   e->entry_timeout = kCacheTimeout;
   FillAttr(inode, &e->attr);
@@ -74,6 +78,31 @@ void Filesystem::Forget(fuse_ino_t ino, uint64_t n) {
     if (inode->nlookup != 0) return;
   }
   ReleaseIfUnused(inode);  // Re-checks every count under the table lock.
+}
+
+uint64_t Filesystem::RoomBytes() const {
+  const StoreStats s = store_->Stats();
+  uint64_t room = UINT64_MAX;
+  if (options_.size != 0) room = options_.size - std::min(options_.size, s.orig_data_size);
+  if (options_.mem_limit != 0) {
+    uint64_t mem = options_.mem_limit - std::min(options_.mem_limit, s.mem_used_total);
+    if (store_->options().overflow != nullptr) {
+      mem += options_.overflow_limit - std::min(options_.overflow_limit, s.overflow_bytes);
+    }
+    room = std::min(room, mem);
+  }
+  return room;
+}
+
+bool Filesystem::NearFull() {
+  const uint64_t room = RoomBytes();
+  uint64_t limit = dirty_limit_.load(std::memory_order_relaxed);
+  // The figure moves with free memory: read it again whenever the answer might depend on it.
+  if (limit == 0 || room / 4 < limit) {
+    limit = DirtyLimitBytes(bdi_dir_);
+    dirty_limit_.store(limit, std::memory_order_relaxed);
+  }
+  return room < limit;
 }
 
 std::string FormatStats(const StoreStats& s) {

@@ -23,7 +23,9 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 
+#include "fs/full_mount.h"
 #include "fs/inode_table.h"
 #include "fs/options.h"
 #include "store/overflow_store.h"
@@ -70,6 +72,18 @@ class Filesystem {
   // least one worker must stay free to serve those writes.
   std::atomic<unsigned>& lseek_flushers() { return lseek_flushers_; }
 
+  // A full mount (full_mount.h). The bdi of the mount ("/sys/class/bdi/MAJ:MIN", "" if
+  // unknown), set once before the workers start.
+  void set_bdi_dir(std::string dir) { bdi_dir_ = std::move(dir); }
+  // Bytes of new data the store can surely still take, one uncompressed page per page: the
+  // lesser of the capacity left and the memory left below mem_limit plus the overflow's room.
+  uint64_t RoomBytes() const;
+  // True when the room is below what the kernel may hold dirty for this mount: writable
+  // opens then get direct I/O, so that write(2) itself reports ENOSPC.
+  bool NearFull();
+  // Where refused writeback goes to be forgotten by the kernel.
+  RefusedWrites& refused_writes() { return refused_writes_; }
+
   // Fills e for inode (whose nlookup the caller has already raised).
   void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
   // Fills st for inode; takes Inode::mu (call with no lock held).
@@ -92,6 +106,9 @@ class Filesystem {
   fuse_session* session_ = nullptr;
   bool killpriv_v2_ = false;
   std::atomic<unsigned> lseek_flushers_{0};
+  std::string bdi_dir_;
+  std::atomic<uint64_t> dirty_limit_{0};  // Last DirtyLimitBytes (0: not read yet).
+  RefusedWrites refused_writes_{this};    // Its thread stops with the session (main.cc).
 };
 
 // Handler groups, one per ops_*.cc file; each fills its part of ops.

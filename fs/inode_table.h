@@ -2,7 +2,8 @@
 //
 // Owns: each Inode's metadata (attributes, xattrs, lookup and open counts), directory
 // contents, and the map from inode number to Inode. Inode numbers are never reused (a
-// 64-bit counter), so st_ino is stable and the generation is always 1; the inode number is
+// 64-bit counter), so st_ino is stable; the generation starts at 1 and grows only when the
+// kernel must drop its cached inode (full_mount.h); the inode number is
 // also the PageStore FileId of a regular file.
 //
 // An inode lives in the table while it has a link (nlink > 0), a kernel lookup reference
@@ -128,6 +129,13 @@ struct Inode {
   uint32_t open_count = 0;           // Open handles (files and directories).
   uint32_t write_handles = 0;        // Open handles that may write (dirty kernel pages).
   std::unique_ptr<XattrMap> xattrs;  // Extended attributes; nullptr until the first one.
+
+  // Raised when refused writeback must reset the kernel's inode (full_mount.h).
+  uint64_t generation = 1;
+  // Refused writeback (ops_file.cc): the size before writeback grew the file since the last
+  // fsync or last close (UINT64_MAX: it did not), and whether writeback was refused since.
+  uint64_t wb_floor = UINT64_MAX;
+  bool wb_refused = false;
 
   bool is_dir() const { return dir != nullptr; }  // Immutable property.
   bool is_reg() const { return S_ISREG(type_); }  // Immutable property.

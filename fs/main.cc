@@ -215,6 +215,9 @@ int Run(int argc, char** argv) {
   fs.set_session(se.get());
   if (fuse_session_mount(se.get(), mountpoint.c_str()) != 0) return 1;
   MountGuard mount(se.get());
+  // The kernel names the mount's bdi after its st_dev: its max_bytes bounds what the kernel
+  // holds dirty for us (full_mount.h).
+  fs.set_bdi_dir(BdiOfMount(mountpoint));
   if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) return 1;
   if (!opts.foreground) LogToSyslog();
 
@@ -225,7 +228,7 @@ int Run(int argc, char** argv) {
     if (opts.clone_fd && !opts.single_thread) {
       // One descriptor per worker needs libfuse's own loop, which cannot pass the kernel's
       // kill flags on: no FUSE_HANDLE_KILLPRIV_V2 then (a getxattr per write(2) instead),
-      // and no FUSE_DIRECT_IO_ALLOW_MMAP (shared mmap of direct I/O opens fails).
+      // and no FUSE_DIRECT_IO_ALLOW_MMAP (near full, shared mmap of a writable open fails).
       LoopConfigPtr cfg(fuse_loop_cfg_create());
       fuse_loop_cfg_set_clone_fd(cfg.get(), 1);
       fuse_loop_cfg_set_max_threads(cfg.get(), opts.max_threads);
@@ -238,13 +241,14 @@ int Run(int argc, char** argv) {
       if (ret == 0) {
         fs.set_killpriv_v2(granted.killpriv_v2);
         if (!granted.direct_io_mmap) {
-          LogInfo("kernel without FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of direct I/O "
-                  "opens fails (ENODEV)");
+          LogInfo("kernel without FUSE_DIRECT_IO_ALLOW_MMAP: near full, shared mmap of "
+                  "files opened for writing fails (ENODEV)");
         }
         ret = RunWorkers(se.get(), opts.single_thread ? 1 : opts.max_threads);
       }
     }
   }
+  fs.refused_writes().Stop();  // Before the session goes.
   if (ret != 0) LogError("session loop ended with %d", ret);
   return ret == 0 ? 0 : 1;
 }

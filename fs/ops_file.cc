@@ -43,6 +43,57 @@ int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
   return 0;
 }
 
+// Writeback bookkeeping of a full mount (Inode::mu held). Writeback refused into what the
+// file's growth by writeback left as a hole (or past EOF) must not read back as zeros: the
+// size is cut back to the first refused byte and later writeback may not grow the file past
+// a gap (GapAfterRefusal). Only data written since the last fsync or the last close of a
+// writer is at stake, whose errors the kernel reports there; these reset the bookkeeping.
+void ForgetWritebackGrowth(Inode* inode) {
+  inode->wb_floor = UINT64_MAX;
+  inode->wb_refused = false;
+}
+
+// Notes a stored write of [off, end) (before the size is raised; Inode::mu held).
+void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) {
+  const uint64_t size = static_cast<uint64_t>(inode->size);
+  if (writeback) {
+    if (end > size) inode->wb_floor = std::min(inode->wb_floor, size);
+  } else if (inode->wb_floor != UINT64_MAX && end > inode->wb_floor) {
+    inode->wb_floor = end;  // Acknowledged by write(2) itself: never cut back.
+  }
+}
+
+// True when a writeback write at off must be refused: writeback was refused since the last
+// fsync or close and this one would leave a gap past EOF (which would read as zeros).
+bool GapAfterRefusal(Inode* inode, uint64_t off) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  return inode->wb_refused && off > static_cast<uint64_t>(inode->size);
+}
+
+// After the store refused writeback of [off, end) (inode->data_mu held exclusively): if the
+// refused data fell on a hole of the writeback growth, cuts the size back to the first such
+// byte, so that no zeros stand in for it. Returns true when the kernel shows the refused
+// data past the stored size (it then needs ResetKernelInode).
+bool CutBackRefusedWriteback(Filesystem* fs, Inode* inode, uint64_t off, uint64_t end) {
+  uint64_t size, floor;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    size = static_cast<uint64_t>(inode->size);
+    floor = inode->wb_floor;
+    inode->wb_refused = true;
+  }
+  if (off >= size) return true;                // All past EOF.
+  if (floor == UINT64_MAX) return end > size;  // No growth by writeback to cut back.
+  const uint64_t hole = fs->store().SeekData(inode->ino, std::max(off, floor), false);
+  if (hole >= std::min(end, size)) return end > size;  // Older stored data reads back.
+  if (!fs->store().Truncate(inode->ino, hole).ok()) return end > size;
+  const timespec now = Now();
+  std::lock_guard<std::mutex> lock(inode->mu);
+  inode->size = static_cast<off_t>(hole);
+  inode->mtime = inode->ctime = now;
+  return true;
+}
+
 // True when a handle opened with flags may write.
 bool Writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 
@@ -57,12 +108,21 @@ void AddHandle(Inode* inode, fuse_file_info* fi) {
   fi->keep_cache = 1;  // Only we change file data: the kernel's cache stays valid.
 }
 
+// Near full, a handle that may write bypasses the writeback cache, so that write(2) itself
+// gets ENOSPC rather than a writeback no one checks (full_mount.h). Shared mmap of such a
+// handle needs FUSE_DIRECT_IO_ALLOW_MMAP (not negotiated with clone_fd: ENODEV then).
+void ChooseDirectIo(Filesystem* fs, const Inode& inode, fuse_file_info* fi) {
+  if (Writable(fi->flags) && inode.is_reg() && fs->NearFull()) fi->direct_io = 1;
+}
+
 // Gives back a handle opened with flags; frees the inode when that was the last reference.
 void DropHandle(Filesystem* fs, const std::shared_ptr<Inode>& inode, int flags) {
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (inode->open_count > 0) --inode->open_count;
     if (Writable(flags) && inode->write_handles > 0) --inode->write_handles;
+    // The kernel wrote back and reported errors at the last close (flush): a new episode.
+    if (inode->write_handles == 0) ForgetWritebackGrowth(inode.get());
   }
   fs->ReleaseIfUnused(inode);
 }
@@ -86,6 +146,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       return;
     }
   }
+  ChooseDirectIo(fs, *inode, fi);
   AddHandle(inode.get(), fi);
   if (fuse_reply_open(req, fi) == -ENOENT)
     DropHandle(fs, inode, fi->flags);  // open was interrupted.
@@ -113,6 +174,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     fuse_reply_err(req, err);
     return;
   }
+  ChooseDirectIo(fs, *inode, fi);
   AddHandle(inode.get(), fi);
   fuse_entry_param e;
   fs->FillEntry(inode, &e);
@@ -168,13 +230,17 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
   if (fs->killpriv_v2() && (CurrentRequestFlags().write_flags & kWriteKillSuidgid)) {
     KillPrivileges(req, inode);
   }
+  const bool writeback = fi->writepage;  // From the kernel's page cache (not write(2)).
   Status s;
   {
     std::shared_lock<std::shared_mutex> data(inode->data_mu);
-    s = fs->store().Write(inode->ino, off, buf, size);
+    s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
+            ? Status::Error(ENOSPC, "writeback past refused data")
+            : fs->store().Write(inode->ino, off, buf, size);
     if (s.ok()) {
       const timespec now = Now();
       std::lock_guard<std::mutex> lock(inode->mu);
+      NoteStoredWrite(inode, writeback, end);
       if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
       inode->mtime = inode->ctime = now;
     }
@@ -188,8 +254,16 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
       file_size = inode->size;
     }
     if (static_cast<off_t>(end) > file_size) (void)fs->store().Truncate(inode->ino, file_size);
+    // A refused writeback: the kernel still shows that data, and maybe a size past what
+    // is stored. Make it forget the size before the reply (which ends the writeback that
+    // fsync or close wait for), the pages after it (see full_mount.h).
+    const bool past_size =
+        writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
     data.unlock();
+    if (past_size) ResetKernelInode(fs, inode);
+    const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
     fuse_reply_err(req, s.code());
+    if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
     return;
   }
   fuse_reply_write(req, size);
@@ -201,7 +275,14 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
-void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* fi) {
+  // The kernel sends this only once its writeback of the file succeeded (it reports a
+  // refusal itself): what the file holds now is acknowledged.
+  Inode* inode = Filesystem::FromHandle(fi);
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    ForgetWritebackGrowth(inode);
+  }
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
 }
 

@@ -1,0 +1,164 @@
+// Near-full detection and the forgetting of refused writeback (see full_mount.h).
+//
+// Lock order: tree_mu_ -> Inode::mu (filesystem.h); RefusedWrites::mu_ is taken alone.
+#include "fs/full_mount.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <shared_mutex>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "fs/filesystem.h"
+#include "fs/log.h"
+#include "fs/session_loop.h"
+
+namespace zbudfs {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// When sysfs cannot tell: more than 1 % of the dirty threshold of a machine with 32 GiB.
+constexpr uint64_t kFallbackDirtyLimit = 64 * kMiB;
+
+// Undoes mountinfo's octal escapes (\040 for a space, ...).
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The first number in file path, or fallback.
+uint64_t ReadNumber(const std::string& path, uint64_t fallback) {
+  std::ifstream in(path);
+  uint64_t v;
+  return (in >> v) ? v : fallback;
+}
+
+// The global dirty threshold in bytes (/proc/vmstat), or 0.
+uint64_t GlobalDirtyThreshold() {
+  std::ifstream in("/proc/vmstat");
+  std::string name;
+  uint64_t v;
+  while (in >> name >> v) {
+    if (name == "nr_dirty_threshold") return v * 4096;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string BdiOfMount(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT ...
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    if (!(fields >> id >> parent >> dev >> root >> point)) continue;
+    if (Unescape(point) == mountpoint) found = dev;  // The latest mount there wins.
+  }
+  return found.empty() ? std::string() : "/sys/class/bdi/" + found;
+}
+
+uint64_t DirtyLimitBytes(const std::string& bdi_dir) {
+  uint64_t limit = 0;
+  if (!bdi_dir.empty()) {
+    limit = ReadNumber(bdi_dir + "/max_bytes", 0);
+    // Without strict_limit the bdi may exceed its share until the global limit throttles.
+    if (limit != 0 && ReadNumber(bdi_dir + "/strict_limit", 1) == 0) {
+      limit = std::max(limit, GlobalDirtyThreshold());
+    }
+  }
+  if (limit == 0) limit = kFallbackDirtyLimit;
+  // Each writer dirties up to its ratelimit (a few hundred KiB here) between two checks of
+  // the limit, and the limit itself moves with free memory: a quarter more and 4 MiB.
+  return limit + limit / 4 + 4 * kMiB;
+}
+
+RefusedWrites::RefusedWrites(Filesystem* fs) : fs_(fs) {}
+
+RefusedWrites::~RefusedWrites() { Stop(); }
+
+void RefusedWrites::Add(fuse_ino_t ino, uint64_t off, uint64_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return;
+  Range& r = pending_[ino];
+  r.off = std::min(r.off, off);
+  r.end = std::max(r.end, off + len);
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  cv_.notify_one();
+}
+
+void RefusedWrites::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void RefusedWrites::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    if (stop_) return;
+    std::map<fuse_ino_t, Range> batch;
+    batch.swap(pending_);
+    lock.unlock();
+    for (const auto& [ino, range] : batch) Forget(ino, range);
+    lock.lock();
+  }
+}
+
+void RefusedWrites::Forget(fuse_ino_t ino, const Range& r) {
+  fuse_session* se = fs_->session();
+  std::shared_ptr<Inode> inode = fs_->Get(ino);
+  if (se == nullptr || inode == nullptr) return;
+  fuse_lowlevel_notify_inval_inode(se, ino, static_cast<off_t>(r.off),
+                                   static_cast<off_t>(r.end - r.off));
+}
+
+void ResetKernelInode(Filesystem* fs, Inode* inode) {
+  fuse_session* se = fs->session();
+  if (se == nullptr) return;
+  {
+    // Every time (no "already bumped" shortcut): a lookup answered with the old generation
+    // just before may have re-created the entry after an earlier invalidation.
+    std::lock_guard<std::mutex> lock(inode->mu);
+    ++inode->generation;
+  }
+  // Every name of the file: the kernel caches entries for a day, so only an invalidated
+  // entry leads to the lookup that shows it the new generation.
+  std::vector<std::pair<fuse_ino_t, std::string>> names;
+  {
+    std::shared_lock<std::shared_mutex> tree(fs->tree_mu());
+    std::vector<Inode*> dirs{fs->table().root().get()};
+    while (!dirs.empty()) {
+      Inode* dir = dirs.back();
+      dirs.pop_back();
+      dir->dir->ForEachAfter(0, [&](const std::string& name, const Directory::Entry& e) {
+        if (e.inode.get() == inode) names.emplace_back(dir->ino, name);
+        if (e.inode->is_dir()) dirs.push_back(e.inode.get());
+        return true;
+      });
+    }
+  }
+  // The kernel takes the directory's lock for this: a request it waits on under that lock
+  // (a lookup, a readdir) needs another worker.
+  BlockingCall blocking;
+  for (const auto& [parent, name] : names) {
+    fuse_lowlevel_notify_inval_entry(se, parent, name.c_str(), name.size());
+  }
+}
+
+}  // namespace zbudfs

@@ -1,0 +1,98 @@
+// What a full mount needs so that acknowledged data never turns into zeros.
+//
+// With the kernel's writeback cache, write(2) returns once the data is in the page cache;
+// the store sees it only at writeback, where a refusal (ENOSPC) reaches nobody but fsync and
+// close. Two defences, both owned here:
+//
+//   * Near full, new writable opens get direct I/O (Filesystem::NearFull): write(2) then goes
+//     straight to the store and returns its error. "Near" means the store's room (the lesser
+//     of the capacity left and the memory left below mem_limit plus the overflow's room, one
+//     uncompressed page per page) is below what the kernel may hold dirty for this mount:
+//     FUSE gives its bdi max_ratio 1 % with strict_limit, so at most the bdi's max_bytes
+//     (/sys/class/bdi/MAJ:MIN/max_bytes: 1 % of the global dirty threshold) is dirty or under
+//     writeback at once, plus the few pages each writer dirties between two throttling
+//     checks (DirtyLimitBytes adds a quarter and 4 MiB for those).
+//   * Writeback the store refused anyway (a writer that opened before the mount got near
+//     full): the kernel still shows the refused data and the size it gave the file. Inside
+//     the size the daemon stored, dropping the cached pages is enough (the stored data reads
+//     back): RefusedWrites does that after the reply, from its own thread, since dropping
+//     pages waits for the folios under writeback (the refused request's own, until its reply
+//     is sent) and for folio locks held by readers waiting on other requests. Past the
+//     stored size (ops_file.cc first cuts the size back to the first refused byte), the
+//     kernel's own i_size is the problem: with the writeback cache it never takes the
+//     server's size for a cached regular file. ResetKernelInode bumps the inode's generation
+//     and invalidates the kernel's entries for its names, before the refused request is
+//     answered (so before the fsync or close that reports the error returns): the next
+//     lookup returns the new generation, fuse_iget marks the cached inode bad (its open
+//     handles then get EIO) and makes a fresh one with the daemon's size.
+//
+// Locks: RefusedWrites::mu_ guards its queue only; ResetKernelInode takes Inode::mu, then
+// tree_mu_ (shared) alone, and sends with no lock held (inside a BlockingCall: the kernel
+// takes the parent directory's lock, which a request waiting for a worker may hold).
+#ifndef ZBUDFS_FS_FULL_MOUNT_H_
+#define ZBUDFS_FS_FULL_MOUNT_H_
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace zbudfs {
+
+class Filesystem;
+
+// "/sys/class/bdi/MAJ:MIN" of the file system mounted at mountpoint (an absolute, resolved
+// path), from /proc/self/mountinfo (the latest mount there); "" if not found.
+std::string BdiOfMount(const std::string& mountpoint);
+
+// The most bytes the kernel may hold dirty (or under writeback) for the bdi at bdi_dir:
+// max_bytes, or with strict_limit off the global dirty threshold (the bdi may then go past
+// its share), plus the throttling slack; 64 MiB when sysfs cannot tell.
+uint64_t DirtyLimitBytes(const std::string& bdi_dir);
+
+// Makes the kernel drop its cached inode of a regular file (and so its size) at the next
+// lookup of any of its names. Call with no lock held, from a request
+// handler (never from RefusedWrites' thread: see above).
+struct Inode;
+void ResetKernelInode(Filesystem* fs, Inode* inode);
+
+// Queue and thread that make the kernel drop its cached pages of data the store refused at
+// writeback inside the stored size.
+class RefusedWrites {
+ public:
+  explicit RefusedWrites(Filesystem* fs);
+  ~RefusedWrites();  // Stop().
+  RefusedWrites(const RefusedWrites&) = delete;
+  RefusedWrites& operator=(const RefusedWrites&) = delete;
+
+  // Notes that a writeback write of [off, off + len) to ino was refused (its reply is sent or
+  // about to be). Never blocks on the kernel.
+  void Add(fuse_ino_t ino, uint64_t off, uint64_t len);
+  // Ends the thread; later Adds are ignored. Call before the session is destroyed.
+  void Stop();
+
+ private:
+  struct Range {
+    uint64_t off = UINT64_MAX;  // Union of the refused ranges of one inode.
+    uint64_t end = 0;
+  };
+  void Run();
+  void Forget(fuse_ino_t ino, const Range& r);  // Sends what makes the kernel forget r.
+
+  Filesystem* const fs_;
+  std::mutex mu_;  // Guards what follows.
+  std::condition_variable cv_;
+  std::map<fuse_ino_t, Range> pending_;
+  bool stop_ = false;
+  std::thread thread_;  // Started by the first Add.
+};
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_FS_FULL_MOUNT_H_
