@@ -5,8 +5,8 @@
   mmap PATH DATA          ftruncate to 1 MiB, writes random data through a shared mapping,
                           msync: prints "msync ENOSPC" (or dies of SIGBUS); DATA gets the data
   check_mmap PATH DATA    every page of PATH is zeros (what ftruncate acknowledged) or DATA's
-  early PATH TOTAL        opens, writes TOTAL bytes of a numbered pattern through the cache,
-                          fsyncs, and with the file still open drops the caches and checks that
+  early PATH TOTAL LIMIT  opens, writes TOTAL bytes of a numbered pattern through the cache
+                          and 4 KiB 8 MiB past them, fsyncs, and with the file still open drops the caches and checks that
                           a fresh open reads a prefix of the pattern (never zeros); again after
                           close
 """
@@ -101,6 +101,13 @@ def early(path, total, limit):
             print("write(2) at %d: %s" % (i * MiB, errno.errorcode.get(e.errno, e.errno)))
             break
     print(acked, "bytes acknowledged by write(2)")
+    # A small write 8 MiB further: the half MiB the blocks left free may take it at
+    # writeback, past the refused blocks: it must not make them read back as zeros.
+    far = total // MiB + 8
+    try:
+        os.pwrite(fd, pattern(far)[:4096], far * MiB)
+    except OSError as e:
+        print("far write(2):", errno.errorcode.get(e.errno, e.errno))
     try:
         os.fsync(fd)
         print("fsync ok")
