@@ -27,7 +27,7 @@ int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
   {
     std::unique_lock<std::shared_mutex> data(inode->data_mu);
     Status s = fs->store().Truncate(inode->ino, 0);
-    if (!s.ok()) return s.code();
+    if (!s.ok()) return StoreErrno(s, EIO);
     const timespec now = Now();
     std::lock_guard<std::mutex> lock(inode->mu);
     inode->size = 0;
@@ -142,7 +142,7 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
       Status s = fs->store().Read(inode->ino, off, buf.get(), n);
       if (!s.ok()) {
         data.unlock();
-        fuse_reply_err(req, s.code());
+        fuse_reply_err(req, StoreErrno(s, EIO));
         return;
       }
     }
@@ -189,7 +189,7 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     }
     if (static_cast<off_t>(end) > file_size) (void)fs->store().Truncate(inode->ino, file_size);
     data.unlock();
-    fuse_reply_err(req, s.code());
+    fuse_reply_err(req, StoreErrno(s, ENOSPC));
     return;
   }
   fuse_reply_write(req, size);
@@ -241,7 +241,7 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
                     : fs->store().Allocate(inode->ino, off, len);
   if (!s.ok()) {
     if (!punch && !zero) UndoAllocationPastEof(fs, inode, off, end);
-    return s.code();
+    return StoreErrno(s, ENOSPC);
   }
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);
