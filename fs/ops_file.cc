@@ -205,9 +205,9 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
 }
 
-// After a plain fallocate failed part way (ENOSPC past size=): frees the zero pages it
-// stored past EOF, which no one could see or truncate away (st_blocks and df would keep
-// them). Whole pages only, so it cannot fail. Pages inside the file stay allocated, as
+// After a plain or zero-range fallocate failed part way (ENOSPC past size=): frees the zero
+// pages it stored past EOF, which no one could see or truncate away (st_blocks and df would
+// keep them). Whole pages only, so it cannot fail. Pages inside the file stay allocated, as
 // ext4 leaves them. inode->data_mu must be held exclusively.
 void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end) {
   constexpr uint64_t kPage = PageStore::kPageSize;
@@ -240,7 +240,7 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
              : zero ? fs->store().ZeroRange(inode->ino, off, len)
                     : fs->store().Allocate(inode->ino, off, len);
   if (!s.ok()) {
-    if (!punch && !zero) UndoAllocationPastEof(fs, inode, off, end);
+    if (!punch) UndoAllocationPastEof(fs, inode, off, end);
     return StoreErrno(s, ENOSPC);
   }
   const timespec now = Now();
