@@ -147,6 +147,15 @@ bool EraseXattr(Inode* inode, std::string_view name);
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);
 
+// The errno to reply for a failed store call. The store gives ENOSPC/EIO; a transient code
+// that slipped out (EAGAIN, EINTR, ESTALE) must never reach a program: on EAGAIN the kernel's
+// writeback drops the pages, and callers retry nothing. Those become `instead` (ENOSPC for
+// calls that store data, EIO for the others).
+inline int StoreErrno(const Status& s, int instead) {
+  const int code = s.code();
+  return code == EAGAIN || code == EWOULDBLOCK || code == EINTR || code == ESTALE ? instead : code;
+}
+
 }  // namespace zbudfs
 
 #endif  // ZBUDFS_FS_FILESYSTEM_H_

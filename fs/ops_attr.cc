@@ -66,7 +66,7 @@ int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set)
     // At or below the size: also frees pages past EOF (fallocate with KEEP_SIZE), as tmpfs.
     if (attr->st_size <= old_size) {
       Status s = fs->store().Truncate(inode->ino, attr->st_size);
-      if (!s.ok()) return s.code();
+      if (!s.ok()) return StoreErrno(s, EIO);
     }
   }
   struct timespec now = Now();

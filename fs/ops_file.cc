@@ -27,7 +27,7 @@ int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
   {
     std::unique_lock<std::shared_mutex> data(inode->data_mu);
     Status s = fs->store().Truncate(inode->ino, 0);
-    if (!s.ok()) return s.code();
+    if (!s.ok()) return StoreErrno(s, EIO);
     const timespec now = Now();
     std::lock_guard<std::mutex> lock(inode->mu);
     inode->size = 0;
@@ -204,7 +204,7 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
       Status s = fs->store().Read(inode->ino, off, buf.get(), n);
       if (!s.ok()) {
         data.unlock();
-        fuse_reply_err(req, s.code());
+        fuse_reply_err(req, StoreErrno(s, EIO));
         return;
       }
     }
@@ -262,7 +262,7 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     data.unlock();
     if (past_size) ResetKernelInode(fs, inode);
     const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
-    fuse_reply_err(req, s.code());
+    fuse_reply_err(req, StoreErrno(s, ENOSPC));
     if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
     return;
   }
@@ -286,9 +286,9 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
 }
 
-// After a plain fallocate failed part way (ENOSPC past size=): frees the zero pages it
-// stored past EOF, which no one could see or truncate away (st_blocks and df would keep
-// them). Whole pages only, so it cannot fail. Pages inside the file stay allocated, as
+// After a plain or zero-range fallocate failed part way (ENOSPC past size=): frees the zero
+// pages it stored past EOF, which no one could see or truncate away (st_blocks and df would
+// keep them). Whole pages only, so it cannot fail. Pages inside the file stay allocated, as
 // ext4 leaves them. inode->data_mu must be held exclusively.
 void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end) {
   constexpr uint64_t kPage = PageStore::kPageSize;
@@ -321,8 +321,8 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
              : zero ? fs->store().ZeroRange(inode->ino, off, len)
                     : fs->store().Allocate(inode->ino, off, len);
   if (!s.ok()) {
-    if (!punch && !zero) UndoAllocationPastEof(fs, inode, off, end);
-    return s.code();
+    if (!punch) UndoAllocationPastEof(fs, inode, off, end);
+    return StoreErrno(s, ENOSPC);
   }
   const timespec now = Now();
   std::lock_guard<std::mutex> lock(inode->mu);

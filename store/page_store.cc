@@ -3,7 +3,6 @@
 #include "store/page_store.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -19,7 +18,6 @@ namespace zbudfs {
 using store_internal::kBatchPages;
 using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
-using store_internal::kMaxRoomWaits;
 using store_internal::kPage;
 
 PageStore::PageStore(const PageStoreOptions& options)
@@ -101,6 +99,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
       for (uint64_t i = from; i < to; ++i) {
         if (touched[i]) FreeEntry(fresh[i]);
       }
+      EndInFlight(fresh + from, touched + from, to - from);
     };
     // Puts pages [from, to) of the batch into the index (one exclusive section) and frees
     // what they replace; on ENOSPC past capacity (or ESTALE) frees them instead.
@@ -137,15 +136,17 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
         if (touched[i] && old[i].present()) FreeEntry(old[i]);
       }
       RecordRawPages(id, start + from, fresh + from, touched + from, to - from);
+      EndInFlight(fresh + from, touched + from, to - from);  // Reclaim may take them now.
       return Status::OK();
     };
     Status st;
     uint64_t published = 0;    // Pages [0, published) of the batch are in the index.
     uint64_t done = 0;         // Pages [published, done) are encoded, not yet published.
     PageCodec::Streak streak;  // Neighbouring pages compress alike.
-    int waits = 0;
+    int idle_waits = 0;        // WaitForRoom's rounds with nothing in flight, in a row.
     while (done < count) {
       const uint64_t page = start + done;
+      st = Status::OK();  // fill() sets it only when it fails; a retried page starts afresh.
       const uint8_t* data = fill(page, merge, &st);
       if (!st.ok()) break;
       touched[done] = data != nullptr;
@@ -173,19 +174,16 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
           if (!st.ok()) return st;
           continue;
         }
-        if (++waits > kMaxRoomWaits) {
-          st = Status::Error(ENOSPC, "mem_limit reached and nothing can be reclaimed");
-          break;
-        }
         // Wait with write_mu released: the pages waited for may be those of a lock-free
         // writer of this very file, which needs write_mu to publish them. Nothing of ours is
         // pending, and fill() runs again for this page after the wait.
         if (mode == WriteMuMode::kCallerHoldsWriteMu) f.write_mu.unlock();
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        st = WaitForRoom(&idle_waits);
         if (mode == WriteMuMode::kCallerHoldsWriteMu) {
           f.write_mu.lock();
           if (f.removed) return Status::Error(ESTALE, "file removed during the write");
         }
+        if (!st.ok()) break;  // Nothing pending: nothing to discard.
         continue;
       }
       if (!st.ok()) break;

@@ -29,6 +29,9 @@
 //                                             comes just before it).
 //   5. PageStore::raw_mu_     (mutex)         the raw-page FIFO; deque work only.
 //   -  PageStore::bg_mu_      (mutex)         the reclaimer's sleep; nothing taken under it.
+//   -  PageStore::room_mu_    (mutex)         writers' sleep while waiting for room; nothing
+//                                             taken under it, never held while waiting on
+//                                             another lock (a leaf: taken under 2 and 3 too).
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
 // overflowed page) runs under that one file's index_mu_ in shared mode, or exclusive for
 // promotion's re-check of a slot; readers of other files never need that lock. Statistics are
@@ -42,6 +45,11 @@
 // its new overflow slot is freed. Raw pages have their own FIFO and the same re-check. A
 // background thread keeps memory between 90 % and 95 % of mem_limit; a writer that finds no
 // room reclaims itself, so memory exceeds mem_limit by at most one page per writing thread.
+// When all that memory is in pages reclaim cannot take yet (other writers' pages encoded but
+// not yet published, or being evicted), the writer publishes what it has encoded itself, or,
+// with nothing of its own pending, sleeps (write_mu released) until a publication and tries
+// again, for as long as anything is in flight: a write never fails for memory while reclaim
+// can still make room, and gets ENOSPC only when the overflow store is full or absent.
 // The one exception: a page that takes no more memory than the stored page it replaces
 // (overwrite, or the edge of a truncate or punch) is stored even when reclaim cannot make
 // room, since the old page is freed right after: such a page is swapped in (and the old one
@@ -228,6 +236,12 @@ class PageStore {
   static uint64_t EntryCost(const PageEntry& e);  // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                  // False past capacity.
   void UnreservePages(uint64_t n);
+  // After MakeRoom's EAGAIN, with none of the caller's pages unpublished and no lock held:
+  // sleeps until pages are published (kRoomWait at most). OK to try again; ENOSPC after
+  // kMaxIdleRoomWaits rounds in a row with nothing in flight (*idle_waits counts them).
+  Status WaitForRoom(int* idle_waits);
+  // Pages [0, n) of a batch (those touched) leave the in-flight count: published or freed.
+  void EndInFlight(const PageEntry* entries, const bool* touched, uint64_t n);
   Status MakeRoom();    // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
   Status ReclaimOne();  // Evicts one zbud or raw page.
   Status EvictZbud(uint64_t handle);  // The pool's evict callback.
@@ -292,6 +306,17 @@ class PageStore {
   std::condition_variable bg_cv_;  // Wakes the reclaimer.
   bool bg_stop_ = false;           // Set by the destructor.
   std::thread reclaimer_;          // Runs ReclaimerLoop when mem_limit and overflow are set.
+
+  // Writers waiting for room (WaitForRoom). Memory is "in flight" while it is in pages
+  // encoded but not yet published or discarded (unpublished_) or in an eviction
+  // (reclaiming_: threads inside ReclaimOne); room_events_ counts publications, which wake
+  // the sleepers of room_cv_ (notified only when room_waiters_ says someone sleeps).
+  std::atomic<uint64_t> unpublished_{0};   // Zbud and raw pages encoded, not yet in an index.
+  std::atomic<uint64_t> reclaiming_{0};    // Threads inside ReclaimOne.
+  std::atomic<uint64_t> room_events_{0};   // Bumped by each publication or discard.
+  std::atomic<uint32_t> room_waiters_{0};  // Threads in WaitForRoom.
+  std::mutex room_mu_;                     // Pairs with room_cv_; a leaf lock.
+  std::condition_variable room_cv_;        // Wakes writers waiting for room.
 };
 
 }  // namespace zbudfs

@@ -7,6 +7,7 @@
 #define ZBUDFS_STORE_PAGE_STORE_INTERNAL_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -60,7 +61,14 @@ constexpr unsigned kReclaimRetries = 8;     // LRU pages tried per ReclaimPage.
 constexpr int kMakeRoomAttempts = 16;       // Reclaim rounds before MakeRoom gives EAGAIN.
 constexpr uint64_t kTrimAfterDrops = 4096;  // Pages (+1 per file) dropped before malloc_trim.
 constexpr uint64_t kTrimWhenQuiet = 64;     // ... or this many, once drops have stopped.
-constexpr int kMaxRoomWaits = 1000;         // 1 ms waits for other writers' pages (1 s).
+// A writer that finds memory full of pages reclaim cannot take now (other writers' pages
+// not yet published, pages being evicted or freed) sleeps until some are published, at most
+// kRoomWait at a time, and tries again for as long as any of that is going on. Only after
+// kMaxIdleRoomWaits waits in a row in which nothing at all moved (no page in flight, no
+// reclaim running, no page published, memory not falling) does it give ENOSPC: a safety net
+// against an accounting bug, not a time limit (a slow overflow disk keeps reclaim running).
+constexpr std::chrono::milliseconds kRoomWait{1};
+constexpr int kMaxIdleRoomWaits = 1000;
 constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
 
 }  // namespace store_internal

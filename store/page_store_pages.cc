@@ -70,6 +70,7 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, ui
     out->kind = PageEntry::kZbud;
     out->value = *h;
     out->length = static_cast<uint32_t>(n);
+    unpublished_.fetch_add(1, std::memory_order_relaxed);  // Until EndInFlight.
     return Status::OK();
   }
   void* raw = arena_->AllocPage();
@@ -78,6 +79,7 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, ui
   std::memcpy(raw, data, kPage);
   out->kind = PageEntry::kRaw;
   out->value = reinterpret_cast<uint64_t>(raw);
+  unpublished_.fetch_add(1, std::memory_order_relaxed);  // Until EndInFlight.
   return Status::OK();
 }
 

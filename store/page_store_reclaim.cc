@@ -21,8 +21,10 @@
 namespace zbudfs {
 
 using store_internal::kMakeRoomAttempts;
+using store_internal::kMaxIdleRoomWaits;
 using store_internal::kPage;
 using store_internal::kReclaimRetries;
+using store_internal::kRoomWait;
 using store_internal::kTrimWhenQuiet;
 using store_internal::LoadTag;
 using store_internal::OwnerTag;
@@ -138,10 +140,59 @@ Status PageStore::ReclaimTo(uint64_t target) {
   return Status::OK();
 }
 
+// The pages are in an index now (or freed): they no longer hold memory reclaim cannot take.
+// Wakes the writers waiting for room, if any (room_waiters_ is read after room_events_ is
+// bumped, and WaitForRoom counts itself in before it reads room_events_: one of the two
+// sides sees the other).
+void PageStore::EndInFlight(const PageEntry* entries, const bool* touched, uint64_t n) {
+  uint64_t pages = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    pages +=
+        touched[i] && (entries[i].kind == PageEntry::kZbud || entries[i].kind == PageEntry::kRaw);
+  }
+  if (pages == 0) return;
+  unpublished_.fetch_sub(pages, std::memory_order_relaxed);
+  room_events_.fetch_add(1, std::memory_order_seq_cst);
+  if (room_waiters_.load(std::memory_order_seq_cst) == 0) return;
+  { std::lock_guard<std::mutex> lock(room_mu_); }  // A waiter is asleep or past its check.
+  room_cv_.notify_all();
+}
+
+// Why a wait for room always ends: memory that reclaim could not take is in pages encoded
+// but unpublished (their writers publish them before they wait themselves, and wait for
+// nothing while they hold them), in evictions (which end), or in pages being freed. While
+// any of that is seen, or memory falls, the round does not count; the writer retries
+// MakeRoom, which evicts what was published. ENOSPC from here means the accounting is wrong.
+Status PageStore::WaitForRoom(int* idle_waits) {
+  const uint64_t used = MemUsed();
+  const bool in_flight = unpublished_.load(std::memory_order_relaxed) > 0 ||
+                         reclaiming_.load(std::memory_order_relaxed) > 0;
+  const uint64_t events = room_events_.load(std::memory_order_relaxed);
+  bool woken;
+  {
+    std::unique_lock<std::mutex> lock(room_mu_);
+    room_waiters_.fetch_add(1, std::memory_order_seq_cst);
+    woken = room_cv_.wait_for(
+        lock, kRoomWait, [&] { return room_events_.load(std::memory_order_seq_cst) != events; });
+    room_waiters_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (in_flight || woken || MemUsed() < used) {
+    *idle_waits = 0;
+    return Status::OK();
+  }
+  if (++*idle_waits < kMaxIdleRoomWaits) return Status::OK();
+  return Status::Error(ENOSPC, "mem_limit reached and nothing in flight can be reclaimed");
+}
+
 // Which memory goes first: raw pages when they are the larger part of memory, zbud pages
 // (the pool's LRU tail) otherwise; each falls back to the other when it has nothing.
 Status PageStore::ReclaimOne() {
   if (!options_.overflow) return Status::Error(ENOSPC, "no overflow store");
+  struct Counted {  // Writers waiting for room see an eviction in flight.
+    std::atomic<uint64_t>& n;
+    explicit Counted(std::atomic<uint64_t>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
+    ~Counted() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } counted(reclaiming_);
   const bool raw_first = raw_mem_pages_.load(std::memory_order_relaxed) > pool_->PoolPages();
   if (raw_first) {
     Status st = EvictRaw();

@@ -158,6 +158,16 @@ free1=$(stat -f -c %f "$MNT")
 fsize=$(stat -c %s "$MNT/falloc")
 ((fsize == 0 && free1 == free0)) || fail "after the failed fallocate: size $fsize, free blocks $free0 -> $free1"
 rm -f "$MNT/falloc"
+# The same for a zero-range fallocate (issue 14: it left df full and the file empty).
+: >"$MNT/falloc"
+rc=0
+fallocate -z -o 0 -l 16M "$MNT/falloc" 2>"$WORK/err" || rc=$?
+((rc != 0)) && grep -q "No space left on device" "$WORK/err" ||
+  fail "fallocate -z -l 16M with $free0 blocks free: rc=$rc $(cat "$WORK/err")"
+free1=$(stat -f -c %f "$MNT")
+fsize=$(stat -c %s "$MNT/falloc")
+((fsize == 0 && free1 == free0)) || fail "after the failed fallocate -z: size $fsize, free blocks $free0 -> $free1"
+rm -f "$MNT/falloc"
 # Pages fallocated past EOF (KEEP_SIZE) go when the file is truncated to its size, as on
 # tmpfs (statfs's free blocks: st_blocks may be the kernel's cached figure).
 : >"$MNT/keep"

@@ -412,6 +412,92 @@ TEST(PageStoreReclaimTest, ConcurrentPartialWriterWaitsForMemoryWithoutTheFileLo
   }
 }
 
+// Many writers at a tiny mem_limit with room in the overflow: memory is often all in other
+// writers' unpublished pages, and a writer must then wait for them (they are published and
+// reclaimed), never fail. Issue 14: a whole-page writer that waited once came back with
+// EAGAIN (a stale status of the wait broke its loop) and the kernel dropped the data.
+// Threads write whole-page batches (compressed unlocked), unaligned spans (under write_mu),
+// zero, punch and truncate unaligned ranges, and half of them share a file at disjoint
+// ranges; every byte must read back, and memory must stay within mem_limit plus one page per
+// writing thread.
+void RunManyWritersAtMemLimit(uint64_t mem_limit) {
+  constexpr int kThreads = 16;
+  constexpr uint64_t kBytesPerThread = 512 << 10;
+  Fixture fx(mem_limit);
+  std::atomic<int> running{kThreads};
+  std::atomic<uint64_t> max_used{0};
+  std::thread monitor([&] {
+    while (running > 0) {
+      const uint64_t used = fx.store->MemUsed();
+      uint64_t seen = max_used.load();
+      while (used > seen && !max_used.compare_exchange_weak(seen, used)) {
+      }
+      std::this_thread::yield();
+    }
+  });
+  auto file_of = [](int t) -> PageStore::FileId { return t < kThreads / 2 ? 100 + t : 200; };
+  auto base_of = [](int t) -> uint64_t { return t < kThreads / 2 ? 0 : t * kBytesPerThread; };
+  std::vector<std::vector<uint8_t>> data(kThreads);  // What each thread's range must hold.
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    data[t] = MixedData(kBytesPerThread, 1000 + t);
+    threads.emplace_back([&, t] {
+      std::vector<uint8_t>& d = data[t];
+      const PageStore::FileId file = file_of(t);
+      auto check = [&](const Status& st, const std::string& what) {
+        if (!st.ok() && errors[t].empty()) errors[t] = what + ": " + st.ToString();
+      };
+      // Whole-page batches of 1 to 64 pages, then (odd threads) the same range again in
+      // unaligned spans, which merge with the pages just written.
+      std::mt19937_64 rng(t);
+      for (uint64_t off = 0; off < d.size() && errors[t].empty();) {
+        const uint64_t len = std::min<uint64_t>(d.size() - off, (1 + rng() % 64) * kPage);
+        check(fx.store->Write(file, base_of(t) + off, d.data() + off, len),
+              "whole-page write at " + std::to_string(off));
+        off += len;
+      }
+      for (uint64_t off = 0; t % 2 == 1 && off < d.size() && errors[t].empty();) {
+        const uint64_t len = std::min<uint64_t>(d.size() - off, 1 + rng() % (3 * kPage));
+        check(fx.store->Write(file, base_of(t) + off, d.data() + off, len),
+              "partial write at " + std::to_string(off));
+        off += len;
+      }
+      // Unaligned zero-range and punch (their edge pages are rewritten), and a truncate of
+      // the files of one thread.
+      if (t % 4 == 3) {
+        check(fx.store->ZeroRange(file, base_of(t) + 5000, 40000), "zero range");
+        std::fill(d.begin() + 5000, d.begin() + 45000, 0);
+        check(fx.store->PunchHole(file, base_of(t) + 100001, 30000), "punch");
+        std::fill(d.begin() + 100001, d.begin() + 130001, 0);
+      }
+      if (t < kThreads / 2 && t % 2 == 0) {
+        check(fx.store->Truncate(file, d.size() - 5000), "truncate");
+        std::fill(d.end() - 5000, d.end(), 0);
+      }
+      --running;
+    });
+  }
+  for (auto& th : threads) th.join();
+  monitor.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], "") << "thread " << t;
+    std::vector<uint8_t> got(kBytesPerThread);
+    ASSERT_TRUE(fx.store->Read(file_of(t), base_of(t), got.data(), got.size()).ok());
+    EXPECT_TRUE(got == data[t]) << "thread " << t << "'s data differs";
+  }
+  EXPECT_LE(max_used.load(), mem_limit + kThreads * kPage);
+  EXPECT_GT(fx.store->Stats().written_back_pages, 0u);
+}
+
+TEST(PageStoreReclaimTest, ConcurrentWritersAtOnePageMemLimitAllSucceed) {
+  RunManyWritersAtMemLimit(kPage);
+}
+
+TEST(PageStoreReclaimTest, ConcurrentWritersAt64KiBMemLimitAllSucceed) {
+  RunManyWritersAtMemLimit(64 << 10);
+}
+
 class BlockingWrites : public OverflowIo {
  public:
   std::atomic<int> calls{0};
