@@ -191,6 +191,15 @@ void ClearCapabilities(Inode* inode) {
   if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
 }
 
+void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino) {
+  // Attributes only (offset -1): no page is touched and no request is sent back to us, so
+  // this cannot wait for a worker or for the inode lock that the kernel holds around the
+  // write, truncate or fallocate being served (fuse_reverse_inval_inode takes only the
+  // inode's spinlock). It also bumps the kernel's attribute version, so that a getattr
+  // answered before the change cannot put the old mode back.
+  if (fs->session() != nullptr) (void)fuse_lowlevel_notify_inval_inode(fs->session(), ino, -1, 0);
+}
+
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
   bool privileged;
   {
@@ -217,13 +226,18 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bo
   const bool drop_sgid =
       (mode & S_ISGID) &&
       ((mode & S_IXGRP) || (!InGroup(req, gid) && !(may_be_capable && CallerHasCapFsetid(req))));
-  std::lock_guard<std::mutex> lock(inode->mu);
   const mode_t kill = S_ISUID | (drop_sgid ? S_ISGID : 0);
-  const bool had_caps = EraseXattr(inode, "security.capability");
-  if ((inode->mode & kill) != 0 || had_caps) {
-    inode->mode &= ~kill;
-    inode->ctime = Now();
+  bool mode_changed;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    const bool had_caps = EraseXattr(inode, "security.capability");
+    mode_changed = (inode->mode & kill) != 0;
+    if (mode_changed || had_caps) {
+      inode->mode &= ~kill;
+      inode->ctime = Now();
+    }
   }
+  if (mode_changed) ForgetCachedMode(Filesystem::From(req), inode->ino);
 }
 
 namespace {
