@@ -130,7 +130,7 @@ void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   const uint64_t page = PageStore::kPageSize;
   const uint64_t total = fs->options().size / page;
   const uint64_t used = std::min<uint64_t>(total, s.orig_data_size / page);
-  const uint64_t inodes = fs->table().size();
+  const uint64_t inodes = fs->table().size() + fs->table().extra_links();  // Links count.
   struct statvfs st {};
   st.f_bsize = page;
   st.f_frsize = page;
