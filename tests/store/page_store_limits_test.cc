@@ -173,6 +173,33 @@ TEST(PageStoreTest, ChargeMetadataSharesCapacityWithPages) {
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 2, 0, TextBytes(16 * kPage)));
 }
 
+// Writers of pages and chargers of metadata racing for the last of the capacity: together
+// they fill it and never pass it (one counter holds both).
+TEST(PageStoreTest, ChargeMetadataConcurrentWithWritesStaysWithinCapacity) {
+  PageStoreOptions o;
+  o.capacity_bytes = 512 * kPage;
+  PageStore store(o);
+  constexpr uint64_t kChunk = 3000;  // Metadata charged at a time.
+  std::vector<std::thread> threads;
+  for (PageStore::FileId file = 1; file <= 2; ++file) {
+    threads.emplace_back([&store, file] {
+      const Bytes text = TextBytes(kPage, file);
+      for (uint64_t page = 0;; ++page) {
+        if (!store.Write(file, page * kPage, text.data(), text.size()).ok()) return;
+      }
+    });
+    threads.emplace_back([&store] {
+      while (store.ChargeMetadata(kChunk).ok()) {
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const StoreStats s = store.Stats();
+  EXPECT_LE(s.orig_data_size + s.metadata_bytes, o.capacity_bytes);
+  EXPECT_GT(s.orig_data_size + s.metadata_bytes + kPage, o.capacity_bytes) << "not full";
+  EXPECT_EQ(s.metadata_bytes % kChunk, 0u);
+}
+
 // Without an overflow store, metadata counts in the memory compared with mem_limit: it is
 // refused when memory is full, and while it is held, pages that need memory are refused.
 TEST(PageStoreTest, ChargeMetadataCountsAgainstMemLimit) {
