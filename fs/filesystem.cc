@@ -66,7 +66,14 @@ void Filesystem::FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param
 }
 
 void Filesystem::ReleaseIfUnused(const std::shared_ptr<Inode>& inode) {
-  if (table_.DropIfUnused(inode) && inode->is_reg()) store_->Remove(inode->ino);
+  if (!table_.DropIfUnused(inode)) return;
+  if (inode->is_reg()) store_->Remove(inode->ino);
+  uint64_t xattrs;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    xattrs = EraseAllXattrs(inode.get());
+  }
+  UnchargeXattrs(this, xattrs);
 }
 
 void Filesystem::Forget(fuse_ino_t ino, uint64_t n) {
@@ -119,6 +126,7 @@ std::string FormatStats(const StoreStats& s) {
       {"overflow_bytes", s.overflow_bytes},
       {"written_back_pages", s.written_back_pages},
       {"faulted_pages", s.faulted_pages},
+      {"metadata_bytes", s.metadata_bytes},
   };
   std::string out;
   for (const auto& [name, value] : fields) {

@@ -88,7 +88,8 @@ class Filesystem {
   void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
   // Fills st for inode; takes Inode::mu (call with no lock held).
   void FillAttr(const std::shared_ptr<Inode>& inode, struct stat* st);
-  // Drops inode if unused and frees its file data; call with no lock held.
+  // Drops inode if unused and frees its file data and its xattrs (giving back their
+  // charge); call with no lock held.
   void ReleaseIfUnused(const std::shared_ptr<Inode>& inode);
   // Lowers inode ino's lookup count by n (FUSE forget).
   void Forget(fuse_ino_t ino, uint64_t n);
@@ -128,21 +129,39 @@ int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const cha
 // group before the change; default: its group now) and, if may_be_capable, lacks
 // CAP_FSETID; and the security.capability xattr. For the requests the kernel flags under
 // FUSE_HANDLE_KILLPRIV_V2 (it flags writes and truncates only for callers without
-// CAP_FSETID, chowns always). Takes Inode::mu (ops_attr.cc).
+// CAP_FSETID, chowns always). When the mode changed, the kernel's cached attributes are
+// invalidated (ForgetCachedMode) before this returns, so before the request's reply.
+// Takes Inode::mu (ops_attr.cc); call with no lock held.
 void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = std::nullopt,
                     bool may_be_capable = false);
 // The same for a change the kernel does not flag (fallocate; open(O_TRUNC) without
 // HANDLE_KILLPRIV_V2): setuid and setgid only when the caller lacks CAP_FSETID (read from
 // /proc, and only when the file has either bit); file capabilities always.
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
+// Makes the kernel drop its cached attributes of ino (after the daemon cleared setuid or
+// setgid): the kernel keeps a mode for kCacheTimeout and execs by it, and neither a write's
+// reply nor fallocate's or open(O_TRUNC)'s refreshes it. Safe from any handler: it sends
+// nothing back to us and takes no lock the kernel may hold meanwhile (ops_attr.cc).
+void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino);
 // Removes the security.capability xattr (a truncate or write by a capable caller).
-void ClearCapabilities(Inode* inode);
+void ClearCapabilities(fuse_req_t req, Inode* inode);
 // True when the process behind req has capability cap (CAP_* of <linux/capability.h>) in
 // its effective set, read from /proc/PID/status; false if that process is gone.
 bool CallerHasCapability(fuse_req_t req, int cap);
 
-// Removes xattr name of inode (Inode::mu held); true if it was there (ops_xattr.cc).
-bool EraseXattr(Inode* inode, std::string_view name);
+// Extended attributes' memory (ops_xattr.cc). Each stored attribute is charged to the
+// PageStore (ChargeMetadata) as XattrCost: its name and value plus kXattrOverhead, about
+// what a map node and its two heap strings take, so that a flood of small attributes is
+// bounded too. Erasing returns the charge; the caller gives it back with UnchargeXattrs
+// once Inode::mu is released.
+inline constexpr uint64_t kXattrOverhead = 128;
+uint64_t XattrCost(size_t name_len, size_t value_len);
+// Removes xattr name of inode (Inode::mu held); returns its charge, 0 if it was not there.
+uint64_t EraseXattr(Inode* inode, std::string_view name);
+// Removes every xattr of inode (Inode::mu held, or the inode unreachable); returns their charge.
+uint64_t EraseAllXattrs(Inode* inode);
+// Gives back a charge of xattrs (no lock needed: the store's atomics only).
+void UnchargeXattrs(Filesystem* fs, uint64_t cost);
 
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);

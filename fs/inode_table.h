@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -164,12 +165,18 @@ class InodeTable {
   // Live inodes a user can still reach: linked or open, so not those waiting only for the
   // kernel's forget. Locks each inode in turn: O(inodes), for when size() is at a limit.
   size_t CountInUse() const;
+  // Names of non-directories beyond their first (hard links). nr_inodes and `df -i` count
+  // each as one inode, as tmpfs does (each pins a dentry in memory). Changed by link,
+  // unlink and rename under tree_mu_ held exclusively, where the limit is also checked.
+  uint64_t extra_links() const { return extra_links_.load(std::memory_order_relaxed); }
+  void AddExtraLinks(int64_t n) { extra_links_.fetch_add(n, std::memory_order_relaxed); }
 
  private:
   mutable std::mutex mu_;                                          // Guards what follows.
   std::unordered_map<fuse_ino_t, std::shared_ptr<Inode>> inodes_;  // Live inodes.
   fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;                         // Next number.
   std::shared_ptr<Inode> root_;                                    // Inode 1.
+  std::atomic<uint64_t> extra_links_{0};                           // See extra_links().
 };
 
 // CLOCK_REALTIME now.

@@ -129,8 +129,10 @@ void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   StoreStats s = fs->store().Stats();
   const uint64_t page = PageStore::kPageSize;
   const uint64_t total = fs->options().size / page;
-  const uint64_t used = std::min<uint64_t>(total, s.orig_data_size / page);
-  const uint64_t inodes = fs->table().size();
+  // File pages and, rounded up to pages, extended attributes (PageStore::ChargeMetadata).
+  const uint64_t used =
+      std::min<uint64_t>(total, (s.orig_data_size + s.metadata_bytes + page - 1) / page);
+  const uint64_t inodes = fs->table().size() + fs->table().extra_links();  // Links count.
   struct statvfs st {};
   st.f_bsize = page;
   st.f_frsize = page;
@@ -186,9 +188,23 @@ bool CallerHasCapFsetid(fuse_req_t req) {
 
 }  // namespace
 
-void ClearCapabilities(Inode* inode) {
-  std::lock_guard<std::mutex> lock(inode->mu);
-  if (EraseXattr(inode, "security.capability")) inode->ctime = Now();
+void ClearCapabilities(fuse_req_t req, Inode* inode) {
+  uint64_t cost;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    cost = EraseXattr(inode, "security.capability");
+    if (cost != 0) inode->ctime = Now();
+  }
+  UnchargeXattrs(Filesystem::From(req), cost);
+}
+
+void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino) {
+  // Attributes only (offset -1): no page is touched and no request is sent back to us, so
+  // this cannot wait for a worker or for the inode lock that the kernel holds around the
+  // write, truncate or fallocate being served (fuse_reverse_inval_inode takes only the
+  // inode's spinlock). It also bumps the kernel's attribute version, so that a getattr
+  // answered before the change cannot put the old mode back.
+  if (fs->session() != nullptr) (void)fuse_lowlevel_notify_inval_inode(fs->session(), ino, -1, 0);
 }
 
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
@@ -200,7 +216,7 @@ void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
   if (privileged && !CallerHasCapFsetid(req)) {
     KillPrivileges(req, inode);
   } else {
-    ClearCapabilities(inode);
+    ClearCapabilities(req, inode);
   }
 }
 
@@ -217,13 +233,21 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bo
   const bool drop_sgid =
       (mode & S_ISGID) &&
       ((mode & S_IXGRP) || (!InGroup(req, gid) && !(may_be_capable && CallerHasCapFsetid(req))));
-  std::lock_guard<std::mutex> lock(inode->mu);
   const mode_t kill = S_ISUID | (drop_sgid ? S_ISGID : 0);
-  const bool had_caps = EraseXattr(inode, "security.capability");
-  if ((inode->mode & kill) != 0 || had_caps) {
-    inode->mode &= ~kill;
-    inode->ctime = Now();
+  bool mode_changed;
+  uint64_t caps_cost;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    caps_cost = EraseXattr(inode, "security.capability");
+    mode_changed = (inode->mode & kill) != 0;
+    if (mode_changed || caps_cost != 0) {
+      inode->mode &= ~kill;
+      inode->ctime = Now();
+    }
   }
+  Filesystem* fs = Filesystem::From(req);
+  UnchargeXattrs(fs, caps_cost);
+  if (mode_changed) ForgetCachedMode(fs, inode->ino);
 }
 
 namespace {

@@ -54,6 +54,17 @@ void TouchDir(Inode* dir, int delta, int dlinks, const timespec& now) {
   dir->mtime = dir->ctime = now;
 }
 
+// True when nr_inodes leaves no room for one more inode or hard link. Call with tree_mu_
+// held exclusively, so that creations and links cannot overshoot. An unlinked inode the
+// kernel has not forgotten yet (a little after rm) does not count, as on tmpfs; the exact
+// count is taken only at the limit.
+bool InodesExhausted(Filesystem* fs) {
+  const uint64_t limit = fs->options().nr_inodes;
+  InodeTable& table = fs->table();
+  return limit != 0 && table.size() + table.extra_links() >= limit &&
+         table.CountInUse() + table.extra_links() >= limit;
+}
+
 // Creates name in parent. On EEXIST with existing != nullptr, returns the existing inode
 // there with its lookup count raised (for create without O_EXCL).
 int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name, NodeSpec spec,
@@ -72,13 +83,7 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
     }
     return EEXIST;
   }
-  // nr_inodes: checked under tree_mu_ held exclusively, so creations cannot overshoot. An
-  // unlinked inode the kernel has not forgotten yet (a little after rm) does not count, as
-  // on tmpfs; the exact count is taken only at the limit.
-  if (const uint64_t limit = fs->options().nr_inodes;
-      limit != 0 && fs->table().size() >= limit && fs->table().CountInUse() >= limit) {
-    return ENOSPC;
-  }
+  if (InodesExhausted(fs)) return ENOSPC;
   mode_t dir_mode;
   gid_t dir_gid;
   {
@@ -201,10 +206,12 @@ int DoLink(Filesystem* fs, fuse_ino_t ino, fuse_ino_t newparent, const char* new
   if (dir == nullptr) return err;
   if (dir->dir->Find(newname) != nullptr) return EEXIST;
   if (IsDead(dir.get())) return ENOENT;
+  if (InodesExhausted(fs)) return ENOSPC;  // A link costs an inode, as on tmpfs.
   const timespec now = Now();
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (inode->nlink == 0) return ENOENT;
+    fs->table().AddExtraLinks(1);
     ++inode->nlink;
     ++inode->nlookup;
     inode->ctime = now;
@@ -249,6 +256,7 @@ int DoRemove(Filesystem* fs, fuse_ino_t parent, const char* name, bool rmdir,
   TouchDir(dir.get(), -1, rmdir ? -1 : 0, now);
   {
     std::lock_guard<std::mutex> lock(child->mu);
+    if (!rmdir && child->nlink > 1) fs->table().AddExtraLinks(-1);
     child->nlink = rmdir ? 0 : child->nlink - 1;
     child->ctime = now;
   }
@@ -357,6 +365,7 @@ int DoRename(Filesystem* fs, fuse_ino_t parent, const char* name, fuse_ino_t new
   }
   if (target != nullptr) {
     std::lock_guard<std::mutex> lock(target->mu);
+    if (!target->is_dir() && target->nlink > 1) fs->table().AddExtraLinks(-1);
     target->nlink = target->is_dir() ? 0 : target->nlink - 1;
     target->ctime = now;
     *replaced = std::move(target);

@@ -38,7 +38,7 @@ int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
   } else if (CurrentRequestFlags().open_flags & kOpenKillSuidgid) {
     KillPrivileges(req, inode);
   } else {
-    ClearCapabilities(inode);
+    ClearCapabilities(req, inode);
   }
   return 0;
 }

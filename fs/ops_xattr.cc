@@ -1,10 +1,15 @@
 // FUSE handlers for extended attributes: setxattr, getxattr, listxattr, removexattr, plus the
 // root directory's read-only statistics attribute user.zbudfs.stats.
 //
+// Memory: every stored attribute is charged to the PageStore (ChargeMetadata: against size=
+// and mem_limit, shown in df and mem_used_total) before it is stored, and given back when it
+// is replaced or removed and when its inode is freed. The statistics attribute is not
+// stored, so not charged.
+//
 // Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
-// Only Inode::mu is taken here; the statistics come from PageStore::Stats() and the
-// caller's capabilities from /proc with no lock held. The kernel itself enforces name length (ERANGE), value size (E2BIG), permissions
-// and the user.* rules for special files.
+// Only Inode::mu is taken here; the statistics come from PageStore::Stats(), charges are
+// made and the caller's capabilities read from /proc with no lock held. The kernel itself enforces
+// name length (ERANGE), value size (E2BIG), permissions and the user.* rules for special files.
 #include <sys/xattr.h>
 
 #include <cerrno>
@@ -43,23 +48,43 @@ void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
 
 }  // namespace
 
-bool EraseXattr(Inode* inode, std::string_view name) {
+uint64_t XattrCost(size_t name_len, size_t value_len) {
+  return name_len + value_len + kXattrOverhead;
+}
+
+uint64_t EraseXattr(Inode* inode, std::string_view name) {
   XattrMap* map = inode->xattrs.get();
-  if (map == nullptr) return false;
+  if (map == nullptr) return 0;
   auto it = map->find(name);
-  if (it == map->end()) return false;
+  if (it == map->end()) return 0;
+  const uint64_t cost = XattrCost(it->first.size(), it->second.size());
   map->erase(it);
   if (map->empty()) inode->xattrs.reset();  // Most inodes have none: free the map.
-  return true;
+  return cost;
+}
+
+uint64_t EraseAllXattrs(Inode* inode) {
+  uint64_t cost = 0;
+  if (const XattrMap* map = inode->xattrs.get()) {
+    for (const auto& [name, value] : *map) cost += XattrCost(name.size(), value.size());
+  }
+  inode->xattrs.reset();
+  return cost;
+}
+
+void UnchargeXattrs(Filesystem* fs, uint64_t cost) {
+  if (cost != 0) (void)fs->store().ChargeMetadata(-static_cast<int64_t>(cost));
 }
 
 namespace {
 
-int DoSetXattr(Inode* inode, std::string_view name, const char* value, size_t size, int flags) {
-  if (IsStats(inode->ino, name)) return EPERM;
-  if (!SupportedName(name)) return EOPNOTSUPP;
-  if (EmptySuffix(name)) return EINVAL;
+// Stores the attribute under Inode::mu; returns an errno value, and in *refund what the
+// caller charged beforehand that is to be given back (the value replaced, or all of it if
+// nothing was stored).
+int StoreXattr(Inode* inode, std::string_view name, const char* value, size_t size, int flags,
+               uint64_t charged, uint64_t* refund) {
   const timespec now = Now();
+  *refund = charged;
   std::lock_guard<std::mutex> lock(inode->mu);
   XattrMap* map = inode->xattrs.get();
   auto it = map != nullptr ? map->find(name) : XattrMap::iterator();
@@ -67,20 +92,38 @@ int DoSetXattr(Inode* inode, std::string_view name, const char* value, size_t si
   if ((flags & XATTR_CREATE) && exists) return EEXIST;
   if ((flags & XATTR_REPLACE) && !exists) return ENODATA;
   if (exists) {
+    *refund = XattrCost(it->first.size(), it->second.size());
     it->second.assign(value, size);
   } else {
     if (map == nullptr) map = (inode->xattrs = std::make_unique<XattrMap>()).get();
     map->emplace(std::string(name), std::string(value, size));
+    *refund = 0;
   }
   inode->ctime = now;
   return 0;
 }
 
+int DoSetXattr(Filesystem* fs, Inode* inode, std::string_view name, const char* value, size_t size,
+               int flags) {
+  if (IsStats(inode->ino, name)) return EPERM;
+  if (!SupportedName(name)) return EOPNOTSUPP;
+  if (EmptySuffix(name)) return EINVAL;
+  // Charged in full first and the replaced value given back after, as tmpfs does: a
+  // replace on a full mount may fail even when the new value is the smaller.
+  const uint64_t cost = XattrCost(name.size(), size);
+  if (Status s = fs->store().ChargeMetadata(static_cast<int64_t>(cost)); !s.ok()) return s.code();
+  uint64_t refund = 0;
+  const int err = StoreXattr(inode, name, value, size, flags, cost, &refund);
+  UnchargeXattrs(fs, refund);
+  return err;
+}
+
 void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) {
-  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode = fs->Get(ino);
   fuse_reply_err(req,
-                 inode == nullptr ? ENOENT : DoSetXattr(inode.get(), name, value, size, flags));
+                 inode == nullptr ? ENOENT : DoSetXattr(fs, inode.get(), name, value, size, flags));
 }
 
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -137,19 +180,25 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   ReplyValue(req, names, size);
 }
 
-int DoRemoveXattr(Inode* inode, std::string_view name) {
+int DoRemoveXattr(Filesystem* fs, Inode* inode, std::string_view name) {
   if (IsStats(inode->ino, name)) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
-  if (!EraseXattr(inode, name)) return ENODATA;
-  inode->ctime = now;
+  uint64_t cost;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    cost = EraseXattr(inode, name);
+    if (cost == 0) return ENODATA;
+    inode->ctime = now;
+  }
+  UnchargeXattrs(fs, cost);
   return 0;
 }
 
 void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
-  fuse_reply_err(req, inode == nullptr ? ENOENT : DoRemoveXattr(inode.get(), name));
+  Filesystem* fs = Filesystem::From(req);
+  std::shared_ptr<Inode> inode = fs->Get(ino);
+  fuse_reply_err(req, inode == nullptr ? ENOENT : DoRemoveXattr(fs, inode.get(), name));
 }
 
 }  // namespace

@@ -412,8 +412,9 @@ std::string HelpText(const char* prog) {
          std::to_string(PageStoreOptions{}.zstd_fast_level) +
          "; off or N >= zstd_level:\n"
          "                           one pass at zstd_level)\n"
-         "    -o nr_inodes=N         most inodes (files, directories, links to them count\n"
-         "                           once); creating more gets ENOSPC; 0 = unlimited\n"
+         "    -o nr_inodes=N         most inodes (files, directories, symlinks; each extra\n"
+         "                           hard link counts as one, as on tmpfs); creating more\n"
+         "                           gets ENOSPC; 0 = unlimited\n"
          "                           (default: half of RAM's pages, like tmpfs: " +
          std::to_string(DefaultNrInodes()) +
          ")\n"

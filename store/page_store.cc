@@ -506,7 +506,9 @@ StoreStats PageStore::Stats() const {
   s.buddied_pages = pool_->BuddiedPages();
   s.same_pages = same_pages_.load(std::memory_order_relaxed);
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
-  s.mem_used_total = (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
+  s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
+  s.mem_used_total =
+      (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage + s.metadata_bytes;
   s.mem_limit = options_.mem_limit;
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;

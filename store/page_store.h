@@ -102,7 +102,7 @@ struct PageStoreOptions {
 struct StoreStats {
   uint64_t orig_data_size = 0;      // 4096 x pages held (holes excluded).
   uint64_t compr_data_size = 0;     // Compressed payload bytes, in memory and in overflow.
-  uint64_t mem_used_total = 0;      // Pool pages x 4096 + raw pages x 4096.
+  uint64_t mem_used_total = 0;      // Pool pages x 4096 + raw pages x 4096 + metadata_bytes.
   uint64_t mem_limit = 0;           // The effective mem_limit (0 = unlimited).
   uint64_t pool_pages = 0;          // Zbud pages in the pool.
   uint64_t buddied_pages = 0;       // Zbud pages holding two buddies.
@@ -112,6 +112,7 @@ struct StoreStats {
   uint64_t overflow_bytes = 0;      // Bytes the overflow files take.
   uint64_t written_back_pages = 0;  // Pages ever written to the overflow directory.
   uint64_t faulted_pages = 0;       // Pages ever read back from the overflow directory.
+  uint64_t metadata_bytes = 0;      // Charged by the caller (ChargeMetadata): xattrs.
 };
 
 // What one file costs: the daemon turns stored_bytes into st_blocks.
@@ -187,8 +188,17 @@ class PageStore {
   // EAGAIN when nothing more can be evicted right now.
   Status ReclaimTo(uint64_t target);
 
-  // Memory held now: pool pages and raw pages, in bytes.
+  // Memory held now: pool pages, raw pages and charged metadata, in bytes.
   uint64_t MemUsed() const;
+
+  // Charges bytes the caller keeps in memory besides file data (the daemon's extended
+  // attributes) against the capacity and the memory limit: they count in metadata_bytes,
+  // in mem_used_total and so in what is compared with mem_limit (reclaim pushes file pages
+  // out to make room for them), and they use capacity as file pages do. Errors: ENOSPC past
+  // capacity, or when even after reclaim memory would stay above mem_limit (metadata
+  // cannot go to the overflow directory); nothing is charged then. A negative amount gives
+  // a charge back: atomics only, no lock, never fails (callable under any caller's lock).
+  Status ChargeMetadata(int64_t bytes);
 
   // The options this store runs with.
   const PageStoreOptions& options() const { return options_; }
@@ -236,6 +246,7 @@ class PageStore {
   static uint64_t EntryCost(const PageEntry& e);  // Bytes e's storage takes.
   bool ReservePages(uint64_t n);                  // False past capacity.
   void UnreservePages(uint64_t n);
+  bool ReserveCapacity(uint64_t bytes);  // False past capacity: pages and metadata.
   // After MakeRoom's EAGAIN, with none of the caller's pages unpublished and no lock held:
   // sleeps until pages are published (kRoomWait at most). OK to try again; ENOSPC after
   // kMaxIdleRoomWaits rounds in a row with nothing in flight (*idle_waits counts them).
@@ -278,6 +289,8 @@ class PageStore {
   std::unique_ptr<FileShard[]> file_shards_;
 
   std::atomic<uint64_t> pages_held_{0};       // Non-hole pages (orig_data_size / 4096).
+  std::atomic<uint64_t> capacity_used_{0};    // pages_held_ x 4096 + metadata_bytes_.
+  std::atomic<uint64_t> metadata_bytes_{0};   // ChargeMetadata's total.
   std::atomic<uint64_t> compr_bytes_{0};      // Compressed payload bytes held.
   std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.
   std::atomic<uint64_t> huge_pages_{0};       // Raw pages in the index (huge_pages).

@@ -36,7 +36,8 @@ uint64_t PageStore::EntryCost(const PageEntry& e) {
 }
 
 uint64_t PageStore::MemUsed() const {
-  return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage;
+  return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage +
+         metadata_bytes_.load(std::memory_order_relaxed);
 }
 
 Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
@@ -162,16 +163,47 @@ void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fres
   Apply(f, d);
 }
 
-bool PageStore::ReservePages(uint64_t n) {
-  if (n == 0) return true;
-  const uint64_t cap = options_.capacity_bytes / kPage;
-  uint64_t held = pages_held_.load(std::memory_order_relaxed);
+// Pages and metadata share one counter of capacity, so that neither can pass it when they
+// race; pages_held_ then follows for the statistics.
+bool PageStore::ReserveCapacity(uint64_t bytes) {
+  const uint64_t cap = options_.capacity_bytes;
+  uint64_t used = capacity_used_.load(std::memory_order_relaxed);
   do {
-    if (options_.capacity_bytes != 0 && held + n > cap) return false;
-  } while (!pages_held_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+    if (cap != 0 && (bytes > cap || used > cap - bytes)) return false;
+  } while (!capacity_used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
   return true;
 }
 
-void PageStore::UnreservePages(uint64_t n) { pages_held_.fetch_sub(n, std::memory_order_relaxed); }
+bool PageStore::ReservePages(uint64_t n) {
+  if (n == 0) return true;
+  if (!ReserveCapacity(n * kPage)) return false;
+  pages_held_.fetch_add(n, std::memory_order_relaxed);
+  return true;
+}
+
+void PageStore::UnreservePages(uint64_t n) {
+  pages_held_.fetch_sub(n, std::memory_order_relaxed);
+  capacity_used_.fetch_sub(n * kPage, std::memory_order_relaxed);
+}
+
+Status PageStore::ChargeMetadata(int64_t bytes) {
+  if (bytes <= 0) {
+    const uint64_t back = static_cast<uint64_t>(-bytes);
+    metadata_bytes_.fetch_sub(back, std::memory_order_relaxed);
+    capacity_used_.fetch_sub(back, std::memory_order_relaxed);
+    return Status::OK();
+  }
+  const uint64_t n = static_cast<uint64_t>(bytes);
+  if (!ReserveCapacity(n)) return Status::Error(ENOSPC, "capacity reached (metadata)");
+  metadata_bytes_.fetch_add(n, std::memory_order_relaxed);
+  const uint64_t limit = options_.mem_limit;
+  if (limit == 0 || MemUsed() <= limit) return Status::OK();
+  // Make room by pushing file pages out; what cannot go (metadata, pages in flight) stays.
+  Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
+                                               : ReclaimTo(limit);
+  if (st.ok()) return st;
+  ChargeMetadata(-bytes);
+  return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
+}
 
 }  // namespace zbudfs

@@ -187,25 +187,45 @@ unmount_zbudfs
 echo "  $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
-check "3b. nr_inodes reached -> ENOSPC for every kind of inode; df -i; freed by rm"
+check "3b. nr_inodes reached -> ENOSPC for every kind of inode and for hard links (as tmpfs); df -i; freed by rm"
 t0=$SECONDS
 mount_zbudfs -o nr_inodes=8
 read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
 ((itotal == 8 && ifree == 7)) || fail "df -i on a fresh nr_inodes=8 mount: $itotal inodes, $ifree free"
 mkdir "$MNT/d" && touch "$MNT/d/f1" "$MNT/f2" && ln -s f2 "$MNT/l" && mkfifo "$MNT/p" ||
   fail "creating 5 inodes under nr_inodes=8 failed"
-ln "$MNT/f2" "$MNT/f2.link" || fail "a hard link needs no inode"
-touch "$MNT/f3" "$MNT/f4" || fail "creating inodes 7 and 8 failed"
-for make in "touch $MNT/x" "mkdir $MNT/x" "ln -s f2 $MNT/x" "mkfifo $MNT/x"; do
+ln "$MNT/f2" "$MNT/f2.link" || fail "a hard link with inodes left failed"
+read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
+((ifree == 1)) || fail "df -i after 6 inodes and a hard link: $ifree free, not 1 (tmpfs counts the link)"
+touch "$MNT/f3" || fail "creating inode 8 failed"
+for make in "touch $MNT/x" "mkdir $MNT/x" "ln -s f2 $MNT/x" "mkfifo $MNT/x" "ln $MNT/f2 $MNT/x"; do
   rc=0
   $make 2>"$WORK/err" || rc=$?
   ((rc != 0)) && grep -q "No space left on device" "$WORK/err" || fail "$make with no inode left: rc=$rc $(cat "$WORK/err")"
 done
 read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
 ((ifree == 0)) || fail "df -i with every inode used: $ifree free"
+rm -f "$MNT/f2.link"
+read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
+((ifree == 1)) || fail "df -i after removing a hard link: $ifree free, not 1"
+ln "$MNT/f3" "$MNT/f3.link" || fail "a hard link after rm freed an inode failed"
+mv "$MNT/f2" "$MNT/f3.link" || fail "rename over a hard link failed"
 rm -f "$MNT/f3"
-touch "$MNT/x" || fail "creating a file after rm freed an inode failed"
+touch "$MNT/x" || fail "creating a file after rename and rm freed an inode failed"
 rm -rf "$MNT"/*
+unmount_zbudfs
+check "3c. a flood of hard links stops at nr_inodes, as on tmpfs"
+mount_zbudfs -o nr_inodes=100
+touch "$MNT/f"
+n=0
+while ((n < 200)) && ln "$MNT/f" "$MNT/l$n" 2>"$WORK/err"; do n=$((n + 1)); done
+((n == 98)) || fail "$n hard links under nr_inodes=100 (root and f leave 98, as tmpfs)"
+grep -q "No space left on device" "$WORK/err" || fail "link 99: $(cat "$WORK/err")"
+(($(stat -c %h "$MNT/f") == 99)) || fail "nlink $(stat -c %h "$MNT/f") after 98 links"
+rm -f "$MNT"/l*
+read -r itotal ifree < <(stat -f -c '%c %d' "$MNT")
+((ifree == 98)) || fail "df -i after removing the links: $ifree free, not 98"
+rm -f "$MNT/f"
 unmount_zbudfs
 echo "  $((SECONDS - t0)) s"
 

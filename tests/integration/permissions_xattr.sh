@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Permissions and extended attributes as unprivileged users (zbudfs mounted with
 # allow_other): ownership of new inodes, 0600 files, chmod/chown rules, the sticky bit,
-# setgid directories, setuid/setgid clearing on write and chown, umask; xattrs with flags,
+# setgid directories, setuid/setgid clearing on write and chown (and a setuid binary run
+# right after another user's change runs as that user), umask; xattrs with flags,
 # ENODATA, ERANGE, E2BIG and namespace rules. Compared with tmpfs result by result; then the
 # statistics xattr is readable by any user and read-only.
 source "$(dirname "$0")/lib.sh"
@@ -13,7 +14,7 @@ getent group zbt_team >/dev/null || groupadd zbt_team || fail "groupadd zbt_team
 usermod -a -G zbt_team zbt_alice
 
 cat >"$WORK/perm.py" <<'PY'
-import ctypes, errno, mmap, os, pwd, grp, stat, struct, sys
+import ctypes, errno, mmap, os, pwd, grp, shutil, stat, struct, subprocess, sys
 
 os.chdir(sys.argv[1])
 only_zbudfs = sys.argv[2] == "zbudfs"
@@ -181,6 +182,27 @@ for how, op in [("writes", lambda: write("cap", b"b", os.O_WRONLY)),
                 ("writes O_DIRECT", lambda: write_direct("cap", b"bd"))]:
     t("root sets capability", None, lambda: (os.setxattr("cap", "security.capability", CAPS), os.listxattr("cap"))[1])
     t(f"alice {how}", A, lambda: (op(), os.listxattr("cap"))[1])
+# A setuid copy of id(1) run by another user right after that user (or the owner) changed
+# it: the kernel must not exec by a mode it cached before the daemon cleared the bits (the
+# mount has `suid`). Each change is followed directly by the exec, with no stat between.
+ID = read(shutil.which("id"))
+def run_id(p):
+    return subprocess.run(["./" + p, "-un"], capture_output=True, text=True).stdout.strip()
+def fallocate_more(p):
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size + 4096)
+    finally:
+        os.close(fd)
+t("alice 6777 copy of id", A, lambda: (write("sid", ID, mode=0o777), os.chmod("sid", 0o6777), owner("sid"))[2])
+for who, how, op in [(B, "bob appends", lambda: write("sid", b"\n", os.O_WRONLY | os.O_APPEND)),
+                     (B, "bob fallocates", lambda: fallocate_more("sid")),
+                     (B, "bob truncates up", lambda: os.truncate("sid", len(ID) + 8192)),
+                     (B, "bob rewrites O_TRUNC", lambda: write("sid", ID, os.O_WRONLY | os.O_TRUNC)),
+                     (A, "alice chgrps", lambda: os.chown("sid", -1, team))]:
+    t("alice sets 6777", A, lambda: os.chmod("sid", 0o6777))
+    t(f"{how}, bob runs it", B, lambda: (op(), run_id("sid"))[1])
+t("bob runs alice's untouched 6777 id", B, lambda: (os.chmod("sid", 0o6777), run_id("sid"))[1])
 # Extended attributes.
 t("alice sets user.a", A, lambda: os.setxattr("private", "user.a", b"1"))
 t("alice gets user.a", A, lambda: os.getxattr("private", "user.a"))
@@ -225,7 +247,7 @@ make_tmpfs "$WORK/tmpfs"
 chmod 1777 "$WORK/tmpfs"
 python3 "$WORK/perm.py" "$WORK/tmpfs" tmpfs >"$WORK/tmpfs.out" || fail "perm.py crashed on tmpfs"
 check "same operations on zbudfs -o allow_other"
-mount_zbudfs -o allow_other,size=64M
+mount_zbudfs -o allow_other,suid,size=64M
 python3 "$WORK/perm.py" "$MNT" zbudfs >"$WORK/zbudfs.out" || fail "perm.py crashed on zbudfs"
 require_mounted
 check "transcripts are identical ($(wc -l <"$WORK/tmpfs.out") operations)"

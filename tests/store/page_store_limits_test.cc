@@ -139,6 +139,87 @@ TEST(PageStoreTest, MemLimitIsEnospcButZeroPagesSucceed) {
   EXPECT_EQ(ReadBytes(store, 1, 0, kPage), text);
 }
 
+// Metadata (the daemon's xattrs) and file pages share the capacity: neither passes it, a
+// refused charge charges nothing, and a charge given back makes room for pages again.
+TEST(PageStoreTest, ChargeMetadataSharesCapacityWithPages) {
+  PageStoreOptions o;
+  o.capacity_bytes = 16 * kPage;
+  PageStore store(o);
+  ASSERT_TRUE(store.ChargeMetadata(10 * kPage - 100).ok());
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, TextBytes(6 * kPage)));  // 100 bytes left.
+  const Bytes text = TextBytes(kPage, 9);
+  EXPECT_EQ(store.Write(1, 6 * kPage, text.data(), text.size()).code(), ENOSPC)
+      << "a 17th page's worth: 10 pages less 100 bytes of metadata and 6 pages";
+  EXPECT_EQ(store.Allocate(2, 0, kPage).code(), ENOSPC);
+  EXPECT_EQ(store.ChargeMetadata(101).code(), ENOSPC);
+  EXPECT_TRUE(store.ChargeMetadata(100).ok()) << "exactly the capacity left";
+  EXPECT_EQ(store.ChargeMetadata(1).code(), ENOSPC);
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.metadata_bytes, 10 * kPage);
+  EXPECT_EQ(s.orig_data_size, 6 * kPage) << "metadata is not file data";
+  ExpectMemFormula(s);
+  // Giving back 2 pages' worth lets 2 pages in, and no third.
+  ASSERT_TRUE(store.ChargeMetadata(-2 * static_cast<int64_t>(kPage)).ok());
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 6 * kPage, TextBytes(2 * kPage, 9)));
+  EXPECT_EQ(store.Write(1, 8 * kPage, text.data(), text.size()).code(), ENOSPC);
+  // Pages freed make room for metadata, and everything given back leaves nothing counted.
+  store.Remove(1);
+  EXPECT_TRUE(store.ChargeMetadata(8 * kPage).ok());
+  EXPECT_EQ(store.ChargeMetadata(1).code(), ENOSPC);
+  ASSERT_TRUE(store.ChargeMetadata(-16 * static_cast<int64_t>(kPage)).ok());
+  s = store.Stats();
+  EXPECT_EQ(s.metadata_bytes, 0u);
+  EXPECT_EQ(s.mem_used_total, 0u);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 2, 0, TextBytes(16 * kPage)));
+}
+
+// Writers of pages and chargers of metadata racing for the last of the capacity: together
+// they fill it and never pass it (one counter holds both).
+TEST(PageStoreTest, ChargeMetadataConcurrentWithWritesStaysWithinCapacity) {
+  PageStoreOptions o;
+  o.capacity_bytes = 512 * kPage;
+  PageStore store(o);
+  constexpr uint64_t kChunk = 3000;  // Metadata charged at a time.
+  std::vector<std::thread> threads;
+  for (PageStore::FileId file = 1; file <= 2; ++file) {
+    threads.emplace_back([&store, file] {
+      const Bytes text = TextBytes(kPage, file);
+      for (uint64_t page = 0;; ++page) {
+        if (!store.Write(file, page * kPage, text.data(), text.size()).ok()) return;
+      }
+    });
+    threads.emplace_back([&store] {
+      while (store.ChargeMetadata(kChunk).ok()) {
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const StoreStats s = store.Stats();
+  EXPECT_LE(s.orig_data_size + s.metadata_bytes, o.capacity_bytes);
+  EXPECT_GT(s.orig_data_size + s.metadata_bytes + kPage, o.capacity_bytes) << "not full";
+  EXPECT_EQ(s.metadata_bytes % kChunk, 0u);
+}
+
+// Without an overflow store, metadata counts in the memory compared with mem_limit: it is
+// refused when memory is full, and while it is held, pages that need memory are refused.
+TEST(PageStoreTest, ChargeMetadataCountsAgainstMemLimit) {
+  PageStoreOptions o;
+  o.mem_limit = 16 * kPage;
+  PageStore store(o);
+  std::mt19937_64 rng(11);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, RandomBytes(10 * kPage, rng)));  // 10 raw pages.
+  ASSERT_TRUE(store.ChargeMetadata(6 * kPage).ok());
+  EXPECT_EQ(store.MemUsed(), o.mem_limit);
+  EXPECT_EQ(store.ChargeMetadata(1).code(), ENOSPC);
+  EXPECT_EQ(store.Stats().metadata_bytes, 6 * kPage) << "a refused charge charges nothing";
+  const Bytes page = RandomBytes(kPage, rng);
+  EXPECT_EQ(store.Write(1, 10 * kPage, page.data(), page.size()).code(), ENOSPC);
+  ExpectMemFormula(store.Stats());
+  ASSERT_TRUE(store.ChargeMetadata(-static_cast<int64_t>(kPage)).ok());
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 10 * kPage, page));
+  EXPECT_LE(store.MemUsed(), o.mem_limit);
+}
+
 // Overwriting stored pages must not carry memory past mem_limit when the old pages held less
 // than the new ones: zero pages (fallocate, or files written with zeros) hold no memory, and a
 // compressed page shares its zbud page with a buddy. Single-threaded, so after every call

@@ -79,6 +79,32 @@ struct Fixture {
   std::unique_ptr<PageStore> store;
 };
 
+// Metadata cannot go to the overflow directory, so charging it pushes file pages there
+// instead: memory stays within mem_limit and the data reads back exactly.
+TEST(PageStoreReclaimTest, ChargeMetadataPushesPagesToOverflow) {
+  constexpr uint64_t kLimit = 64 * kPage;
+  Fixture fx(kLimit, 0, /*background=*/false);
+  const auto data = MixedData(64 * kPage, 3);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  const uint64_t used = fx.store->MemUsed();
+  ASSERT_GE(used, 8 * kPage);
+  ASSERT_EQ(fx.store->Stats().overflow_pages, 0u);
+  const uint64_t meta = kLimit - used + 8 * kPage;  // 8 pages more than memory has free.
+  ASSERT_TRUE(fx.store->ChargeMetadata(static_cast<int64_t>(meta)).ok());
+  EXPECT_LE(fx.store->MemUsed(), kLimit);
+  StoreStats s = fx.store->Stats();
+  EXPECT_GT(s.overflow_pages, 0u);
+  EXPECT_EQ(s.metadata_bytes, meta);
+  EXPECT_EQ(fx.store->ChargeMetadata(kLimit).code(), ENOSPC) << "more than mem_limit";
+  EXPECT_EQ(fx.store->Stats().metadata_bytes, meta);
+  std::vector<uint8_t> got(data.size());
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());
+  EXPECT_TRUE(got == data);
+  fx.store->Remove(1);
+  ASSERT_TRUE(fx.store->ChargeMetadata(-static_cast<int64_t>(meta)).ok());
+  EXPECT_EQ(fx.store->Stats().mem_used_total, 0u);
+}
+
 TEST(PageStoreReclaimTest, MemoryStaysBoundedAndEverythingReadsBack) {
   constexpr uint64_t kLimit = 1 << 20;
   Fixture fx(kLimit);
