@@ -19,7 +19,8 @@
 // same sequence. On a mismatch it prints the seed, the failing operation and the tail of the
 // operation log, and exits 1.
 //
-// Build:  g++ -O2 -std=c++20 -o exerciser tests/exerciser/exerciser.cc
+// Build:  scripts/build.sh release --target exerciser   (-> build/tests/exerciser), or
+//         g++ -O2 -std=c++20 -o exerciser tests/exerciser/exerciser.cc
 // Short:  exerciser --zbud /mnt/z --ref /tmp/ref --seed 1 --ops 20000        (what
 //         tests/integration/exerciser.sh runs, twice: default options and mem_limit=4M)
 // Long:   exerciser --zbud /mnt/z --ref /tmp/ref --ops 1000000 --target-mb 256
@@ -67,31 +68,32 @@ struct Options {
   uint64_t seed = 0;
   bool seed_given = false;
   uint64_t ops = 20000;
-  uint64_t target_bytes = 16 * kMiB;     // Data the reference should hold, roughly.
-  uint64_t max_offset = 3ull << 30;      // Largest sparse offset (3 GiB).
-  uint64_t check_every = 2000;           // Light tree compare every N ops.
+  uint64_t target_bytes = 16 * kMiB;  // Data the reference should hold, roughly.
+  uint64_t max_offset = 3ull << 30;   // Largest sparse offset (3 GiB).
+  uint64_t check_every = 2000;        // Light tree compare every N ops.
   bool mmap = true;
   bool verbose = false;
-  int tail = 40;                         // Log lines printed on failure.
-  unsigned jobs = 1;                     // Parallel jobs, each in its own subdirectory.
-  std::string job_tag;                   // "job N: " in a job's messages.
+  int tail = 40;        // Log lines printed on failure.
+  unsigned jobs = 1;    // Parallel jobs, each in its own subdirectory.
+  std::string job_tag;  // "job N: " in a job's messages.
 } opt;
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: exerciser --zbud DIR --ref DIR [--seed N] [--ops N] [--target-mb N]\n"
-               "                 [--max-offset-mb N] [--check-every N] [--no-mmap] [--verbose]\n"
-               "                 [--tail N] [--jobs N]\n"
-               "  --zbud DIR        a directory on the zbudfs mount (empty)\n"
-               "  --ref DIR         the reference directory, on a tmpfs of its own (empty)\n"
-               "  --seed N          random seed (default: from the clock; always printed)\n"
-               "  --ops N           operations (default 20000; long mode: --ops 1000000)\n"
-               "  --target-mb N     data the files should hold, roughly (default 16)\n"
-               "  --max-offset-mb N largest sparse offset (default 3072)\n"
-               "  --check-every N   compare the trees' metadata every N ops (default 2000)\n"
-               "  --jobs N          N processes in parallel, job i in subdirectory jI of both\n"
-               "                    roots with seed+i, --ops and --target-mb each divided by N\n"
-               "                    (a job's failure prints the single-job command replaying it)\n");
+  std::fprintf(
+      stderr,
+      "usage: exerciser --zbud DIR --ref DIR [--seed N] [--ops N] [--target-mb N]\n"
+      "                 [--max-offset-mb N] [--check-every N] [--no-mmap] [--verbose]\n"
+      "                 [--tail N] [--jobs N]\n"
+      "  --zbud DIR        a directory on the zbudfs mount (empty)\n"
+      "  --ref DIR         the reference directory, on a tmpfs of its own (empty)\n"
+      "  --seed N          random seed (default: from the clock; always printed)\n"
+      "  --ops N           operations (default 20000; long mode: --ops 1000000)\n"
+      "  --target-mb N     data the files should hold, roughly (default 16)\n"
+      "  --max-offset-mb N largest sparse offset (default 3072)\n"
+      "  --check-every N   compare the trees' metadata every N ops (default 2000)\n"
+      "  --jobs N          N processes in parallel, job i in subdirectory jI of both\n"
+      "                    roots with seed+i, --ops and --target-mb each divided by N\n"
+      "                    (a job's failure prints the single-job command replaying it)\n");
   std::exit(2);
 }
 
@@ -137,42 +139,62 @@ void Log(const std::string& s) {
   std::fprintf(stderr, "\n%sEXERCISER MISMATCH at op #%llu (seed %llu): %s\n", opt.job_tag.c_str(),
                static_cast<unsigned long long>(g_op), static_cast<unsigned long long>(opt.seed),
                what.c_str());
-  std::fprintf(stderr, "--- last %d operations (oldest first; zbudfs=%s reference=%s):\n",
-               opt.tail, opt.zroot.c_str(), opt.rroot.c_str());
+  std::fprintf(stderr, "--- last %d operations (oldest first; zbudfs=%s reference=%s):\n", opt.tail,
+               opt.zroot.c_str(), opt.rroot.c_str());
   size_t from = g_log.size() > static_cast<size_t>(opt.tail) ? g_log.size() - opt.tail : 0;
   for (size_t i = from; i < g_log.size(); ++i) std::fprintf(stderr, "  %s\n", g_log[i].c_str());
   std::fprintf(stderr,
                "--- reproduce on fresh empty directories: exerciser --zbud DIR --ref DIR "
                "--seed %llu --ops %llu --target-mb %llu --max-offset-mb %llu%s\n",
-               static_cast<unsigned long long>(opt.seed),
-               static_cast<unsigned long long>(g_op + 1),
+               static_cast<unsigned long long>(opt.seed), static_cast<unsigned long long>(g_op + 1),
                static_cast<unsigned long long>(opt.target_bytes / kMiB),
-               static_cast<unsigned long long>(opt.max_offset / kMiB), opt.mmap ? "" : " --no-mmap");
+               static_cast<unsigned long long>(opt.max_offset / kMiB),
+               opt.mmap ? "" : " --no-mmap");
   std::exit(1);
 }
 
 const char* ErrName(int e) {
   switch (e) {
-    case 0: return "OK";
-    case ENOENT: return "ENOENT";
-    case EEXIST: return "EEXIST";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case EINVAL: return "EINVAL";
-    case EBADF: return "EBADF";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    case EBUSY: return "EBUSY";
-    case EACCES: return "EACCES";
-    case EPERM: return "EPERM";
-    case ENOSPC: return "ENOSPC";
-    case EIO: return "EIO";
-    case EFBIG: return "EFBIG";
-    case EXDEV: return "EXDEV";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ENODEV: return "ENODEV";
-    case ENOTCONN: return "ENOTCONN";
-    case EMLINK: return "EMLINK";
-    case ENXIO: return "ENXIO";
+    case 0:
+      return "OK";
+    case ENOENT:
+      return "ENOENT";
+    case EEXIST:
+      return "EEXIST";
+    case ENOTDIR:
+      return "ENOTDIR";
+    case EISDIR:
+      return "EISDIR";
+    case EINVAL:
+      return "EINVAL";
+    case EBADF:
+      return "EBADF";
+    case ENOTEMPTY:
+      return "ENOTEMPTY";
+    case EBUSY:
+      return "EBUSY";
+    case EACCES:
+      return "EACCES";
+    case EPERM:
+      return "EPERM";
+    case ENOSPC:
+      return "ENOSPC";
+    case EIO:
+      return "EIO";
+    case EFBIG:
+      return "EFBIG";
+    case EXDEV:
+      return "EXDEV";
+    case EOPNOTSUPP:
+      return "EOPNOTSUPP";
+    case ENODEV:
+      return "ENODEV";
+    case ENOTCONN:
+      return "ENOTCONN";
+    case EMLINK:
+      return "EMLINK";
+    case ENXIO:
+      return "ENXIO";
     default: {
       static char buf[32];
       std::snprintf(buf, sizeof(buf), "errno%d", e);
@@ -186,11 +208,11 @@ struct Res {
   long v;
   int err;
 };
-#define CALL(expr)                                   \
-  ([&]() -> Res {                                    \
-    errno = 0;                                       \
-    long r_ = static_cast<long>(expr);               \
-    return Res{r_, r_ < 0 ? errno : 0};              \
+#define CALL(expr)                      \
+  ([&]() -> Res {                       \
+    errno = 0;                          \
+    long r_ = static_cast<long>(expr);  \
+    return Res{r_, r_ < 0 ? errno : 0}; \
   }())
 
 std::string Show(Res r) { return r.v < 0 ? ErrName(r.err) : Fmt("%ld", r.v); }
@@ -208,8 +230,8 @@ bool Same(const std::string& what, Res z, Res r, bool same_value = true) {
 
 // ---- Paths and handles ------------------------------------------------------------------------
 
-const std::vector<std::string> kFiles = {"f0", "f1", "f2", "f3", "f4", "f5", "f6",
-                                         "f7", "d0/f0", "d0/f1", "d0/f2", "d1/f0",
+const std::vector<std::string> kFiles = {"f0",    "f1",    "f2",      "f3",     "f4",    "f5",
+                                         "f6",    "f7",    "d0/f0",   "d0/f1",  "d0/f2", "d1/f0",
                                          "d1/f1", "d1/f2", "d0/s/f0", "d0/s/f1"};
 const std::vector<std::string> kDirs = {"d0", "d1", "d0/s", "d2"};
 
@@ -218,7 +240,7 @@ std::string R(const std::string& p) { return opt.rroot + "/" + p; }
 
 struct Handle {
   int z, r;
-  int acc;         // O_RDONLY / O_WRONLY / O_RDWR.
+  int acc;  // O_RDONLY / O_WRONLY / O_RDWR.
   bool append;
   std::string name;  // The path it was opened by (the file may be renamed or unlinked since).
   uint64_t id;
@@ -228,7 +250,10 @@ uint64_t next_handle_id = 1;
 
 std::string HName(const Handle& h) {
   return Fmt("h%llu(%s%s%s)", static_cast<unsigned long long>(h.id), h.name.c_str(),
-             h.acc == O_RDONLY ? ",ro" : h.acc == O_WRONLY ? ",wo" : ",rw", h.append ? ",app" : "");
+             h.acc == O_RDONLY   ? ",ro"
+             : h.acc == O_WRONLY ? ",wo"
+                                 : ",rw",
+             h.append ? ",app" : "");
 }
 
 bool Writable(const Handle& h) { return h.acc != O_RDONLY; }
@@ -276,9 +301,9 @@ uint64_t RefUsed() {
 
 std::vector<uint8_t> wbuf, zbuf, rbuf;
 
-const char* const kWords[] = {"alpha ", "beta ", "gamma ", "page ", "zbud ", "store ",
-                              "overflow ", "reclaim ", "4096 ", "compress ", "\n", "the ",
-                              "of ", "mount ", "fuse ", "kernel "};
+const char* const kWords[] = {"alpha ",    "beta ",    "gamma ", "page ",     "zbud ", "store ",
+                              "overflow ", "reclaim ", "4096 ",  "compress ", "\n",    "the ",
+                              "of ",       "mount ",   "fuse ",  "kernel "};
 
 // Fills n bytes with one of several kinds of data (per 4 KiB chunk for "mixed").
 void FillKind(uint8_t* p, size_t n, int kind, Rng& g) {
@@ -350,7 +375,8 @@ uint64_t PickLen() {
   if (Under() && rng.Chance(30)) return rng.Range(256 * 1024, 4 * kMiB);
   if (r < 35) return rng.Range(1, 600);
   if (r < 60) return rng.Range(1, 16 * 1024);
-  if (r < 80) return rng.Range(1, 8) * kPage + (rng.Chance(50) ? 0 : rng.Range(0, 2 * kPage) - kPage / 2);
+  if (r < 80)
+    return rng.Range(1, 8) * kPage + (rng.Chance(50) ? 0 : rng.Range(0, 2 * kPage) - kPage / 2);
   if (r < 95) return rng.Range(64 * 1024, kMiB);
   return rng.Range(kMiB, 3 * kMiB);
 }
@@ -394,10 +420,11 @@ void CompareRange(const std::string& what, int zfd, int rfd, uint64_t off, uint6
     if (std::memcmp(zbuf.data(), rbuf.data(), static_cast<size_t>(rn)) != 0) {
       size_t i = 0;
       while (zbuf[i] == rbuf[i]) ++i;
-      Fail(Fmt("%s: data differs at offset %llu (zbudfs byte 0x%02x, reference 0x%02x; "
-               "compared [%llu, +%zd))",
-               what.c_str(), static_cast<unsigned long long>(off + i), zbuf[i], rbuf[i],
-               static_cast<unsigned long long>(off), rn));
+      Fail(
+          Fmt("%s: data differs at offset %llu (zbudfs byte 0x%02x, reference 0x%02x; "
+              "compared [%llu, +%zd))",
+              what.c_str(), static_cast<unsigned long long>(off + i), zbuf[i], rbuf[i],
+              static_cast<unsigned long long>(off), rn));
     }
     off += static_cast<uint64_t>(rn);
     n -= static_cast<uint64_t>(rn);
@@ -473,7 +500,8 @@ Handle* PickHandle(bool want_write = false, bool want_read = false) {
   if (want_write || want_read) {
     std::vector<size_t> ok;
     for (size_t i = 0; i < handles.size(); ++i) {
-      if ((!want_write || Writable(handles[i])) && (!want_read || Readable(handles[i]))) ok.push_back(i);
+      if ((!want_write || Writable(handles[i])) && (!want_read || Readable(handles[i])))
+        ok.push_back(i);
     }
     if (!ok.empty() && rng.Chance(92)) return &handles[ok[rng.Below(ok.size())]];
   }
@@ -490,7 +518,9 @@ void CompareFstat(const Handle& h, const char* after) {
   struct stat zs, rs;
   Res z = CALL(fstat(h.z, &zs));
   Res r = CALL(fstat(h.r, &rs));
-  if ((z.v < 0) != (r.v < 0)) Fail(Fmt("fstat %s after %s: %s vs %s", HName(h).c_str(), after, Show(z).c_str(), Show(r).c_str()));
+  if ((z.v < 0) != (r.v < 0))
+    Fail(Fmt("fstat %s after %s: %s vs %s", HName(h).c_str(), after, Show(z).c_str(),
+             Show(r).c_str()));
   if (z.v < 0) return;
   if (zs.st_size != rs.st_size) {
     Fail(Fmt("st_size of %s after %s: zbudfs %lld, reference %lld", HName(h).c_str(), after,
@@ -498,7 +528,8 @@ void CompareFstat(const Handle& h, const char* after) {
   }
   if (zs.st_nlink != rs.st_nlink) {
     Fail(Fmt("st_nlink of %s after %s: zbudfs %llu, reference %llu", HName(h).c_str(), after,
-             static_cast<unsigned long long>(zs.st_nlink), static_cast<unsigned long long>(rs.st_nlink)));
+             static_cast<unsigned long long>(zs.st_nlink),
+             static_cast<unsigned long long>(rs.st_nlink)));
   }
 }
 
@@ -512,13 +543,17 @@ void OpOpen() {
   if (rng.Chance(Over() ? 30 : 7)) flags |= O_TRUNC;
   if ((flags & O_CREAT) && rng.Chance(5)) flags |= O_EXCL;
   const std::string what = Fmt("open(%s, %s%s%s%s%s)", p.c_str(),
-                               (flags & O_ACCMODE) == O_RDWR ? "RDWR" : (flags & O_ACCMODE) == O_RDONLY ? "RDONLY" : "WRONLY",
+                               (flags & O_ACCMODE) == O_RDWR     ? "RDWR"
+                               : (flags & O_ACCMODE) == O_RDONLY ? "RDONLY"
+                                                                 : "WRONLY",
                                flags & O_CREAT ? "|CREAT" : "", flags & O_APPEND ? "|APPEND" : "",
                                flags & O_TRUNC ? "|TRUNC" : "", flags & O_EXCL ? "|EXCL" : "");
   Res z = CALL(open(Z(p).c_str(), flags | O_CLOEXEC, 0644));
   Res rr = CALL(open(R(p).c_str(), flags | O_CLOEXEC, 0644));
   if (!Same(what, z, rr, false)) return;
-  Handle h{static_cast<int>(z.v), static_cast<int>(rr.v), flags & O_ACCMODE, (flags & O_APPEND) != 0, p, next_handle_id++};
+  Handle h{
+      static_cast<int>(z.v), static_cast<int>(rr.v), flags & O_ACCMODE, (flags & O_APPEND) != 0, p,
+      next_handle_id++};
   handles.push_back(h);
   Log("  = " + HName(h));
   CompareFstat(h, "open");
@@ -541,18 +576,21 @@ void OpWrite() {
   const uint64_t size = RefSize(*h);
   uint64_t len = PickLen();
   uint64_t off = PickOffset(size, len);
-  if (Over() && off + len > size) len = size > off ? std::max<uint64_t>(1, size - off) : rng.Range(1, 4096);
+  if (Over() && off + len > size)
+    len = size > off ? std::max<uint64_t>(1, size - off) : rng.Range(1, 4096);
   const int kind = FillData(len);
   const bool positional = !h->append && rng.Chance(85);
   if (positional) {
     const std::string what = Fmt("pwrite %s off=%llu len=%llu %s", HName(*h).c_str(),
-                                 static_cast<unsigned long long>(off), static_cast<unsigned long long>(len), kKindNames[kind]);
+                                 static_cast<unsigned long long>(off),
+                                 static_cast<unsigned long long>(len), kKindNames[kind]);
     Same(what, CALL(pwrite(h->z, wbuf.data(), len, static_cast<off_t>(off))),
          CALL(pwrite(h->r, wbuf.data(), len, static_cast<off_t>(off))));
   } else {
     if (!h->append) {
       Same(Fmt("lseek %s %llu", HName(*h).c_str(), static_cast<unsigned long long>(off)),
-           CALL(lseek(h->z, static_cast<off_t>(off), SEEK_SET)), CALL(lseek(h->r, static_cast<off_t>(off), SEEK_SET)));
+           CALL(lseek(h->z, static_cast<off_t>(off), SEEK_SET)),
+           CALL(lseek(h->r, static_cast<off_t>(off), SEEK_SET)));
     }
     const std::string what = Fmt("write %s len=%llu %s", HName(*h).c_str(),
                                  static_cast<unsigned long long>(len), kKindNames[kind]);
@@ -575,12 +613,14 @@ void OpRead() {
   std::string what;
   Res z, r;
   if (positional) {
-    what = Fmt("pread %s off=%llu len=%llu", HName(*h).c_str(), static_cast<unsigned long long>(off), static_cast<unsigned long long>(len));
+    what = Fmt("pread %s off=%llu len=%llu", HName(*h).c_str(),
+               static_cast<unsigned long long>(off), static_cast<unsigned long long>(len));
     z = CALL(pread(h->z, zbuf.data(), len, static_cast<off_t>(off)));
     r = CALL(pread(h->r, rbuf.data(), len, static_cast<off_t>(off)));
   } else {
     Same(Fmt("lseek %s %llu", HName(*h).c_str(), static_cast<unsigned long long>(off)),
-         CALL(lseek(h->z, static_cast<off_t>(off), SEEK_SET)), CALL(lseek(h->r, static_cast<off_t>(off), SEEK_SET)));
+         CALL(lseek(h->z, static_cast<off_t>(off), SEEK_SET)),
+         CALL(lseek(h->r, static_cast<off_t>(off), SEEK_SET)));
     what = Fmt("read %s len=%llu", HName(*h).c_str(), static_cast<unsigned long long>(len));
     z = CALL(read(h->z, zbuf.data(), len));
     r = CALL(read(h->r, rbuf.data(), len));
@@ -611,15 +651,17 @@ void OpDirectRead() {
   void* zb = nullptr;
   if (posix_memalign(&zb, kPage, len) != 0) std::abort();
   if (rbuf.size() < len) rbuf.resize(len);
-  const std::string what = Fmt("O_DIRECT pread %s off=%llu len=%llu", HName(*h).c_str(),
-                               static_cast<unsigned long long>(off), static_cast<unsigned long long>(len));
+  const std::string what =
+      Fmt("O_DIRECT pread %s off=%llu len=%llu", HName(*h).c_str(),
+          static_cast<unsigned long long>(off), static_cast<unsigned long long>(len));
   Res z = CALL(pread(dz, zb, len, static_cast<off_t>(off)));
   Res r = CALL(pread(h->r, rbuf.data(), len, static_cast<off_t>(off)));
   close(dz);
   if (Same(what, z, r) && std::memcmp(zb, rbuf.data(), static_cast<size_t>(r.v)) != 0) {
     size_t i = 0;
     while (static_cast<uint8_t*>(zb)[i] == rbuf[i]) ++i;
-    Fail(Fmt("%s: data differs at file offset %llu", what.c_str(), static_cast<unsigned long long>(off + i)));
+    Fail(Fmt("%s: data differs at file offset %llu", what.c_str(),
+             static_cast<unsigned long long>(off + i)));
   }
   free(zb);
 }
@@ -649,12 +691,16 @@ void OpTruncate() {
     ns = rng.Below(opt.max_offset);
   }
   if (h) {
-    Same(Fmt("ftruncate %s %llu (was %llu)", HName(*h).c_str(), static_cast<unsigned long long>(ns), static_cast<unsigned long long>(size)),
-         CALL(ftruncate(h->z, static_cast<off_t>(ns))), CALL(ftruncate(h->r, static_cast<off_t>(ns))));
+    Same(Fmt("ftruncate %s %llu (was %llu)", HName(*h).c_str(), static_cast<unsigned long long>(ns),
+             static_cast<unsigned long long>(size)),
+         CALL(ftruncate(h->z, static_cast<off_t>(ns))),
+         CALL(ftruncate(h->r, static_cast<off_t>(ns))));
     CompareFstat(*h, "ftruncate");
   } else {
-    Same(Fmt("truncate %s %llu (was %llu)", p.c_str(), static_cast<unsigned long long>(ns), static_cast<unsigned long long>(size)),
-         CALL(truncate(Z(p).c_str(), static_cast<off_t>(ns))), CALL(truncate(R(p).c_str(), static_cast<off_t>(ns))));
+    Same(Fmt("truncate %s %llu (was %llu)", p.c_str(), static_cast<unsigned long long>(ns),
+             static_cast<unsigned long long>(size)),
+         CALL(truncate(Z(p).c_str(), static_cast<off_t>(ns))),
+         CALL(truncate(R(p).c_str(), static_cast<off_t>(ns))));
   }
 }
 
@@ -663,21 +709,28 @@ void OpFallocate() {
   if (!h) return;
   const uint64_t size = RefSize(*h);
   uint64_t off = rng.Chance(50) ? rng.Below(size + 64 * 1024) : rng.Below(size / kPage + 2) * kPage;
-  uint64_t len = rng.Chance(50) ? rng.Range(1, 3 * kPage) : rng.Range(1, 1024) * kPage - (rng.Chance(50) ? 0 : rng.Below(kPage));
+  uint64_t len = rng.Chance(50)
+                     ? rng.Range(1, 3 * kPage)
+                     : rng.Range(1, 1024) * kPage - (rng.Chance(50) ? 0 : rng.Below(kPage));
   if (rng.Chance(5)) len = rng.Range(1, 4 * kMiB);
   const uint64_t r = rng.Below(100);
   if (r < 55) {  // Punch a hole.
     Same(Fmt("fallocate PUNCH|KEEP %s off=%llu len=%llu (size %llu)", HName(*h).c_str(),
-             static_cast<unsigned long long>(off), static_cast<unsigned long long>(len), static_cast<unsigned long long>(size)),
-         CALL(fallocate(h->z, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len))),
-         CALL(fallocate(h->r, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len))));
+             static_cast<unsigned long long>(off), static_cast<unsigned long long>(len),
+             static_cast<unsigned long long>(size)),
+         CALL(fallocate(h->z, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                        static_cast<off_t>(len))),
+         CALL(fallocate(h->r, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                        static_cast<off_t>(len))));
   } else if (r < 85) {  // ZERO_RANGE on zbudfs; the reference gets zeros written instead.
     const bool keep = rng.Chance(50);
     if (!keep && Over()) len = std::min<uint64_t>(len, size > off ? size - off + 1 : 1);
-    const std::string what = Fmt("fallocate ZERO_RANGE%s %s off=%llu len=%llu (size %llu)", keep ? "|KEEP" : "",
-                                 HName(*h).c_str(), static_cast<unsigned long long>(off),
-                                 static_cast<unsigned long long>(len), static_cast<unsigned long long>(size));
-    Res z = CALL(fallocate(h->z, FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0), static_cast<off_t>(off), static_cast<off_t>(len)));
+    const std::string what =
+        Fmt("fallocate ZERO_RANGE%s %s off=%llu len=%llu (size %llu)", keep ? "|KEEP" : "",
+            HName(*h).c_str(), static_cast<unsigned long long>(off),
+            static_cast<unsigned long long>(len), static_cast<unsigned long long>(size));
+    Res z = CALL(fallocate(h->z, FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0),
+                           static_cast<off_t>(off), static_cast<off_t>(len)));
     Res r2{0, 0};
     if (!Writable(*h)) {
       r2 = Res{-1, EBADF};
@@ -702,10 +755,13 @@ void OpFallocate() {
     const bool keep = rng.Chance(50);
     len = std::min<uint64_t>(len, 2 * kMiB);
     if (Over()) len = std::min<uint64_t>(len, size > off ? size - off + 1 : 1);
-    Same(Fmt("fallocate %s %s off=%llu len=%llu (size %llu)", keep ? "KEEP" : "0", HName(*h).c_str(),
-             static_cast<unsigned long long>(off), static_cast<unsigned long long>(len), static_cast<unsigned long long>(size)),
-         CALL(fallocate(h->z, keep ? FALLOC_FL_KEEP_SIZE : 0, static_cast<off_t>(off), static_cast<off_t>(len))),
-         CALL(fallocate(h->r, keep ? FALLOC_FL_KEEP_SIZE : 0, static_cast<off_t>(off), static_cast<off_t>(len))));
+    Same(Fmt("fallocate %s %s off=%llu len=%llu (size %llu)", keep ? "KEEP" : "0",
+             HName(*h).c_str(), static_cast<unsigned long long>(off),
+             static_cast<unsigned long long>(len), static_cast<unsigned long long>(size)),
+         CALL(fallocate(h->z, keep ? FALLOC_FL_KEEP_SIZE : 0, static_cast<off_t>(off),
+                        static_cast<off_t>(len))),
+         CALL(fallocate(h->r, keep ? FALLOC_FL_KEEP_SIZE : 0, static_cast<off_t>(off),
+                        static_cast<off_t>(len))));
   }
   CompareFstat(*h, "fallocate");
 }
@@ -719,9 +775,10 @@ void OpMmap() {
   const uint64_t len = rng.Range(1, std::min<uint64_t>(size - off, 2 * kMiB));
   const bool rw = Readable(*h) && Writable(*h) && rng.Chance(80);
   const int prot = rw ? PROT_READ | PROT_WRITE : PROT_READ;
-  const std::string what = Fmt("mmap %s %s off=%llu len=%llu (size %llu)", rw ? "RW" : "R", HName(*h).c_str(),
-                               static_cast<unsigned long long>(off), static_cast<unsigned long long>(len),
-                               static_cast<unsigned long long>(size));
+  const std::string what =
+      Fmt("mmap %s %s off=%llu len=%llu (size %llu)", rw ? "RW" : "R", HName(*h).c_str(),
+          static_cast<unsigned long long>(off), static_cast<unsigned long long>(len),
+          static_cast<unsigned long long>(size));
   errno = 0;
   void* zm = mmap(nullptr, len, prot, MAP_SHARED, h->z, static_cast<off_t>(off));
   Res z{zm == MAP_FAILED ? -1 : 0, zm == MAP_FAILED ? errno : 0};
@@ -741,7 +798,8 @@ void OpMmap() {
     size_t i = 0;
     while (zp[i] == rp[i]) ++i;
     g_in_mmap = 0;
-    Fail(Fmt("%s: mapped data differs at file offset %llu", what.c_str(), static_cast<unsigned long long>(off + i)));
+    Fail(Fmt("%s: mapped data differs at file offset %llu", what.c_str(),
+             static_cast<unsigned long long>(off + i)));
   }
   if (rw) {
     const int writes = static_cast<int>(rng.Range(1, 4));
@@ -749,14 +807,16 @@ void OpMmap() {
       uint64_t wo = rng.Below(len);
       uint64_t wl = rng.Range(1, std::min<uint64_t>(len - wo, 3 * kPage));
       const int kind = FillData(wl);
-      Log(Fmt("  mmap store at file offset %llu len %llu %s", static_cast<unsigned long long>(off + wo),
-              static_cast<unsigned long long>(wl), kKindNames[kind]));
+      Log(Fmt("  mmap store at file offset %llu len %llu %s",
+              static_cast<unsigned long long>(off + wo), static_cast<unsigned long long>(wl),
+              kKindNames[kind]));
       std::memcpy(zp + wo, wbuf.data(), wl);
       std::memcpy(rp + wo, wbuf.data(), wl);
     }
     if (rng.Chance(70)) {
       const int flags = rng.Chance(70) ? MS_SYNC : MS_ASYNC;
-      Same(flags == MS_SYNC ? "  msync MS_SYNC" : "  msync MS_ASYNC", CALL(msync(zm, len, flags)), CALL(msync(rm, len, flags)));
+      Same(flags == MS_SYNC ? "  msync MS_SYNC" : "  msync MS_ASYNC", CALL(msync(zm, len, flags)),
+           CALL(msync(rm, len, flags)));
     }
     if (std::memcmp(zp, rp, len) != 0) {
       g_in_mmap = 0;
@@ -799,11 +859,13 @@ void CompareStat(const std::string& p, const char* after) {
   Res r = CALL(lstat(R(p).c_str(), &rs));
   Same(Fmt("lstat %s (after %s)", p.c_str(), after), z, r);
   if (z.v < 0) return;
-  if (zs.st_mode != rs.st_mode || zs.st_nlink != rs.st_nlink ||
-      (zs.st_size != rs.st_size)) {
-    Fail(Fmt("lstat %s after %s: zbudfs mode %o nlink %llu size %lld; reference mode %o nlink %llu size %lld",
-             p.c_str(), after, zs.st_mode, static_cast<unsigned long long>(zs.st_nlink), static_cast<long long>(zs.st_size),
-             rs.st_mode, static_cast<unsigned long long>(rs.st_nlink), static_cast<long long>(rs.st_size)));
+  if (zs.st_mode != rs.st_mode || zs.st_nlink != rs.st_nlink || (zs.st_size != rs.st_size)) {
+    Fail(
+        Fmt("lstat %s after %s: zbudfs mode %o nlink %llu size %lld; reference mode %o nlink %llu "
+            "size %lld",
+            p.c_str(), after, zs.st_mode, static_cast<unsigned long long>(zs.st_nlink),
+            static_cast<long long>(zs.st_size), rs.st_mode,
+            static_cast<unsigned long long>(rs.st_nlink), static_cast<long long>(rs.st_size)));
   }
 }
 
@@ -818,10 +880,12 @@ void OpRename() {
   const std::string a = PickAny(), b = PickAny();
   const uint64_t r = rng.Below(100);
   if (r < 80) {
-    Same("rename " + a + " -> " + b, CALL(rename(Z(a).c_str(), Z(b).c_str())), CALL(rename(R(a).c_str(), R(b).c_str())));
+    Same("rename " + a + " -> " + b, CALL(rename(Z(a).c_str(), Z(b).c_str())),
+         CALL(rename(R(a).c_str(), R(b).c_str())));
   } else {
     const unsigned flags = r < 90 ? RENAME_NOREPLACE : RENAME_EXCHANGE;
-    Same(std::string(flags == RENAME_NOREPLACE ? "renameat2 NOREPLACE " : "renameat2 EXCHANGE ") + a + " <-> " + b,
+    Same(std::string(flags == RENAME_NOREPLACE ? "renameat2 NOREPLACE " : "renameat2 EXCHANGE ") +
+             a + " <-> " + b,
          CALL(syscall(SYS_renameat2, AT_FDCWD, Z(a).c_str(), AT_FDCWD, Z(b).c_str(), flags)),
          CALL(syscall(SYS_renameat2, AT_FDCWD, R(a).c_str(), AT_FDCWD, R(b).c_str(), flags)));
   }
@@ -830,7 +894,8 @@ void OpRename() {
 
 void OpLink() {
   const std::string a = PickAny(), b = PickFile();
-  if (Same("link " + a + " -> " + b, CALL(link(Z(a).c_str(), Z(b).c_str())), CALL(link(R(a).c_str(), R(b).c_str())))) {
+  if (Same("link " + a + " -> " + b, CALL(link(Z(a).c_str(), Z(b).c_str())),
+           CALL(link(R(a).c_str(), R(b).c_str())))) {
     CompareStat(a, "link");
   }
 }
@@ -871,8 +936,8 @@ void OpReaddir() {
   auto r = List(d.empty() ? opt.rroot : R(d));
   Log("readdir /" + d + " -> [" + Join(r.second) + "] " + ErrName(r.first));
   if (z.first != r.first || z.second != r.second) {
-    Fail(Fmt("readdir /%s: zbudfs %s [%s], reference %s [%s]", d.c_str(), ErrName(z.first), Join(z.second).c_str(),
-             ErrName(r.first), Join(r.second).c_str()));
+    Fail(Fmt("readdir /%s: zbudfs %s [%s], reference %s [%s]", d.c_str(), ErrName(z.first),
+             Join(z.second).c_str(), ErrName(r.first), Join(r.second).c_str()));
   }
 }
 
@@ -887,7 +952,9 @@ std::optional<bool> RefZeros(int rfd, uint64_t a, uint64_t b) {
     if (e - s > budget) return std::nullopt;
     budget -= e - s;
     std::vector<uint8_t> buf(e - s);
-    if (pread(rfd, buf.data(), buf.size(), static_cast<off_t>(s)) != static_cast<ssize_t>(buf.size())) return std::nullopt;
+    if (pread(rfd, buf.data(), buf.size(), static_cast<off_t>(s)) !=
+        static_cast<ssize_t>(buf.size()))
+      return std::nullopt;
     for (uint8_t c : buf) {
       if (c != 0) return false;
     }
@@ -917,10 +984,14 @@ void OpSeek() {
   if (fstat(h->r, &st) != 0 || !S_ISREG(st.st_mode)) return;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const uint64_t r = rng.Below(100);
-  uint64_t off = r < 60 ? rng.Below(size + 1) : r < 80 ? rng.Below(size / kPage + 1) * kPage : r < 90 ? size + rng.Below(3 * kPage) : 0;
+  uint64_t off = r < 60   ? rng.Below(size + 1)
+                 : r < 80 ? rng.Below(size / kPage + 1) * kPage
+                 : r < 90 ? size + rng.Below(3 * kPage)
+                          : 0;
   const bool data = rng.Chance(50);
-  const std::string what = Fmt("lseek %s %s off=%llu (size %llu)", data ? "SEEK_DATA" : "SEEK_HOLE", HName(*h).c_str(),
-                               static_cast<unsigned long long>(off), static_cast<unsigned long long>(size));
+  const std::string what =
+      Fmt("lseek %s %s off=%llu (size %llu)", data ? "SEEK_DATA" : "SEEK_HOLE", HName(*h).c_str(),
+          static_cast<unsigned long long>(off), static_cast<unsigned long long>(size));
   Res z = CALL(lseek(h->z, static_cast<off_t>(off), data ? SEEK_DATA : SEEK_HOLE));
   Log(what + " -> zbudfs " + Show(z));
   if (z.v >= 0) lseek(h->r, z.v, SEEK_SET);  // Keep the two file positions equal.
@@ -929,20 +1000,27 @@ void OpSeek() {
     if (z.v < 0) {
       if (z.err != ENXIO) return SeekViolation(what + ": " + Show(z));
       if (off < size && RefZeros(h->r, off, size) == false) {
-        return SeekViolation(what + ": ENXIO, but there is data after the offset (the file holds non-zero bytes before EOF)");
+        return SeekViolation(what +
+                             ": ENXIO, but there is data after the offset (the file holds non-zero "
+                             "bytes before EOF)");
       }
     } else if (got < off || got >= size) {
-      SeekViolation(what + Fmt(": returned %llu, outside [offset, EOF)", static_cast<unsigned long long>(got)));
+      SeekViolation(what + Fmt(": returned %llu, outside [offset, EOF)",
+                               static_cast<unsigned long long>(got)));
     } else if (RefZeros(h->r, off, got) == false) {
-      SeekViolation(what + Fmt(": returned %llu, skipping non-zero data", static_cast<unsigned long long>(got)));
+      SeekViolation(what + Fmt(": returned %llu, skipping non-zero data",
+                               static_cast<unsigned long long>(got)));
     }
   } else {
     if (z.v < 0) {
       if (z.err != ENXIO || off < size) SeekViolation(what + ": " + Show(z) + " before EOF");
     } else if (got < off || got > size) {
-      SeekViolation(what + Fmt(": returned %llu, outside [offset, EOF]", static_cast<unsigned long long>(got)));
-    } else if (got < size && RefZeros(h->r, got, std::min(size, got / kPage * kPage + kPage)) == false) {
-      SeekViolation(what + Fmt(": returned %llu, a hole over non-zero data", static_cast<unsigned long long>(got)));
+      SeekViolation(what + Fmt(": returned %llu, outside [offset, EOF]",
+                               static_cast<unsigned long long>(got)));
+    } else if (got < size &&
+               RefZeros(h->r, got, std::min(size, got / kPage * kPage + kPage)) == false) {
+      SeekViolation(what + Fmt(": returned %llu, a hole over non-zero data",
+                               static_cast<unsigned long long>(got)));
     }
   }
 }
@@ -953,7 +1031,8 @@ void OpCompareHandle() {
   Handle* h = PickHandle(false, true);
   if (!h || !Readable(*h)) return;
   const uint64_t size = RefSize(*h);
-  Log(Fmt("compare whole %s (size %llu)", HName(*h).c_str(), static_cast<unsigned long long>(size)));
+  Log(Fmt("compare whole %s (size %llu)", HName(*h).c_str(),
+          static_cast<unsigned long long>(size)));
   CompareFstat(*h, "compare");
   CompareWhole("compare " + HName(*h), h->z, h->r, size, false);
 }
@@ -964,8 +1043,8 @@ void CompareTree(const std::string& rel, bool content) {
   auto z = List(rel.empty() ? opt.zroot : Z(rel));
   auto r = List(rel.empty() ? opt.rroot : R(rel));
   if (z.first != r.first || z.second != r.second) {
-    Fail(Fmt("tree compare: directory /%s: zbudfs %s [%s], reference %s [%s]", rel.c_str(), ErrName(z.first),
-             Join(z.second).c_str(), ErrName(r.first), Join(r.second).c_str()));
+    Fail(Fmt("tree compare: directory /%s: zbudfs %s [%s], reference %s [%s]", rel.c_str(),
+             ErrName(z.first), Join(z.second).c_str(), ErrName(r.first), Join(r.second).c_str()));
   }
   for (const auto& n : r.second) {
     const std::string p = rel.empty() ? n : rel + "/" + n;
@@ -1000,18 +1079,31 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Usage();
       return argv[++i];
     };
-    if (a == "--zbud") opt.zroot = val();
-    else if (a == "--ref") opt.rroot = val();
-    else if (a == "--seed") { opt.seed = std::strtoull(val().c_str(), nullptr, 0); opt.seed_given = true; }
-    else if (a == "--ops") opt.ops = std::strtoull(val().c_str(), nullptr, 0);
-    else if (a == "--target-mb") opt.target_bytes = std::strtoull(val().c_str(), nullptr, 0) * kMiB;
-    else if (a == "--max-offset-mb") opt.max_offset = std::max<uint64_t>(1, std::strtoull(val().c_str(), nullptr, 0)) * kMiB;
-    else if (a == "--check-every") opt.check_every = std::strtoull(val().c_str(), nullptr, 0);
-    else if (a == "--tail") opt.tail = std::atoi(val().c_str());
-    else if (a == "--no-mmap") opt.mmap = false;
-    else if (a == "--jobs") opt.jobs = std::max(1, std::atoi(val().c_str()));
-    else if (a == "--verbose" || a == "-v") opt.verbose = true;
-    else Usage();
+    if (a == "--zbud")
+      opt.zroot = val();
+    else if (a == "--ref")
+      opt.rroot = val();
+    else if (a == "--seed") {
+      opt.seed = std::strtoull(val().c_str(), nullptr, 0);
+      opt.seed_given = true;
+    } else if (a == "--ops")
+      opt.ops = std::strtoull(val().c_str(), nullptr, 0);
+    else if (a == "--target-mb")
+      opt.target_bytes = std::strtoull(val().c_str(), nullptr, 0) * kMiB;
+    else if (a == "--max-offset-mb")
+      opt.max_offset = std::max<uint64_t>(1, std::strtoull(val().c_str(), nullptr, 0)) * kMiB;
+    else if (a == "--check-every")
+      opt.check_every = std::strtoull(val().c_str(), nullptr, 0);
+    else if (a == "--tail")
+      opt.tail = std::atoi(val().c_str());
+    else if (a == "--no-mmap")
+      opt.mmap = false;
+    else if (a == "--jobs")
+      opt.jobs = std::max(1, std::atoi(val().c_str()));
+    else if (a == "--verbose" || a == "-v")
+      opt.verbose = true;
+    else
+      Usage();
   }
   if (opt.zroot.empty() || opt.rroot.empty()) Usage();
   if (!opt.seed_given) {
@@ -1021,7 +1113,8 @@ int main(int argc, char** argv) {
   }
   if (opt.jobs > 1) {
     // Each job: its own subdirectory, seed, share of the ops and of the data.
-    std::printf("exerciser: %u jobs, seeds %llu..%llu\n", opt.jobs, static_cast<unsigned long long>(opt.seed),
+    std::printf("exerciser: %u jobs, seeds %llu..%llu\n", opt.jobs,
+                static_cast<unsigned long long>(opt.seed),
                 static_cast<unsigned long long>(opt.seed + opt.jobs - 1));
     std::fflush(stdout);
     std::vector<pid_t> pids;
@@ -1053,13 +1146,15 @@ int main(int argc, char** argv) {
         waitpid(pid, &status, 0);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
       }
-      std::printf("exerciser: %s (%d of %u jobs failed)\n", failed ? "FAIL" : "PASS", failed, opt.jobs);
+      std::printf("exerciser: %s (%d of %u jobs failed)\n", failed ? "FAIL" : "PASS", failed,
+                  opt.jobs);
       return failed ? 1 : 0;
     }
   }
   rng.s = opt.seed;
-  std::printf("%sexerciser: seed %llu, %llu ops, target %llu MiB, max offset %llu MiB\n", opt.job_tag.c_str(),
-              static_cast<unsigned long long>(opt.seed), static_cast<unsigned long long>(opt.ops),
+  std::printf("%sexerciser: seed %llu, %llu ops, target %llu MiB, max offset %llu MiB\n",
+              opt.job_tag.c_str(), static_cast<unsigned long long>(opt.seed),
+              static_cast<unsigned long long>(opt.ops),
               static_cast<unsigned long long>(opt.target_bytes / kMiB),
               static_cast<unsigned long long>(opt.max_offset / kMiB));
   std::fflush(stdout);
@@ -1070,17 +1165,31 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   for (const char* d : {"d0", "d1", "d0/s"}) {
-    Same(std::string("mkdir ") + d, CALL(mkdir(Z(d).c_str(), 0755)), CALL(mkdir(R(d).c_str(), 0755)));
+    Same(std::string("mkdir ") + d, CALL(mkdir(Z(d).c_str(), 0755)),
+         CALL(mkdir(R(d).c_str(), 0755)));
   }
 
   std::vector<OpDef> ops = {
-      {"open", OpOpen, 8},        {"close", OpClose, 5},       {"write", OpWrite, 26},
-      {"read", OpRead, 15},       {"direct", OpDirectRead, 2}, {"truncate", OpTruncate, 5},
-      {"fallocate", OpFallocate, 7}, {"mmap", OpMmap, 4},      {"sync", OpSync, 2},
-      {"dropcache", OpDropCache, 2}, {"fstat", OpFstat, 2},    {"stat", OpStat, 2},
-      {"unlink", OpUnlink, 3},    {"rename", OpRename, 3},     {"link", OpLink, 2},
-      {"mkdir", OpMkdir, 1},      {"rmdir", OpRmdir, 1},       {"readdir", OpReaddir, 1},
-      {"compare", OpCompareHandle, 1}, {"seek", OpSeek, 2},
+      {"open", OpOpen, 8},
+      {"close", OpClose, 5},
+      {"write", OpWrite, 26},
+      {"read", OpRead, 15},
+      {"direct", OpDirectRead, 2},
+      {"truncate", OpTruncate, 5},
+      {"fallocate", OpFallocate, 7},
+      {"mmap", OpMmap, 4},
+      {"sync", OpSync, 2},
+      {"dropcache", OpDropCache, 2},
+      {"fstat", OpFstat, 2},
+      {"stat", OpStat, 2},
+      {"unlink", OpUnlink, 3},
+      {"rename", OpRename, 3},
+      {"link", OpLink, 2},
+      {"mkdir", OpMkdir, 1},
+      {"rmdir", OpRmdir, 1},
+      {"readdir", OpReaddir, 1},
+      {"compare", OpCompareHandle, 1},
+      {"seek", OpSeek, 2},
   };
   std::map<std::string, uint64_t> counts;
   const auto start = std::chrono::steady_clock::now();
@@ -1107,9 +1216,11 @@ int main(int argc, char** argv) {
     if (opt.check_every != 0 && (g_op + 1) % opt.check_every == 0) {
       Log("light tree compare");
       CompareTree("", false);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("%sexerciser: %llu ops, %.1f s, reference holds %.1f MiB, %zu open handles\n",
-                  opt.job_tag.c_str(), static_cast<unsigned long long>(g_op + 1), s, RefUsed() / double(kMiB), handles.size());
+                  opt.job_tag.c_str(), static_cast<unsigned long long>(g_op + 1), s,
+                  RefUsed() / double(kMiB), handles.size());
       std::fflush(stdout);
     }
   }
@@ -1133,16 +1244,20 @@ int main(int argc, char** argv) {
   Log("final: full tree compare with content");
   CompareTree("", true);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%sexerciser: %s seed %llu: %llu ops in %.1f s; reference holds %.1f MiB;", opt.job_tag.c_str(),
+  std::printf("%sexerciser: %s seed %llu: %llu ops in %.1f s; reference holds %.1f MiB;",
+              opt.job_tag.c_str(),
               g_seek_violations != 0 ? "finished (data and metadata all equal)" : "PASS",
-              static_cast<unsigned long long>(opt.seed), static_cast<unsigned long long>(opt.ops), s,
-              RefUsed() / double(kMiB));
-  for (const auto& [n, c] : counts) std::printf(" %s=%llu", n.c_str(), static_cast<unsigned long long>(c));
+              static_cast<unsigned long long>(opt.seed), static_cast<unsigned long long>(opt.ops),
+              s, RefUsed() / double(kMiB));
+  for (const auto& [n, c] : counts)
+    std::printf(" %s=%llu", n.c_str(), static_cast<unsigned long long>(c));
   std::printf("\n");
   if (g_seek_violations != 0) {
-    std::printf("%sexerciser: FAIL: %llu SEEK_DATA/SEEK_HOLE answers were untrue (seed %llu; first ones above)\n",
-                opt.job_tag.c_str(), static_cast<unsigned long long>(g_seek_violations),
-                static_cast<unsigned long long>(opt.seed));
+    std::printf(
+        "%sexerciser: FAIL: %llu SEEK_DATA/SEEK_HOLE answers were untrue (seed %llu; first ones "
+        "above)\n",
+        opt.job_tag.c_str(), static_cast<unsigned long long>(g_seek_violations),
+        static_cast<unsigned long long>(opt.seed));
     return 1;
   }
   return 0;

@@ -21,6 +21,7 @@
 #   Long mode: --long = --ops 1000000 per job (and 256 MiB of data in run 2); not run by
 #   scripts/test.sh. A failure prints the seed, the failing operation and the operations
 #   before it, and the exerciser command line that replays it.
+#   EXERCISER_BIN=PATH runs that exerciser binary (default: the CMake-built one next to the daemon).
 source "$(dirname "$0")/lib.sh"
 
 OPS=20000
@@ -38,9 +39,24 @@ while (($#)); do
 done
 echo "[$TEST_NAME] seed $SEED, $OPS ops per job (replay: EXERCISER_SEED=$SEED $0)"
 
-command -v g++ >/dev/null || fail "g++ is needed to build the exerciser"
-EX=$WORK/exerciser
-g++ -O2 -std=c++20 -o "$EX" "$REPO_ROOT/tests/exerciser/exerciser.cc" || fail "cannot build the exerciser"
+# The exerciser binary: $EXERCISER_BIN if set, else the one CMake built in the daemon's build
+# directory ($(dirname $ZBUDFS_BIN)/tests/exerciser, with -Werror like the rest); when that is
+# missing or older than its source (a daemon installed elsewhere, a partial build), one is
+# compiled here with g++.
+SRC=$REPO_ROOT/tests/exerciser/exerciser.cc
+if [[ -n ${EXERCISER_BIN:-} ]]; then
+  EX=$EXERCISER_BIN
+  [[ -x $EX ]] || fail "no exerciser at EXERCISER_BIN=$EX"
+else
+  EX=$(dirname "$ZBUDFS_BIN")/tests/exerciser
+  if [[ ! -x $EX || $EX -ot $SRC ]]; then
+    echo "[$TEST_NAME] $EX is missing or older than $SRC: compiling the exerciser with g++"
+    command -v g++ >/dev/null || fail "g++ is needed to build the exerciser"
+    EX=$WORK/exerciser
+    g++ -O2 -std=c++20 -o "$EX" "$SRC" || fail "cannot build the exerciser"
+  fi
+fi
+echo "[$TEST_NAME] exerciser: $EX"
 mkdir "$WORK/ref"
 mount -t tmpfs -o size=2G,mode=0755 tmpfs "$WORK/ref" || fail "cannot mount the reference tmpfs"
 
