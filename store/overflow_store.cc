@@ -72,6 +72,21 @@ StatusOr<std::string> MakeDefaultDir() {
   return templ;
 }
 
+// The directory named without trailing "/" or "/." components: the kernel resolves a
+// symlink named as "link/" or "link/.", so lstat of that form would see the directory it
+// points to and the symlink check would pass. "/" stays "/".
+std::string WithoutTrailingSlashes(std::string dir) {
+  for (;;) {
+    if (dir.size() > 1 && dir.back() == '/') {
+      dir.pop_back();
+    } else if (dir.size() > 2 && dir.compare(dir.size() - 2, 2, "/.") == 0) {
+      dir.resize(dir.size() - 1);  // "a/." -> "a/", whose slash goes next.
+    } else {
+      return dir;
+    }
+  }
+}
+
 // Checks a user-given directory against the rules in the header.
 Status CheckGivenDir(const std::string& dir) {
   boost::system::error_code ec;
@@ -125,6 +140,7 @@ StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptio
     if (!made.ok()) return made.status();
     dir = *made;
   } else {
+    dir = WithoutTrailingSlashes(dir);
     Status st = CheckGivenDir(dir);
     if (!st.ok()) return st;
   }

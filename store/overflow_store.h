@@ -7,7 +7,8 @@
 // list per class) and a class file whose slots are all free is truncated to nothing. At
 // destruction every file zbudfs created is removed (and a default directory too).
 //
-// Directory rules: a given directory must exist, be a real directory (not a symlink), be
+// Directory rules: a given directory must exist, be a real directory (not a symlink, also
+// when named with a trailing "/" or "/.", which would resolve one), be
 // writable by us and by no other user (no group/other write bits). A default directory is
 // a fresh mkdtemp under $TMPDIR or /var/tmp, mode 0700. Files are 0600, created with
 // O_EXCL|O_NOFOLLOW. A lock file held with flock() makes a second mount on the same

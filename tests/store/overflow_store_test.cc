@@ -260,6 +260,17 @@ TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
   const std::string link = dir.path() + "/link";
   ASSERT_EQ(symlink("/tmp", link.c_str()), 0);
   EXPECT_EQ(OverflowStore::Open({link, 0, nullptr}).status().code(), ELOOP);
+  // A trailing slash (or "/.") makes the kernel resolve the link: still refused.
+  for (const char* suffix : {"/", "//", "/.", "/./", "//.//"}) {
+    EXPECT_EQ(OverflowStore::Open({link + suffix, 0, nullptr}).status().code(), ELOOP) << suffix;
+  }
+  // The real directory named with a trailing slash is fine, and its files carry no "//".
+  {
+    auto ok = OverflowStore::Open({dir.path() + "/", 0, nullptr});
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+    EXPECT_EQ((*ok)->dir(), dir.path());
+  }
+
 
   const std::string open_dir = dir.path() + "/shared";
   ASSERT_EQ(mkdir(open_dir.c_str(), 0700), 0);
