@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include <boost/filesystem.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +25,11 @@ constexpr char kDataPrefix[] = "zbudfs-overflow-";
 
 Status Errno(int err, const std::string& what) {
   return Status::Error(err, what + ": " + std::strerror(err));
+}
+
+// The check value of a stored payload (kept in memory, see the header).
+uint32_t CheckValue(const void* data, size_t len) {
+  return static_cast<uint32_t>(XXH3_64bits(data, len));
 }
 
 constexpr char kDefaultDirPrefix[] = "zbudfs-overflow.";
@@ -218,6 +226,7 @@ void OverflowStore::ReleaseSlot(int cls, uint64_t slot) {
     bytes_used_.fetch_sub(c.high_water * SlotSize(cls), std::memory_order_relaxed);
     c.high_water = 0;
     c.free.clear();
+    c.check.clear();
     if (ftruncate(c.fd, 0) != 0) {
       // Nothing lives there any more; the space comes back when the file is removed.
     }
@@ -230,6 +239,7 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
   if (len == 0 || len > kMaxPayload) return Status::Error(EINVAL, "overflow: bad payload length");
   const int cls = ClassOf(len);
   const size_t slot_size = SlotSize(cls);
+  const uint32_t check = CheckValue(data, len);  // Before mu_: hashing needs no lock.
   uint64_t slot;
   int fd;
   {
@@ -249,8 +259,10 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
         return Status::Error(ENOSPC, "overflow_limit reached");
       }
       slot = c.high_water++;
+      c.check.resize(c.high_water);
       bytes_used_.fetch_add(slot_size, std::memory_order_relaxed);
     }
+    c.check[slot] = check;
     ++c.live;
     slots_in_use_.fetch_add(1, std::memory_order_relaxed);
     fd = c.fd;
@@ -283,7 +295,15 @@ Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
   const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
   if (cls >= kNumClasses || len == 0 || len > SlotSize(cls))
     return Status::Error(EIO, "overflow: bad location");
-  const int fd = classes_[cls].fd;
+  int fd;
+  uint32_t check;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const SizeClass& c = classes_[cls];
+    if (slot >= c.high_water) return Status::Error(EIO, "overflow: bad location");
+    fd = c.fd;
+    check = c.check[slot];
+  }
   auto* p = static_cast<char*>(data);
   size_t done = 0;
   while (done < len) {
@@ -297,6 +317,11 @@ Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
       return Status::Error(EIO, n == 0 ? "overflow read: file truncated under zbudfs"
                                        : std::string("overflow read: ") + std::strerror(errno));
     }
+  }
+  if (CheckValue(data, len) != check) {
+    return Status::Error(EBADMSG, "overflow read: the check value of " + DataPath(cls) +
+                                      " slot " + std::to_string(slot) +
+                                      " does not match: changed on disk");
   }
   return Status::OK();
 }

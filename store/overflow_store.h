@@ -15,7 +15,17 @@
 // directory fail; data files left by a crashed earlier mount are removed once the lock is
 // held (nobody else can be using them).
 //
-// Locking: mu_ guards the slot lists and counters. pread/pwrite run with no lock; the only
+// Check values: every payload is verified when read back, so that a page changed on disk
+// (corruption, another program writing our files) is an error and never data. The check
+// value, the low 32 bits of XXH3-64 of the payload as written, is kept in memory, 4 bytes
+// a slot, not on disk: the files hold the bare payloads (a raw page fills its 4096-byte
+// slot exactly, so there is no room beside it without breaking block alignment), and a
+// check that lived in the same file could be overwritten together with the data.
+// Compressed payloads carry their own check value too (page_codec.h); this one covers
+// raw pages and every byte of a slot's payload alike.
+//
+// Locking: mu_ guards the slot lists, check values and counters (Read takes it only to look
+// up its slot's file and check value). pread/pwrite run with no lock; the only
 // I/O under mu_ is the rare ftruncate of a class file that just emptied (no slot of it is in
 // use then, so no read or write can race it). A class file is created by its first write
 // under open_mu_ alone (so that two first writers do not both create it). mu_ is
@@ -73,7 +83,9 @@ class OverflowStore {
   // any other write failure, EINVAL for a bad len.
   StatusOr<uint64_t> Write(const void* data, size_t len);
 
-  // Reads the len bytes stored at loc by Write. Errors: EIO (read failure, short read).
+  // Reads the len bytes stored at loc by Write and verifies them against their check value.
+  // Errors: EIO (read failure, short read, bad location), EBADMSG when the bytes read are
+  // not those written (changed on disk; callers hand it on as EIO). data is undefined then.
   Status Read(uint64_t loc, void* data, size_t len) const;
 
   // Frees a location returned by Write (with the same len).
@@ -92,6 +104,7 @@ class OverflowStore {
     uint64_t high_water = 0;     // Slots the file extends over.
     uint64_t live = 0;           // Slots in use (including writes in flight).
     std::vector<uint64_t> free;  // Freed slots below high_water.
+    std::vector<uint32_t> check;  // Per slot below high_water: check value of its payload.
   };
 
   OverflowStore(std::string dir, bool owns_dir, int lock_fd, const OverflowOptions& options);

@@ -242,6 +242,8 @@ class PageStore {
   // were dropped since the last trim; one thread at a time, no lock held.
   void TrimHeap(uint64_t min_drops);
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
+  // Reads an overflow entry's payload (e.length bytes), verified; EIO on any failure.
+  Status ReadOverflow(const PageEntry& e, uint8_t* payload) const;
 
   PageStoreOptions options_;
   std::unique_ptr<PageArena> owned_arena_;

@@ -96,10 +96,9 @@ Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
       std::memcpy(out, reinterpret_cast<const void*>(e.value), kPage);
       return Status::OK();
     case PageEntry::kOverflow: {  // Partial-page merges; Read() handles its own.
-      faulted_.fetch_add(1, std::memory_order_relaxed);
-      if (e.length == kPage) return options_.overflow->Read(e.value, out, kPage);
+      if (e.length == kPage) return ReadOverflow(e, out);
       uint8_t payload[kPage];
-      Status st = options_.overflow->Read(e.value, payload, e.length);
+      Status st = ReadOverflow(e, payload);
       if (!st.ok()) return st;
       return PageCodec::Decompress(payload, e.length, out);
     }

@@ -54,6 +54,13 @@ void PageStore::RecordRawPages(FileId file, uint64_t first, const PageEntry* ent
   if (compact) CompactRawFifo();
 }
 
+Status PageStore::ReadOverflow(const PageEntry& e, uint8_t* payload) const {
+  faulted_.fetch_add(1, std::memory_order_relaxed);
+  Status st = options_.overflow->Read(e.value, payload, e.length);
+  if (st.ok()) return st;
+  return Status::Error(EIO, st.message());  // EBADMSG (a failed check value) included.
+}
+
 // True if the overflow slot at loc holds exactly payload[0..len).
 bool PageStore::SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const {
   uint8_t current[kPage];

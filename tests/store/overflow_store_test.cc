@@ -271,7 +271,6 @@ TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
     EXPECT_EQ((*ok)->dir(), dir.path());
   }
 
-
   const std::string open_dir = dir.path() + "/shared";
   ASSERT_EQ(mkdir(open_dir.c_str(), 0700), 0);
   ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
@@ -358,6 +357,43 @@ TEST(OverflowStoreTest, ReadErrorsAndTruncatedFilesAreEio) {
     }
   }
   EXPECT_EQ(store->Read(*loc, got.data(), got.size()).code(), EIO);
+}
+
+// Bytes changed in a data file under us (a raw page's slot, a compressed one's) read back
+// as EBADMSG, never as the changed data; the neighbouring slots still read fine.
+TEST(OverflowStoreTest, BytesChangedOnDiskFailTheirCheckValue) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  for (size_t len : {size_t{4096}, size_t{1500}, size_t{1}}) {
+    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> stored;
+    for (uint32_t i = 0; i < 3; ++i) {
+      auto data = Payload(len, i + 100);
+      auto loc = store->Write(data.data(), len);
+      ASSERT_TRUE(loc.ok()) << loc.status().ToString();
+      stored.emplace_back(*loc, data);
+    }
+    // Ten bytes (one, for a 1-byte payload) of the middle slot, as another program would.
+    const std::string path = dir.path() + "/zbudfs-overflow-" +
+                             std::to_string((len + OverflowStore::kClassSize - 1) /
+                                            OverflowStore::kClassSize * OverflowStore::kClassSize);
+    const uint64_t slot = stored[1].first & ((uint64_t{1} << 56) - 1);
+    const size_t slot_size = (len + 63) / 64 * 64;
+    int fd = open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << path;
+    const size_t n = std::min<size_t>(10, len);
+    std::vector<uint8_t> junk(n);
+    for (size_t i = 0; i < n; ++i) junk[i] = static_cast<uint8_t>(stored[1].second[i] ^ 0x5a);
+    ASSERT_EQ(pwrite(fd, junk.data(), n, static_cast<off_t>(slot * slot_size)), ssize_t(n));
+    close(fd);
+    std::vector<uint8_t> got(len);
+    Status st = store->Read(stored[1].first, got.data(), len);
+    EXPECT_EQ(st.code(), EBADMSG) << len << ": " << st.ToString();
+    EXPECT_NE(st.message().find(path), std::string::npos) << st.message();
+    for (int i : {0, 2}) {
+      ASSERT_TRUE(store->Read(stored[i].first, got.data(), len).ok()) << len;
+      EXPECT_EQ(got, stored[i].second);
+    }
+  }
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Reclaim: PageStore over mem_limit pushes pages to the OverflowStore and faults them back.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -287,6 +289,62 @@ TEST(PageStoreReclaimTest, OverflowReadErrorIsEioForThatPageOnly) {
   EXPECT_GT(bad, 0u);
   EXPECT_LE(bad, static_cast<size_t>(OverflowStore::kNumClasses));
   EXPECT_GT(good, bad);
+}
+
+// Every data file of the overflow directory in dir, for tests that change them under us.
+std::vector<std::string> OverflowFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (fs::directory_iterator it(dir), end; it != end; ++it) {
+    if (it->path().filename().string().rfind("zbudfs-overflow-", 0) == 0) {
+      files.push_back(it->path().string());
+    }
+  }
+  return files;
+}
+
+// Raw (incompressible) pages written back and then changed on disk: a read of the changed
+// page is EIO, never its new bytes, also on the read that would promote it (fault-back)
+// and for a partial write that merges with it; other pages read back exactly.
+TEST(PageStoreReclaimTest, RawPageChangedOnDiskIsEioNeverData) {
+  Fixture fx(1 << 20, 0, /*background=*/false);
+  std::vector<uint8_t> data(64 * kPage);
+  std::mt19937_64 rng(11);
+  for (size_t i = 0; i < data.size(); i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(data.data() + i, &w, 8);
+  }
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_EQ(fx.store->Stats().huge_pages, 64u);
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  ASSERT_EQ(fx.store->Stats().overflow_pages, 64u);
+  std::vector<uint8_t> got(data.size());
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());  // Each page read once.
+  ASSERT_TRUE(got == data);
+  const std::vector<std::string> files = OverflowFiles(fx.dir.path());
+  ASSERT_EQ(files.size(), 1u);  // The 4096-byte class only.
+  int fd = open(files[0].c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "0123456789", 10, 5 * kPage + 100), 10);  // Slot 5.
+  close(fd);
+  size_t bad = 0;
+  std::vector<uint8_t> page(kPage);
+  for (size_t p = 0; p < 64; ++p) {
+    Status st = fx.store->Read(1, p * kPage, page.data(), kPage);  // Would promote.
+    if (st.ok()) {
+      ASSERT_EQ(0, std::memcmp(page.data(), data.data() + p * kPage, kPage)) << p;
+    } else {
+      EXPECT_EQ(st.code(), EIO) << st.ToString();
+      ++bad;
+    }
+  }
+  EXPECT_EQ(bad, 1u);
+  EXPECT_EQ(fx.store->Stats().overflow_pages, 1u);  // The others came back; not that one.
+  size_t still_bad = 0;
+  for (size_t p = 0; p < 64; ++p) {
+    if (!fx.store->Read(1, p * kPage, page.data(), kPage).ok()) ++still_bad;
+    if (!fx.store->Write(1, p * kPage + 1, "x", 1).ok()) ++still_bad;  // Merges.
+  }
+  EXPECT_EQ(still_bad, 2u);
 }
 
 // Writers, truncaters and removers race with reclaim (background and writer-driven);
