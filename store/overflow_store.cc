@@ -319,9 +319,8 @@ Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
     }
   }
   if (CheckValue(data, len) != check) {
-    return Status::Error(EBADMSG, "overflow read: the check value of " + DataPath(cls) +
-                                      " slot " + std::to_string(slot) +
-                                      " does not match: changed on disk");
+    return Status::Error(EBADMSG, "overflow read: the check value of " + DataPath(cls) + " slot " +
+                                      std::to_string(slot) + " does not match: changed on disk");
   }
   return Status::OK();
 }
