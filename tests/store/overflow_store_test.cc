@@ -9,7 +9,9 @@
 
 #include <boost/filesystem.hpp>
 #include <cstring>
+#include <atomic>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -83,7 +85,9 @@ TEST(OverflowStoreTest, DiskTakenIsCloseToPayloadBytes) {
     payload += len;
   }
   EXPECT_GE(store->BytesUsed(), payload);
-  EXPECT_LE(store->BytesUsed(), payload + 2000 * 64);  // At most one granule a page.
+  // At most one granule a page, and each class file's last, partly used disk block.
+  EXPECT_LE(store->BytesUsed(),
+            payload + 2000 * 64 + OverflowStore::kNumClasses * OverflowStore::kBlock);
 }
 
 TEST(OverflowStoreTest, FreedSlotsAreReusedAndEmptyFilesReturnTheirSpace) {
@@ -277,6 +281,131 @@ TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
   EXPECT_EQ(OverflowStore::Open({open_dir, 0, nullptr}).status().code(), EACCES);
 }
 
+// Bytes the data files of dir take on disk (st_blocks).
+uint64_t DiskBytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (fs::directory_iterator it(dir), end; it != end; ++it) {
+    if (it->path().filename().string().rfind("zbudfs-overflow-", 0) != 0) continue;
+    struct stat sb;
+    EXPECT_EQ(stat(it->path().c_str(), &sb), 0);
+    bytes += static_cast<uint64_t>(sb.st_blocks) * 512;
+  }
+  return bytes;
+}
+
+// Freeing most slots gives their disk blocks back at once, though the files keep slots in
+// use past them; BytesUsed follows, and what is left reads back; new writes reuse the
+// space and count it again.
+TEST(OverflowStoreTest, FreedBlocksGiveTheirDiskSpaceBackAtOnce) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> stored;
+  for (uint32_t i = 0; i < 3000; ++i) {
+    const size_t len = i % 3 == 0 ? 4096 : i % 3 == 1 ? 1000 : 100 + i % 2000;
+    auto data = Payload(len, i);
+    auto loc = store->Write(data.data(), len);
+    ASSERT_TRUE(loc.ok()) << loc.status().ToString();
+    stored.emplace_back(*loc, data);
+  }
+  const uint64_t full = store->BytesUsed();
+  ASSERT_GE(DiskBytes(dir.path()), full);
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> kept;
+  uint64_t live_bytes = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (i % 50 == 7) {  // 2 % stay.
+      kept.push_back(stored[i]);
+      live_bytes += stored[i].second.size();
+    } else {
+      store->Free(stored[i].first, stored[i].second.size());
+    }
+  }
+  // Each kept payload holds at most two blocks, and each class file its last one.
+  const uint64_t bound = kept.size() * 2 * OverflowStore::kBlock +
+                         OverflowStore::kNumClasses * OverflowStore::kBlock;
+  EXPECT_LE(store->BytesUsed(), bound) << "live payload " << live_bytes << ", full " << full;
+  EXPECT_LE(DiskBytes(dir.path()), store->BytesUsed() + 16 * OverflowStore::kBlock);
+  EXPECT_GE(DiskBytes(dir.path()) + 16 * OverflowStore::kBlock, store->BytesUsed());
+  for (auto& [loc, data] : kept) {
+    std::vector<uint8_t> got(data.size());
+    ASSERT_TRUE(store->Read(loc, got.data(), got.size()).ok());
+    EXPECT_EQ(got, data);
+  }
+  const uint64_t before = store->BytesUsed();
+  auto again = Payload(4096, 1);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(store->Write(again.data(), again.size()).ok());
+  EXPECT_EQ(store->BytesUsed(), before + 100 * OverflowStore::kBlock);
+}
+
+// overflow_limit bounds the blocks held: full of live data gives ENOSPC; blocks given back
+// by Free make room again, and no more than they free.
+TEST(OverflowStoreTest, LimitCountsBlocksGivenBack) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 64 * 1024, nullptr});
+  std::vector<uint64_t> locs;
+  auto data = Payload(4096, 3);
+  for (int i = 0; i < 16; ++i) {
+    auto loc = store->Write(data.data(), data.size());
+    ASSERT_TRUE(loc.ok()) << i;
+    locs.push_back(*loc);
+  }
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  for (int i = 0; i < 16; i += 2) store->Free(locs[i], data.size());
+  EXPECT_EQ(store->BytesUsed(), 8 * OverflowStore::kBlock);
+  auto small = Payload(100, 4);  // Another class: a fresh block.
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(store->Write(data.data(), data.size()).ok()) << i;
+  ASSERT_TRUE(store->Write(small.data(), small.size()).ok());
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  EXPECT_TRUE(store->Write(small.data(), small.size()).ok());  // Its block has room.
+  EXPECT_EQ(store->BytesUsed(), 16 * OverflowStore::kBlock);
+}
+
+// Writers, readers and freers of many sizes race with the punches of freed blocks: every
+// payload reads back exactly until it is freed (a punch that hit a reused slot would read
+// as zeros and fail its check), and at the end nothing is held.
+TEST(OverflowStoreTest, ConcurrentFreesPunchWithoutLosingReusedSlots) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t + 1);
+      std::vector<std::pair<uint64_t, std::vector<uint8_t>>> mine;
+      for (int op = 0; op < 4000; ++op) {
+        if (mine.size() < 8 || rng() % 2 == 0) {
+          const size_t len = rng() % 4 == 0 ? 4096 : 1 + rng() % (t % 2 == 0 ? 200 : 4096);
+          auto data = Payload(len, rng());
+          auto loc = store->Write(data.data(), len);
+          if (!loc.ok()) {
+            ++errors;
+            continue;
+          }
+          mine.emplace_back(*loc, std::move(data));
+        } else {
+          const size_t i = rng() % mine.size();
+          std::vector<uint8_t> got(mine[i].second.size());
+          if (!store->Read(mine[i].first, got.data(), got.size()).ok() || got != mine[i].second) {
+            ++errors;
+          }
+          store->Free(mine[i].first, mine[i].second.size());
+          mine[i] = std::move(mine.back());
+          mine.pop_back();
+        }
+      }
+      for (auto& [loc, data] : mine) {
+        std::vector<uint8_t> got(data.size());
+        if (!store->Read(loc, got.data(), got.size()).ok() || got != data) ++errors;
+        store->Free(loc, data.size());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(store->SlotsInUse(), 0u);
+  EXPECT_EQ(store->BytesUsed(), 0u);
+  EXPECT_EQ(DiskBytes(dir.path()), 0u);
+}
+
 // Failure injection through the I/O seam.
 class FaultyIo : public OverflowIo {
  public:
@@ -284,6 +413,16 @@ class FaultyIo : public OverflowIo {
   bool short_then_zero = false;  // Pwrite writes half, then makes no progress.
   bool short_ok = false;         // Pwrite writes at most 100 bytes a call (but progresses).
   int read_errno = 0;            // Pread fails with this errno.
+  int punch_errno = 0;           // Punch fails with this errno.
+  int punches = 0;               // Punch calls.
+  int Punch(int fd, off_t off, off_t len) override {
+    ++punches;
+    if (punch_errno != 0) {
+      errno = punch_errno;
+      return -1;
+    }
+    return OverflowIo::Punch(fd, off, len);
+  }
   ssize_t Pwrite(int fd, const void* buf, size_t len, off_t off) override {
     if (write_errno != 0) {
       errno = write_errno;
@@ -336,6 +475,31 @@ TEST(OverflowStoreTest, InjectedWriteFailuresLoseNothing) {
   EXPECT_EQ(got, data);
   ASSERT_TRUE(store->Read(*loc, got.data(), got.size()).ok());
   EXPECT_EQ(got, kept);
+}
+
+// A file system that cannot punch holes: freed blocks stay counted (they still take disk),
+// are reused, and the store stops trying after the first refusal.
+TEST(OverflowStoreTest, FileSystemWithoutHolePunchingKeepsBlocksCounted) {
+  TempDir dir;
+  FaultyIo io;
+  io.punch_errno = EOPNOTSUPP;
+  auto store = OpenOrDie({dir.path(), 0, &io});
+  std::vector<uint64_t> locs;
+  auto data = Payload(4096, 5);
+  for (int i = 0; i < 8; ++i) locs.push_back(*store->Write(data.data(), data.size()));
+  store->Free(locs[1], 4096);
+  store->Free(locs[3], 4096);
+  EXPECT_EQ(io.punches, 1);
+  EXPECT_EQ(store->BytesUsed(), 8 * OverflowStore::kBlock);
+  auto other = Payload(4096, 6);
+  auto loc = store->Write(other.data(), other.size());
+  ASSERT_TRUE(loc.ok());
+  EXPECT_EQ(store->BytesUsed(), 8 * OverflowStore::kBlock);  // A freed slot came back.
+  std::vector<uint8_t> got(4096);
+  ASSERT_TRUE(store->Read(*loc, got.data(), got.size()).ok());
+  EXPECT_EQ(got, other);
+  ASSERT_TRUE(store->Read(locs[0], got.data(), got.size()).ok());
+  EXPECT_EQ(got, data);
 }
 
 TEST(OverflowStoreTest, ReadErrorsAndTruncatedFilesAreEio) {

@@ -347,6 +347,41 @@ TEST(PageStoreReclaimTest, RawPageChangedOnDiskIsEioNeverData) {
   EXPECT_EQ(still_bad, 2u);
 }
 
+// Punching 98 % of a file that went to the overflow directory gives the disk back at once:
+// overflow_bytes and the files' st_blocks come down close to the data still live, and
+// what is left reads back.
+TEST(PageStoreReclaimTest, PunchingAnOverflowedFileGivesItsDiskBack) {
+  Fixture fx(1 << 20, 0, /*background=*/false);
+  const auto data = MixedData(16 << 20, 9);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  const StoreStats full = fx.store->Stats();
+  ASSERT_GT(full.overflow_bytes, 4u << 20);
+  // Keep one 64 KiB run in every 3.2 MiB: 2 % of the file.
+  constexpr uint64_t kRun = 64 << 10, kStride = 50 * kRun;
+  for (uint64_t off = 0; off < data.size(); off += kStride) {
+    ASSERT_TRUE(fx.store->PunchHole(1, off + kRun, kStride - kRun).ok());
+  }
+  const StoreStats s = fx.store->Stats();
+  const uint64_t live = s.overflow_pages * kPage;
+  uint64_t disk = 0;
+  for (const std::string& f : OverflowFiles(fx.dir.path())) {
+    struct stat sb;
+    ASSERT_EQ(stat(f.c_str(), &sb), 0);
+    disk += static_cast<uint64_t>(sb.st_blocks) * 512;
+  }
+  std::cout << "overflow_bytes " << full.overflow_bytes << " -> " << s.overflow_bytes
+            << ", disk " << disk << ", live pages " << s.overflow_pages << "\n";
+  // Every live page holds at most two blocks; each class file its last one.
+  EXPECT_LE(s.overflow_bytes, 2 * live + OverflowStore::kNumClasses * OverflowStore::kBlock);
+  EXPECT_LE(disk, s.overflow_bytes + 16 * OverflowStore::kBlock);
+  std::vector<uint8_t> got(kRun);
+  for (uint64_t off = 0; off < data.size(); off += kStride) {
+    ASSERT_TRUE(fx.store->Read(1, off, got.data(), kRun).ok());
+    ASSERT_EQ(0, std::memcmp(got.data(), data.data() + off, kRun)) << off;
+  }
+}
+
 // Writers, truncaters and removers race with reclaim (background and writer-driven);
 // each thread owns one file and checks it against its own model at the end.
 TEST(PageStoreReclaimTest, ConcurrentWritesTruncatesRemovesDuringReclaim) {
