@@ -115,8 +115,8 @@ class OverflowStore {
  private:
   struct Block {  // One kBlock of a class file.
     enum State : uint8_t { kHole, kOnDisk, kPunching };
-    uint8_t live = 0;      // Slots in use that overlap it (at most 64).
-    State state = kHole;   // kPunching: a Punch is running; its slots cannot be taken.
+    uint8_t live = 0;     // Slots in use that overlap it (at most 64).
+    State state = kHole;  // kPunching: a Punch is running; its slots cannot be taken.
   };
   struct SizeClass {
     int fd = -1;                  // Data file, opened lazily; -1 until first write.
@@ -142,7 +142,7 @@ class OverflowStore {
   static uint64_t EncodeLoc(int cls, uint64_t slot) { return (uint64_t(cls) << 56) | slot; }
   std::string DataPath(int cls) const;
   Status OpenClassFile(int cls);             // Takes open_mu_, then mu_ around the open.
-  StatusOr<uint64_t> TakeSlot(int cls);  // mu_ held. ENOSPC past the limit.
+  StatusOr<uint64_t> TakeSlot(int cls);      // mu_ held. ENOSPC past the limit.
   // mu_ held. Blocks to punch go to *punch; the caller calls Punch() once mu_ is released.
   void ReleaseSlot(int cls, uint64_t slot, PunchList* punch);
   void Punch(int cls, const PunchList& punch);  // Takes mu_ after the punches.

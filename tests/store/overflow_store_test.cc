@@ -7,12 +7,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/filesystem.hpp>
 #include <cstring>
-#include <atomic>
 #include <random>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace zbudfs {
@@ -320,8 +320,8 @@ TEST(OverflowStoreTest, FreedBlocksGiveTheirDiskSpaceBackAtOnce) {
     }
   }
   // Each kept payload holds at most two blocks, and each class file its last one.
-  const uint64_t bound = kept.size() * 2 * OverflowStore::kBlock +
-                         OverflowStore::kNumClasses * OverflowStore::kBlock;
+  const uint64_t bound =
+      kept.size() * 2 * OverflowStore::kBlock + OverflowStore::kNumClasses * OverflowStore::kBlock;
   EXPECT_LE(store->BytesUsed(), bound) << "live payload " << live_bytes << ", full " << full;
   EXPECT_LE(DiskBytes(dir.path()), store->BytesUsed() + 16 * OverflowStore::kBlock);
   EXPECT_GE(DiskBytes(dir.path()) + 16 * OverflowStore::kBlock, store->BytesUsed());

@@ -370,8 +370,8 @@ TEST(PageStoreReclaimTest, PunchingAnOverflowedFileGivesItsDiskBack) {
     ASSERT_EQ(stat(f.c_str(), &sb), 0);
     disk += static_cast<uint64_t>(sb.st_blocks) * 512;
   }
-  std::cout << "overflow_bytes " << full.overflow_bytes << " -> " << s.overflow_bytes
-            << ", disk " << disk << ", live pages " << s.overflow_pages << "\n";
+  std::cout << "overflow_bytes " << full.overflow_bytes << " -> " << s.overflow_bytes << ", disk "
+            << disk << ", live pages " << s.overflow_pages << "\n";
   // Every live page holds at most two blocks; each class file its last one.
   EXPECT_LE(s.overflow_bytes, 2 * live + OverflowStore::kNumClasses * OverflowStore::kBlock);
   EXPECT_LE(disk, s.overflow_bytes + 16 * OverflowStore::kBlock);
