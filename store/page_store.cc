@@ -335,6 +335,7 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
             std::memcpy(into, payload.get(), kPage);
           } else {
             st = PageCodec::Decompress(payload.get(), e->length, into);
+            if (!st.ok()) Report(StoreErrorKind::kCheckFailed, st);
           }
         }
         if (!st.ok()) return st;

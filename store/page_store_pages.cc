@@ -90,7 +90,7 @@ Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
       const auto* src = static_cast<const uint8_t*>(pool_->Map(e.value));
       Status st = PageCodec::Decompress(src + sizeof(OwnerTag), e.length, out);
       pool_->Unmap(e.value);
-      return st;
+      return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
     }
     case PageEntry::kRaw:
       std::memcpy(out, reinterpret_cast<const void*>(e.value), kPage);
@@ -100,7 +100,8 @@ Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
       uint8_t payload[kPage];
       Status st = ReadOverflow(e, payload);
       if (!st.ok()) return st;
-      return PageCodec::Decompress(payload, e.length, out);
+      st = PageCodec::Decompress(payload, e.length, out);
+      return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
     }
     default:
       return Status::Error(EIO, "page in an unknown state");

@@ -65,7 +65,8 @@ std::vector<uint8_t> MixedData(size_t bytes, uint64_t seed) {
 
 struct Fixture {
   explicit Fixture(uint64_t mem_limit, uint64_t overflow_limit = 0, bool background = true,
-                   OverflowIo* io = nullptr, PageArena* arena = nullptr) {
+                   OverflowIo* io = nullptr, PageArena* arena = nullptr,
+                   StoreErrorReporter report = {}) {
     auto ov = OverflowStore::Open({dir.path(), overflow_limit, io});
     EXPECT_TRUE(ov.ok()) << ov.status().ToString();
     overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
@@ -74,11 +75,28 @@ struct Fixture {
     o.overflow = overflow;
     o.background_reclaim = background;
     o.arena = arena;
+    o.report_error = std::move(report);
     store = std::make_unique<PageStore>(o);
   }
   TempDir dir;
   std::shared_ptr<OverflowStore> overflow;
   std::unique_ptr<PageStore> store;
+};
+
+// What the store reported through PageStoreOptions::report_error.
+struct Reports {
+  std::mutex mu;
+  std::vector<std::pair<StoreErrorKind, std::string>> seen;
+  StoreErrorReporter Reporter() {
+    return [this](StoreErrorKind kind, const std::string& message) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.emplace_back(kind, message);
+    };
+  }
+  size_t Count(StoreErrorKind kind) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.first == kind; });
+  }
 };
 
 TEST(PageStoreReclaimTest, MemoryStaysBoundedAndEverythingReadsBack) {
@@ -269,7 +287,8 @@ class FailingReads : public OverflowIo {
 
 TEST(PageStoreReclaimTest, OverflowReadErrorIsEioForThatPageOnly) {
   FailingReads io;
-  Fixture fx(1 << 20, 0, /*background=*/false, &io);
+  Reports reports;
+  Fixture fx(1 << 20, 0, /*background=*/false, &io, nullptr, reports.Reporter());
   const auto data = MixedData(2 << 20, 5);
   ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
   ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
@@ -289,6 +308,8 @@ TEST(PageStoreReclaimTest, OverflowReadErrorIsEioForThatPageOnly) {
   EXPECT_GT(bad, 0u);
   EXPECT_LE(bad, static_cast<size_t>(OverflowStore::kNumClasses));
   EXPECT_GT(good, bad);
+  EXPECT_EQ(reports.Count(StoreErrorKind::kOverflowIo), bad);  // Each one reported.
+  EXPECT_EQ(reports.Count(StoreErrorKind::kCheckFailed), 0u);
 }
 
 // Every data file of the overflow directory in dir, for tests that change them under us.
@@ -306,7 +327,8 @@ std::vector<std::string> OverflowFiles(const std::string& dir) {
 // page is EIO, never its new bytes, also on the read that would promote it (fault-back)
 // and for a partial write that merges with it; other pages read back exactly.
 TEST(PageStoreReclaimTest, RawPageChangedOnDiskIsEioNeverData) {
-  Fixture fx(1 << 20, 0, /*background=*/false);
+  Reports reports;
+  Fixture fx(1 << 20, 0, /*background=*/false, nullptr, nullptr, reports.Reporter());
   std::vector<uint8_t> data(64 * kPage);
   std::mt19937_64 rng(11);
   for (size_t i = 0; i < data.size(); i += 8) {
@@ -339,12 +361,17 @@ TEST(PageStoreReclaimTest, RawPageChangedOnDiskIsEioNeverData) {
   }
   EXPECT_EQ(bad, 1u);
   EXPECT_EQ(fx.store->Stats().overflow_pages, 1u);  // The others came back; not that one.
+  ASSERT_EQ(reports.Count(StoreErrorKind::kCheckFailed), 1u);  // Reported, once per failure.
+  EXPECT_NE(reports.seen[0].second.find("check value"), std::string::npos)
+      << reports.seen[0].second;
+  EXPECT_EQ(reports.Count(StoreErrorKind::kOverflowIo), 0u);
   size_t still_bad = 0;
   for (size_t p = 0; p < 64; ++p) {
     if (!fx.store->Read(1, p * kPage, page.data(), kPage).ok()) ++still_bad;
     if (!fx.store->Write(1, p * kPage + 1, "x", 1).ok()) ++still_bad;  // Merges.
   }
   EXPECT_EQ(still_bad, 2u);
+  EXPECT_EQ(reports.Count(StoreErrorKind::kCheckFailed), 3u);
 }
 
 // Punching 98 % of a file that went to the overflow directory gives the disk back at once:
