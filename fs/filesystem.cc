@@ -25,8 +25,7 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,
         "%s: %s",
-        kind == StoreErrorKind::kCheckFailed ? "page check failed (EIO)"
-                                             : "overflow I/O error",
+        kind == StoreErrorKind::kCheckFailed ? "page check failed (EIO)" : "overflow I/O error",
         message.c_str());
   };
   store_ = std::make_unique<PageStore>(so);
