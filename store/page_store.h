@@ -31,7 +31,9 @@
 //   -  PageStore::bg_mu_      (mutex)         the reclaimer's sleep; nothing taken under it.
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
 // overflowed page) runs under that one file's index_mu_ in shared mode, or exclusive for
-// promotion's re-check of a slot; readers of other files never need that lock. Statistics are
+// promotion's re-check of a slot; readers of other files never need that lock. Freeing an
+// overflow page may punch its disk block out (one fallocate, OverflowStore::Free): that runs
+// after index_mu_ is released, under the file's write_mu_ at most. Statistics are
 // atomics and take no lock.
 //
 // Reclaim (when mem_limit and an overflow store are set): the pool's evict callback reads
