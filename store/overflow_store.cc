@@ -1,6 +1,6 @@
 // Lock order: PageStore locks -> OverflowStore::open_mu_ -> mu_ (innermost). pread/pwrite
-// run unlocked; only ftruncate of an emptied class file runs under mu_, and a class file's
-// creation under open_mu_ alone.
+// and hole punches run unlocked; only ftruncate of an emptied class file runs under mu_,
+// and a class file's creation under open_mu_ alone.
 #include "store/overflow_store.h"
 
 #include <fcntl.h>
