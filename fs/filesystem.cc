@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "fs/log.h"
+
 namespace zbudfs {
 
 Filesystem::Filesystem(const MountOptions& options) : options_(options) {}
@@ -20,6 +22,13 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   so.capacity_bytes = options_.size;
   so.mem_limit = options_.mem_limit;
   so.overflow = std::move(overflow);
+  so.report_error = [](StoreErrorKind kind, const std::string& message) {
+    LogRateLimited(
+        kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,
+        "%s: %s",
+        kind == StoreErrorKind::kCheckFailed ? "page check failed (EIO)" : "overflow I/O error",
+        message.c_str());
+  };
   store_ = std::make_unique<PageStore>(so);
 }
 

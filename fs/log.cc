@@ -1,4 +1,5 @@
-// Logging sink: stderr or syslog. No locks: the sink flag is set before threads start.
+// Logging sink: stderr or syslog. The sink flag is set before threads start; the rate
+// limits take one mutex per kind, released before the line is written.
 #include "fs/log.h"
 
 #define FUSE_USE_VERSION 314
@@ -6,8 +7,11 @@
 #include <syslog.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
+#include <mutex>
 
 namespace zbudfs {
 namespace {
@@ -33,6 +37,15 @@ void FuseLogHook(enum fuse_log_level level, const char* fmt, va_list ap) {
   }
 }
 
+// One kind's rate limit.
+struct RateLimit {
+  std::mutex mu;
+  bool started = false;                        // A line was written.
+  std::chrono::steady_clock::time_point last;  // When.
+  uint64_t suppressed = 0;                     // Lines left out since.
+};
+RateLimit rate_limits[static_cast<int>(LogKind::kCount)];
+
 }  // namespace
 
 void LogInit() { fuse_set_log_func(FuseLogHook); }
@@ -53,5 +66,33 @@ void LogWarning(const char* fmt, ...) { ZBUDFS_EMIT(LOG_WARNING); }
 void LogInfo(const char* fmt, ...) { ZBUDFS_EMIT(LOG_INFO); }
 
 #undef ZBUDFS_EMIT
+
+void LogRateLimited(LogKind kind, const char* fmt, ...) {
+  RateLimit& r = rate_limits[static_cast<int>(kind)];
+  uint64_t suppressed;
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    const auto now = std::chrono::steady_clock::now();
+    if (r.started && now - r.last < std::chrono::seconds(kLogIntervalSeconds)) {
+      ++r.suppressed;
+      return;
+    }
+    r.started = true;
+    r.last = now;
+    suppressed = r.suppressed;
+    r.suppressed = 0;
+  }
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (suppressed == 0) {
+    LogError("%s", line);
+  } else {
+    LogError("%s (and %llu more like it in the last %d s or more, not logged)", line,
+             static_cast<unsigned long long>(suppressed), kLogIntervalSeconds);
+  }
+}
 
 }  // namespace zbudfs

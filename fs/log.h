@@ -1,8 +1,9 @@
 // Logging for the daemon: stderr while in the foreground, syslog once daemonized.
 //
 // Owns: the choice of sink (a process-wide flag) and the libfuse log hook, so that libfuse's
-// own messages follow the same sink. Locking: none; LogToSyslog() is called once, before
-// the session loop starts any thread.
+// own messages follow the same sink; and the rate limits of runtime error messages.
+// Locking: LogToSyslog() is called once, before the session loop starts any thread;
+// LogRateLimited takes one small mutex per kind, never across the write of the line.
 #ifndef ZBUDFS_FS_LOG_H_
 #define ZBUDFS_FS_LOG_H_
 
@@ -18,6 +19,20 @@ void LogToSyslog();
 void LogError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void LogWarning(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void LogInfo(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Runtime errors, each kind rate-limited on its own.
+enum class LogKind {
+  kOverflowIo,    // The overflow directory's files could not be read or written.
+  kCheckFailed,   // A page read back failed its check value (corrupt on disk or in memory).
+  kWriteRefused,  // The store refused a write (ENOSPC at writeback, EIO).
+  kCount
+};
+constexpr int kLogIntervalSeconds = 5;  // At most one line per kind this often.
+
+// Logs like LogError at most one line per kind every kLogIntervalSeconds: a flood of
+// errors (every read of a bad page fails) must not flood syslog. Lines left out are
+// counted, and the next line of the kind says how many there were.
+void LogRateLimited(LogKind kind, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 }  // namespace zbudfs
 

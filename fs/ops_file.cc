@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fs/filesystem.h"
+#include "fs/log.h"
 #include "fs/session_loop.h"
 
 namespace zbudfs {
@@ -246,6 +247,9 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     }
   }
   if (!s.ok()) {
+    LogRateLimited(LogKind::kWriteRefused, "write of %zu bytes at %lld to inode %llu refused: %s",
+                   size, static_cast<long long>(off), static_cast<unsigned long long>(inode->ino),
+                   s.ToString().c_str());
     // Pages of the failed write past EOF must not show up if the file grows later.
     std::unique_lock<std::shared_mutex> data(inode->data_mu);
     off_t file_size;

@@ -1,12 +1,15 @@
 // Lock order: PageStore locks -> OverflowStore::open_mu_ -> mu_ (innermost). pread/pwrite
-// run unlocked; only ftruncate of an emptied class file runs under mu_, and a class file's
-// creation under open_mu_ alone.
+// and hole punches run unlocked; only ftruncate of an emptied class file runs under mu_,
+// and a class file's creation under open_mu_ alone.
 #include "store/overflow_store.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <boost/filesystem.hpp>
 #include <cstdlib>
@@ -22,6 +25,11 @@ constexpr char kDataPrefix[] = "zbudfs-overflow-";
 
 Status Errno(int err, const std::string& what) {
   return Status::Error(err, what + ": " + std::strerror(err));
+}
+
+// The check value of a stored payload (kept in memory, see the header).
+uint32_t CheckValue(const void* data, size_t len) {
+  return static_cast<uint32_t>(XXH3_64bits(data, len));
 }
 
 constexpr char kDefaultDirPrefix[] = "zbudfs-overflow.";
@@ -72,6 +80,21 @@ StatusOr<std::string> MakeDefaultDir() {
   return templ;
 }
 
+// The directory named without trailing "/" or "/." components: the kernel resolves a
+// symlink named as "link/" or "link/.", so lstat of that form would see the directory it
+// points to and the symlink check would pass. "/" stays "/".
+std::string WithoutTrailingSlashes(std::string dir) {
+  for (;;) {
+    if (dir.size() > 1 && dir.back() == '/') {
+      dir.pop_back();
+    } else if (dir.size() > 2 && dir.compare(dir.size() - 2, 2, "/.") == 0) {
+      dir.resize(dir.size() - 1);  // "a/." -> "a/", whose slash goes next.
+    } else {
+      return dir;
+    }
+  }
+}
+
 // Checks a user-given directory against the rules in the header.
 Status CheckGivenDir(const std::string& dir) {
   boost::system::error_code ec;
@@ -108,6 +131,9 @@ ssize_t OverflowIo::Pwrite(int fd, const void* buf, size_t len, off_t off) {
 ssize_t OverflowIo::Pread(int fd, void* buf, size_t len, off_t off) {
   return ::pread(fd, buf, len, off);
 }
+int OverflowIo::Punch(int fd, off_t off, off_t len) {
+  return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+}
 
 StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptions& options) {
   std::string dir = options.dir;
@@ -125,6 +151,7 @@ StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptio
     if (!made.ok()) return made.status();
     dir = *made;
   } else {
+    dir = WithoutTrailingSlashes(dir);
     Status st = CheckGivenDir(dir);
     if (!st.ok()) return st;
   }
@@ -193,27 +220,130 @@ Status OverflowStore::OpenClassFile(int cls) {
   return Status::OK();
 }
 
-void OverflowStore::ReleaseSlot(int cls, uint64_t slot) {
+bool OverflowStore::InPunch(const SizeClass& c, int cls, uint64_t slot) {
+  const size_t size = SlotSize(cls);
+  for (uint64_t b = slot * size / kBlock; b <= ((slot + 1) * size - 1) / kBlock; ++b) {
+    if (b < c.blocks.size() && c.blocks[b].state == Block::kPunching) return true;
+  }
+  return false;
+}
+
+StatusOr<uint64_t> OverflowStore::TakeSlot(int cls) {
   SizeClass& c = classes_[cls];
+  const size_t size = SlotSize(cls);
+  uint64_t slot = c.high_water;  // A new slot at the end unless a free one turns up.
+  while (!c.free.empty()) {
+    const uint64_t s = c.free.back();
+    c.free.pop_back();
+    // A hint may be stale: the slot was taken through another hint, or its block is being
+    // punched (then the punch puts it back when it is done).
+    if (!c.used[s] && !InPunch(c, cls, s)) {
+      slot = s;
+      break;
+    }
+  }
+  const uint64_t first = slot * size / kBlock, last = ((slot + 1) * size - 1) / kBlock;
+  if (c.blocks.size() <= last) c.blocks.resize(last + 1);
+  uint64_t new_blocks = 0;  // Blocks of the slot that take no disk yet: it will.
+  for (uint64_t b = first; b <= last; ++b) new_blocks += c.blocks[b].state == Block::kHole;
+  if (limit_ != 0 && bytes_used_.load(std::memory_order_relaxed) + new_blocks * kBlock > limit_) {
+    if (slot < c.high_water) c.free.push_back(slot);
+    return Status::Error(ENOSPC, "overflow_limit reached");
+  }
+  if (slot == c.high_water) {
+    ++c.high_water;
+    c.used.resize(c.high_water);
+    c.check.resize(c.high_water);
+  }
+  c.used[slot] = true;
+  ++c.live;
+  slots_in_use_.fetch_add(1, std::memory_order_relaxed);
+  for (uint64_t b = first; b <= last; ++b) {
+    ++c.blocks[b].live;
+    c.blocks[b].state = Block::kOnDisk;
+  }
+  c.disk_blocks += new_blocks;
+  bytes_used_.fetch_add(new_blocks * kBlock, std::memory_order_relaxed);
+  return slot;
+}
+
+void OverflowStore::ReleaseSlot(int cls, uint64_t slot, PunchList* punch) {
+  SizeClass& c = classes_[cls];
+  const size_t size = SlotSize(cls);
+  c.used[slot] = false;
   --c.live;
   slots_in_use_.fetch_sub(1, std::memory_order_relaxed);
-  if (c.live == 0) {
-    // The file is empty: give its space back.
-    bytes_used_.fetch_sub(c.high_water * SlotSize(cls), std::memory_order_relaxed);
-    c.high_water = 0;
-    c.free.clear();
-    if (ftruncate(c.fd, 0) != 0) {
-      // Nothing lives there any more; the space comes back when the file is removed.
+  for (uint64_t b = slot * size / kBlock; b <= ((slot + 1) * size - 1) / kBlock; ++b) {
+    Block& k = c.blocks[b];
+    --k.live;
+    // A block no slot uses any more gives its disk space back, unless it is the file's
+    // last, partly used block (the next slot at the end would start in it).
+    if (k.live == 0 && k.state == Block::kOnDisk && punch_works_.load(std::memory_order_relaxed) &&
+        (b + 1) * kBlock <= c.high_water * size) {
+      k.state = Block::kPunching;
+      ++c.punching;
+      punch->blocks[punch->n++] = b;
     }
-    return;
   }
-  c.free.push_back(slot);
+  if (!InPunch(c, cls, slot)) c.free.push_back(slot);
+  if (c.free.size() > 2 * (c.high_water - c.live) + 64) {
+    // Stale hints piled up (each punch puts its block's slots back): rebuild, lowest on top.
+    c.free.clear();
+    for (uint64_t s = c.high_water; s-- > 0;) {
+      if (!c.used[s] && !InPunch(c, cls, s)) c.free.push_back(s);
+    }
+  }
+  if (c.live == 0 && c.punching == 0) EmptyClass(cls);
+}
+
+void OverflowStore::EmptyClass(int cls) {
+  SizeClass& c = classes_[cls];
+  bytes_used_.fetch_sub(c.disk_blocks * kBlock, std::memory_order_relaxed);
+  c.disk_blocks = 0;
+  c.high_water = 0;
+  c.free.clear();
+  c.check.clear();
+  c.used.clear();
+  c.blocks.clear();
+  if (ftruncate(c.fd, 0) != 0) {
+    // Nothing lives there any more; the space comes back when the file is removed.
+  }
+}
+
+void OverflowStore::Punch(int cls, const PunchList& punch) {
+  if (punch.n == 0) return;
+  const int fd = classes_[cls].fd;  // Set once, before any slot of the class exists.
+  bool punched[2] = {false, false};
+  for (size_t i = 0; i < punch.n; ++i) {
+    punched[i] = io_->Punch(fd, static_cast<off_t>(punch.blocks[i] * kBlock), kBlock) == 0;
+    if (!punched[i] && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+      punch_works_.store(false, std::memory_order_relaxed);  // The file system cannot.
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  SizeClass& c = classes_[cls];
+  const size_t size = SlotSize(cls);
+  for (size_t i = 0; i < punch.n; ++i) {
+    const uint64_t b = punch.blocks[i];
+    c.blocks[b].state = punched[i] ? Block::kHole : Block::kOnDisk;
+    --c.punching;
+    if (punched[i]) {
+      --c.disk_blocks;
+      bytes_used_.fetch_sub(kBlock, std::memory_order_relaxed);
+    }
+    // The block's slots are free (none can be taken while it is punched): offer them again.
+    for (uint64_t s = b * kBlock / size; s <= ((b + 1) * kBlock - 1) / size; ++s) {
+      if (s < c.high_water && !c.used[s] && !InPunch(c, cls, s)) c.free.push_back(s);
+    }
+  }
+  if (c.live == 0 && c.punching == 0) EmptyClass(cls);
 }
 
 StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
   if (len == 0 || len > kMaxPayload) return Status::Error(EINVAL, "overflow: bad payload length");
   const int cls = ClassOf(len);
   const size_t slot_size = SlotSize(cls);
+  const uint32_t check = CheckValue(data, len);  // Before mu_: hashing needs no lock.
   uint64_t slot;
   int fd;
   {
@@ -225,18 +355,10 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
       lock.lock();
     }
     SizeClass& c = classes_[cls];
-    if (!c.free.empty()) {
-      slot = c.free.back();
-      c.free.pop_back();
-    } else {
-      if (limit_ != 0 && bytes_used_.load(std::memory_order_relaxed) + slot_size > limit_) {
-        return Status::Error(ENOSPC, "overflow_limit reached");
-      }
-      slot = c.high_water++;
-      bytes_used_.fetch_add(slot_size, std::memory_order_relaxed);
-    }
-    ++c.live;
-    slots_in_use_.fetch_add(1, std::memory_order_relaxed);
+    StatusOr<uint64_t> taken = TakeSlot(cls);
+    if (!taken.ok()) return taken.status();
+    slot = *taken;
+    c.check[slot] = check;
     fd = c.fd;
   }
   const auto* p = static_cast<const char*>(data);
@@ -254,10 +376,12 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
     }
   }
   if (done == len) return EncodeLoc(cls, slot);
+  PunchList punch;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ReleaseSlot(cls, slot);
+    ReleaseSlot(cls, slot, &punch);
   }
+  Punch(cls, punch);
   if (err == ENOSPC || err == EDQUOT) return Status::Error(ENOSPC, "overflow disk is full");
   return Status::Error(EIO, std::string("overflow write: ") + std::strerror(err != 0 ? err : EIO));
 }
@@ -267,7 +391,15 @@ Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
   const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
   if (cls >= kNumClasses || len == 0 || len > SlotSize(cls))
     return Status::Error(EIO, "overflow: bad location");
-  const int fd = classes_[cls].fd;
+  int fd;
+  uint32_t check;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const SizeClass& c = classes_[cls];
+    if (slot >= c.high_water || !c.used[slot]) return Status::Error(EIO, "overflow: bad location");
+    fd = c.fd;
+    check = c.check[slot];
+  }
   auto* p = static_cast<char*>(data);
   size_t done = 0;
   while (done < len) {
@@ -282,6 +414,10 @@ Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
                                        : std::string("overflow read: ") + std::strerror(errno));
     }
   }
+  if (CheckValue(data, len) != check) {
+    return Status::Error(EBADMSG, "overflow read: the check value of " + DataPath(cls) + " slot " +
+                                      std::to_string(slot) + " does not match: changed on disk");
+  }
   return Status::OK();
 }
 
@@ -289,8 +425,12 @@ void OverflowStore::Free(uint64_t loc, size_t len) {
   (void)len;
   const int cls = static_cast<int>(loc >> 56);
   const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
-  std::lock_guard<std::mutex> lock(mu_);
-  ReleaseSlot(cls, slot);
+  PunchList punch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReleaseSlot(cls, slot, &punch);
+  }
+  Punch(cls, punch);  // No lock held: see the header.
 }
 
 }  // namespace zbudfs

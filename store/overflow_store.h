@@ -4,17 +4,38 @@
 // and, for a default directory, the directory itself. Payloads (1..4096 bytes: compressed
 // pages, or raw pages) go to slots of size classes 64, 128, ..., 4096 bytes, so the disk
 // taken stays within 63 bytes a page of the compressed size. Freed slots are reused (a free
-// list per class) and a class file whose slots are all free is truncated to nothing. At
-// destruction every file zbudfs created is removed (and a default directory too).
+// list per class, most recently freed first). Disk space follows live data: once no slot
+// in use overlaps a 4 KiB block of a class file, the block is punched out
+// (fallocate(PUNCH_HOLE|KEEP_SIZE)); only the file's last, partly used block waits, and a
+// class file whose slots are all free is truncated to nothing. BytesUsed() (the
+// statistic overflow_bytes, and what overflow_limit bounds) is the 4 KiB blocks the files
+// hold on disk: those some slot was written to since they were last punched. A slot whose
+// block is being punched cannot be taken until the punch is done, so a punch never races
+// a new write of a slot it covers. On a file system without hole punching, blocks stay
+// until their class file empties. At destruction every file zbudfs created is removed
+// (and a default directory too).
 //
-// Directory rules: a given directory must exist, be a real directory (not a symlink), be
+// Directory rules: a given directory must exist, be a real directory (not a symlink, also
+// when named with a trailing "/" or "/.", which would resolve one), be
 // writable by us and by no other user (no group/other write bits). A default directory is
 // a fresh mkdtemp under $TMPDIR or /var/tmp, mode 0700. Files are 0600, created with
 // O_EXCL|O_NOFOLLOW. A lock file held with flock() makes a second mount on the same
 // directory fail; data files left by a crashed earlier mount are removed once the lock is
 // held (nobody else can be using them).
 //
-// Locking: mu_ guards the slot lists and counters. pread/pwrite run with no lock; the only
+// Check values: every payload is verified when read back, so that a page changed on disk
+// (corruption, another program writing our files) is an error and never data. The check
+// value, the low 32 bits of XXH3-64 of the payload as written, is kept in memory, 4 bytes
+// a slot, not on disk: the files hold the bare payloads (a raw page fills its 4096-byte
+// slot exactly, so there is no room beside it without breaking block alignment), and a
+// check that lived in the same file could be overwritten together with the data.
+// Compressed payloads carry their own check value too (page_codec.h); this one covers
+// raw pages and every byte of a slot's payload alike.
+//
+// Locking: mu_ guards the slot lists, check values, block states and counters (Read takes it
+// only to look up its slot's file and check value). pread/pwrite and the punches run with
+// no lock of ours (a punch from Free runs under the caller's file lock, as its pread
+// does); the only
 // I/O under mu_ is the rare ftruncate of a class file that just emptied (no slot of it is in
 // use then, so no read or write can race it). A class file is created by its first write
 // under open_mu_ alone (so that two first writers do not both create it). mu_ is
@@ -43,6 +64,7 @@ class OverflowIo {
   virtual ~OverflowIo() = default;
   virtual ssize_t Pwrite(int fd, const void* buf, size_t len, off_t off);  // pwrite(2).
   virtual ssize_t Pread(int fd, void* buf, size_t len, off_t off);         // pread(2).
+  virtual int Punch(int fd, off_t off, off_t len);  // fallocate(PUNCH_HOLE|KEEP_SIZE).
 };
 
 struct OverflowOptions {
@@ -72,25 +94,44 @@ class OverflowStore {
   // any other write failure, EINVAL for a bad len.
   StatusOr<uint64_t> Write(const void* data, size_t len);
 
-  // Reads the len bytes stored at loc by Write. Errors: EIO (read failure, short read).
+  // Reads the len bytes stored at loc by Write and verifies them against their check value.
+  // Errors: EIO (read failure, short read, bad location), EBADMSG when the bytes read are
+  // not those written (changed on disk; callers hand it on as EIO). data is undefined then.
   Status Read(uint64_t loc, void* data, size_t len) const;
 
-  // Frees a location returned by Write (with the same len).
+  // Frees a location returned by Write (with the same len). Gives the disk blocks no
+  // other slot uses back at once (one fallocate each, with no lock of ours held).
   void Free(uint64_t loc, size_t len);
 
+  static constexpr uint64_t kBlock = 4096;  // The disk block: the unit of punching and of
+                                            // BytesUsed.
   uint64_t BytesUsed() const {
     return bytes_used_.load(std::memory_order_relaxed);
-  }  // File extents.
+  }  // Disk blocks held (see the top comment).
   uint64_t SlotsInUse() const { return slots_in_use_.load(std::memory_order_relaxed); }
   const std::string& dir() const { return dir_; }                    // The directory in use.
   uint64_t leftovers_removed() const { return leftovers_removed_; }  // Files of a crashed mount.
 
  private:
+  struct Block {  // One kBlock of a class file.
+    enum State : uint8_t { kHole, kOnDisk, kPunching };
+    uint8_t live = 0;     // Slots in use that overlap it (at most 64).
+    State state = kHole;  // kPunching: a Punch is running; its slots cannot be taken.
+  };
   struct SizeClass {
-    int fd = -1;                 // Data file, opened lazily; -1 until first write.
-    uint64_t high_water = 0;     // Slots the file extends over.
-    uint64_t live = 0;           // Slots in use (including writes in flight).
-    std::vector<uint64_t> free;  // Freed slots below high_water.
+    int fd = -1;                  // Data file, opened lazily; -1 until first write.
+    uint64_t high_water = 0;      // Slots the file extends over.
+    uint64_t live = 0;            // Slots in use (including writes in flight).
+    uint64_t punching = 0;        // Blocks being punched now.
+    uint64_t disk_blocks = 0;     // Blocks in state kOnDisk or kPunching.
+    std::vector<uint64_t> free;   // Slots that may be free (hints, checked when taken).
+    std::vector<bool> used;       // Per slot below high_water: in use or being written.
+    std::vector<uint32_t> check;  // Per slot below high_water: check value of its payload.
+    std::vector<Block> blocks;    // Per block the slots below high_water overlap.
+  };
+  struct PunchList {  // Blocks a released slot leaves unused: a slot overlaps at most two.
+    uint64_t blocks[2];
+    size_t n = 0;
   };
 
   OverflowStore(std::string dir, bool owns_dir, int lock_fd, const OverflowOptions& options);
@@ -101,7 +142,12 @@ class OverflowStore {
   static uint64_t EncodeLoc(int cls, uint64_t slot) { return (uint64_t(cls) << 56) | slot; }
   std::string DataPath(int cls) const;
   Status OpenClassFile(int cls);             // Takes open_mu_, then mu_ around the open.
-  void ReleaseSlot(int cls, uint64_t slot);  // mu_ held.
+  StatusOr<uint64_t> TakeSlot(int cls);      // mu_ held. ENOSPC past the limit.
+  // mu_ held. Blocks to punch go to *punch; the caller calls Punch() once mu_ is released.
+  void ReleaseSlot(int cls, uint64_t slot, PunchList* punch);
+  void Punch(int cls, const PunchList& punch);  // Takes mu_ after the punches.
+  void EmptyClass(int cls);                     // mu_ held: no slot in use, none punching.
+  static bool InPunch(const SizeClass& c, int cls, uint64_t slot);  // A block being punched.
 
   const std::string dir_;
   const bool owns_dir_;
@@ -113,6 +159,7 @@ class OverflowStore {
 
   std::atomic<uint64_t> bytes_used_{0};
   std::atomic<uint64_t> slots_in_use_{0};
+  std::atomic<bool> punch_works_{true};  // False once the file system refused a punch.
   std::mutex open_mu_;     // Serialises creating class files; taken before mu_, never under.
   mutable std::mutex mu_;  // Guards classes_ (see the top comment).
   SizeClass classes_[kNumClasses];

@@ -327,13 +327,13 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
         const uint8_t before = std::atomic_ref<uint8_t>(const_cast<uint8_t&>(e->flags))
                                    .fetch_or(kFlagAccessed, std::memory_order_relaxed);
         auto payload = std::make_unique<uint8_t[]>(e->length);
-        faulted_.fetch_add(1, std::memory_order_relaxed);
-        Status st = options_.overflow->Read(e->value, payload.get(), e->length);
+        Status st = ReadOverflow(*e, payload.get());
         if (st.ok()) {
           if (e->length == kPage) {
             std::memcpy(into, payload.get(), kPage);
           } else {
             st = PageCodec::Decompress(payload.get(), e->length, into);
+            if (!st.ok()) Report(StoreErrorKind::kCheckFailed, st);
           }
         }
         if (!st.ok()) return st;

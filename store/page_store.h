@@ -34,7 +34,9 @@
 //                                             another lock (a leaf: taken under 2 and 3 too).
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
 // overflowed page) runs under that one file's index_mu_ in shared mode, or exclusive for
-// promotion's re-check of a slot; readers of other files never need that lock. Statistics are
+// promotion's re-check of a slot; readers of other files never need that lock. Freeing an
+// overflow page may punch its disk block out (one fallocate, OverflowStore::Free): that runs
+// after index_mu_ is released, under the file's write_mu_ at most. Statistics are
 // atomics and take no lock.
 //
 // Reclaim (when mem_limit and an overflow store are set): the pool's evict callback reads
@@ -67,6 +69,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -85,6 +88,17 @@ class ZbudPool;
 struct PageEntry;
 class PageIndex;
 
+// Errors the store meets on its own data, reported (besides being returned as EIO) so that
+// the daemon can log them: nothing else tells an administrator that a disk is failing.
+enum class StoreErrorKind {
+  kOverflowIo,   // An overflow file could not be read or written (not a full overflow).
+  kCheckFailed,  // A page read back (from memory or disk) failed its check value.
+};
+// Called on the thread that met the error, possibly with one file's store locks held: it
+// must be quick (the daemon rate-limits and writes at most a line) and must not call the
+// store.
+using StoreErrorReporter = std::function<void(StoreErrorKind kind, const std::string& message)>;
+
 // Settings of a store; the daemon fills these from its mount options.
 struct PageStoreOptions {
   int zstd_level = 1;           // zstd level for new pages; negative levels are allowed.
@@ -96,6 +110,7 @@ struct PageStoreOptions {
                                             // and a write over mem_limit gets ENOSPC.
   bool background_reclaim = true;           // A thread keeps memory between the watermarks.
   PageArena* arena = nullptr;  // Page memory source (a test seam); nullptr = own arena.
+  StoreErrorReporter report_error;  // Told of every EIO the store meets; empty = nobody.
 };
 
 // The statistics of the contract, all in bytes or pages as named there.
@@ -267,6 +282,11 @@ class PageStore {
   // were dropped since the last trim; one thread at a time, no lock held.
   void TrimHeap(uint64_t min_drops);
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
+  // Reads an overflow entry's payload (e.length bytes), verified; EIO on any failure
+  // (reported).
+  Status ReadOverflow(const PageEntry& e, uint8_t* payload) const;
+  // Reports st (an error) to options_.report_error, if set, and returns it.
+  Status Report(StoreErrorKind kind, Status st) const;
 
   PageStoreOptions options_;
   std::unique_ptr<PageArena> owned_arena_;

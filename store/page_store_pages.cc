@@ -93,18 +93,18 @@ Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
       const auto* src = static_cast<const uint8_t*>(pool_->Map(e.value));
       Status st = PageCodec::Decompress(src + sizeof(OwnerTag), e.length, out);
       pool_->Unmap(e.value);
-      return st;
+      return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
     }
     case PageEntry::kRaw:
       std::memcpy(out, reinterpret_cast<const void*>(e.value), kPage);
       return Status::OK();
     case PageEntry::kOverflow: {  // Partial-page merges; Read() handles its own.
-      faulted_.fetch_add(1, std::memory_order_relaxed);
-      if (e.length == kPage) return options_.overflow->Read(e.value, out, kPage);
+      if (e.length == kPage) return ReadOverflow(e, out);
       uint8_t payload[kPage];
-      Status st = options_.overflow->Read(e.value, payload, e.length);
+      Status st = ReadOverflow(e, payload);
       if (!st.ok()) return st;
-      return PageCodec::Decompress(payload, e.length, out);
+      st = PageCodec::Decompress(payload, e.length, out);
+      return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
     }
     default:
       return Status::Error(EIO, "page in an unknown state");

@@ -56,6 +56,20 @@ void PageStore::RecordRawPages(FileId file, uint64_t first, const PageEntry* ent
   if (compact) CompactRawFifo();
 }
 
+Status PageStore::ReadOverflow(const PageEntry& e, uint8_t* payload) const {
+  faulted_.fetch_add(1, std::memory_order_relaxed);
+  Status st = options_.overflow->Read(e.value, payload, e.length);
+  if (st.ok()) return st;
+  const StoreErrorKind kind =
+      st.code() == EBADMSG ? StoreErrorKind::kCheckFailed : StoreErrorKind::kOverflowIo;
+  return Report(kind, Status::Error(EIO, st.message()));  // EBADMSG is EIO to callers.
+}
+
+Status PageStore::Report(StoreErrorKind kind, Status st) const {
+  if (options_.report_error) options_.report_error(kind, st.message());
+  return st;
+}
+
 // True if the overflow slot at loc holds exactly payload[0..len).
 bool PageStore::SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const {
   uint8_t current[kPage];
@@ -225,6 +239,7 @@ Status PageStore::EvictZbud(uint64_t handle) {
   }
   StatusOr<uint64_t> loc = options_.overflow->Write(payload, len);  // I/O: no lock held.
   if (!loc.ok()) {
+    if (loc.status().code() == EIO) Report(StoreErrorKind::kOverflowIo, loc.status());
     t_evict_error = loc.status();
     return loc.status();
   }
@@ -266,6 +281,7 @@ Status PageStore::EvictRaw() {
   }
   StatusOr<uint64_t> loc = options_.overflow->Write(data, kPage);
   if (!loc.ok()) {
+    if (loc.status().code() == EIO) Report(StoreErrorKind::kOverflowIo, loc.status());
     std::lock_guard<std::mutex> lock(raw_mu_);
     raw_fifo_.push_front(r);
     return loc.status();

@@ -5,7 +5,8 @@
 #      message naming the option, nothing mounted; the boundary values are accepted;
 #      overflow_limit=0 is refused or honoured (never "unlimited");
 #   2. a mountpoint that is a regular file or already a zbudfs mount -> refused with a message;
-#   3. overflow_dir that is a FIFO, a symlink to a directory, on a read-only file system, group
+#   3. overflow_dir that is a FIFO, a symlink to a directory (also written with a trailing
+#      slash, which would resolve it), on a read-only file system, group
 #      or other writable (0770, 0777, 1777), owned by another user, on the mount itself (also
 #      through ..), or in use by another mount -> refused with a message; a relative
 #      overflow_dir works in daemon mode (the daemon chdirs to / when it detaches);
@@ -29,18 +30,28 @@ problem() {
   PROBLEMS+=("$*")
 }
 
+# zbudfs_mounts_on DIR: how many zbudfs mounts sit on DIR itself (field 5 of mountinfo is
+# the mount point; the file system type follows the " - " separator). Mounts elsewhere on
+# the machine (other tests running meanwhile) do not count.
+zbudfs_mounts_on() {
+  local dir
+  dir=$(realpath -m -- "$1")
+  awk -v d="$dir" '$5 == d { for (i = 6; i < NF; ++i) if ($i == "-") { if ($(i + 1) == "fuse.zbudfs") ++n; break } }
+    END { print n + 0 }' /proc/self/mountinfo
+}
+
 # refuse WORD ARGS...: zbudfs -f ARGS must exit non-zero within 5 s with a one-line message
-# containing WORD, and mount nothing.
+# containing WORD, and mount nothing on its mountpoint (the last argument).
 refuse() {
   local want=$1 rc=0 target mounts_before msg
   shift
   target=${!#}
-  mounts_before=$(grep -c " fuse.zbudfs " /proc/mounts || true)
+  mounts_before=$(zbudfs_mounts_on "$target")
   # In the foreground a daemon that mounted runs until the timeout's SIGTERM (then it
   # detaches its own mount): exit 124.
   timeout -k 2 5 "$ZBUDFS_BIN" -f "$@" 2>"$WORK/err" >/dev/null || rc=$?
   msg=$(cat "$WORK/err")
-  if ((rc == 124)) || (($(grep -c " fuse.zbudfs " /proc/mounts || true) > mounts_before)); then
+  if ((rc == 124)) || (($(zbudfs_mounts_on "$target") > mounts_before)); then
     problem "zbudfs $* was not refused: it mounted $target (and ran until killed)"
   elif ((rc == 0)); then
     problem "zbudfs $*: exit 0"
@@ -151,6 +162,8 @@ refuse overflow_dir -o overflow_dir="$WORK/fifo" "$MNT"
 mkdir -m 0700 "$WORK/realov"
 ln -s "$WORK/realov" "$WORK/ovlink"
 refuse overflow_dir -o overflow_dir="$WORK/ovlink" "$MNT"
+refuse overflow_dir -o overflow_dir="$WORK/ovlink/" "$MNT"  # The slash must not resolve it.
+refuse overflow_dir -o overflow_dir="$WORK/ovlink//." "$MNT"
 mkdir "$WORK/rofs"
 mount -t tmpfs -o size=1M,mode=0700,ro tmpfs "$WORK/rofs" || fail "cannot mount a read-only tmpfs"
 refuse overflow_dir -o overflow_dir="$WORK/rofs" "$MNT"

@@ -7,10 +7,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/filesystem.hpp>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace zbudfs {
@@ -83,7 +85,9 @@ TEST(OverflowStoreTest, DiskTakenIsCloseToPayloadBytes) {
     payload += len;
   }
   EXPECT_GE(store->BytesUsed(), payload);
-  EXPECT_LE(store->BytesUsed(), payload + 2000 * 64);  // At most one granule a page.
+  // At most one granule a page, and each class file's last, partly used disk block.
+  EXPECT_LE(store->BytesUsed(),
+            payload + 2000 * 64 + OverflowStore::kNumClasses * OverflowStore::kBlock);
 }
 
 TEST(OverflowStoreTest, FreedSlotsAreReusedAndEmptyFilesReturnTheirSpace) {
@@ -260,11 +264,146 @@ TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
   const std::string link = dir.path() + "/link";
   ASSERT_EQ(symlink("/tmp", link.c_str()), 0);
   EXPECT_EQ(OverflowStore::Open({link, 0, nullptr}).status().code(), ELOOP);
+  // A trailing slash (or "/.") makes the kernel resolve the link: still refused.
+  for (const char* suffix : {"/", "//", "/.", "/./", "//.//"}) {
+    EXPECT_EQ(OverflowStore::Open({link + suffix, 0, nullptr}).status().code(), ELOOP) << suffix;
+  }
+  // The real directory named with a trailing slash is fine, and its files carry no "//".
+  {
+    auto ok = OverflowStore::Open({dir.path() + "/", 0, nullptr});
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+    EXPECT_EQ((*ok)->dir(), dir.path());
+  }
 
   const std::string open_dir = dir.path() + "/shared";
   ASSERT_EQ(mkdir(open_dir.c_str(), 0700), 0);
   ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
   EXPECT_EQ(OverflowStore::Open({open_dir, 0, nullptr}).status().code(), EACCES);
+}
+
+// Bytes the data files of dir take on disk (st_blocks).
+uint64_t DiskBytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (fs::directory_iterator it(dir), end; it != end; ++it) {
+    if (it->path().filename().string().rfind("zbudfs-overflow-", 0) != 0) continue;
+    struct stat sb;
+    EXPECT_EQ(stat(it->path().c_str(), &sb), 0);
+    bytes += static_cast<uint64_t>(sb.st_blocks) * 512;
+  }
+  return bytes;
+}
+
+// Freeing most slots gives their disk blocks back at once, though the files keep slots in
+// use past them; BytesUsed follows, and what is left reads back; new writes reuse the
+// space and count it again.
+TEST(OverflowStoreTest, FreedBlocksGiveTheirDiskSpaceBackAtOnce) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> stored;
+  for (uint32_t i = 0; i < 3000; ++i) {
+    const size_t len = i % 3 == 0 ? 4096 : i % 3 == 1 ? 1000 : 100 + i % 2000;
+    auto data = Payload(len, i);
+    auto loc = store->Write(data.data(), len);
+    ASSERT_TRUE(loc.ok()) << loc.status().ToString();
+    stored.emplace_back(*loc, data);
+  }
+  const uint64_t full = store->BytesUsed();
+  ASSERT_GE(DiskBytes(dir.path()), full);
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> kept;
+  uint64_t live_bytes = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (i % 50 == 7) {  // 2 % stay.
+      kept.push_back(stored[i]);
+      live_bytes += stored[i].second.size();
+    } else {
+      store->Free(stored[i].first, stored[i].second.size());
+    }
+  }
+  // Each kept payload holds at most two blocks, and each class file its last one.
+  const uint64_t bound =
+      kept.size() * 2 * OverflowStore::kBlock + OverflowStore::kNumClasses * OverflowStore::kBlock;
+  EXPECT_LE(store->BytesUsed(), bound) << "live payload " << live_bytes << ", full " << full;
+  EXPECT_LE(DiskBytes(dir.path()), store->BytesUsed() + 16 * OverflowStore::kBlock);
+  EXPECT_GE(DiskBytes(dir.path()) + 16 * OverflowStore::kBlock, store->BytesUsed());
+  for (auto& [loc, data] : kept) {
+    std::vector<uint8_t> got(data.size());
+    ASSERT_TRUE(store->Read(loc, got.data(), got.size()).ok());
+    EXPECT_EQ(got, data);
+  }
+  const uint64_t before = store->BytesUsed();
+  auto again = Payload(4096, 1);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(store->Write(again.data(), again.size()).ok());
+  EXPECT_EQ(store->BytesUsed(), before + 100 * OverflowStore::kBlock);
+}
+
+// overflow_limit bounds the blocks held: full of live data gives ENOSPC; blocks given back
+// by Free make room again, and no more than they free.
+TEST(OverflowStoreTest, LimitCountsBlocksGivenBack) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 64 * 1024, nullptr});
+  std::vector<uint64_t> locs;
+  auto data = Payload(4096, 3);
+  for (int i = 0; i < 16; ++i) {
+    auto loc = store->Write(data.data(), data.size());
+    ASSERT_TRUE(loc.ok()) << i;
+    locs.push_back(*loc);
+  }
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  for (int i = 0; i < 16; i += 2) store->Free(locs[i], data.size());
+  EXPECT_EQ(store->BytesUsed(), 8 * OverflowStore::kBlock);
+  auto small = Payload(100, 4);  // Another class: a fresh block.
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(store->Write(data.data(), data.size()).ok()) << i;
+  ASSERT_TRUE(store->Write(small.data(), small.size()).ok());
+  EXPECT_EQ(store->Write(data.data(), data.size()).status().code(), ENOSPC);
+  EXPECT_TRUE(store->Write(small.data(), small.size()).ok());  // Its block has room.
+  EXPECT_EQ(store->BytesUsed(), 16 * OverflowStore::kBlock);
+}
+
+// Writers, readers and freers of many sizes race with the punches of freed blocks: every
+// payload reads back exactly until it is freed (a punch that hit a reused slot would read
+// as zeros and fail its check), and at the end nothing is held.
+TEST(OverflowStoreTest, ConcurrentFreesPunchWithoutLosingReusedSlots) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t + 1);
+      std::vector<std::pair<uint64_t, std::vector<uint8_t>>> mine;
+      for (int op = 0; op < 4000; ++op) {
+        if (mine.size() < 8 || rng() % 2 == 0) {
+          const size_t len = rng() % 4 == 0 ? 4096 : 1 + rng() % (t % 2 == 0 ? 200 : 4096);
+          auto data = Payload(len, rng());
+          auto loc = store->Write(data.data(), len);
+          if (!loc.ok()) {
+            ++errors;
+            continue;
+          }
+          mine.emplace_back(*loc, std::move(data));
+        } else {
+          const size_t i = rng() % mine.size();
+          std::vector<uint8_t> got(mine[i].second.size());
+          if (!store->Read(mine[i].first, got.data(), got.size()).ok() || got != mine[i].second) {
+            ++errors;
+          }
+          store->Free(mine[i].first, mine[i].second.size());
+          mine[i] = std::move(mine.back());
+          mine.pop_back();
+        }
+      }
+      for (auto& [loc, data] : mine) {
+        std::vector<uint8_t> got(data.size());
+        if (!store->Read(loc, got.data(), got.size()).ok() || got != data) ++errors;
+        store->Free(loc, data.size());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(store->SlotsInUse(), 0u);
+  EXPECT_EQ(store->BytesUsed(), 0u);
+  EXPECT_EQ(DiskBytes(dir.path()), 0u);
 }
 
 // Failure injection through the I/O seam.
@@ -274,6 +413,16 @@ class FaultyIo : public OverflowIo {
   bool short_then_zero = false;  // Pwrite writes half, then makes no progress.
   bool short_ok = false;         // Pwrite writes at most 100 bytes a call (but progresses).
   int read_errno = 0;            // Pread fails with this errno.
+  int punch_errno = 0;           // Punch fails with this errno.
+  int punches = 0;               // Punch calls.
+  int Punch(int fd, off_t off, off_t len) override {
+    ++punches;
+    if (punch_errno != 0) {
+      errno = punch_errno;
+      return -1;
+    }
+    return OverflowIo::Punch(fd, off, len);
+  }
   ssize_t Pwrite(int fd, const void* buf, size_t len, off_t off) override {
     if (write_errno != 0) {
       errno = write_errno;
@@ -328,6 +477,31 @@ TEST(OverflowStoreTest, InjectedWriteFailuresLoseNothing) {
   EXPECT_EQ(got, kept);
 }
 
+// A file system that cannot punch holes: freed blocks stay counted (they still take disk),
+// are reused, and the store stops trying after the first refusal.
+TEST(OverflowStoreTest, FileSystemWithoutHolePunchingKeepsBlocksCounted) {
+  TempDir dir;
+  FaultyIo io;
+  io.punch_errno = EOPNOTSUPP;
+  auto store = OpenOrDie({dir.path(), 0, &io});
+  std::vector<uint64_t> locs;
+  auto data = Payload(4096, 5);
+  for (int i = 0; i < 8; ++i) locs.push_back(*store->Write(data.data(), data.size()));
+  store->Free(locs[1], 4096);
+  store->Free(locs[3], 4096);
+  EXPECT_EQ(io.punches, 1);
+  EXPECT_EQ(store->BytesUsed(), 8 * OverflowStore::kBlock);
+  auto other = Payload(4096, 6);
+  auto loc = store->Write(other.data(), other.size());
+  ASSERT_TRUE(loc.ok());
+  EXPECT_EQ(store->BytesUsed(), 8 * OverflowStore::kBlock);  // A freed slot came back.
+  std::vector<uint8_t> got(4096);
+  ASSERT_TRUE(store->Read(*loc, got.data(), got.size()).ok());
+  EXPECT_EQ(got, other);
+  ASSERT_TRUE(store->Read(locs[0], got.data(), got.size()).ok());
+  EXPECT_EQ(got, data);
+}
+
 TEST(OverflowStoreTest, ReadErrorsAndTruncatedFilesAreEio) {
   TempDir dir;
   FaultyIo io;
@@ -347,6 +521,43 @@ TEST(OverflowStoreTest, ReadErrorsAndTruncatedFilesAreEio) {
     }
   }
   EXPECT_EQ(store->Read(*loc, got.data(), got.size()).code(), EIO);
+}
+
+// Bytes changed in a data file under us (a raw page's slot, a compressed one's) read back
+// as EBADMSG, never as the changed data; the neighbouring slots still read fine.
+TEST(OverflowStoreTest, BytesChangedOnDiskFailTheirCheckValue) {
+  TempDir dir;
+  auto store = OpenOrDie({dir.path(), 0, nullptr});
+  for (size_t len : {size_t{4096}, size_t{1500}, size_t{1}}) {
+    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> stored;
+    for (uint32_t i = 0; i < 3; ++i) {
+      auto data = Payload(len, i + 100);
+      auto loc = store->Write(data.data(), len);
+      ASSERT_TRUE(loc.ok()) << loc.status().ToString();
+      stored.emplace_back(*loc, data);
+    }
+    // Ten bytes (one, for a 1-byte payload) of the middle slot, as another program would.
+    const std::string path = dir.path() + "/zbudfs-overflow-" +
+                             std::to_string((len + OverflowStore::kClassSize - 1) /
+                                            OverflowStore::kClassSize * OverflowStore::kClassSize);
+    const uint64_t slot = stored[1].first & ((uint64_t{1} << 56) - 1);
+    const size_t slot_size = (len + 63) / 64 * 64;
+    int fd = open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << path;
+    const size_t n = std::min<size_t>(10, len);
+    std::vector<uint8_t> junk(n);
+    for (size_t i = 0; i < n; ++i) junk[i] = static_cast<uint8_t>(stored[1].second[i] ^ 0x5a);
+    ASSERT_EQ(pwrite(fd, junk.data(), n, static_cast<off_t>(slot * slot_size)), ssize_t(n));
+    close(fd);
+    std::vector<uint8_t> got(len);
+    Status st = store->Read(stored[1].first, got.data(), len);
+    EXPECT_EQ(st.code(), EBADMSG) << len << ": " << st.ToString();
+    EXPECT_NE(st.message().find(path), std::string::npos) << st.message();
+    for (int i : {0, 2}) {
+      ASSERT_TRUE(store->Read(stored[i].first, got.data(), len).ok()) << len;
+      EXPECT_EQ(got, stored[i].second);
+    }
+  }
 }
 
 }  // namespace

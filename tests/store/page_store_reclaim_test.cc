@@ -1,6 +1,8 @@
 // Reclaim: PageStore over mem_limit pushes pages to the OverflowStore and faults them back.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -63,7 +65,8 @@ std::vector<uint8_t> MixedData(size_t bytes, uint64_t seed) {
 
 struct Fixture {
   explicit Fixture(uint64_t mem_limit, uint64_t overflow_limit = 0, bool background = true,
-                   OverflowIo* io = nullptr, PageArena* arena = nullptr) {
+                   OverflowIo* io = nullptr, PageArena* arena = nullptr,
+                   StoreErrorReporter report = {}) {
     auto ov = OverflowStore::Open({dir.path(), overflow_limit, io});
     EXPECT_TRUE(ov.ok()) << ov.status().ToString();
     overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
@@ -72,11 +75,28 @@ struct Fixture {
     o.overflow = overflow;
     o.background_reclaim = background;
     o.arena = arena;
+    o.report_error = std::move(report);
     store = std::make_unique<PageStore>(o);
   }
   TempDir dir;
   std::shared_ptr<OverflowStore> overflow;
   std::unique_ptr<PageStore> store;
+};
+
+// What the store reported through PageStoreOptions::report_error.
+struct Reports {
+  std::mutex mu;
+  std::vector<std::pair<StoreErrorKind, std::string>> seen;
+  StoreErrorReporter Reporter() {
+    return [this](StoreErrorKind kind, const std::string& message) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.emplace_back(kind, message);
+    };
+  }
+  size_t Count(StoreErrorKind kind) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.first == kind; });
+  }
 };
 
 // Metadata cannot go to the overflow directory, so charging it pushes file pages there
@@ -293,7 +313,8 @@ class FailingReads : public OverflowIo {
 
 TEST(PageStoreReclaimTest, OverflowReadErrorIsEioForThatPageOnly) {
   FailingReads io;
-  Fixture fx(1 << 20, 0, /*background=*/false, &io);
+  Reports reports;
+  Fixture fx(1 << 20, 0, /*background=*/false, &io, nullptr, reports.Reporter());
   const auto data = MixedData(2 << 20, 5);
   ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
   ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
@@ -313,6 +334,105 @@ TEST(PageStoreReclaimTest, OverflowReadErrorIsEioForThatPageOnly) {
   EXPECT_GT(bad, 0u);
   EXPECT_LE(bad, static_cast<size_t>(OverflowStore::kNumClasses));
   EXPECT_GT(good, bad);
+  EXPECT_EQ(reports.Count(StoreErrorKind::kOverflowIo), bad);  // Each one reported.
+  EXPECT_EQ(reports.Count(StoreErrorKind::kCheckFailed), 0u);
+}
+
+// Every data file of the overflow directory in dir, for tests that change them under us.
+std::vector<std::string> OverflowFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (fs::directory_iterator it(dir), end; it != end; ++it) {
+    if (it->path().filename().string().rfind("zbudfs-overflow-", 0) == 0) {
+      files.push_back(it->path().string());
+    }
+  }
+  return files;
+}
+
+// Raw (incompressible) pages written back and then changed on disk: a read of the changed
+// page is EIO, never its new bytes, also on the read that would promote it (fault-back)
+// and for a partial write that merges with it; other pages read back exactly.
+TEST(PageStoreReclaimTest, RawPageChangedOnDiskIsEioNeverData) {
+  Reports reports;
+  Fixture fx(1 << 20, 0, /*background=*/false, nullptr, nullptr, reports.Reporter());
+  std::vector<uint8_t> data(64 * kPage);
+  std::mt19937_64 rng(11);
+  for (size_t i = 0; i < data.size(); i += 8) {
+    const uint64_t w = rng();
+    std::memcpy(data.data() + i, &w, 8);
+  }
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_EQ(fx.store->Stats().huge_pages, 64u);
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  ASSERT_EQ(fx.store->Stats().overflow_pages, 64u);
+  std::vector<uint8_t> got(data.size());
+  ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());  // Each page read once.
+  ASSERT_TRUE(got == data);
+  const std::vector<std::string> files = OverflowFiles(fx.dir.path());
+  ASSERT_EQ(files.size(), 1u);  // The 4096-byte class only.
+  int fd = open(files[0].c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "0123456789", 10, 5 * kPage + 100), 10);  // Slot 5.
+  close(fd);
+  size_t bad = 0;
+  std::vector<uint8_t> page(kPage);
+  for (size_t p = 0; p < 64; ++p) {
+    Status st = fx.store->Read(1, p * kPage, page.data(), kPage);  // Would promote.
+    if (st.ok()) {
+      ASSERT_EQ(0, std::memcmp(page.data(), data.data() + p * kPage, kPage)) << p;
+    } else {
+      EXPECT_EQ(st.code(), EIO) << st.ToString();
+      ++bad;
+    }
+  }
+  EXPECT_EQ(bad, 1u);
+  EXPECT_EQ(fx.store->Stats().overflow_pages, 1u);  // The others came back; not that one.
+  ASSERT_EQ(reports.Count(StoreErrorKind::kCheckFailed), 1u);  // Reported, once per failure.
+  EXPECT_NE(reports.seen[0].second.find("check value"), std::string::npos)
+      << reports.seen[0].second;
+  EXPECT_EQ(reports.Count(StoreErrorKind::kOverflowIo), 0u);
+  size_t still_bad = 0;
+  for (size_t p = 0; p < 64; ++p) {
+    if (!fx.store->Read(1, p * kPage, page.data(), kPage).ok()) ++still_bad;
+    if (!fx.store->Write(1, p * kPage + 1, "x", 1).ok()) ++still_bad;  // Merges.
+  }
+  EXPECT_EQ(still_bad, 2u);
+  EXPECT_EQ(reports.Count(StoreErrorKind::kCheckFailed), 3u);
+}
+
+// Punching 98 % of a file that went to the overflow directory gives the disk back at once:
+// overflow_bytes and the files' st_blocks come down close to the data still live, and
+// what is left reads back.
+TEST(PageStoreReclaimTest, PunchingAnOverflowedFileGivesItsDiskBack) {
+  Fixture fx(1 << 20, 0, /*background=*/false);
+  const auto data = MixedData(16 << 20, 9);
+  ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  const StoreStats full = fx.store->Stats();
+  ASSERT_GT(full.overflow_bytes, 4u << 20);
+  // Keep one 64 KiB run in every 3.2 MiB: 2 % of the file.
+  constexpr uint64_t kRun = 64 << 10, kStride = 50 * kRun;
+  for (uint64_t off = 0; off < data.size(); off += kStride) {
+    ASSERT_TRUE(fx.store->PunchHole(1, off + kRun, kStride - kRun).ok());
+  }
+  const StoreStats s = fx.store->Stats();
+  const uint64_t live = s.overflow_pages * kPage;
+  uint64_t disk = 0;
+  for (const std::string& f : OverflowFiles(fx.dir.path())) {
+    struct stat sb;
+    ASSERT_EQ(stat(f.c_str(), &sb), 0);
+    disk += static_cast<uint64_t>(sb.st_blocks) * 512;
+  }
+  std::cout << "overflow_bytes " << full.overflow_bytes << " -> " << s.overflow_bytes << ", disk "
+            << disk << ", live pages " << s.overflow_pages << "\n";
+  // Every live page holds at most two blocks; each class file its last one.
+  EXPECT_LE(s.overflow_bytes, 2 * live + OverflowStore::kNumClasses * OverflowStore::kBlock);
+  EXPECT_LE(disk, s.overflow_bytes + 16 * OverflowStore::kBlock);
+  std::vector<uint8_t> got(kRun);
+  for (uint64_t off = 0; off < data.size(); off += kStride) {
+    ASSERT_TRUE(fx.store->Read(1, off, got.data(), kRun).ok());
+    ASSERT_EQ(0, std::memcmp(got.data(), data.data() + off, kRun)) << off;
+  }
 }
 
 // Writers, truncaters and removers race with reclaim (background and writer-driven);
