@@ -39,6 +39,10 @@ bound_kb=$((PAGES * 64 / 1024 + 8192))
 rm "$MNT/sparse"
 mem=$(stat_value mem_used_total)
 [[ $mem == 0 ]] || fail "mem_used_total $mem after rm of the sparse file"
+rss2=$(rss_kb)
+echo "[$TEST_NAME] RSS after rm: +$((rss2 - rss0)) KiB"
+# The index's heap goes back to the system with the file (malloc_trim).
+((rss2 - rss0 <= 2048)) || fail "RSS still +$((rss2 - rss0)) KiB after rm of the sparse file"
 
 check "fallocate -l 100G on size=4T: an extent, not an entry a page; rm gives it back"
 rss0=$(rss_kb)

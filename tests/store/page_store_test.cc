@@ -653,5 +653,33 @@ TEST(PageStoreTest, IndexFillingMemLimitIsEnospc) {
   EXPECT_TRUE(store.Write(1, 0, text.data(), text.size()).ok());
 }
 
+// A delete frees memory before it leaves the statistics (issue 14, 5d): sampled while a
+// large file is removed, the pool never holds more pages than orig_data_size still
+// counts (it used to drop orig_data_size to 0 first, then free page by page).
+TEST(PageStoreTest, ConcurrentRemoveNeverShowsPoolPagesBeyondOrigData) {
+  PageStore store(PageStoreOptions{});
+  const Bytes text = TextBytes(1 << 20, 7);
+  for (uint64_t mib = 0; mib < 96; ++mib) {
+    ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, mib << 20, text));
+  }
+  ASSERT_GT(store.Stats().pool_pages, 5000u);
+  std::atomic<bool> done{false};
+  uint64_t samples = 0, worst = 0;
+  std::thread sampler([&] {
+    while (!done.load()) {
+      const StoreStats s = store.Stats();  // orig_data_size is read before pool_pages.
+      const uint64_t orig_pages = s.orig_data_size / kPage;
+      if (s.pool_pages > orig_pages) worst = std::max(worst, s.pool_pages - orig_pages);
+      ++samples;
+    }
+  });
+  store.Remove(1);
+  done = true;
+  sampler.join();
+  std::cout << samples << " samples during the remove\n";
+  EXPECT_EQ(worst, 0u) << "pool pages beyond what orig_data_size counts";
+  EXPECT_EQ(store.Stats().mem_used_total, 0u);
+}
+
 }  // namespace
 }  // namespace zbudfs
