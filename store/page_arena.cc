@@ -8,6 +8,45 @@
 
 namespace zbudfs {
 
+namespace {
+// The pages freed under this thread's DeferredFree, and the arena they belong to.
+struct PendingFrees {
+  PageArena* arena = nullptr;
+  std::vector<void*> pages;
+};
+thread_local PendingFrees t_pending;
+}  // namespace
+
+PageArena::DeferredFree::DeferredFree(PageArena* arena) {
+  if (t_pending.arena != nullptr) return;  // Nested: the outer one flushes.
+  t_pending.arena = arena;
+  active_ = true;
+}
+
+PageArena::DeferredFree::~DeferredFree() {
+  if (!active_) return;
+  PageArena* arena = t_pending.arena;
+  t_pending.arena = nullptr;
+  arena->GiveBack(t_pending.pages);
+}
+
+void PageArena::GiveBack(std::vector<void*>& pages) {
+  if (pages.empty()) return;
+  std::sort(pages.begin(), pages.end(), std::less<void*>());
+  for (size_t i = 0; i < pages.size();) {
+    size_t j = i + 1;
+    while (j < pages.size() &&
+           static_cast<char*>(pages[j]) == static_cast<char*>(pages[j - 1]) + kPageSize) {
+      ++j;
+    }
+    madvise(pages[i], (j - i) * kPageSize, MADV_DONTNEED);
+    i = j;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  cold_.insert(cold_.end(), pages.begin(), pages.end());
+  pages.clear();
+}
+
 PageArena::PageArena(size_t warm_cache_pages) : warm_cache_pages_(warm_cache_pages) {}
 
 PageArena::~PageArena() {
@@ -70,6 +109,11 @@ void PageArena::FreePage(void* page) {
       warm_.push_back(page);
       return;
     }
+  }
+  if (t_pending.arena == this) {  // A DeferredFree batches it with its neighbours.
+    t_pending.pages.push_back(page);
+    if (t_pending.pages.size() >= kDeferPages) GiveBack(t_pending.pages);
+    return;
   }
   madvise(page, kPageSize, MADV_DONTNEED);
   std::lock_guard<std::mutex> lock(mu_);

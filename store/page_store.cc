@@ -16,6 +16,7 @@
 namespace zbudfs {
 
 using store_internal::kBatchPages;
+using store_internal::kDropBatch;
 using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
 using store_internal::kPage;
@@ -218,21 +219,39 @@ Status PageStore::LoadPage(const File& f, uint64_t page, uint8_t* buf) const {
   return DecodePage(*e, buf);
 }
 
-// Erases pages [first, last) of f, freeing their storage. write_mu must be held.
+// Erases pages [first, last) of f, freeing their storage, write_mu held. In batches of
+// about kDropBatch entries, so that no list of a whole file is built: each batch leaves the
+// index in one exclusive section (which charges the smaller index at once), its storage is
+// freed with the lock dropped (the arena's madvise coalesced over the whole drop), and only
+// then do the statistics lose it, so orig_data_size never falls ahead of the memory by more
+// than a batch. Zero runs (fallocate) go whole: they hold no memory.
 void PageStore::DropPages(File& f, uint64_t first, uint64_t last) {
-  std::vector<PageEntry> gone;
-  {
-    std::unique_lock<std::shared_mutex> lock(f.index_mu);
+  thread_local std::vector<PageEntry> gone;  // One batch; reused.
+  PageArena::DeferredFree deferred(arena_);
+  for (uint64_t from = first; from < last;) {
+    gone.clear();
     AccountDelta delta;
-    f.index.EraseRange(first, last, [&](uint64_t, const PageEntry& e) {
-      delta.Add(e, -1);
-      gone.push_back(e);
-    });
-    Apply(f, delta);
+    uint64_t zero_pages = 0;
+    {
+      std::unique_lock<std::shared_mutex> lock(f.index_mu);
+      const uint64_t to = f.index.BatchEnd(from, last, kDropBatch);
+      f.index.EraseRange(
+          from, to,
+          [&](uint64_t, const PageEntry& e) {
+            delta.Add(e, -1);
+            gone.push_back(e);
+          },
+          [&](uint64_t a, uint64_t b) { zero_pages += b - a; });
+      ChargeIndex(f);
+      const uint64_t next = f.index.NextPresent(to);  // Skips the empty stretch, if any.
+      from = next >= last ? last : next;
+    }
+    for (const PageEntry& e : gone) FreeEntry(e);
+    delta.same -= static_cast<int64_t>(zero_pages);
+    AddCounters(f, delta);
+    UnreservePages(gone.size() + zero_pages);
+    dropped_pages_.fetch_add(gone.size() + 1, std::memory_order_relaxed);
   }
-  UnreservePages(gone.size());
-  for (const PageEntry& e : gone) FreeEntry(e);
-  dropped_pages_.fetch_add(gone.size() + 1, std::memory_order_relaxed);
 }
 
 // Runs op(file) with f's write_mu held, on a live File (retrying if Remove raced us).
@@ -443,18 +462,21 @@ Status PageStore::ZeroRange(FileId id, uint64_t off, uint64_t len) {
   });
 }
 
+// Holes become zero runs of the index, one extent per stretch of holes, not an entry each:
+// a 1 TiB fallocate costs a few bytes. All or nothing: ENOSPC reserves nothing.
 Status PageStore::Allocate(FileId id, uint64_t off, uint64_t len) {
-  static const uint8_t kZeros[kPage] = {};
   if (len == 0) return Status::OK();
   if (off >= kMaxFileSize || len > kMaxFileSize - off) return Status::Error(EFBIG);
   const uint64_t first = off / kPage;
-  const uint64_t last = (off + len - 1) / kPage;
-  return WithFile(id, /*create=*/true, [&](File& f) {
-    return RewritePages(id, f, first, last - first + 1,
-                        [&](uint64_t page, uint8_t*, Status*) -> const uint8_t* {
-                          std::shared_lock<std::shared_mutex> lock(f.index_mu);
-                          return f.index.Find(page) == nullptr ? kZeros : nullptr;
-                        });
+  const uint64_t last = (off + len - 1) / kPage + 1;
+  return WithFile(id, /*create=*/true, [&](File& f) -> Status {
+    std::unique_lock<std::shared_mutex> lock(f.index_mu);
+    const uint64_t holes = (last - first) - f.index.CountPresent(first, last);
+    if (!ReservePages(holes)) return Status::Error(ENOSPC, "file system full (size)");
+    AccountDelta delta;
+    delta.same = static_cast<int64_t>(f.index.FillZeroRuns(first, last));
+    Apply(f, delta);
+    return Status::OK();
   });
 }
 
@@ -507,8 +529,9 @@ StoreStats PageStore::Stats() const {
   s.same_pages = same_pages_.load(std::memory_order_relaxed);
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
   s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
-  s.mem_used_total =
-      (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage + s.metadata_bytes;
+  s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
+  s.mem_used_total = (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage +
+                     s.index_bytes + s.metadata_bytes;
   s.mem_limit = options_.mem_limit;
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;

@@ -117,7 +117,9 @@ struct PageStoreOptions {
 struct StoreStats {
   uint64_t orig_data_size = 0;      // 4096 x pages held (holes excluded).
   uint64_t compr_data_size = 0;     // Compressed payload bytes, in memory and in overflow.
-  uint64_t mem_used_total = 0;      // Pool pages x 4096 + raw pages x 4096 + metadata_bytes.
+  uint64_t mem_used_total = 0;      // Pool pages x 4096 + raw pages x 4096 + index_bytes
+                                    // + metadata_bytes.
+  uint64_t index_bytes = 0;         // Heap bytes of the files' page indexes.
   uint64_t mem_limit = 0;           // The effective mem_limit (0 = unlimited).
   uint64_t pool_pages = 0;          // Zbud pages in the pool.
   uint64_t buddied_pages = 0;       // Zbud pages holding two buddies.
@@ -180,8 +182,9 @@ class PageStore {
   // Allocate().
   Status ZeroRange(FileId file, uint64_t off, uint64_t len);
 
-  // Turns holes in [off, off+len) into zero pages (plain fallocate: reserves capacity).
-  // Errors: ENOSPC past capacity.
+  // Turns holes in [off, off+len) into zero pages (plain fallocate: reserves capacity), as
+  // extents of the index (O(1) memory per range). Errors: ENOSPC past capacity (then
+  // nothing is allocated).
   Status Allocate(FileId file, uint64_t off, uint64_t len);
 
   // Frees every page of the file and forgets it. Unknown files are fine.
@@ -199,11 +202,12 @@ class PageStore {
   StoreStats Stats() const;
 
   // Pushes cold pages to the overflow store until memory is at most target bytes.
-  // Errors: ENOSPC when there is no overflow store or it is full, EIO on its write errors,
-  // EAGAIN when nothing more can be evicted right now.
+  // Errors: ENOSPC when there is no overflow store or it is full, or when no page is left in
+  // memory and the page indexes (which count in memory) alone exceed target; EIO on its
+  // write errors; EAGAIN when nothing more can be evicted right now.
   Status ReclaimTo(uint64_t target);
 
-  // Memory held now: pool pages, raw pages and charged metadata, in bytes.
+  // Memory held now: pool pages, raw pages, the page indexes and charged metadata, in bytes.
   uint64_t MemUsed() const;
 
   // Charges bytes the caller keeps in memory besides file data (the daemon's extended
@@ -254,7 +258,10 @@ class PageStore {
     int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0;
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
-  void Apply(File& f, const AccountDelta& d);  // Adds d to the counters.
+  // Adds d to the counters and charges the index's change in size; index_mu exclusive.
+  void Apply(File& f, const AccountDelta& d);
+  void AddCounters(File& f, const AccountDelta& d);  // Adds d to the counters (no lock).
+  void ChargeIndex(File& f);  // index_bytes_ follows f's index; index_mu exclusive.
   // Statistics of old replaced by fresh in one Apply: a counter both touch (compr_data_size
   // when a page moves to overflow unchanged) is not seen to dip in between.
   void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh);
@@ -315,6 +322,7 @@ class PageStore {
   std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.
   std::atomic<uint64_t> huge_pages_{0};       // Raw pages in the index (huge_pages).
   std::atomic<uint64_t> raw_mem_pages_{0};    // Raw pages allocated, in flight included.
+  std::atomic<uint64_t> index_bytes_{0};      // Heap bytes of all files' page indexes.
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
   std::atomic<uint64_t> dropped_pages_{0};    // Pages and files ever dropped (for trimming).

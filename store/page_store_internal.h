@@ -23,6 +23,7 @@ namespace store_internal {
 
 constexpr size_t kPage = PageStore::kPageSize;
 constexpr uint64_t kBatchPages = 256;  // Pages encoded before one index swap (1 MiB).
+constexpr uint64_t kDropBatch = 1024;  // Entries a delete takes out of the index at once.
 
 // Every zbud allocation starts with the owner's tag, so that reclaim can find the index
 // entry that points at a handle (as zswap keeps its swap entry beside the data).
@@ -88,6 +89,7 @@ struct PageStore::File {
   PageIndex index;                        // Page number -> entry.
   bool removed = false;                   // Set by Remove (under write_mu): File is dead.
   std::atomic<uint64_t> stored_bytes{0};  // What the pages cost (FileUsage).
+  size_t index_bytes = 0;  // index.HeapBytes() as last charged to index_bytes_ (index_mu).
 };
 
 }  // namespace zbudfs

@@ -37,6 +37,7 @@ uint64_t PageStore::EntryCost(const PageEntry& e) {
 
 uint64_t PageStore::MemUsed() const {
   return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage +
+         index_bytes_.load(std::memory_order_relaxed) +
          metadata_bytes_.load(std::memory_order_relaxed);
 }
 
@@ -145,6 +146,19 @@ void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
 }
 
 void PageStore::Apply(File& f, const AccountDelta& d) {
+  AddCounters(f, d);
+  ChargeIndex(f);
+}
+
+void PageStore::ChargeIndex(File& f) {
+  const size_t now = f.index.HeapBytes();
+  if (now == f.index_bytes) return;
+  index_bytes_.fetch_add(static_cast<uint64_t>(now) - static_cast<uint64_t>(f.index_bytes),
+                         std::memory_order_relaxed);
+  f.index_bytes = now;
+}
+
+void PageStore::AddCounters(File& f, const AccountDelta& d) {
   // Two's complement: adding the unsigned image of a negative delta subtracts it.
   auto add = [](std::atomic<uint64_t>& counter, int64_t delta) {
     if (delta != 0) counter.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);

@@ -143,6 +143,11 @@ Status PageStore::MakeRoom() {
 Status PageStore::ReclaimTo(uint64_t target) {
   int failures = 0;
   while (MemUsed() > target) {
+    // Only the page indexes left (charged to memory, never evictable): no page to move, so
+    // the caller gets ENOSPC at once rather than retrying.
+    if (pool_->PoolPages() == 0 && raw_mem_pages_.load(std::memory_order_relaxed) == 0) {
+      return Status::Error(ENOSPC, "page indexes alone exceed the memory target");
+    }
     Status st = ReclaimOne();
     if (st.ok()) {
       failures = 0;

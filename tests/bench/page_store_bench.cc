@@ -9,6 +9,10 @@
 //       ZSTD_decompressDCtx page by page with a reused context at the store's level.
 //   codec_compress/<kind>/level:<l>, codec_decompress/<kind>/level:<l>: the level sweep,
 //       through PageCodec (the store's codec: checksummed frames, raw pages above 3968 bytes).
+//   index_fill/stride:<s>, index_find/stride:<s>: PageIndex::Set of 64k pages s pages apart
+//       (page s-1, 2s-1, ...: the last page of a chunk for s = 64)
+//       into an empty index, and Find of random ones of them (counter bytes_per_page: the
+//       index's MemoryBytes() over its pages); stride 1 is a dense file.
 // Kinds: text (C headers from /usr/include), binary (shared objects from /usr/lib), fio60
 // (fio buffer_compress_percentage=60, buffer_compress_chunk=4096: per 4 KiB, 40% random bytes
 // then zeros). Counters: bytes_per_second; ratio = original / compressed payload bytes (raw
@@ -31,6 +35,7 @@
 #include <vector>
 
 #include "store/page_codec.h"
+#include "store/page_index.h"
 #include "store/page_store.h"
 #include "tests/corpus.h"
 
@@ -344,7 +349,45 @@ void BM_CodecDecompress(benchmark::State& state, Kind kind) {
   CpuRate(state, cpu0);
 }
 
+constexpr uint64_t kIndexPages = 1 << 16;
+
+void BM_IndexFill(benchmark::State& state) {
+  const uint64_t stride = static_cast<uint64_t>(state.range(0));
+  PageEntry e;
+  e.kind = PageEntry::kSame;
+  double per_page = 0;
+  for (auto _ : state) {
+    PageIndex index;
+    for (uint64_t i = 0; i < kIndexPages; ++i) index.Set(i * stride + stride - 1, e);
+    per_page = static_cast<double>(index.MemoryBytes()) / static_cast<double>(kIndexPages);
+    benchmark::DoNotOptimize(index.size());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kIndexPages));
+  state.counters["bytes_per_page"] = per_page;
+}
+
+void BM_IndexFind(benchmark::State& state) {
+  const uint64_t stride = static_cast<uint64_t>(state.range(0));
+  PageEntry e;
+  e.kind = PageEntry::kSame;
+  PageIndex index;
+  for (uint64_t i = 0; i < kIndexPages; ++i) index.Set(i * stride + stride - 1, e);
+  std::mt19937_64 rng(7);
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    const PageEntry* found = index.Find((rng() % kIndexPages) * stride + stride - 1);
+    sum += found != nullptr ? found->kind : 0;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+
 void RegisterAll() {
+  for (auto fn : {BM_IndexFill, BM_IndexFind}) {
+    auto* b = benchmark::RegisterBenchmark(fn == BM_IndexFill ? "index_fill" : "index_find", fn);
+    b->ArgName("stride");
+    for (int stride : {1, 3, 64, 4096}) b->Arg(stride);
+  }
   for (int k = 0; k < kNumKinds; ++k) {
     const Kind kind = static_cast<Kind>(k);
     const std::string name = kKindNames[k];

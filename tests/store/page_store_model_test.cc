@@ -274,7 +274,7 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
     ASSERT_EQ(s.same_pages, model.same());
     ASSERT_EQ(s.huge_pages, model.raw());
     ASSERT_EQ(s.compr_data_size, model.compr());
-    ASSERT_EQ(s.mem_used_total, (s.pool_pages + s.huge_pages) * kPage);
+    ASSERT_EQ(s.mem_used_total, (s.pool_pages + s.huge_pages) * kPage + s.index_bytes);
     // Every zbud page holds one or two zpages: zpages = pages + buddied pages.
     ASSERT_EQ(model.zbud(), s.pool_pages + s.buddied_pages);
     ASSERT_EQ(arena.PagesInUse(), s.pool_pages + s.huge_pages);

@@ -360,14 +360,14 @@ TEST(PageStoreTest, StatisticsPerPageKind) {
   EXPECT_EQ(s.same_pages, 1u);
   EXPECT_EQ(s.orig_data_size, kPage);
   EXPECT_EQ(s.compr_data_size, 0u);
-  EXPECT_EQ(s.mem_used_total, 0u);
+  EXPECT_EQ(s.mem_used_total, s.index_bytes);
   EXPECT_EQ(store.Usage(1).stored_bytes, 0u);
 
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, kPage, RandomBytes(kPage, rng)));
   s = store.Stats();
   EXPECT_EQ(s.huge_pages, 1u);
   EXPECT_EQ(s.compr_data_size, kPage);
-  EXPECT_EQ(s.mem_used_total, kPage);
+  EXPECT_EQ(s.mem_used_total, kPage + s.index_bytes);
   EXPECT_EQ(store.Usage(1).stored_bytes, kPage);
 
   const Bytes text = TextBytes(kPage, 12345);
@@ -382,7 +382,7 @@ TEST(PageStoreTest, StatisticsPerPageKind) {
   EXPECT_EQ(s.compr_data_size, kPage + n);
   EXPECT_EQ(s.pool_pages, 1u);
   EXPECT_EQ(s.buddied_pages, 0u);
-  EXPECT_EQ(s.mem_used_total, 2 * kPage);
+  EXPECT_EQ(s.mem_used_total, 2 * kPage + s.index_bytes);
   EXPECT_EQ(s.orig_data_size, 3 * kPage);
   // A zbud page is paid in 64-byte chunks holding the payload (and its owner tag).
   const uint64_t zcost = store.Usage(1).stored_bytes - kPage;
@@ -418,7 +418,7 @@ TEST(PageStoreTest, OverwriteFreesMemory) {
   StoreStats s = store.Stats();
   EXPECT_EQ(s.pool_pages, 0u);
   EXPECT_EQ(s.buddied_pages, 0u);
-  EXPECT_EQ(s.mem_used_total, 0u);
+  EXPECT_EQ(s.mem_used_total, s.index_bytes);
   EXPECT_EQ(s.compr_data_size, 0u);
   EXPECT_EQ(s.same_pages, 200u);
   EXPECT_EQ(s.orig_data_size, 200 * kPage);
@@ -573,6 +573,112 @@ TEST(PageStoreTest, LevelsRoundTrip) {
     if (level == 3) compr_slow = s.compr_data_size;
   }
   EXPECT_GT(compr_fast, compr_slow);
+}
+
+// fallocate of 100 GiB on a 4 TiB store (issue 14, 4c): the range is an extent, not an
+// entry a page (it took 430 MB), yet it is used capacity, data to SEEK_DATA, zeros to read,
+// written without a second reservation, and given back by punch, truncate and remove.
+TEST(PageStoreTest, AllocateOfAHugeRangeIsOneExtent) {
+  PageStoreOptions o;
+  o.capacity_bytes = uint64_t{4} << 40;
+  PageStore store(o);
+  const uint64_t len = uint64_t{100} << 30, pages = len / kPage;
+  ASSERT_TRUE(store.Allocate(1, 0, len).ok());
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.orig_data_size, len);
+  EXPECT_EQ(s.same_pages, pages);
+  EXPECT_LT(s.index_bytes, 4096u) << "one extent, not 26 million entries";
+  EXPECT_EQ(s.mem_used_total, s.index_bytes);
+  EXPECT_EQ(store.Usage(1).pages, pages);
+  EXPECT_EQ(store.SeekData(1, 12345, /*want_data=*/true), 12345u);
+  EXPECT_EQ(store.SeekData(1, 0, /*want_data=*/false), len);
+  EXPECT_EQ(ReadBytes(store, 1, len / 2, 3 * kPage), Bytes(3 * kPage, 0));
+  // Writing into it uses no more capacity; the rest stays allocated.
+  const Bytes text = TextBytes(4 * kPage, 5);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, len / 2, text));
+  EXPECT_EQ(store.Stats().orig_data_size, len);
+  EXPECT_EQ(ReadBytes(store, 1, len / 2, text.size()), text);
+  // Past capacity: nothing of it is allocated.
+  EXPECT_EQ(store.Allocate(2, 0, o.capacity_bytes).code(), ENOSPC);
+  EXPECT_EQ(store.Usage(2).pages, 0u);
+  EXPECT_EQ(store.Stats().orig_data_size, len);
+  // Punch and truncate give it back.
+  ASSERT_TRUE(store.PunchHole(1, 0, len / 4).ok());
+  EXPECT_EQ(store.Stats().orig_data_size, len - len / 4);
+  EXPECT_EQ(store.SeekData(1, 0, /*want_data=*/true), len / 4);
+  ASSERT_TRUE(store.Truncate(1, len / 2 + kPage).ok());
+  EXPECT_EQ(store.Stats().orig_data_size, len / 4 + kPage);
+  EXPECT_EQ(ReadBytes(store, 1, len / 2, kPage), Bytes(text.begin(), text.begin() + kPage));
+  store.Remove(1);
+  s = store.Stats();
+  EXPECT_EQ(s.orig_data_size, 0u);
+  EXPECT_EQ(s.same_pages, 0u);
+  EXPECT_EQ(s.pool_pages, 0u);
+  EXPECT_EQ(s.index_bytes, 0u);
+  EXPECT_EQ(s.mem_used_total, 0u);
+}
+
+// The index is memory too (issue 14, 4b): mem_used_total (and what reclaim compares with
+// mem_limit) includes it, e.g. for zero pages that hold no other memory.
+TEST(PageStoreTest, StatsChargeIndexMemory) {
+  PageStore store(PageStoreOptions{});
+  const Bytes ones(kPage, 1);
+  for (uint64_t i = 0; i < 4096; ++i)
+    ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, i * 64 * kPage, ones));
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.same_pages, 4096u);
+  EXPECT_EQ(s.pool_pages, 0u);
+  EXPECT_GE(s.index_bytes, 4096u * 16) << "an entry is 16 bytes";
+  EXPECT_LE(s.index_bytes, 4096u * 64);
+  EXPECT_EQ(s.mem_used_total, s.index_bytes);
+  EXPECT_EQ(store.MemUsed(), s.index_bytes);
+  store.Remove(1);
+  EXPECT_EQ(store.Stats().mem_used_total, 0u);
+}
+
+// When the indexes alone fill mem_limit, a write that needs memory fails with ENOSPC at
+// once (nothing to reclaim), not after waiting for memory that never comes.
+TEST(PageStoreTest, IndexFillingMemLimitIsEnospc) {
+  PageStoreOptions o;
+  o.mem_limit = 64 << 10;
+  PageStore store(o);
+  const Bytes ones(kPage, 1);
+  uint64_t i = 0;
+  for (; store.Stats().index_bytes < o.mem_limit; ++i) {
+    ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, i * 64 * kPage, ones));
+  }
+  const Bytes text = TextBytes(kPage, 9);
+  EXPECT_EQ(store.Write(1, (i * 64 + 1) * kPage, text.data(), text.size()).code(), ENOSPC);
+  store.Remove(1);
+  EXPECT_TRUE(store.Write(1, 0, text.data(), text.size()).ok());
+}
+
+// A delete frees memory before it leaves the statistics (issue 14, 5d): sampled while a
+// large file is removed, the pool never holds more pages than orig_data_size still
+// counts (it used to drop orig_data_size to 0 first, then free page by page).
+TEST(PageStoreTest, ConcurrentRemoveNeverShowsPoolPagesBeyondOrigData) {
+  PageStore store(PageStoreOptions{});
+  const Bytes text = TextBytes(1 << 20, 7);
+  for (uint64_t mib = 0; mib < 96; ++mib) {
+    ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, mib << 20, text));
+  }
+  ASSERT_GT(store.Stats().pool_pages, 5000u);
+  std::atomic<bool> done{false};
+  uint64_t samples = 0, worst = 0;
+  std::thread sampler([&] {
+    while (!done.load()) {
+      const StoreStats s = store.Stats();  // orig_data_size is read before pool_pages.
+      const uint64_t orig_pages = s.orig_data_size / kPage;
+      if (s.pool_pages > orig_pages) worst = std::max(worst, s.pool_pages - orig_pages);
+      ++samples;
+    }
+  });
+  store.Remove(1);
+  done = true;
+  sampler.join();
+  std::cout << samples << " samples during the remove\n";
+  EXPECT_EQ(worst, 0u) << "pool pages beyond what orig_data_size counts";
+  EXPECT_EQ(store.Stats().mem_used_total, 0u);
 }
 
 }  // namespace
