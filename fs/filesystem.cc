@@ -136,6 +136,7 @@ std::string FormatStats(const StoreStats& s) {
       {"written_back_pages", s.written_back_pages},
       {"faulted_pages", s.faulted_pages},
       {"metadata_bytes", s.metadata_bytes},
+      {"index_bytes", s.index_bytes},
   };
   std::string out;
   for (const auto& [name, value] : fields) {

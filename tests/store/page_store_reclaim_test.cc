@@ -363,7 +363,7 @@ TEST(PageStoreReclaimTest, RawPageChangedOnDiskIsEioNeverData) {
   }
   ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
   ASSERT_EQ(fx.store->Stats().huge_pages, 64u);
-  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(fx.store->Stats().index_bytes).ok());
   ASSERT_EQ(fx.store->Stats().overflow_pages, 64u);
   std::vector<uint8_t> got(data.size());
   ASSERT_TRUE(fx.store->Read(1, 0, got.data(), got.size()).ok());  // Each page read once.
@@ -407,7 +407,7 @@ TEST(PageStoreReclaimTest, PunchingAnOverflowedFileGivesItsDiskBack) {
   Fixture fx(1 << 20, 0, /*background=*/false);
   const auto data = MixedData(16 << 20, 9);
   ASSERT_TRUE(fx.store->Write(1, 0, data.data(), data.size()).ok());
-  ASSERT_TRUE(fx.store->ReclaimTo(0).ok());
+  ASSERT_TRUE(fx.store->ReclaimTo(fx.store->Stats().index_bytes).ok());
   const StoreStats full = fx.store->Stats();
   ASSERT_GT(full.overflow_bytes, 4u << 20);
   // Keep one 64 KiB run in every 3.2 MiB: 2 % of the file.
