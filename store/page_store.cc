@@ -225,7 +225,7 @@ Status PageStore::LoadPage(const File& f, uint64_t page, uint8_t* buf) const {
 // freed with the lock dropped (the arena's madvise coalesced over the whole drop), and only
 // then do the statistics lose it, so orig_data_size never falls ahead of the memory by more
 // than a batch. Zero runs (fallocate) go whole: they hold no memory.
-void PageStore::DropPages(File& f, uint64_t first, uint64_t last) {
+void PageStore::DropPages(File& f, uint64_t first, uint64_t last, bool keep_reserved) {
   thread_local std::vector<PageEntry> gone;  // One batch; reused.
   PageArena::DeferredFree deferred(arena_);
   for (uint64_t from = first; from < last;) {
@@ -249,7 +249,7 @@ void PageStore::DropPages(File& f, uint64_t first, uint64_t last) {
     for (const PageEntry& e : gone) FreeEntry(e);
     delta.same -= static_cast<int64_t>(zero_pages);
     AddCounters(f, delta);
-    UnreservePages(gone.size() + zero_pages);
+    if (!keep_reserved) UnreservePages(gone.size() + zero_pages);
     dropped_pages_.fetch_add(gone.size() + 1, std::memory_order_relaxed);
   }
 }
@@ -443,15 +443,32 @@ Status PageStore::PunchHole(FileId id, uint64_t off, uint64_t len) {
   });
 }
 
+// Whole pages of a zero range become one zero run, as Allocate makes them: a zeroed 1 TiB
+// costs a few bytes of index, not an entry a page. The holes' capacity is reserved first (all
+// or nothing); the stored pages' share is kept through the drop, so no other writer can take
+// it before the run refills it. write_mu is held.
+Status PageStore::ZeroWholePages(File& f, uint64_t first, uint64_t last) {
+  uint64_t present;
+  {
+    std::shared_lock<std::shared_mutex> lock(f.index_mu);
+    present = f.index.CountPresent(first, last);
+  }
+  if (!ReservePages((last - first) - present)) {
+    return Status::Error(ENOSPC, "file system full (size)");
+  }
+  DropPages(f, first, last, /*keep_reserved=*/true);
+  std::unique_lock<std::shared_mutex> lock(f.index_mu);
+  AccountDelta delta;
+  delta.same = static_cast<int64_t>(f.index.FillZeroRuns(first, last));
+  Apply(f, delta);
+  return Status::OK();
+}
+
 Status PageStore::ZeroRange(FileId id, uint64_t off, uint64_t len) {
-  static const uint8_t kZeros[kPage] = {};
   return WithFile(id, /*create=*/true, [&](File& f) {
     return SplitRange(
         off, len,
-        [&](uint64_t first, uint64_t last) {
-          return RewritePages(id, f, first, last - first,
-                              [](uint64_t, uint8_t*, Status*) { return kZeros; });
-        },
+        [&](uint64_t first, uint64_t last) { return ZeroWholePages(f, first, last); },
         [&](uint64_t page, uint64_t from, uint64_t to) {
           return RewritePages(id, f, page, 1, [&](uint64_t p, uint8_t* merge, Status* st) {
             *st = LoadPage(f, p, merge);

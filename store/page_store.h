@@ -246,7 +246,9 @@ class PageStore {
   static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
   Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
-  void DropPages(File& f, uint64_t first, uint64_t last);             // Frees [first, last).
+  // Frees [first, last); keep_reserved: their capacity stays taken (ZeroRange refills it).
+  void DropPages(File& f, uint64_t first, uint64_t last, bool keep_reserved = false);
+  Status ZeroWholePages(File& f, uint64_t first, uint64_t last);  // ZeroRange's whole pages.
   Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
                     PageCodec::Streak* streak, PageEntry* out,
                     bool* passed_limit);                      // New storage for a page.
@@ -276,6 +278,8 @@ class PageStore {
   // Pages [0, n) of a batch (those touched) leave the in-flight count: published or freed.
   void EndInFlight(const PageEntry* entries, const bool* touched, uint64_t n);
   Status MakeRoom();    // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
+  // ReclaimTo; with enough_when_no_pages, OK once no page is left in memory to evict.
+  Status Reclaim(uint64_t target, bool enough_when_no_pages);
   Status ReclaimOne();  // Evicts one zbud or raw page.
   Status EvictZbud(uint64_t handle);  // The pool's evict callback.
   Status EvictRaw();                  // Evicts the oldest raw page.

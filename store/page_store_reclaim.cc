@@ -135,24 +135,25 @@ Status PageStore::MakeRoom() {
   if (reclaimer_.joinable() && used + kPage > high_wm_) bg_cv_.notify_one();
   if (used + kPage <= options_.mem_limit) return Status::OK();
   if (!options_.overflow) return Status::Error(ENOSPC, "mem_limit reached (no overflow)");
-  Status st = ReclaimTo(options_.mem_limit - kPage);
-  if (st.ok() || st.code() == EAGAIN) return st;  // EAGAIN: only unpublished pages left.
-  // No page left in memory: what fills mem_limit is the page indexes (and metadata), which
-  // overflow pages need too. The page may still pass through memory on its way to the
+  // When no page is left in memory, what fills mem_limit is the page indexes (and metadata),
+  // which overflow pages need too: the page may still pass through memory on its way to the
   // overflow directory (one page per writing thread, as always); the next MakeRoom evicts it.
-  if (st.code() == ENOSPC && pool_->PoolPages() == 0 &&
-      raw_mem_pages_.load(std::memory_order_relaxed) == 0) {
-    return Status::OK();
-  }
+  Status st = Reclaim(options_.mem_limit - kPage, /*enough_when_no_pages=*/true);
+  if (st.ok() || st.code() == EAGAIN) return st;  // EAGAIN: only unpublished pages left.
   return Status::Error(st.code() == EIO ? EIO : ENOSPC, st.message());
 }
 
 Status PageStore::ReclaimTo(uint64_t target) {
+  return Reclaim(target, /*enough_when_no_pages=*/false);
+}
+
+Status PageStore::Reclaim(uint64_t target, bool enough_when_no_pages) {
   int failures = 0;
   while (MemUsed() > target) {
-    // Only the page indexes left (charged to memory, never evictable): no page to move, so
-    // the caller gets ENOSPC at once rather than retrying.
+    // Only the page indexes (and metadata) left, charged to memory and never evictable: no
+    // page to move, so the caller gets ENOSPC (or OK) at once rather than retrying.
     if (pool_->PoolPages() == 0 && raw_mem_pages_.load(std::memory_order_relaxed) == 0) {
+      if (enough_when_no_pages) return Status::OK();
       return Status::Error(ENOSPC, "page indexes alone exceed the memory target");
     }
     Status st = ReclaimOne();

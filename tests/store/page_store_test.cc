@@ -618,6 +618,44 @@ TEST(PageStoreTest, AllocateOfAHugeRangeIsOneExtent) {
   EXPECT_EQ(s.mem_used_total, 0u);
 }
 
+// A zero range is preallocation too: its whole pages become one zero run (a zeroed 100 GiB
+// costs a few bytes of index), stored pages inside it are freed and read as zeros, its
+// capacity is taken all or nothing, and the partial pages at its edges keep their other bytes.
+TEST(PageStoreTest, ZeroRangeOfAHugeRangeIsOneExtent) {
+  PageStoreOptions o;
+  o.capacity_bytes = uint64_t{4} << 40;
+  PageStore store(o);
+  const uint64_t len = uint64_t{100} << 30, pages = len / kPage;
+  const Bytes text = TextBytes(8 * kPage, 9);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, len / 2, text));
+  ASSERT_GT(store.Stats().pool_pages, 0u);
+  ASSERT_TRUE(store.ZeroRange(1, 100, len).ok());  // Pages 0 and 100 GiB / 4 KiB are partial.
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.orig_data_size, (pages + 1) * kPage);
+  EXPECT_EQ(s.pool_pages, 0u) << "the text pages inside the range are freed";
+  EXPECT_LT(s.index_bytes, 4096u) << "one extent, not 26 million entries";
+  EXPECT_EQ(s.mem_used_total, s.index_bytes);
+  EXPECT_EQ(ReadBytes(store, 1, len / 2, text.size()), Bytes(text.size(), 0));
+  EXPECT_EQ(store.SeekData(1, 0, /*want_data=*/false), len + kPage);
+  // Past capacity: nothing more is taken, and what was there stays.
+  EXPECT_EQ(store.ZeroRange(2, 0, o.capacity_bytes).code(), ENOSPC);
+  EXPECT_EQ(store.Usage(2).pages, 0u);
+  EXPECT_EQ(store.Stats().orig_data_size, (pages + 1) * kPage);
+  // Over stored pages only, the capacity they held is kept: a full store can still zero them.
+  PageStoreOptions small;
+  small.capacity_bytes = 16 * kPage;
+  PageStore full(small);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(full, 1, 0, TextBytes(16 * kPage, 3)));
+  ASSERT_TRUE(full.ZeroRange(1, 0, 16 * kPage).ok());
+  EXPECT_EQ(full.Stats().orig_data_size, 16 * kPage);
+  EXPECT_EQ(ReadBytes(full, 1, 0, 16 * kPage), Bytes(16 * kPage, 0));
+  store.Remove(1);
+  s = store.Stats();
+  EXPECT_EQ(s.orig_data_size, 0u);
+  EXPECT_EQ(s.same_pages, 0u);
+  EXPECT_EQ(s.mem_used_total, 0u);
+}
+
 // The index is memory too (issue 14, 4b): mem_used_total (and what reclaim compares with
 // mem_limit) includes it, e.g. for zero pages that hold no other memory.
 TEST(PageStoreTest, StatsChargeIndexMemory) {
