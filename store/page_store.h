@@ -52,6 +52,12 @@
 // with nothing of its own pending, sleeps (write_mu released) until a publication and tries
 // again, for as long as anything is in flight: a write never fails for memory while reclaim
 // can still make room, and gets ENOSPC only when the overflow store is full or absent.
+// Memory (MemUsed, mem_used_total) is pool pages + raw pages + the page indexes' heap bytes
+// + metadata charged by the caller (ChargeMetadata); the last two cannot be evicted, so
+// reclaim pushes pages out to make room for them. Once no page is left in memory, a page
+// still passes through it on its way to the overflow store: with a mem_limit smaller than the
+// indexes of the pages stored (at most 64 bytes a page, so bounded by the capacity), memory
+// is the indexes plus at most one page per writing thread.
 // The one exception: a page that takes no more memory than the stored page it replaces
 // (overwrite, or the edge of a truncate or punch) is stored even when reclaim cannot make
 // room, since the old page is freed right after: such a page is swapped in (and the old one
