@@ -205,6 +205,9 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
     const uint64_t back = static_cast<uint64_t>(-bytes);
     metadata_bytes_.fetch_sub(back, std::memory_order_relaxed);
     capacity_used_.fetch_sub(back, std::memory_order_relaxed);
+    // Freed metadata is heap given back: it counts towards the next malloc_trim as dropped
+    // pages do, so that RSS falls after a flood of xattrs is deleted.
+    dropped_pages_.fetch_add((back + kPage - 1) / kPage, std::memory_order_relaxed);
     return Status::OK();
   }
   const uint64_t n = static_cast<uint64_t>(bytes);

@@ -69,5 +69,12 @@ rm -rf "$MNT/d"
 for _ in $(seq 100); do [[ $(stat_value metadata_bytes) == 0 ]] && break; sleep 0.1; done
 [[ $(stat_value metadata_bytes) == 0 ]] || fail "metadata_bytes $(stat_value metadata_bytes) after rm -rf"
 (($(df_used) == 0)) || fail "df used $(df_used) after rm -rf"
+# The freed values go back to the system, as freed pages do (the daemon trims its heap once
+# deletes stop): wait for that event, not for a time.
+for _ in $(seq 100); do (($(rss_kib) - rss0 <= 8192)) && break; sleep 0.1; done
+echo "  VmRSS after rm -rf: $(rss_kib) KiB"
+if [[ -z ${ZBUDFS_SANITIZED:-} && $(basename "$(dirname "$ZBUDFS_BIN")") != build-tsan ]]; then
+  (($(rss_kib) - rss0 <= 8192)) || fail "VmRSS $(rss_kib) KiB after rm -rf, $rss0 before the flood"
+fi
 unmount_zbudfs
 echo "[$TEST_NAME] PASS"
