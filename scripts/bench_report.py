@@ -6,6 +6,7 @@ data files and chart.gp there; prints the report.
 Usage: scripts/bench_report.py RESULTS_DIR"""
 import json, os, re, statistics, sys
 
+sys.dont_write_bytecode = True  # No __pycache__ in the source tree.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import fio_result  # noqa: E402  (after the path is set)
 
