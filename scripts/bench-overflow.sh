@@ -4,6 +4,7 @@
 # Usage: scripts/bench-overflow.sh [--quick]     (as root; prints a Markdown table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 quick=0
 [[ ${1:-} == --quick ]] && quick=1
@@ -35,8 +36,8 @@ trap cleanup EXIT
 mount_z() {
   build/zbudfs -f "$@" "$mnt" 2>>"$work/daemon.log" &
   zpid=$!
-  for _ in $(seq 100); do mountpoint -q "$mnt" && return 0; sleep 0.05; done
-  echo "zbudfs did not mount" >&2
+  zb_wait_mount "$mnt" "$zpid" && return 0
+  echo "zbudfs did not mount (log: $work/daemon.log)" >&2
   exit 1
 }
 umount_z() {
@@ -51,9 +52,8 @@ run_fio() {
   local rw=$1 bs=$2
   fio --name=r --directory="$mnt" --filename=data --rw="$rw" --bs="$bs" --size="${set_mb}M" \
     --direct=1 --ioengine=psync --numjobs=1 --time_based --runtime="$runtime" \
-    --output-format=json 2>/dev/null |
-    python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["read"]
-print("%.0f %.0f %.0f" % (j["bw_bytes"]/1048576, j["iops"], j["clat_ns"]["percentile"]["99.000000"]/1000))'
+    --output-format=json --output="$work/fio.json" >/dev/null 2>&1
+  python3 scripts/benchlib.py columns "$work/fio.json"
 }
 
 fill() {

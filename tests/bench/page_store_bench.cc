@@ -13,7 +13,8 @@
 //       (page s-1, 2s-1, ...: the last page of a chunk for s = 64)
 //       into an empty index, and Find of random ones of them (counter bytes_per_page: the
 //       index's MemoryBytes() over its pages); stride 1 is a dense file.
-// Kinds: text (C headers from /usr/include), binary (shared objects from /usr/lib), fio60
+// Kinds: text (C headers from /usr/include, else this repository's sources), binary (shared
+// objects from /usr/lib/x86_64-linux-gnu, else this binary's .text), fio60
 // (fio buffer_compress_percentage=60, buffer_compress_chunk=4096: per 4 KiB, 40% random bytes
 // then zeros). Counters: bytes_per_second; ratio = original / compressed payload bytes (raw
 // pages count 4096); mem_ratio (store) = original / memory held (zbud pages + raw pages);
@@ -58,6 +59,8 @@ Bytes MakeData(Kind kind) {
     d = corpus::LoadFiles(
         "/usr/include", true, [](const std::filesystem::path& p) { return p.extension() == ".h"; },
         256 << 10, kDataBytes);
+    // No host tree (another distribution or architecture): the unit tests' hermetic corpus.
+    if (d.empty()) d = corpus::SourceText(256 << 10, kDataBytes);
   } else if (kind == kBinary) {
     d = corpus::LoadFiles(
         "/usr/lib/x86_64-linux-gnu", false,
@@ -65,6 +68,7 @@ Bytes MakeData(Kind kind) {
           return p.filename().string().find(".so") != std::string::npos;
         },
         512 << 10, kDataBytes);
+    if (d.empty()) d = corpus::MachineCode(kDataBytes);
   } else {
     std::mt19937_64 rng(60);
     d.resize(kDataBytes);

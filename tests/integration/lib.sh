@@ -13,6 +13,8 @@ ZBUDFS_BIN=${ZBUDFS_BIN:-$REPO_ROOT/build/zbudfs}
 ZBUDFSCTL_BIN=${ZBUDFSCTL_BIN:-$REPO_ROOT/build/zbudfsctl}
 # The Python probes import probe.py from here.
 export PYTHONPATH=$REPO_ROOT/tests/integration${PYTHONPATH:+:$PYTHONPATH}
+# zb_wait_mount, zb_readback_sha256: the helpers the benchmark scripts share.
+source "$REPO_ROOT/scripts/lib.sh"
 
 fail() {
   echo "FAIL [$TEST_NAME]: $*" >&2
@@ -59,12 +61,14 @@ mount_zbudfs() {
   mountpoint -q "$MNT" && fail "$MNT is already a mountpoint before mounting"
   "$ZBUDFS_BIN" -f "$@" "$MNT" 2>>"$WORK/daemon.log" &
   ZPID=$!
-  for _ in $(seq 100); do
-    mountpoint -q "$MNT" && return 0
-    kill -0 "$ZPID" 2>/dev/null || { wait "$ZPID" || true; ZPID=; fail "zbudfs $* exited before mounting"; }
-    sleep 0.05
-  done
-  fail "zbudfs $* did not mount within 5 s"
+  local rc=0
+  zb_wait_mount "$MNT" "$ZPID" 100 0.05 || rc=$?
+  if ((rc == 1)); then
+    wait "$ZPID" || true
+    ZPID=
+    fail "zbudfs $* exited before mounting"
+  fi
+  ((rc == 0)) || fail "zbudfs $* did not mount within 5 s"
 }
 
 # require_mounted: the test must still run on zbudfs, not on the directory underneath.
@@ -84,6 +88,10 @@ unmount_zbudfs() {
   mountpoint -q "$MNT" && fail "$MNT still mounted after unmount"
   return 0
 }
+
+# readback_sha256 FILE: sha256 of FILE read with O_DIRECT (from the daemon's store, not the
+# page cache); fails the test if the read fails.
+readback_sha256() { zb_readback_sha256 "$1" || fail "O_DIRECT read of $1 failed"; }
 
 # stat_value NAME: one field of `zbudfsctl stats`.
 stat_value() { "$ZBUDFSCTL_BIN" stats "$MNT" | awk -v n="$1" '$1 == n { print $2 }'; }

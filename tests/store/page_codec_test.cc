@@ -1,6 +1,7 @@
-// Unit tests of PageCodec: same-filled detection, zstd round trips of real pages (text from
-// /usr/include, binaries from /usr/lib), zero tails, the raw ("huge") path, corruption
-// detection, levels and per-thread contexts. CompressFastFirst: page_codec_fast_first_test.cc.
+// Unit tests of PageCodec: same-filled detection, zstd round trips of real pages (text: the
+// repository's C++ sources, binary: the test binary's machine code), zero tails, the raw ("huge")
+// path, corruption detection, levels and per-thread contexts. CompressFastFirst:
+// page_codec_fast_first_test.cc.
 #include "store/page_codec.h"
 
 #include <gtest/gtest.h>
@@ -68,6 +69,27 @@ TEST(PageCodecTest, BinaryPagesRoundTrip) {
   std::cout << "binary: " << compressed << " compressed, " << raw << " raw, " << same
             << " same-filled\n";
   EXPECT_GT(compressed, BinaryPages().size() / 2) << "most code pages compress";
+}
+
+// The share of printable ASCII and whitespace among the bytes of pages.
+double PrintableShare(const std::vector<Page>& pages) {
+  size_t printable = 0;
+  for (const Page& page : pages) {
+    printable += static_cast<size_t>(std::count_if(page.begin(), page.end(), [](uint8_t b) {
+      return (b >= 0x20 && b < 0x7F) || b == '\n' || b == '\t';
+    }));
+  }
+  return static_cast<double>(printable) / static_cast<double>(pages.size() * kPage);
+}
+
+TEST(PageCodecTest, CorpusKindsAreTextAndCode) {
+  // The hermetic corpus must keep its two kinds apart, as /usr/include and /usr/lib did: the
+  // tests that want "text" or "binary" pages would mean nothing if both were alike. (Their
+  // compression ratios cannot tell: -O0 code compresses better than this text.)
+  const double text = PrintableShare(TextPages()), code = PrintableShare(BinaryPages());
+  std::cout << "printable bytes: text " << text << ", machine code " << code << "\n";
+  EXPECT_GT(text, 0.99);
+  EXPECT_LT(code, 0.8);
 }
 
 TEST(PageCodecTest, RandomPagesAreKeptRaw) {

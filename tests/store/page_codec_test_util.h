@@ -1,7 +1,8 @@
 // Helpers shared by the PageCodec unit tests (page_codec_test.cc,
-// page_codec_fast_first_test.cc): real pages (text from /usr/include, shared objects from
-// /usr/lib), random and fio-like pages, and round trips through Compress and
-// CompressFastFirst that check the result decodes to the page.
+// page_codec_fast_first_test.cc): real pages that exist on every host (text: this repository's
+// C++ sources; binary: the test binary's own machine code, see tests/corpus.h), random and
+// fio-like pages, and round trips through Compress and CompressFastFirst that check the result
+// decodes to the page.
 #ifndef ZBUDFS_TESTS_STORE_PAGE_CODEC_TEST_UTIL_H_
 #define ZBUDFS_TESTS_STORE_PAGE_CODEC_TEST_UTIL_H_
 
@@ -11,9 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "store/page_codec.h"
@@ -24,22 +23,9 @@ namespace zbudfs::codec_test {
 inline constexpr size_t kPage = PageCodec::kPageSize;
 using Page = std::array<uint8_t, kPage>;
 
-// corpus::LoadFiles, cut to whole pages and to at most max_bytes.
-inline std::vector<uint8_t> LoadCorpus(const std::filesystem::path& dir, bool recursive,
-                                       bool (*want)(const std::filesystem::path&), size_t per_file,
-                                       size_t max_bytes) {
-  std::vector<uint8_t> out = corpus::LoadFiles(dir, recursive, want, per_file, max_bytes);
-  out.resize(std::min(out.size(), max_bytes) / kPage * kPage);
-  return out;
-}
-
-inline bool IsHeader(const std::filesystem::path& p) { return p.extension() == ".h"; }
-inline bool IsSharedObject(const std::filesystem::path& p) {
-  return p.filename().string().find(".so") != std::string::npos;
-}
-
-inline std::vector<Page> ToPages(const std::vector<uint8_t>& bytes) {
-  std::vector<Page> pages(bytes.size() / kPage);
+// Whole pages of bytes, at most max_bytes of them.
+inline std::vector<Page> ToPages(const std::vector<uint8_t>& bytes, size_t max_bytes) {
+  std::vector<Page> pages(std::min(bytes.size(), max_bytes) / kPage);
   for (size_t i = 0; i < pages.size(); ++i) {
     std::memcpy(pages[i].data(), bytes.data() + i * kPage, kPage);
   }
@@ -47,14 +33,12 @@ inline std::vector<Page> ToPages(const std::vector<uint8_t>& bytes) {
 }
 
 inline const std::vector<Page>& TextPages() {
-  static const std::vector<Page> pages =
-      ToPages(LoadCorpus("/usr/include", true, IsHeader, 64 << 10, 1 << 20));
+  static const std::vector<Page> pages = ToPages(corpus::SourceText(64 << 10, 1 << 20), 1 << 20);
   return pages;
 }
 
 inline const std::vector<Page>& BinaryPages() {
-  static const std::vector<Page> pages =
-      ToPages(LoadCorpus("/usr/lib/x86_64-linux-gnu", false, IsSharedObject, 128 << 10, 1 << 20));
+  static const std::vector<Page> pages = ToPages(corpus::MachineCode(1 << 20), 1 << 20);
   return pages;
 }
 

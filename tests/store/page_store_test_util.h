@@ -1,6 +1,6 @@
 // Helpers shared by the PageStore unit tests (page_store_test.cc, page_store_limits_test.cc,
-// page_store_model_test.cc, page_store_concurrency_test.cc): real text and random data, read
-// and write checks, the mem_used_total formula, and a page arena that counts, tracks and can
+// page_store_model_test.cc, page_store_concurrency_test.cc): real text (hermetic) and random data,
+// read and write checks, the mem_used_total formula, and a page arena that counts, tracks and can
 // refuse pages.
 #ifndef ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
 #define ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
@@ -11,8 +11,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <mutex>
@@ -23,6 +21,7 @@
 #include "store/page_arena.h"
 #include "store/page_store.h"
 #include "store/zbud_pool.h"
+#include "tests/corpus.h"
 
 namespace zbudfs::store_test {
 
@@ -38,32 +37,15 @@ inline constexpr size_t kPairedPayload =  // Half a zbud page, less the owner ta
 
 // ---- Data ---------------------------------------------------------------------------------------
 
-// Real text: the start of /usr/include's headers in path order, 2 MiB.
+// Real text that exists on every host: this repository's C++ sources (tests/corpus.h), up to
+// 2 MiB (about 600 KB today; TextBytes wraps around).
 inline const Bytes& Text() {
   static const Bytes text = [] {
-    namespace fs = std::filesystem;
-    std::vector<fs::path> paths;
-    std::error_code ec;
-    for (fs::recursive_directory_iterator
-             it("/usr/include", fs::directory_options::skip_permission_denied, ec),
-         end;
-         !ec && it != end; it.increment(ec)) {
-      std::error_code ec2;
-      if (!it->is_symlink(ec2) && it->is_regular_file(ec2) && it->path().extension() == ".h") {
-        paths.push_back(it->path());
-      }
-    }
-    std::sort(paths.begin(), paths.end());
-    Bytes out;
-    for (const fs::path& p : paths) {
-      if (out.size() >= (2u << 20)) break;
-      std::ifstream in(p, std::ios::binary);
-      out.insert(out.end(), std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    Bytes out = corpus::SourceText(64u << 10, 2u << 20);
     out.resize(std::min<size_t>(out.size(), 2u << 20));
     if (out.size() < (64u << 10)) {
-      // No headers installed: fall back to generated prose so the tests still have text.
-      std::cerr << "warning: /usr/include has little text; using generated text\n";
+      // Run away from its source tree: fall back to generated prose so the tests still have text.
+      std::cerr << "warning: the repository's sources are missing; using generated text\n";
       static const char* const kWords[] = {"the ",        "page ",  "store ", "keeps ",
                                            "compressed ", "data ",  "in ",    "memory ",
                                            "and ",        "reads ", "it\n"};

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""The report of scripts/bench.sh: reads a results directory (machine.json, loadavg_end.json,
+records.jsonl, fio-commands.txt, fio/*.json) and writes report.md, targets.txt, the chart's
+data files and chart.gp there; prints the report.
+
+Usage: scripts/bench_report.py RESULTS_DIR"""
+import json, os, re, statistics, sys
+
+sys.dont_write_bytecode = True  # No __pycache__ in the source tree.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import fio_result  # noqa: E402  (after the path is set)
+
+
+res = sys.argv[1]
+M = json.load(open(os.path.join(res, 'machine.json')))
+M['loadavg_end'] = json.load(open(os.path.join(res, 'loadavg_end.json')))
+recs = [json.loads(l) for l in open(os.path.join(res, 'records.jsonl')) if l.strip()]
+cmds = [l.rstrip('\n').split('\t') for l in open(os.path.join(res, 'fio-commands.txt')) if l.strip()]
+TARGETS = [t for t in ['tmpfs', 'zram', 'passthrough_ll', 'zbudfs'] if t in M['targets'].split()]
+TNAME = {'tmpfs': 'tmpfs', 'zram': 'zram+ext4', 'passthrough_ll': 'passthrough_ll', 'zbudfs': 'zbudfs'}
+JOBS = ['seqwrite_buf', 'seqwrite_dir', 'seqread_dir', 'randread_dir', 'randwrite_dir']
+JNAME = {'seqwrite_buf': ('seq write 1M', 'buffered, end_fsync'), 'seqwrite_dir': ('seq write 1M', 'direct'),
+         'seqread_dir': ('seq read 1M', 'direct'), 'randread_dir': ('rand read 4k', 'direct'),
+         'randwrite_dir': ('rand write 4k', 'direct')}
+DNAME = {'c60': '60 % compr.', 'rand': 'incompr.'}
+GROUPS = [(g.split(':')[0], int(g.split(':')[1])) for g in M['groups'].split()]
+has = lambda d, nj, job: any((d, nj, job, t) in agg for t in TARGETS)
+MiB = 2**20
+med = lambda xs: statistics.median(xs) if xs else None
+
+# aggregate fio steps: (data, nj, job, target) -> medians
+agg = {}
+for r in recs:
+    if r['step'] != 'fio':
+        continue
+    k = (r['data'], r['numjobs'], r['job'], r['target'])
+    f = fio_result(r['json']) if r['rc'] == 0 else None
+    a = agg.setdefault(k, {'runs': [], 'fail': 0})
+    if f is None:
+        a['fail'] += 1
+        continue
+    s = r.get('stats') or {}
+    sb = r.get('stats_before') or {}
+    f.update(rss_before=r.get('rss_before_kb', 0) * 1024, mem_before=sb.get('mem_used_total'),
+             settle=r.get('settle_s', 0))
+    f.update(cpu=r['cpu_ticks'] / M['clk_tck'], hwm=r['hwm_kb'] * 1024, rss=r['rss_kb'] * 1024,
+             mem=s.get('mem_used_total'), orig=s.get('orig_data_size'), compr=s.get('compr_data_size'),
+             overflow=s.get('overflow_pages'))
+    a['runs'].append(f)
+def m(k, field):
+    a = agg.get(k)
+    if not a: return None
+    xs = [x[field] for x in a['runs'] if x.get(field) is not None]
+    return med(xs)
+
+def fmt_rate(v, job):
+    if v is None: return 'n/a'
+    return ('%.0f' % v) if job.startswith('seq') else ('%.1fk' % (v / 1000))
+def fmt_lat(us):
+    if us is None: return 'n/a'
+    return '%.0f µs' % us if us < 10000 else '%.1f ms' % (us / 1000)
+def key_rate(job): return 'mibs' if job.startswith('seq') else 'iops'
+
+out = []
+P = out.append
+P('## fio on the mountpoint — %s (%s run)' % (M['date'], M['mode']))
+P('')
+P('Written by `scripts/bench.sh%s`. Machine: %d CPUs (%s), %.1f GiB RAM, kernel %s, %s; '
+  '%s, zstd %s, libfuse %s, gcc %s. zbudfs `%s` with default options (zstd level %d). '
+  'Load average at start %s, at end %s: other work shared this machine, so figures are noisy.'
+  % (' --quick' if M['mode'] == 'quick' else '', M['nproc'], M['cpu'], M['mem_total_kb'] / 2**20,
+     M['kernel'], M['os'], M['fio'], M['zstd'].split()[-1] if M['zstd'] else '?', M['libfuse'],
+     M['gcc'], M['zbudfs'], M['zstd_level'], M['loadavg_start'], M['loadavg_end']))
+P('')
+P('Targets: **zbudfs** (`build/zbudfs -f MNT`, defaults); **tmpfs** (defaults, the RAM ceiling); '
+  '**passthrough_ll** (libfuse %s\'s example, compiled from `/usr/share/doc/libfuse3-dev/examples`, '
+  '`-o source=TMPFS,writeback,cache=always`, the FUSE ceiling); **zram+ext4** (%s).'
+  % (M['libfuse'], M['zram'] if 'zram' in TARGETS else 'skipped: ' + (M['zram'] or 'not requested')))
+P('')
+P('fio jobs: `ioengine=psync` (iodepth 1), %s per job, `numjobs` 1 or 2 with `group_reporting`; '
+  'sequential jobs write into freshly deleted files, reads and random writes use the files the '
+  'buffered sequential write left; random jobs are time-based, %d s. Reads are `direct=1` (the store, '
+  'not the page cache); writes are buffered (with `end_fsync=1`, so the time includes handing the data '
+  'to the store) or `direct=1`, as the table says. Data: fio\'s 60 %%-compressible buffers '
+  '(`buffer_compress_percentage=60 buffer_compress_chunk=4096 refill_buffers=1`) or incompressible '
+  '(`refill_buffers=1`). Every figure is the **median of %d run%s** (runs interleave the targets job by job, each run starting with the next target).'
+  % (M['size'].replace('M', ' MiB'), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
+P('')
+P('![fio and tree copy: tmpfs, zram+ext4, passthrough_ll, zbudfs](bench.png)')
+P('')
+P('### Throughput: MiB/s for sequential jobs, IOPS for random ones')
+P('')
+P('| data | jobs | job | writes | ' + ' | '.join(TNAME[t] for t in TARGETS) +
+  (' | zbudfs ÷ passthrough_ll |' if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS else ' |'))
+P('|---|---|---|---|' + '---:|' * len(TARGETS) +
+  ('---:|' if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS else ''))
+for (d, nj) in GROUPS:
+    for job in JOBS:
+        if not has(d, nj, job): continue
+        cells = [fmt_rate(m((d, nj, job, t), key_rate(job)), job) for t in TARGETS]
+        row = '| %s | %d | %s | %s | %s |' % (DNAME[d], nj, JNAME[job][0], JNAME[job][1], ' | '.join(cells))
+        if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS:
+            a, b = m((d, nj, job, 'zbudfs'), key_rate(job)), m((d, nj, job, 'passthrough_ll'), key_rate(job))
+            row += ' %s |' % ('%.2f×' % (a / b) if a and b else 'n/a')
+        P(row)
+P('')
+P('### Every figure: MiB/s · IOPS · p99 completion latency (medians)')
+P('')
+P('| data | jobs | job | writes | ' + ' | '.join(TNAME[t] for t in TARGETS) + ' |')
+P('|---|---|---|---|' + '---|' * len(TARGETS))
+for (d, nj) in GROUPS:
+    for job in JOBS:
+        if not has(d, nj, job): continue
+        cells = []
+        for t in TARGETS:
+            k = (d, nj, job, t)
+            if m(k, 'mibs') is None:
+                cells.append('failed' if agg.get(k, {}).get('fail') else 'n/a')
+            else:
+                cells.append('%.0f MiB/s · %.0f · p99 %s' % (m(k, 'mibs'), m(k, 'iops'), fmt_lat(m(k, 'p99'))))
+        P('| %s | %d | %s | %s | %s |' % (DNAME[d], nj, JNAME[job][0], JNAME[job][1], ' | '.join(cells)))
+P('')
+
+fuse = [t for t in ('zbudfs', 'passthrough_ll') if t in TARGETS]
+if 'zbudfs' in TARGETS:
+    P('### zbudfs: memory and CPU per job (medians)')
+    P('')
+    st = [x['settle'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' for x in a['runs'] if x.get('settle')]
+    P('zbudfs frees a deleted file\'s pages when the kernel forgets the inode, a little after `rm` returns: '
+      'before each sequential write the script deletes the old files and waits until zbudfs reports '
+      '`orig_data_size` and `mem_used_total` 0 (that took up to %.1f s, median %.1f s), then 1 s more, '
+      'in which the daemon hands the freed heap and wholly free mappings back (it does once deletes '
+      'have stopped for 100 ms); the RSS checks after deletes are taken then.' % (max(st) if st else 0, med(st) if st else 0))
+    P('')
+    P('`orig/compr` = orig_data_size ÷ compr_data_size, `orig/mem` = orig_data_size ÷ mem_used_total, '
+      'both after the job; peak RSS = the daemon\'s VmHWM during the job (reset before it); CPU = the '
+      'daemon\'s utime+stime during the job' + (', beside passthrough_ll\'s for the same job.' if len(fuse) == 2 else '.'))
+    P('')
+    P('| data | jobs | job | writes | orig/compr | orig/mem | mem_used | peak RSS | zbudfs CPU | zbudfs CPU s/GiB |'
+      + (' passthrough_ll CPU s/GiB |' if len(fuse) == 2 else ''))
+    P('|---|---|---|---|---:|---:|---:|---:|---:|---:|' + ('---:|' if len(fuse) == 2 else ''))
+    for (d, nj) in GROUPS:
+        for job in JOBS:
+            k = (d, nj, job, 'zbudfs')
+            a = agg.get(k)
+            if not a or not a['runs']:
+                continue
+            def per_gib(t):
+                xs = [x['cpu'] / (x['bytes'] / 2**30) for x in agg.get((d, nj, job, t), {'runs': []})['runs'] if x['bytes']]
+                return '%.2f' % med(xs) if xs else 'n/a'
+            r1 = med([x['orig'] / x['compr'] for x in a['runs'] if x.get('compr')])
+            r2 = med([x['orig'] / x['mem'] for x in a['runs'] if x.get('mem')])
+            P('| %s | %d | %s | %s | %s | %s | %.0f MiB | %.0f MiB | %.2f s | %s |%s' % (
+                DNAME[d], nj, JNAME[job][0], JNAME[job][1], '%.2f' % r1 if r1 else 'n/a', '%.2f' % r2 if r2 else 'n/a',
+                m(k, 'mem') / MiB, m(k, 'hwm') / MiB, m(k, 'cpu'), per_gib('zbudfs'),
+                (' %s |' % per_gib('passthrough_ll')) if len(fuse) == 2 else ''))
+    P('')
+
+trees = {r['target']: r for r in recs if r['step'] == 'tree'}
+P('### Copying a real tree: `cp -a %s TARGET/tree/ && sync -f TARGET/tree` (one run)' % M['tree'])
+P('')
+P('%.0f MiB in %d files (%d inodes)%s, read once beforehand so the source comes from the page cache. MiB/s = file '
+  'bytes ÷ (cp + sync) seconds; then `rm -rf` of the copy and `sync -f`.%s'
+  % (M['tree_bytes'] / MiB, M['tree_files'], M['tree_inodes'], '', (' ' + M['tree_note']) if M['tree_note'] else ''))
+P('')
+P('| target | cp + sync | MiB/s | rm -rf | notes |')
+P('|---|---:|---:|---:|---|')
+for t in TARGETS:
+    r = trees.get(t)
+    if not r or r.get('skipped'):
+        P('| %s | n/a | n/a | n/a | %s |' % (TNAME[t], r['skipped'] if r else 'not run')); continue
+    note = []
+    if r['cp_rc']: note.append('cp exit status %d' % r['cp_rc'])
+    if r.get('cpu_ticks') and t in fuse:
+        note.append('daemon CPU %.1f s' % (r['cpu_ticks'] / M['clk_tck']))
+    s, sb = r.get('stats'), r.get('stats_before')
+    if t == 'zbudfs' and s:
+        o = s['orig_data_size'] - (sb or {}).get('orig_data_size', 0)
+        c = s['compr_data_size'] - (sb or {}).get('compr_data_size', 0)
+        mu = s['mem_used_total'] - (sb or {}).get('mem_used_total', 0)
+        note.append('orig/compr %.2f, orig/mem %.2f, mem_used %.0f MiB, huge_pages %d, same_pages %d, overflow_pages %d, peak RSS %.0f MiB'
+                    % (o / c if c else 0, o / mu if mu else 0, s['mem_used_total'] / MiB, s['huge_pages'],
+                       s['same_pages'], s['overflow_pages'], r['hwm_kb'] / 1024))
+        ar = r['after_rm']
+        if ar.get('stats'):
+            note.append('after rm: mem_used %.0f MiB (reached %.1f s after rm returned), RSS %.0f MiB'
+                        % (ar['stats']['mem_used_total'] / MiB, r.get('settle_s', 0), ar['rss_kb'] / 1024))
+    P('| %s | %.1f s | %.0f | %.1f s | %s |' % (TNAME[t], r['seconds'], M['tree_bytes'] / MiB / r['seconds'],
+                                             r['rm_seconds'], '; '.join(note)))
+P('')
+
+# zstd limit
+def zparse(p):
+    try:
+        for line in open(p):
+            g = re.search(r'\(\s*([\d.]+)\)\s+([\d.]+) MB/s\s+([\d.]+) MB/s', line)
+            if g: return float(g.group(1)), float(g.group(2)) * 1e6 / MiB, float(g.group(3)) * 1e6 / MiB
+    except OSError:
+        pass
+    return None
+z1s, zalls, zratio = [], [], None
+for run in range(1, M['runs'] + 1):
+    z = zparse(os.path.join(res, 'zstd-r%d-1.txt' % run))
+    if z: z1s.append(z)
+    zn = [zparse(os.path.join(res, 'zstd-r%d-n%d.txt' % (run, i))) for i in range(1, M['nproc'] + 1)]
+    if zn and all(zn):
+        zalls.append(sum(x[1] for x in zn)); zratio = zn[0][0]
+z1 = (None, med([x[1] for x in z1s]), med([x[2] for x in z1s])) if z1s else None
+zall = med(zalls)
+zsecs = M['zstd_secs']
+P('### zstd on this machine')
+P('')
+if zall:
+    P('`zstd -q -b%d -e%d -B4096 -i%d FILE` on 64 MiB of fio\'s 60 %%-compressible data (written by fio with the '
+      'buffer options above), at the start of each run, medians%s; %d such processes at once (one per CPU): '
+      '%.0f MiB/s compress in all (the sum of their figures; per run: %s; ratio %.2f) — the **zstd limit** for writes.'
+      % (M['zstd_level'], M['zstd_level'], zsecs,
+         (': one process alone %.0f MiB/s compress, %.0f MiB/s decompress' % (z1[1], z1[2])) if z1 else '',
+         M['nproc'], zall, ', '.join('%.0f' % x for x in zalls), zratio))
+else:
+    P('zstd benchmark output unreadable (see zstd-*.txt in the results directory).')
+P('')
+
+# targets
+lines = []
+def verdict(name, have, need, unit, fmt='%.0f', higher=True):
+    if have is None or need is None:
+        lines.append('SKIPPED  %s: not measured' % name); return
+    ok = have >= need if higher else have <= need
+    if higher:
+        how = ('%.0f %% to spare' % ((have / need - 1) * 100)) if ok else ('short by %.0f %%' % ((1 - have / need) * 100))
+        rel = '≥'
+    else:
+        how = (('%s %s to spare' % (fmt % (need - have), unit)) if ok else ('over by %s %s' % (fmt % (have - need), unit)))
+        rel = '≤'
+    u = (' ' + unit) if unit else ''
+    lines.append('%s %s: %s%s, need %s %s%s (%s)' % ('MET   ' if ok else 'MISSED', name, fmt % have, u, rel, fmt % need, u, how))
+def v(d, nj, job, t, f): return m((d, nj, job, t), f)
+if 'zbudfs' in TARGETS:
+    hd, hn = ('c60', 2) if ('c60', 2) in GROUPS else GROUPS[-1]
+    for job, label in (('seqwrite_buf', 'buffered'), ('seqwrite_dir', 'direct')):
+        pt = v(hd, hn, job, 'passthrough_ll', 'mibs')
+        need, why = None, ''
+        if pt is not None:
+            need, why = 0.8 * pt, '0.8× passthrough_ll (%.0f)' % pt
+        if zall is not None and (need is None or 0.9 * zall < need):
+            need, why = 0.9 * zall, '0.9× zstd limit (%.0f), lower than 0.8× passthrough_ll' % zall
+        verdict('seq write 1M %s, %s, %d jobs vs %s' % (label, DNAME[hd], hn, why), v(hd, hn, job, 'zbudfs', 'mibs'), need, 'MiB/s')
+    pt = v(hd, hn, 'seqread_dir', 'passthrough_ll', 'mibs')
+    verdict('seq read 1M direct, %s, %d jobs vs 0.9× passthrough_ll' % (DNAME[hd], hn),
+            v(hd, hn, 'seqread_dir', 'zbudfs', 'mibs'), 0.9 * pt if pt else None, 'MiB/s')
+    for job in ('randread_dir', 'randwrite_dir'):
+        pt = v(hd, hn, job, 'passthrough_ll', 'iops')
+        verdict('%s direct, %s, %d jobs vs 0.9× passthrough_ll' % (JNAME[job][0], DNAME[hd], hn),
+                v(hd, hn, job, 'zbudfs', 'iops'), 0.9 * pt if pt else None, 'IOPS')
+    if ('c60', 1) in GROUPS and ('c60', 2) in GROUPS:
+        for job, label in (('seqwrite_buf', 'buffered'), ('seqwrite_dir', 'direct')):
+            a, b = v('c60', 2, job, 'zbudfs', 'mibs'), v('c60', 1, job, 'zbudfs', 'mibs')
+            # How much of the machine one job already used while it wrote (fio's own CPU
+            # share, and the daemon's CPU seconds over the seconds of I/O): 1.7x needs
+            # that much to be left idle.
+            fio1, cpu1 = v('c60', 1, job, 'zbudfs', 'fio_cpus'), v('c60', 1, job, 'zbudfs', 'cpu')
+            bytes1 = v('c60', 1, job, 'zbudfs', 'bytes')
+            secs1 = bytes1 / MiB / b if b and bytes1 else None
+            room = (('; with 1 job fio used %.2f of the %d CPUs and the daemon %.2f'
+                     % (fio1, M['nproc'], cpu1 / secs1)) if fio1 is not None and cpu1 and secs1 else '')
+            verdict('seq write %s, %s: 2 jobs vs 1 job (%s vs %s MiB/s%s)' % (label, DNAME['c60'],
+                    '%.0f' % a if a else 'n/a', '%.0f' % b if b else 'n/a', room),
+                    a / b if a and b else None, 1.7, '×', '%.2f')
+    dens = [x['orig'] / x['mem'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' and d == 'c60'
+            and job == 'seqwrite_buf' for x in a['runs'] if x.get('mem')]
+    verdict('density orig_data_size/mem_used_total, %s, after the buffered seq write' % DNAME['c60'],
+            med(dens), 1.9, '', '%.2f')
+    # RSS: peak during each fresh write and the tree copy vs mem_used at its end; RSS after rm
+    checks = []
+    for (d, nj, job, t), a in agg.items():
+        if t == 'zbudfs' and job in ('seqwrite_buf', 'seqwrite_dir'):
+            for x in a['runs']:
+                if x.get('mem_before') is not None:
+                    checks.append(('RSS before %s, %s, %d job%s (previous files deleted and freed)' % (job, DNAME[d], nj, '' if nj == 1 else 's'),
+                                   x['rss_before'], x['mem_before']))
+                if x.get('mem') is not None:
+                    checks.append(('peak RSS during %s, %s, %d job%s' % (job, DNAME[d], nj, '' if nj == 1 else 's'), x['hwm'], x['mem']))
+    r = trees.get('zbudfs')
+    if r and r.get('stats'):
+        checks.append(('peak RSS during the tree copy', r['hwm_kb'] * 1024, r['stats']['mem_used_total']))
+        if r['after_rm'].get('stats'):
+            checks.append(('RSS after rm -rf of the tree', r['after_rm']['rss_kb'] * 1024, r['after_rm']['stats']['mem_used_total']))
+    if checks:
+        allow = lambda c: c[2] * 1.03 + 32 * MiB
+        worst = max(checks, key=lambda c: c[1] - allow(c))
+        verdict('daemon RSS vs mem_used_total + 3 %% + 32 MiB, worst of %d checks: %s (mem_used %.0f MiB)'
+                % (len(checks), worst[0], worst[2] / MiB), worst[1] / MiB, allow(worst) / MiB, 'MiB', '%.0f', higher=False)
+        byname = {}
+        for c in checks:
+            if c[0] not in byname or c[1] - allow(c) > byname[c[0]][1] - allow(byname[c[0]]):
+                byname[c[0]] = c
+        for c in sorted(byname.values(), key=lambda c: c[0]):
+            lines.append('         %s: RSS %.0f MiB, mem_used %.0f MiB, allowed %.0f MiB' % (c[0], c[1] / MiB, c[2] / MiB, allow(c) / MiB))
+P('### Issue 6 targets (zbudfs, medians)')
+P('')
+P('```')
+for l in lines: P(l)
+P('```')
+P('')
+P('<details><summary>fio command lines (TARGET = the mount point or the tmpfs/ext4 directory)</summary>')
+P('')
+P('```')
+for c in cmds:
+    P('# %s, %s job(s), %s' % (DNAME[c[0]], c[1], c[2]))
+    P(c[3])
+P('```')
+P('</details>')
+P('')
+open(os.path.join(res, 'report.md'), 'w').write('\n'.join(out))
+open(os.path.join(res, 'targets.txt'), 'w').write('\n'.join(lines) + '\n')
+
+# chart data
+DSHORT = {'c60': '60% compr.', 'rand': 'incompr.'}
+def dat(name, rows):
+    with open(os.path.join(res, name), 'w') as f:
+        f.write('label ' + ' '.join('"%s"' % TNAME[t] for t in TARGETS) + '\n')
+        for lab, vals in rows:
+            f.write('"%s" ' % lab + ' '.join(('%.4g' % x) if x else '1e-9' for x in vals) + '\n')
+seq_rows, rand_rows = [], []
+for (d, nj) in GROUPS:
+    for job in JOBS:
+        if not has(d, nj, job): continue
+        jn = '%d job%s' % (nj, '' if nj == 1 else 's')
+        if job.startswith('seq'):
+            seq_rows.append(('%s\\n%s\\n%s\\n%s' % (JNAME[job][0].replace(' 1M', ''), JNAME[job][1].split(',')[0], DSHORT[d], jn),
+                             [m((d, nj, job, t), 'mibs') for t in TARGETS]))
+        else:
+            rand_rows.append(('%s\\n%s\\n%s' % (JNAME[job][0].replace(' 4k', ''), DSHORT[d], jn),
+                              [(m((d, nj, job, t), 'iops') or 0) / 1000 or None for t in TARGETS]))
+dat('chart-seq.dat', seq_rows)
+dat('chart-rand.dat', rand_rows)
+tree_rows = [('cp -a', [M['tree_bytes'] / MiB / trees[t]['seconds'] if t in trees and 'seconds' in trees[t] else None
+                        for t in TARGETS])]
+dat('chart-tree.dat', tree_rows)
+n = len(TARGETS)
+colors = {'tmpfs': '#9e9e9e', 'zram': '#e69f00', 'passthrough_ll': '#56b4e9', 'zbudfs': '#d55e00'}
+cols = ' '.join(colors[t] for t in TARGETS)
+def yrange(rows):
+    xs = [x for _, vals in rows for x in vals if x]
+    if not xs: return 'set yrange [1:10]\n'
+    import math
+    return 'set yrange [%g:%g]\n' % (10 ** math.floor(math.log10(min(xs) / 1.5)), max(xs) * 6)
+def panel(datfile, fmt, rows):
+    # bars of a clustered histogram (gap 1) sit at x = row + (i - (n-1)/2) / (n+1); a missing
+    # value is written as 1e-9, below the (log) y range, so that the clusters keep their order
+    bars, labels = [], []
+    for i, t in enumerate(TARGETS):
+        col = i + 2
+        bars.append('"%s/%s" using %d:xtic(1) title columnheader(%d) lc rgb "%s"' % (res, datfile, col, col, colors[t]))
+        if any(vals[i] for _, vals in rows):
+            labels.append('"%s/%s" using ($0 + (%d - %g) / %d.0):(column(%d) > 1e-6 ? column(%d) * 1.08 : NaN):'
+                          '(sprintf("%s", column(%d))) with labels rotate by 90 left font ",8" notitle'
+                          % (res, datfile, i, (n - 1) / 2, n + 1, col, col, fmt, col))
+    return 'plot ' + ', \\\n     '.join(bars + labels) + '\n'
+with open(os.path.join(res, 'chart.gp'), 'w') as f:
+    f.write('''set terminal pngcairo size 1600,1100 font "DejaVu Sans,10"
+set termoption noenhanced
+set output "%s/bench.png"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.9 border -1
+set boxwidth 1
+set key top left horizontal
+set key autotitle columnheader
+set grid ytics
+set logscale y
+set lmargin 10
+set bmargin 5
+set multiplot title "zbudfs bench: %s run, %s, %d CPUs, kernel %s, median of %d run(s); log scales"
+set origin 0,0.5
+set size 1,0.47
+set ylabel "MiB/s"
+set title "Sequential 1M (reads direct; writes buffered with end_fsync, or direct)"
+''' % (res, M['mode'], M['date'], M['nproc'], M['kernel'], M['runs']))
+    f.write(yrange(seq_rows) + panel('chart-seq.dat', '%.0f', seq_rows))
+    f.write('''set origin 0,0
+set size 0.72,0.5
+set ylabel "kIOPS"
+set title "Random 4k, direct, psync"
+''')
+    f.write(yrange(rand_rows) + panel('chart-rand.dat', '%.0fk', rand_rows))
+    f.write('''set origin 0.72,0
+set size 0.28,0.5
+set ylabel "MiB/s"
+set title "cp -a %s + sync"
+''' % M['tree'])
+    f.write('set key top left vertical\n' + yrange(tree_rows) + panel('chart-tree.dat', '%.0f', tree_rows))
+    f.write('unset multiplot\n')
+print('\n'.join(lines))
