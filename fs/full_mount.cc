@@ -161,4 +161,26 @@ void ResetKernelInode(Filesystem* fs, Inode* inode) {
   }
 }
 
+void StopCachedWrites(Filesystem* fs, Inode* inode) {
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (inode->stop_cached_writes) return;
+    inode->stop_cached_writes = true;
+  }
+  if (fs->session() != nullptr) {
+    (void)fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, -1, 0);
+  }
+}
+
+bool CachedWritesRefused(Filesystem* fs, Inode* inode) {
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (!inode->stop_cached_writes || inode->write_handles == 0) return false;
+  }
+  if (fs->NearFull()) return true;
+  std::lock_guard<std::mutex> lock(inode->mu);
+  inode->stop_cached_writes = false;  // Room came back: writes may use the cache again.
+  return false;
+}
+
 }  // namespace zbudfs

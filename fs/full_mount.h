@@ -25,6 +25,15 @@
 //     answered (so before the fsync or close that reports the error returns): the next
 //     lookup returns the new generation, fuse_iget marks the cached inode bad (its open
 //     handles then get EIO) and makes a fresh one with the daemon's size.
+//   * A writer that opened before near full (`cat /dev/zero > f`) keeps the page cache: it
+//     would write on, every page past the room refused at writeback. So the first writeback
+//     of a file that finds the mount near full (or is refused) calls StopCachedWrites, which
+//     invalidates the kernel's attributes of the file (no request back, no lock): with the
+//     writeback cache the kernel asks for them (a GETATTR with the file handle) before its
+//     next write(2) into the cache, and GetAttr answers ENOSPC while the mount stays near
+//     full, so write(2) itself fails. What is already dirty fits the room (near full means
+//     room below what the kernel may hold dirty), so it is stored. Only cached writes ask
+//     with a handle and a stale mode: reads, stat and fstat are unaffected.
 //
 // Locks: RefusedWrites::mu_ guards its queue only; ResetKernelInode takes Inode::mu, then
 // tree_mu_ (shared) alone, and sends with no lock held (inside a BlockingCall: the kernel
@@ -61,6 +70,14 @@ uint64_t DirtyLimitBytes(const std::string& bdi_dir);
 // handler (never from RefusedWrites' thread: see above).
 struct Inode;
 void ResetKernelInode(Filesystem* fs, Inode* inode);
+
+// Near full or after a refused writeback of inode: the kernel asks for attributes before its
+// next cached write (see above). Takes Inode::mu, then sends attributes-only invalidation:
+// safe from any handler, with no other lock held.
+void StopCachedWrites(Filesystem* fs, Inode* inode);
+
+// True when GetAttr with a file handle must answer ENOSPC (see above). Takes Inode::mu.
+bool CachedWritesRefused(Filesystem* fs, Inode* inode);
 
 // Queue and thread that make the kernel drop its cached pages of data the store refused at
 // writeback inside the stored size.

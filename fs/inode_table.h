@@ -137,6 +137,8 @@ struct Inode {
   // fsync or last close (UINT64_MAX: it did not), and whether writeback was refused since.
   uint64_t wb_floor = UINT64_MAX;
   bool wb_refused = false;
+  // Cached writes are to stop while the mount is near full (full_mount.h).
+  bool stop_cached_writes = false;
 
   bool is_dir() const { return dir != nullptr; }  // Immutable property.
   bool is_reg() const { return S_ISREG(type_); }  // Immutable property.

@@ -37,11 +37,16 @@ void Init(void* /*userdata*/, fuse_conn_info* conn) {
   conn->congestion_threshold = 48;
 }
 
-void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem* fs = Filesystem::From(req);
   std::shared_ptr<Inode> inode = fs->Get(ino);
   if (inode == nullptr) {
     fuse_reply_err(req, ENOENT);
+    return;
+  }
+  // With a handle: the kernel's check before a cached write (full_mount.h).
+  if (fi != nullptr && CachedWritesRefused(fs, inode.get())) {
+    fuse_reply_err(req, ENOSPC);
     return;
   }
   struct stat st;
@@ -114,10 +119,12 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     return;
   }
   // A truncate or chown the kernel flagged (FUSE_HANDLE_KILLPRIV_V2). It flags truncates only
-  // for callers without CAP_FSETID, chowns always.
-  if (fs->killpriv_v2() && (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid)) {
-    KillPrivileges(req, inode.get(), group_before,
-                   /*may_be_capable=*/(to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0);
+  // for callers without CAP_FSETID, chowns always. Without KILLPRIV_V2 (clone_fd) the kernel
+  // clears only setuid and group-executable setgid on chown itself: the rest is ours.
+  const bool chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0;
+  if (fs->killpriv_v2() ? (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid) != 0
+                        : chown) {
+    KillPrivileges(req, inode.get(), group_before, /*may_be_capable=*/chown);
   }
   struct stat st;
   fs->FillAttr(inode, &st);

@@ -228,10 +228,14 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
   }
   // A write the kernel flagged (FUSE_HANDLE_KILLPRIV_V2): clear privileges first, as the
   // kernel's file_remove_privs does before it copies data.
-  if (fs->killpriv_v2() && (CurrentRequestFlags().write_flags & kWriteKillSuidgid)) {
-    KillPrivileges(req, inode);
-  }
   const bool writeback = fi->writepage;  // From the kernel's page cache (not write(2)).
+  if (fs->killpriv_v2()) {
+    if (CurrentRequestFlags().write_flags & kWriteKillSuidgid) KillPrivileges(req, inode);
+  } else if (!writeback) {
+    // Without KILLPRIV_V2 (clone_fd) the kernel clears privileges of cached writes itself
+    // (a setattr before it copies), but not of direct I/O (near-full opens): do it here.
+    KillPrivilegesUnlessCapable(req, inode);
+  }
   Status s;
   {
     std::shared_lock<std::shared_mutex> data(inode->data_mu);
@@ -265,11 +269,17 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
         writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
     data.unlock();
     if (past_size) ResetKernelInode(fs, inode);
+    // The writer goes on filling the page cache: make the kernel ask for attributes at its
+    // next write(2), which GetAttr then refuses with ENOSPC while the mount stays near full.
+    if (writeback) StopCachedWrites(fs, inode);
     const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
     fuse_reply_err(req, StoreErrno(s, ENOSPC));
     if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
     return;
   }
+  // A writer that opened before near full goes on through the cache: stop it at write(2)
+  // now, while what the kernel holds dirty still fits (full_mount.h).
+  if (writeback && fs->NearFull()) StopCachedWrites(fs, inode);
   fuse_reply_write(req, size);
 }
 

@@ -5,6 +5,8 @@
   mmap PATH DATA          ftruncate to 1 MiB, writes random data through a shared mapping,
                           msync: prints "msync ENOSPC" (or dies of SIGBUS); DATA gets the data
   check_mmap PATH DATA    every page of PATH is zeros (what ftruncate acknowledged) or DATA's
+  endless PATH LIMIT      writes until write(2) fails, which it must with ENOSPC before 4 x
+                          LIMIT, and checks the file reads back a prefix of what was written
   early PATH TOTAL LIMIT  opens, writes TOTAL bytes of a numbered pattern through the cache
                           and 4 KiB 8 MiB past them, fsyncs, and with the file still open drops the caches and checks that
                           a fresh open reads a prefix of the pattern (never zeros); again after
@@ -90,6 +92,33 @@ def check_prefix(path, limit):
     return len(got)
 
 
+def endless(path, limit):
+    """A writer that never stops (cat /dev/zero > f), opened before near full: write(2)
+    itself must fail with ENOSPC before it has written four times what the mount holds, its
+    close must succeed, and the file must read back exactly what write(2) acknowledged."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    i = 0
+    try:
+        while i * MiB < 4 * limit:
+            os.write(fd, pattern(i))
+            i += 1
+        sys.exit("%d MiB written into a mount of %d bytes, and no ENOSPC" % (i, limit))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    print("write(2) at %d MiB: ENOSPC" % i)
+    try:
+        os.close(fd)
+    except OSError as e:
+        sys.exit("close after ENOSPC from write(2): %s (acknowledged data was refused)" %
+                 errno.errorcode.get(e.errno, e.errno))
+    drop_caches()
+    got = check_prefix(path, limit)
+    if got != i * MiB:
+        sys.exit("%d bytes read back, %d acknowledged by write(2)" % (got, i * MiB))
+    print(got, "bytes read back, all that write(2) acknowledged")
+
+
 def early(path, total, limit):
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     acked = 0
@@ -132,6 +161,8 @@ if __name__ == "__main__":
         mmap_write(sys.argv[2], sys.argv[3])
     elif cmd == "check_mmap":
         check_mmap(sys.argv[2], sys.argv[3])
+    elif cmd == "endless":
+        endless(sys.argv[2], int(sys.argv[3]))
     elif cmd == "early":
         early(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:

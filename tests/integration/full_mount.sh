@@ -93,5 +93,11 @@ require_mounted
 drop_caches
 size=$(stat -c %s "$MNT/early")
 ((size <= capacity)) || fail "early writer's file shows $size bytes"
+rm -f "$MNT/early"
+check "a writer opened before near full that never stops gets ENOSPC from write(2)"
+python3 "$PY" endless "$MNT/endless" $capacity >"$WORK/endless.out" 2>&1 ||
+  fail "endless writer: $(cat "$WORK/endless.out")"
+sed "s/^/[$TEST_NAME] endless writer: /" "$WORK/endless.out"
+require_mounted
 unmount_zbudfs
 echo "[$TEST_NAME] PASS"

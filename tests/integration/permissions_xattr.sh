@@ -266,4 +266,15 @@ check "zbudfsctl works for an unprivileged user"
 runuser -u zbt_bob -- "$ZBUDFSCTL_BIN" stats "$MNT" | grep -q '^mem_used_total [0-9]' ||
   fail "zbudfsctl stats as zbt_bob"
 unmount_zbudfs
+
+# Near full (size=16M is below what the kernel may hold dirty), every open for writing is
+# direct I/O, and clone_fd's loop cannot negotiate HANDLE_KILLPRIV_V2: the daemon itself must
+# clear setuid/setgid on those writes (the kernel's cached-write path does it for itself).
+check "same operations near full with clone_fd (direct I/O writes, no KILLPRIV_V2)"
+mount_zbudfs -o allow_other,suid,clone_fd,size=16M
+python3 "$WORK/perm.py" "$MNT" zbudfs >"$WORK/zbudfs2.out" || fail "perm.py crashed on zbudfs"
+require_mounted
+diff -u "$WORK/tmpfs.out" <(grep -v '^Z ' "$WORK/zbudfs2.out") ||
+  fail "zbudfs near full with clone_fd differs from tmpfs (- tmpfs, + zbudfs)"
+unmount_zbudfs
 echo "[$TEST_NAME] PASS"
