@@ -163,6 +163,16 @@ uint64_t EraseAllXattrs(Inode* inode);
 // Gives back a charge of xattrs (no lock needed: the store's atomics only).
 void UnchargeXattrs(Filesystem* fs, uint64_t cost);
 
+// Symlink targets' memory. Like tmpfs, a target shorter than kShortSymlinkLen lives in the
+// inode (bounded by nr_inodes, not charged); a longer one takes a page, charged to the
+// PageStore (ChargeMetadata) when the symlink is created and given back at the inode's
+// final release (ReleaseIfUnused), so that df and size= see it as on tmpfs. Hard links to
+// a symlink share its target: no further charge.
+inline constexpr size_t kShortSymlinkLen = 128;
+inline constexpr uint64_t SymlinkCost(size_t target_len) {
+  return target_len < kShortSymlinkLen ? 0 : PageStore::kPageSize;
+}
+
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);
 

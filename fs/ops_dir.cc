@@ -122,10 +122,13 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
   return 0;
 }
 
+// charged: what the caller charged to the store for the new inode (ChargeMetadata), given
+// back here if nothing is created.
 void ReplyNewNode(fuse_req_t req, Filesystem* fs, fuse_ino_t parent, const char* name,
-                  NodeSpec spec) {
+                  NodeSpec spec, uint64_t charged = 0) {
   std::shared_ptr<Inode> inode;
   if (int err = MakeNode(fs, req, parent, name, std::move(spec), &inode, nullptr); err != 0) {
+    if (charged != 0) (void)fs->store().ChargeMetadata(-static_cast<int64_t>(charged));
     fuse_reply_err(req, err);
     return;
   }
@@ -191,7 +194,15 @@ void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
     fuse_reply_err(req, ENAMETOOLONG);
     return;
   }
-  ReplyNewNode(req, Filesystem::From(req), parent, name, NodeSpec{S_IFLNK | 0777, 0, link});
+  // Charged before tree_mu_ (no store call under it); given back at the inode's final
+  // release (Filesystem::ReleaseIfUnused), or by ReplyNewNode if nothing is created.
+  Filesystem* fs = Filesystem::From(req);
+  const uint64_t cost = SymlinkCost(std::strlen(link));
+  if (Status s = fs->store().ChargeMetadata(static_cast<int64_t>(cost)); !s.ok()) {
+    fuse_reply_err(req, s.code());
+    return;
+  }
+  ReplyNewNode(req, fs, parent, name, NodeSpec{S_IFLNK | 0777, 0, link}, cost);
 }
 
 int DoLink(Filesystem* fs, fuse_ino_t ino, fuse_ino_t newparent, const char* newname,

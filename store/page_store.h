@@ -135,7 +135,7 @@ struct StoreStats {
   uint64_t overflow_bytes = 0;      // Bytes the overflow files take.
   uint64_t written_back_pages = 0;  // Pages ever written to the overflow directory.
   uint64_t faulted_pages = 0;       // Pages ever read back from the overflow directory.
-  uint64_t metadata_bytes = 0;      // Charged by the caller (ChargeMetadata): xattrs.
+  uint64_t metadata_bytes = 0;      // Charged by the caller (ChargeMetadata): xattrs, symlinks.
 };
 
 // What one file costs: the daemon turns stored_bytes into st_blocks.

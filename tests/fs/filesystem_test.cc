@@ -1,6 +1,7 @@
 // Tests of fs/filesystem.cc's helpers that need no FUSE session: Forget (the kernel's lookup
 // count going down) and ReleaseIfUnused (an inode's last reference freeing its file data),
-// on a Filesystem with a store but no session: no mount, no root.
+// on a Filesystem with a store but no session: no mount, no root. Also the metadata
+// charges (long symlink targets) the final release gives back.
 #include "fs/filesystem.h"
 
 #include <gtest/gtest.h>
@@ -102,6 +103,26 @@ TEST_F(FilesystemTest, ReleaseOfADirectoryTouchesNoData) {
   fs_.ReleaseIfUnused(dir);
   EXPECT_EQ(fs_.Get(dir->ino), nullptr);
   EXPECT_EQ(fs_.store().Usage(file->ino).pages, 1u);
+}
+
+// Symlink (ops_dir.cc) charges SymlinkCost when it creates the inode; the final release
+// gives it back, once, however many links the inode had.
+TEST_F(FilesystemTest, LastForgetOfALongSymlinkGivesItsChargeBack) {
+  EXPECT_EQ(SymlinkCost(kShortSymlinkLen - 1), 0u);  // Inline in the inode, as on tmpfs.
+  const std::string target(4000, 't');
+  ASSERT_EQ(SymlinkCost(target.size()), PageStore::kPageSize);
+  ASSERT_TRUE(fs_.store().ChargeMetadata(SymlinkCost(target.size())).ok());
+  std::shared_ptr<Inode> link = fs_.table().Create(S_IFLNK | 0777, target);
+  link->nlink = 2;  // A hard link too.
+  link->nlookup = 2;
+  fs_.Forget(link->ino, 1);
+  link->nlink = 0;  // Both names unlinked; one lookup left.
+  EXPECT_EQ(fs_.store().Stats().metadata_bytes, PageStore::kPageSize);
+  fs_.Forget(link->ino, 1);
+  EXPECT_EQ(fs_.Get(link->ino), nullptr);
+  EXPECT_EQ(fs_.store().Stats().metadata_bytes, 0u);
+  fs_.ReleaseIfUnused(link);  // Already dropped: nothing more given back.
+  EXPECT_EQ(fs_.store().Stats().metadata_bytes, 0u);
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 # by df and in mem_used_total/metadata_bytes, so that a flood of 64 KiB values on a small
 # mount ends in ENOSPC (as tmpfs's does when its xattr space is exhausted) with the
 # daemon's memory bounded; replacing or removing a value and deleting the files give the
-# space back; the root's statistics attribute is not charged.
+# space back; the root's statistics attribute is not charged. Symlink targets of 128 bytes
+# or more take a page each (as on tmpfs) and are bounded the same way.
 source "$(dirname "$0")/lib.sh"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$ZPID/status"; }
@@ -76,5 +77,52 @@ echo "  VmRSS after rm -rf: $(rss_kib) KiB"
 if ! ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
   (($(rss_kib) - rss0 <= 8192)) || fail "VmRSS $(rss_kib) KiB after rm -rf, $rss0 before the flood"
 fi
+
+check "long symlink targets take a page each, as on tmpfs; short ones live in the inode"
+mkdir "$MNT/s"
+ln -s short "$MNT/s/short" || fail "short symlink"
+[[ $(stat_value metadata_bytes) == 0 ]] || fail "a short symlink charged $(stat_value metadata_bytes)"
+long=$(head -c 4000 /dev/zero | tr '\0' t)
+ln -s "$long" "$MNT/s/long" || fail "long symlink"
+[[ $(stat_value metadata_bytes) == 4096 ]] || fail "a 4000-byte symlink charged $(stat_value metadata_bytes)"
+ln "$MNT/s/long" "$MNT/s/hard" || fail "hard link to a symlink"
+[[ $(stat_value metadata_bytes) == 4096 ]] || fail "a hard link charged the target again"
+rm "$MNT/s/long"
+[[ $(readlink "$MNT/s/hard") == "$long" ]] || fail "the hard link lost its target"
+[[ $(stat_value metadata_bytes) == 4096 ]] || fail "unlinking one of two links gave the charge back"
+
+check "a flood of 4000-byte symlinks on a 16 MiB mount ends in ENOSPC with RSS bounded"
+rss0=$(rss_kib)
+# 30000 targets (117 MiB, seven times size=); stops at the first error. tmpfs size=16M
+# stops at 4096.
+python3 - "$MNT/s" >"$WORK/flood" <<'PY' || fail "flood: $(cat "$WORK/flood")"
+import errno, os, sys
+d, target, n = sys.argv[1], "t" * 4000, 0
+try:
+    for i in range(30000):
+        os.symlink(target, os.path.join(d, "l%d" % i))
+        n += 1
+    print("no error after", n)
+except OSError as e:
+    print(n, errno.errorcode[e.errno])
+PY
+read -r stored err <"$WORK/flood"
+rss1=$(rss_kib)
+echo "  $stored symlinks made, then $err; VmRSS ${rss0} -> ${rss1} KiB; df used $(df_used)"
+[[ $err == ENOSPC ]] || fail "flood: $(cat "$WORK/flood") (want ENOSPC before 30000 symlinks)"
+((stored * 4096 <= 16 << 20 && stored >= 3000)) || fail "$stored symlinks of 4000 bytes fit in size=16M"
+if ! ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
+  ((rss1 - rss0 <= (16 + 16) * 1024)) || fail "VmRSS grew by $((rss1 - rss0)) KiB (size 16 MiB + 16 MiB slack)"
+fi
+meta=$(stat_value metadata_bytes)
+((meta >= stored * 4096)) || fail "metadata_bytes $meta below the $stored symlinks made"
+(($(df_used) >= meta)) || fail "df used $(df_used) below metadata_bytes $meta"
+[[ $(readlink "$MNT/s/l0") == "$long" ]] || fail "l0 reads back wrong"
+
+check "deleting the symlinks gives every byte back"
+rm -rf "$MNT/s"
+for _ in $(seq 100); do [[ $(stat_value metadata_bytes) == 0 ]] && break; sleep 0.1; done
+[[ $(stat_value metadata_bytes) == 0 ]] || fail "metadata_bytes $(stat_value metadata_bytes) after rm -rf"
+(($(df_used) == 0)) || fail "df used $(df_used) after rm -rf"
 unmount_zbudfs
 echo "[$TEST_NAME] PASS"
