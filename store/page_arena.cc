@@ -47,7 +47,8 @@ void PageArena::GiveBack(std::vector<void*>& pages) {
   pages.clear();
 }
 
-PageArena::PageArena(size_t warm_cache_pages) : warm_cache_pages_(warm_cache_pages) {}
+PageArena::PageArena(size_t warm_cache_pages, size_t defer_pages)
+    : warm_cache_pages_(warm_cache_pages), defer_pages_(defer_pages) {}
 
 PageArena::~PageArena() {
   for (void* region : regions_) munmap(region, kRegionPages * kPageSize);
@@ -112,7 +113,7 @@ void PageArena::FreePage(void* page) {
   }
   if (t_pending.arena == this) {  // A DeferredFree batches it with its neighbours.
     t_pending.pages.push_back(page);
-    if (t_pending.pages.size() >= kDeferPages) GiveBack(t_pending.pages);
+    if (t_pending.pages.size() >= defer_pages_) GiveBack(t_pending.pages);
     return;
   }
   madvise(page, kPageSize, MADV_DONTNEED);

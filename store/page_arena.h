@@ -10,8 +10,10 @@
 // and the address space is given back too.
 //
 // Deletes: while a DeferredFree is alive on a thread, the pages that thread frees past the
-// warm cache are collected (at most kDeferPages) and given back sorted, one madvise per
-// contiguous stretch, instead of one per page (a 2 GiB delete frees half a million pages):
+// warm cache are collected (at most defer_pages, 128 MiB worth by default) and given back
+// sorted, one madvise per contiguous stretch, instead of one per page (a 2 GiB delete frees
+// half a million pages; a file written by concurrent writeback has its pages interleaved with
+// its neighbours' ranges, so small batches still made a call every three pages):
 // the RSS a free gives back is given back at the latest when the batch fills or the
 // DeferredFree ends.
 //
@@ -35,7 +37,9 @@ class PageArena {
   static constexpr size_t kPageSize = 4096;
   static constexpr size_t kRegionPages = 512;  // 2 MiB per mapping.
 
-  explicit PageArena(size_t warm_cache_pages = 512);  // Pages kept without madvise.
+  static constexpr size_t kDeferPages = 32768;  // Default most pages a DeferredFree holds.
+  // warm_cache_pages: pages kept without madvise; defer_pages: see DeferredFree.
+  explicit PageArena(size_t warm_cache_pages = 512, size_t defer_pages = kDeferPages);
   virtual ~PageArena();                               // Unmaps every region.
   PageArena(const PageArena&) = delete;
   PageArena& operator=(const PageArena&) = delete;
@@ -59,7 +63,6 @@ class PageArena {
    private:
     bool active_ = false;  // This one started the batch (not nested).
   };
-  static constexpr size_t kDeferPages = 1024;  // Most pages held back by a DeferredFree.
 
   // Pages handed out and not yet freed.
   uint64_t PagesInUse() const { return in_use_.load(std::memory_order_relaxed); }
@@ -77,6 +80,7 @@ class PageArena {
   void GiveBack(std::vector<void*>& pages);  // madvise in contiguous runs, then cold_.
 
   size_t warm_cache_pages_;
+  size_t defer_pages_;  // Most pages a DeferredFree holds back before giving them back.
   std::atomic<uint64_t> in_use_{0};
 
   mutable std::mutex mu_;       // Guards everything below.

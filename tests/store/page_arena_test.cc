@@ -212,12 +212,12 @@ TEST(PageArenaTest, RssFallsAfterFreeingPagesBeyondTheWarmCache) {
 }
 
 // A delete frees pages under a DeferredFree (one madvise per contiguous stretch): at most
-// kDeferPages of them stay resident meanwhile, all leave when it ends, and every page is
+// defer_pages of them stay resident meanwhile, all leave when it ends, and every page is
 // handed out again afterwards. Nested ones do nothing; another arena's pages are not held.
 TEST(PageArenaTest, DeferredFreeGivesPagesBackInBatches) {
   constexpr size_t kBytes = size_t{64} << 20;
   constexpr size_t kPages = kBytes / kPage;
-  PageArena arena(/*warm_cache_pages=*/64);
+  PageArena arena(/*warm_cache_pages=*/64, /*defer_pages=*/1024);
   PageArena other(/*warm_cache_pages=*/0);
   std::vector<void*> pages;
   pages.reserve(kPages);
