@@ -241,8 +241,9 @@ int Run(int argc, char** argv) {
       if (ret == 0) {
         fs.set_killpriv_v2(granted.killpriv_v2);
         if (!granted.direct_io_mmap) {
-          LogInfo("kernel without FUSE_DIRECT_IO_ALLOW_MMAP: near full, shared mmap of "
-                  "files opened for writing fails (ENODEV)");
+          LogInfo(
+              "kernel without FUSE_DIRECT_IO_ALLOW_MMAP: near full, shared mmap of "
+              "files opened for writing fails (ENODEV)");
         }
         ret = RunWorkers(se.get(), opts.single_thread ? 1 : opts.max_threads);
       }

@@ -141,8 +141,8 @@ class OverflowStore {
   static size_t SlotSize(int cls) { return (static_cast<size_t>(cls) + 1) * kClassSize; }
   static uint64_t EncodeLoc(int cls, uint64_t slot) { return (uint64_t(cls) << 56) | slot; }
   std::string DataPath(int cls) const;
-  Status OpenClassFile(int cls);             // Takes open_mu_, then mu_ around the open.
-  StatusOr<uint64_t> TakeSlot(int cls);      // mu_ held. ENOSPC past the limit.
+  Status OpenClassFile(int cls);         // Takes open_mu_, then mu_ around the open.
+  StatusOr<uint64_t> TakeSlot(int cls);  // mu_ held. ENOSPC past the limit.
   // mu_ held. Blocks to punch go to *punch; the caller calls Punch() once mu_ is released.
   void ReleaseSlot(int cls, uint64_t slot, PunchList* punch);
   void Punch(int cls, const PunchList& punch);  // Takes mu_ after the punches.

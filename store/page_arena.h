@@ -40,7 +40,7 @@ class PageArena {
   static constexpr size_t kDeferPages = 32768;  // Default most pages a DeferredFree holds.
   // warm_cache_pages: pages kept without madvise; defer_pages: see DeferredFree.
   explicit PageArena(size_t warm_cache_pages = 512, size_t defer_pages = kDeferPages);
-  virtual ~PageArena();                               // Unmaps every region.
+  virtual ~PageArena();  // Unmaps every region.
   PageArena(const PageArena&) = delete;
   PageArena& operator=(const PageArena&) = delete;
 

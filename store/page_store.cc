@@ -467,8 +467,7 @@ Status PageStore::ZeroWholePages(File& f, uint64_t first, uint64_t last) {
 Status PageStore::ZeroRange(FileId id, uint64_t off, uint64_t len) {
   return WithFile(id, /*create=*/true, [&](File& f) {
     return SplitRange(
-        off, len,
-        [&](uint64_t first, uint64_t last) { return ZeroWholePages(f, first, last); },
+        off, len, [&](uint64_t first, uint64_t last) { return ZeroWholePages(f, first, last); },
         [&](uint64_t page, uint64_t from, uint64_t to) {
           return RewritePages(id, f, page, 1, [&](uint64_t p, uint8_t* merge, Status* st) {
             *st = LoadPage(f, p, merge);

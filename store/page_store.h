@@ -115,7 +115,7 @@ struct PageStoreOptions {
   std::shared_ptr<OverflowStore> overflow;  // Where reclaim sends cold pages; nullptr = none,
                                             // and a write over mem_limit gets ENOSPC.
   bool background_reclaim = true;           // A thread keeps memory between the watermarks.
-  PageArena* arena = nullptr;  // Page memory source (a test seam); nullptr = own arena.
+  PageArena* arena = nullptr;       // Page memory source (a test seam); nullptr = own arena.
   StoreErrorReporter report_error;  // Told of every EIO the store meets; empty = nobody.
 };
 
@@ -283,10 +283,10 @@ class PageStore {
   Status WaitForRoom(int* idle_waits);
   // Pages [0, n) of a batch (those touched) leave the in-flight count: published or freed.
   void EndInFlight(const PageEntry* entries, const bool* touched, uint64_t n);
-  Status MakeRoom();    // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
+  Status MakeRoom();  // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
   // ReclaimTo; with enough_when_no_pages, OK once no page is left in memory to evict.
   Status Reclaim(uint64_t target, bool enough_when_no_pages);
-  Status ReclaimOne();  // Evicts one zbud or raw page.
+  Status ReclaimOne();                // Evicts one zbud or raw page.
   Status EvictZbud(uint64_t handle);  // The pool's evict callback.
   Status EvictRaw();                  // Evicts the oldest raw page.
   void CompactRawFifo();              // Drops stale raw records.
