@@ -92,6 +92,15 @@ def check_prefix(path, limit):
     return len(got)
 
 
+def attempt(what, call):
+    """Runs call and prints "WHAT ok" or "WHAT ERRNO"."""
+    try:
+        call()
+        print(what, "ok")
+    except OSError as e:
+        print(what, errno.errorcode.get(e.errno, e.errno))
+
+
 def endless(path, limit):
     """A writer that never stops (cat /dev/zero > f), opened before near full: write(2)
     itself must fail with ENOSPC before it has written four times what the mount holds, its
@@ -137,18 +146,10 @@ def early(path, total, limit):
         os.pwrite(fd, pattern(far)[:4096], far * MiB)
     except OSError as e:
         print("far write(2):", errno.errorcode.get(e.errno, e.errno))
-    try:
-        os.fsync(fd)
-        print("fsync ok")
-    except OSError as e:
-        print("fsync", errno.errorcode.get(e.errno, e.errno))
+    attempt("fsync", lambda: os.fsync(fd))
     drop_caches()
     print("with the writer open:", check_prefix(path, limit), "bytes read back")
-    try:
-        os.close(fd)
-        print("close ok")
-    except OSError as e:
-        print("close", errno.errorcode.get(e.errno, e.errno))
+    attempt("close", lambda: os.close(fd))
     drop_caches()
     print("after close:", check_prefix(path, limit), "bytes read back")
 

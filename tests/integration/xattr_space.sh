@@ -8,6 +8,25 @@
 source "$(dirname "$0")/lib.sh"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$ZPID/status"; }
+
+# flood_ended WHAT MAX BYTES_EACH AT_LEAST: the flood whose "COUNT ERRNO" is in $WORK/flood
+# (rss0 taken before it) ended in ENOSPC before MAX, within size=16M, with at least AT_LEAST
+# made, and the daemon's RSS bounded by size= and some slack. Sets stored and rss1.
+flood_ended() {
+  local what=$1 max=$2 each=$3 at_least=$4 err
+  read -r stored err <"$WORK/flood"
+  rss1=$(rss_kib)
+  echo "  $stored $what made, then $err; VmRSS ${rss0} -> ${rss1} KiB; df used $(df_used)"
+  [[ $err == ENOSPC ]] || fail "flood: $(cat "$WORK/flood") (want ENOSPC before $max $what)"
+  ((stored * each <= 16 << 20 && stored >= at_least)) || fail "$stored $what fit in size=16M"
+  # A sanitizer build's shadow memory grows with every byte touched: bound only real builds.
+  if ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
+    echo "  (sanitizer build: RSS not bounded)"
+  else
+    ((rss1 - rss0 <= (16 + 16) * 1024)) ||
+      fail "VmRSS grew by $((rss1 - rss0)) KiB (size 16 MiB + 16 MiB slack)"
+  fi
+}
 df_used() { stat -f -c '%b %f %S' "$MNT" | awk '{ print ($1 - $2) * $3 }'; }
 
 mount_zbudfs -o size=16M
@@ -33,17 +52,7 @@ try:
 except OSError as e:
     print(n, errno.errorcode[e.errno])
 PY
-read -r stored err <"$WORK/flood"
-rss1=$(rss_kib)
-echo "  $stored values stored, then $err; VmRSS ${rss0} -> ${rss1} KiB; df used $(df_used)"
-[[ $err == ENOSPC ]] || fail "flood: $(cat "$WORK/flood") (want ENOSPC before 1024 values)"
-((stored * 65536 <= 16 << 20 && stored >= 200)) || fail "$stored values of 64 KiB fit in size=16M"
-# A sanitizer build's shadow memory grows with every byte touched: bound only real builds.
-if ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
-  echo "  (sanitizer build: RSS not bounded)"
-else
-  ((rss1 - rss0 <= (16 + 16) * 1024)) || fail "VmRSS grew by $((rss1 - rss0)) KiB (size 16 MiB + 16 MiB slack)"
-fi
+flood_ended "values of 64 KiB" 1024 65536 200
 meta=$(stat_value metadata_bytes)
 ((meta >= stored * 65536)) || fail "metadata_bytes $meta below the $stored values stored"
 (($(stat_value mem_used_total) >= meta)) || fail "mem_used_total does not include metadata_bytes"
@@ -106,14 +115,7 @@ try:
 except OSError as e:
     print(n, errno.errorcode[e.errno])
 PY
-read -r stored err <"$WORK/flood"
-rss1=$(rss_kib)
-echo "  $stored symlinks made, then $err; VmRSS ${rss0} -> ${rss1} KiB; df used $(df_used)"
-[[ $err == ENOSPC ]] || fail "flood: $(cat "$WORK/flood") (want ENOSPC before 30000 symlinks)"
-((stored * 4096 <= 16 << 20 && stored >= 3000)) || fail "$stored symlinks of 4000 bytes fit in size=16M"
-if ! ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
-  ((rss1 - rss0 <= (16 + 16) * 1024)) || fail "VmRSS grew by $((rss1 - rss0)) KiB (size 16 MiB + 16 MiB slack)"
-fi
+flood_ended "symlinks of 4000 bytes" 30000 4096 3000
 meta=$(stat_value metadata_bytes)
 ((meta >= stored * 4096)) || fail "metadata_bytes $meta below the $stored symlinks made"
 (($(df_used) >= meta)) || fail "df used $(df_used) below metadata_bytes $meta"

@@ -332,14 +332,7 @@ TEST(PageStoreTest, RemoveFreesEverything) {
   store.Remove(3);
   store.Remove(3);  // Twice, and unknown files, are fine.
   store.Remove(12345);
-  s = store.Stats();
-  EXPECT_EQ(s.orig_data_size, 0u);
-  EXPECT_EQ(s.compr_data_size, 0u);
-  EXPECT_EQ(s.mem_used_total, 0u);
-  EXPECT_EQ(s.pool_pages, 0u);
-  EXPECT_EQ(s.buddied_pages, 0u);
-  EXPECT_EQ(s.same_pages, 0u);
-  EXPECT_EQ(s.huge_pages, 0u);
+  ExpectEmpty(store.Stats());
   EXPECT_EQ(arena.PagesInUse(), 0u) << "every page went back to the arena";
 
   // A removed id can be used again from scratch.
@@ -610,12 +603,7 @@ TEST(PageStoreTest, AllocateOfAHugeRangeIsOneExtent) {
   EXPECT_EQ(store.Stats().orig_data_size, len / 4 + kPage);
   EXPECT_EQ(ReadBytes(store, 1, len / 2, kPage), Bytes(text.begin(), text.begin() + kPage));
   store.Remove(1);
-  s = store.Stats();
-  EXPECT_EQ(s.orig_data_size, 0u);
-  EXPECT_EQ(s.same_pages, 0u);
-  EXPECT_EQ(s.pool_pages, 0u);
-  EXPECT_EQ(s.index_bytes, 0u);
-  EXPECT_EQ(s.mem_used_total, 0u);
+  ExpectEmpty(store.Stats());
 }
 
 // A zero range is preallocation too: its whole pages become one zero run (a zeroed 100 GiB
@@ -650,10 +638,7 @@ TEST(PageStoreTest, ZeroRangeOfAHugeRangeIsOneExtent) {
   EXPECT_EQ(full.Stats().orig_data_size, 16 * kPage);
   EXPECT_EQ(ReadBytes(full, 1, 0, 16 * kPage), Bytes(16 * kPage, 0));
   store.Remove(1);
-  s = store.Stats();
-  EXPECT_EQ(s.orig_data_size, 0u);
-  EXPECT_EQ(s.same_pages, 0u);
-  EXPECT_EQ(s.mem_used_total, 0u);
+  ExpectEmpty(store.Stats());
 }
 
 // The index is memory too (issue 14, 4b): mem_used_total (and what reclaim compares with

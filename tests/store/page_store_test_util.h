@@ -112,6 +112,20 @@ inline void ExpectMemFormula(const StoreStats& s) {
   EXPECT_LE(s.buddied_pages, s.pool_pages);
 }
 
+// What a store holding nothing shows (the lifetime counters aside).
+inline void ExpectEmpty(const StoreStats& s) {
+  EXPECT_EQ(s.orig_data_size, 0u);
+  EXPECT_EQ(s.compr_data_size, 0u);
+  EXPECT_EQ(s.mem_used_total, 0u);
+  EXPECT_EQ(s.pool_pages, 0u);
+  EXPECT_EQ(s.buddied_pages, 0u);
+  EXPECT_EQ(s.same_pages, 0u);
+  EXPECT_EQ(s.huge_pages, 0u);
+  EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.index_bytes, 0u);
+  EXPECT_EQ(s.metadata_bytes, 0u);
+}
+
 // ---- A page arena for tests: counts, tracks and can refuse pages --------------------------------
 
 // AllocPage fails (nullptr) once `allowed` pages have been handed out in total; tracks the
