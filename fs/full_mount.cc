@@ -164,9 +164,10 @@ void ResetKernelInode(Filesystem* fs, Inode* inode) {
 void StopCachedWrites(Filesystem* fs, Inode* inode) {
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    if (inode->stop_cached_writes) return;
     inode->stop_cached_writes = true;
   }
+  // Every time, not once: a stat (fstat, ls -l) fetches the attributes again, after which
+  // the kernel's next cached write would not ask; each near-full writeback re-arms it.
   if (fs->session() != nullptr) {
     (void)fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, -1, 0);
   }

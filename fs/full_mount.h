@@ -26,7 +26,7 @@
 //     lookup returns the new generation, fuse_iget marks the cached inode bad (its open
 //     handles then get EIO) and makes a fresh one with the daemon's size.
 //   * A writer that opened before near full (`cat /dev/zero > f`) keeps the page cache: it
-//     would write on, every page past the room refused at writeback. So the first writeback
+//     would write on, every page past the room refused at writeback. So every writeback
 //     of a file that finds the mount near full (or is refused) calls StopCachedWrites, which
 //     invalidates the kernel's attributes of the file (no request back, no lock): with the
 //     writeback cache the kernel asks for them (a GETATTR with the file handle) before its
