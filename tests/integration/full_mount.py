@@ -5,7 +5,7 @@
   mmap PATH DATA          ftruncate to 1 MiB, writes random data through a shared mapping,
                           msync: prints "msync ENOSPC" (or dies of SIGBUS); DATA gets the data
   check_mmap PATH DATA    every page of PATH is zeros (what ftruncate acknowledged) or DATA's
-  endless PATH LIMIT [fstat]  (fstat: an fstat after each write) writes until write(2) fails, which it must with ENOSPC before 4 x
+  endless PATH LIMIT      writes until write(2) fails, which it must with ENOSPC before 4 x
                           LIMIT, and checks the file reads back a prefix of what was written
   early PATH TOTAL LIMIT  opens, writes TOTAL bytes of a numbered pattern through the cache
                           and 4 KiB 8 MiB past them, fsyncs, and with the file still open drops the caches and checks that
@@ -101,7 +101,7 @@ def attempt(what, call):
         print(what, errno.errorcode.get(e.errno, e.errno))
 
 
-def endless(path, limit, stat_between=False):
+def endless(path, limit):
     """A writer that never stops (cat /dev/zero > f), opened before near full: write(2)
     itself must fail with ENOSPC before it has written four times what the mount holds, its
     close must succeed, and the file must read back exactly what write(2) acknowledged."""
@@ -111,8 +111,6 @@ def endless(path, limit, stat_between=False):
         while i * MiB < 4 * limit:
             os.write(fd, pattern(i))
             i += 1
-            if stat_between:  # Fetches the attributes the daemon invalidated to stop us.
-                os.fstat(fd)
         sys.exit("%d MiB written into a mount of %d bytes, and no ENOSPC" % (i, limit))
     except OSError as e:
         if e.errno != errno.ENOSPC:
@@ -165,7 +163,7 @@ if __name__ == "__main__":
     elif cmd == "check_mmap":
         check_mmap(sys.argv[2], sys.argv[3])
     elif cmd == "endless":
-        endless(sys.argv[2], int(sys.argv[3]), len(sys.argv) > 4 and sys.argv[4] == "fstat")
+        endless(sys.argv[2], int(sys.argv[3]))
     elif cmd == "early":
         early(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:

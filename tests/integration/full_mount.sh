@@ -99,13 +99,5 @@ python3 "$PY" endless "$MNT/endless" $capacity >"$WORK/endless.out" 2>&1 ||
   fail "endless writer: $(cat "$WORK/endless.out")"
 sed "s/^/[$TEST_NAME] endless writer: /" "$WORK/endless.out"
 require_mounted
-# Again on the same mount, with an fstat after each write: the stat fetches the attributes
-# the daemon invalidated to stop the writer, so every near-full writeback must re-arm it.
-rm -f "$MNT/endless"
-check "the same writer with an fstat after each write(2)"
-python3 "$PY" endless "$MNT/endless" $capacity fstat >"$WORK/endless.out" 2>&1 ||
-  fail "endless writer with fstat: $(cat "$WORK/endless.out")"
-sed "s/^/[$TEST_NAME] endless writer with fstat: /" "$WORK/endless.out"
-require_mounted
 unmount_zbudfs
 echo "[$TEST_NAME] PASS"
