@@ -2,15 +2,18 @@
 // PTHREAD_MUTEX_ADAPTIVE_NP). For short critical sections that many threads enter often, such
 // as the zbud pool's lists (the seed guards them with a spinlock): a waiter that would have
 // slept in the kernel, and cost its holder a futex wake on unlock, usually gets the lock
-// within the spin instead. Lockable, so std::lock_guard and std::unique_lock work with it.
+// within the spin instead. Lock it through AdaptiveLock (store/mutex.h), which the compiler's
+// thread-safety analysis understands.
 #ifndef ZBUDFS_STORE_ADAPTIVE_MUTEX_H_
 #define ZBUDFS_STORE_ADAPTIVE_MUTEX_H_
 
 #include <pthread.h>
 
+#include "store/thread_annotations.h"
+
 namespace zbudfs {
 
-class AdaptiveMutex {
+class CAPABILITY("mutex") AdaptiveMutex {
  public:
   AdaptiveMutex() {
     pthread_mutexattr_t attr;
@@ -23,9 +26,10 @@ class AdaptiveMutex {
   AdaptiveMutex(const AdaptiveMutex&) = delete;
   AdaptiveMutex& operator=(const AdaptiveMutex&) = delete;
 
-  void lock() { pthread_mutex_lock(&mu_); }                     // Spins, then sleeps.
-  bool try_lock() { return pthread_mutex_trylock(&mu_) == 0; }  // Never waits.
-  void unlock() { pthread_mutex_unlock(&mu_); }                 // Wakes a sleeper, if any.
+  void Lock() ACQUIRE() { pthread_mutex_lock(&mu_); }  // Spins, then sleeps.
+  bool TryLock() TRY_ACQUIRE(true) { return pthread_mutex_trylock(&mu_) == 0; }  // Never waits.
+  void Unlock() RELEASE() { pthread_mutex_unlock(&mu_); }  // Wakes a sleeper, if any.
+  void AssertHeld() ASSERT_CAPABILITY(this) {}
 
  private:
   pthread_mutex_t mu_;

@@ -115,7 +115,7 @@ StatusOr<ZbudPool::Handle> ZbudPool::Alloc(size_t size) {
   if (size > kMaxAllocSize) return Status::Error(ENOSPC, "zbud: allocation above 3968 bytes");
   const int chunks = static_cast<int>(SizeToChunks(size));
 
-  std::unique_lock<AdaptiveMutex> lock(mu_);
+  AdaptiveLock lock(&mu_);
   Header* zhdr = nullptr;
   Buddy bud = Buddy::kFirst;
   // First, the first unbuddied page with enough free chunks.
@@ -130,11 +130,11 @@ StatusOr<ZbudPool::Handle> ZbudPool::Alloc(size_t size) {
   if (zhdr == nullptr) {
     // None: a fresh page, taken and initialised with the lock released (it is ours alone
     // until listed, and its first touch may fault the memory in: no fault under the lock).
-    lock.unlock();
+    lock.Unlock();
     void* page = arena_->AllocPage();
     if (page == nullptr) return Status::Error(ENOMEM, "zbud: no memory for a new zbud page");
     zhdr = InitPage(page);
-    lock.lock();
+    lock.Lock();
     pages_nr_.fetch_add(1, std::memory_order_relaxed);
     bud = Buddy::kFirst;
   }
@@ -157,7 +157,7 @@ StatusOr<ZbudPool::Handle> ZbudPool::Alloc(size_t size) {
 void ZbudPool::Free(Handle handle) {
   Header* zhdr = HandleToHeader(handle);
   {
-    std::lock_guard<AdaptiveMutex> lock(mu_);
+    AdaptiveLock lock(&mu_);
     if (zhdr->first_chunks != 0 && zhdr->last_chunks != 0) {
       buddied_nr_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -181,7 +181,7 @@ void ZbudPool::Free(Handle handle) {
 }
 
 Status ZbudPool::ReclaimPage(unsigned retries) {
-  std::unique_lock<AdaptiveMutex> lock(mu_);
+  AdaptiveLock lock(&mu_);
   if (!evict_ || ListEmpty(&lru_) || retries == 0) {
     return Status::Error(EINVAL, "zbud: nothing to reclaim or no evict callback");
   }
@@ -195,19 +195,19 @@ Status ZbudPool::ReclaimPage(unsigned retries) {
     zhdr->under_reclaim = true;
     const Handle first = zhdr->first_chunks != 0 ? EncodeHandle(zhdr, Buddy::kFirst) : 0;
     const Handle last = zhdr->last_chunks != 0 ? EncodeHandle(zhdr, Buddy::kLast) : 0;
-    lock.unlock();
+    lock.Unlock();
 
     // Issue the evictions; after a failure the page's state below decides what happens.
     Status st;
     if (first != 0) st = evict_(*this, first);
     if (st.ok() && last != 0) st = evict_(*this, last);
 
-    lock.lock();
+    lock.Lock();
     zhdr->under_reclaim = false;
     if (zhdr->first_chunks == 0 && zhdr->last_chunks == 0) {
       // Both buddies are gone: free the page and succeed.
       pages_nr_.fetch_sub(1, std::memory_order_relaxed);
-      lock.unlock();
+      lock.Unlock();
       arena_->FreePage(zhdr);
       return Status::OK();
     }

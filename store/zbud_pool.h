@@ -49,7 +49,7 @@
 #include <functional>
 #include <mutex>
 
-#include "store/adaptive_mutex.h"
+#include "store/mutex.h"
 #include "store/status.h"
 
 namespace zbudfs {
