@@ -48,7 +48,7 @@ void Filesystem::FillAttr(const std::shared_ptr<Inode>& inode, struct stat* st) 
   uint64_t stored = inode->is_reg() ? store_->Usage(inode->ino).stored_bytes : 0;
   std::memset(st, 0, sizeof(*st));
   st->st_ino = inode->ino;
-  st->st_blksize = PageStore::kPageSize;
+  st->st_blksize = kPageSize;
   st->st_blocks = static_cast<blkcnt_t>((stored + 511) / 512);
   std::lock_guard<std::mutex> lock(inode->mu);
   st->st_mode = inode->mode;

@@ -170,7 +170,7 @@ void UnchargeXattrs(Filesystem* fs, uint64_t cost);
 // a symlink share its target: no further charge.
 inline constexpr size_t kShortSymlinkLen = 128;
 inline constexpr uint64_t SymlinkCost(size_t target_len) {
-  return target_len < kShortSymlinkLen ? 0 : PageStore::kPageSize;
+  return target_len < kShortSymlinkLen ? 0 : kPageSize;
 }
 
 // Statistics text: one "name value" line per CONTRACT field.

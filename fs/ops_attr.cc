@@ -134,7 +134,7 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   Filesystem* fs = Filesystem::From(req);
   StoreStats s = fs->store().Stats();
-  const uint64_t page = PageStore::kPageSize;
+  const uint64_t page = kPageSize;
   const uint64_t total = fs->options().size / page;
   // File pages and, rounded up to pages, extended attributes (PageStore::ChargeMetadata).
   const uint64_t used =

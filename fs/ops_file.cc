@@ -305,16 +305,15 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 // keep them). Whole pages only, so it cannot fail. Pages inside the file stay allocated, as
 // ext4 leaves them. inode->data_mu must be held exclusively.
 void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end) {
-  constexpr uint64_t kPage = PageStore::kPageSize;
   uint64_t size;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     size = static_cast<uint64_t>(inode->size);
   }
   // The pages of this call ([off, end) rounded out) that lie wholly past EOF.
-  const uint64_t from =
-      std::max(static_cast<uint64_t>(off) / kPage * kPage, (size + kPage - 1) / kPage * kPage);
-  const uint64_t to = (end + kPage - 1) / kPage * kPage;
+  const uint64_t from = std::max(static_cast<uint64_t>(off) / kPageSize * kPageSize,
+                                 (size + kPageSize - 1) / kPageSize * kPageSize);
+  const uint64_t to = (end + kPageSize - 1) / kPageSize * kPageSize;
   if (to > from) (void)fs->store().PunchHole(inode->ino, from, to - from);
 }
 

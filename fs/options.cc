@@ -15,8 +15,6 @@
 namespace zbudfs {
 namespace {
 
-constexpr uint64_t kPage = PageStore::kPageSize;
-
 enum Key {
   kKeyHelp,
   kKeyVersion,
@@ -159,7 +157,7 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
     case kKeySize: {
       uint64_t v = 0;
       if (!SizeOption(st, arg, &v)) return -1;
-      if (v < kPage) {
+      if (v < kPageSize) {
         *st->error = "invalid size for option size: '" + std::string(ValueOf(arg)) +
                      "' (must be at least 4096 bytes)";
         return -1;
@@ -169,14 +167,14 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
                      "' (must be at most 4P)";
         return -1;
       }
-      o->size = (v + kPage - 1) / kPage * kPage;
+      o->size = (v + kPageSize - 1) / kPageSize * kPageSize;
       st->size_set = true;
       return 0;
     }
     case kKeyMemLimit: {
       uint64_t v = 0;
       if (!SizeOption(st, arg, &v)) return -1;
-      if (v < kPage) {
+      if (v < kPageSize) {
         *st->error = "invalid size for option mem_limit: '" + std::string(ValueOf(arg)) +
                      "' (must be at least 4096 bytes)";
         return -1;
@@ -187,7 +185,7 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
     }
     case kKeyOverflowLimit: {
       if (!SizeOption(st, arg, &o->overflow_limit)) return -1;
-      if (o->overflow_limit < kPage) {  // 0 would mean "unlimited" to the overflow store.
+      if (o->overflow_limit < kPageSize) {  // 0 would mean "unlimited" to the overflow store.
         *st->error = "invalid size for option overflow_limit: '" + std::string(ValueOf(arg)) +
                      "' (must be at least 4096 bytes)";
         return -1;
@@ -268,8 +266,8 @@ std::string HumanSize(uint64_t bytes) {
 }
 
 uint64_t DefaultSize() {
-  uint64_t half = PhysicalMemory() / 2 / kPage * kPage;
-  return half < kPage ? kPage : half;
+  uint64_t half = PhysicalMemory() / 2 / kPageSize * kPageSize;
+  return half < kPageSize ? kPageSize : half;
 }
 
 // Twice the cores, 4 to 16: on 2 cores, 16 threads cost 25 % of random 4 KiB write IOPS
@@ -281,11 +279,11 @@ unsigned DefaultMaxThreads() {
 }
 
 // tmpfs's default: half of RAM's pages, whatever the size.
-uint64_t DefaultNrInodes() { return std::max<uint64_t>(PhysicalMemory() / kPage / 2, 1024); }
+uint64_t DefaultNrInodes() { return std::max<uint64_t>(PhysicalMemory() / kPageSize / 2, 1024); }
 
 uint64_t DefaultMemLimit() {
-  uint64_t quarter = PhysicalMemory() / 4 / kPage * kPage;
-  return quarter < kPage ? kPage : quarter;
+  uint64_t quarter = PhysicalMemory() / 4 / kPageSize * kPageSize;
+  return quarter < kPageSize ? kPageSize : quarter;
 }
 
 }  // namespace

@@ -30,11 +30,12 @@
 #include <mutex>
 #include <vector>
 
+#include "store/page_size.h"
+
 namespace zbudfs {
 
 class PageArena {
  public:
-  static constexpr size_t kPageSize = 4096;
   static constexpr size_t kRegionPages = 512;  // 2 MiB per mapping.
 
   static constexpr size_t kDeferPages = 32768;  // Default most pages a DeferredFree holds.

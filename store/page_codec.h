@@ -31,13 +31,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "store/page_size.h"
 #include "store/status.h"
 
 namespace zbudfs {
 
 class PageCodec {
  public:
-  static constexpr size_t kPageSize = 4096;
   static constexpr size_t kMaxCompressed = 3968;  // zbud's largest allocation.
   static constexpr size_t kCheckSize = 4;         // The check value after the frame.
 

@@ -19,7 +19,6 @@ using store_internal::kBatchPages;
 using store_internal::kDropBatch;
 using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
-using store_internal::kPage;
 
 PageStore::PageStore(const PageStoreOptions& options)
     : options_(options),
@@ -89,7 +88,7 @@ Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, F
                                WriteMuMode mode, Limit limit) {
   // Per thread, not on the stack: a 4 KiB write would otherwise zero 8 KiB of entries
   // (fresh and old) per call. Nothing here re-enters RewritePages on the same thread.
-  thread_local uint8_t merge[kPage];
+  thread_local uint8_t merge[kPageSize];
   thread_local PageEntry fresh[kBatchPages];
   thread_local PageEntry old[kBatchPages];
   bool touched[kBatchPages];
@@ -213,7 +212,7 @@ Status PageStore::LoadPage(const File& f, uint64_t page, uint8_t* buf) const {
   std::shared_lock<std::shared_mutex> lock(f.index_mu);
   const PageEntry* e = f.index.Find(page);
   if (e == nullptr) {
-    std::memset(buf, 0, kPage);
+    std::memset(buf, 0, kPageSize);
     return Status::OK();
   }
   return DecodePage(*e, buf);
@@ -275,16 +274,16 @@ Status PageStore::Write(FileId id, uint64_t off, const void* buf, size_t len) {
   if (off >= kMaxFileSize || len > kMaxFileSize - off) return Status::Error(EFBIG);
   const auto* src = static_cast<const uint8_t*>(buf);
   const uint64_t end = off + len;
-  const uint64_t first = off / kPage;
-  const uint64_t last = (end - 1) / kPage;
-  if (off % kPage == 0 && len % kPage == 0 && len / kPage <= kBatchPages) {
+  const uint64_t first = off / kPageSize;
+  const uint64_t last = (end - 1) / kPageSize;
+  if (off % kPageSize == 0 && len % kPageSize == 0 && len / kPageSize <= kBatchPages) {
     // Whole pages, one batch (every writeback request): compressed with no lock of the
     // file, so that writers of one file compress in parallel; published under write_mu.
     for (;;) {
       std::shared_ptr<File> f = FindOrCreateFile(id);
       Status st = RewritePages(
-          id, *f, first, len / kPage,
-          [&](uint64_t page, uint8_t*, Status*) { return src + (page * kPage - off); },
+          id, *f, first, len / kPageSize,
+          [&](uint64_t page, uint8_t*, Status*) { return src + (page * kPageSize - off); },
           WriteMuMode::kLockToPublish);
       if (st.code() != ESTALE) return st;  // Else Remove raced us: write to the new file.
     }
@@ -292,11 +291,12 @@ Status PageStore::Write(FileId id, uint64_t off, const void* buf, size_t len) {
   return WithFile(id, /*create=*/true, [&](File& f) {
     return RewritePages(id, f, first, last - first + 1,
                         [&](uint64_t page, uint8_t* merge, Status* st) -> const uint8_t* {
-                          const uint64_t pstart = page * kPage;
-                          if (pstart >= off && pstart + kPage <= end) return src + (pstart - off);
+                          const uint64_t pstart = page * kPageSize;
+                          if (pstart >= off && pstart + kPageSize <= end)
+                            return src + (pstart - off);
                           *st = LoadPage(f, page, merge);
                           const uint64_t from = std::max(pstart, off);
-                          const uint64_t to = std::min(pstart + kPage, end);
+                          const uint64_t to = std::min(pstart + kPageSize, end);
                           std::memcpy(merge + (from - pstart), src + (from - off), to - from);
                           return merge;
                         });
@@ -324,18 +324,18 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
     std::unique_ptr<uint8_t[]> payload;
   };
   std::vector<Promotion> promotions;
-  thread_local uint8_t bounce[kPage];
+  thread_local uint8_t bounce[kPageSize];
   {
     std::shared_lock<std::shared_mutex> lock(f->index_mu);
     uint64_t pos = off;
     const uint64_t end = off + len;
     while (pos < end) {
-      const uint64_t page = pos / kPage;
-      const uint64_t in_page = pos % kPage;
-      const uint64_t n = std::min<uint64_t>(kPage - in_page, end - pos);
+      const uint64_t page = pos / kPageSize;
+      const uint64_t in_page = pos % kPageSize;
+      const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
       uint8_t* out = dst + (pos - off);
       const PageEntry* e = f->index.Find(page);
-      uint8_t* into = (in_page == 0 && n == kPage) ? out : bounce;
+      uint8_t* into = (in_page == 0 && n == kPageSize) ? out : bounce;
       if (e == nullptr) {
         std::memset(out, 0, n);
         pos += n;
@@ -348,8 +348,8 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
         auto payload = std::make_unique<uint8_t[]>(e->length);
         Status st = ReadOverflow(*e, payload.get());
         if (st.ok()) {
-          if (e->length == kPage) {
-            std::memcpy(into, payload.get(), kPage);
+          if (e->length == kPageSize) {
+            std::memcpy(into, payload.get(), kPageSize);
           } else {
             st = PageCodec::Decompress(payload.get(), e->length, into);
             if (!st.ok()) Report(StoreErrorKind::kCheckFailed, st);
@@ -357,7 +357,7 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
         }
         if (!st.ok()) return st;
         if ((before & kFlagAccessed) != 0 && promotions.size() < kMaxPromotePerRead &&
-            MemUsed() + kPage < low_wm_) {
+            MemUsed() + kPageSize < low_wm_) {
           promotions.push_back(Promotion{page, e->value, e->stamp, e->length, std::move(payload)});
         }
       } else {
@@ -378,9 +378,9 @@ Status PageStore::Truncate(FileId id, uint64_t size) {
   if (size > kMaxFileSize) return Status::Error(EFBIG);
   return WithFile(id, /*create=*/false, [&](File& f) -> Status {
     // Whole pages first: what they free makes room for the tail page's new form.
-    DropPages(f, (size + kPage - 1) / kPage, PageIndex::kNone);
-    if (size % kPage == 0) return Status::OK();
-    return ZeroInPage(id, f, size / kPage, size % kPage, kPage);
+    DropPages(f, (size + kPageSize - 1) / kPageSize, PageIndex::kNone);
+    if (size % kPageSize == 0) return Status::OK();
+    return ZeroInPage(id, f, size / kPageSize, size % kPageSize, kPageSize);
   });
 }
 
@@ -411,21 +411,21 @@ Status PageStore::SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& p
   if (len == 0) return Status::OK();
   if (off >= kMaxFileSize) return Status::OK();
   const uint64_t end = len > kMaxFileSize - off ? kMaxFileSize : off + len;
-  const uint64_t first_whole = (off + kPage - 1) / kPage;
-  const uint64_t last_whole = end / kPage;  // Exclusive.
-  const uint64_t lead = off / kPage;        // The leading partial page, if off % kPage.
-  if (off % kPage != 0 && lead == (end - 1) / kPage) {
-    return part(lead, off % kPage, end - lead * kPage);  // Within one page.
+  const uint64_t first_whole = (off + kPageSize - 1) / kPageSize;
+  const uint64_t last_whole = end / kPageSize;  // Exclusive.
+  const uint64_t lead = off / kPageSize;        // The leading partial page, if off % kPageSize.
+  if (off % kPageSize != 0 && lead == (end - 1) / kPageSize) {
+    return part(lead, off % kPageSize, end - lead * kPageSize);  // Within one page.
   }
   if (first_whole < last_whole) {
     Status st = whole(first_whole, last_whole);
     if (!st.ok()) return st;
   }
-  if (off % kPage != 0) {
-    Status st = part(lead, off % kPage, kPage);
+  if (off % kPageSize != 0) {
+    Status st = part(lead, off % kPageSize, kPageSize);
     if (!st.ok()) return st;
   }
-  if (end % kPage != 0) return part(end / kPage, 0, end % kPage);
+  if (end % kPageSize != 0) return part(end / kPageSize, 0, end % kPageSize);
   return Status::OK();
 }
 
@@ -483,8 +483,8 @@ Status PageStore::ZeroRange(FileId id, uint64_t off, uint64_t len) {
 Status PageStore::Allocate(FileId id, uint64_t off, uint64_t len) {
   if (len == 0) return Status::OK();
   if (off >= kMaxFileSize || len > kMaxFileSize - off) return Status::Error(EFBIG);
-  const uint64_t first = off / kPage;
-  const uint64_t last = (off + len - 1) / kPage + 1;
+  const uint64_t first = off / kPageSize;
+  const uint64_t last = (off + len - 1) / kPageSize + 1;
   return WithFile(id, /*create=*/true, [&](File& f) -> Status {
     std::unique_lock<std::shared_mutex> lock(f.index_mu);
     const uint64_t holes = (last - first) - f.index.CountPresent(first, last);
@@ -530,15 +530,15 @@ uint64_t PageStore::SeekData(FileId id, uint64_t off, bool want_data) const {
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return want_data ? UINT64_MAX : off;
   std::shared_lock<std::shared_mutex> lock(f->index_mu);
-  const uint64_t page = off / kPage;
+  const uint64_t page = off / kPageSize;
   const uint64_t found = want_data ? f->index.NextPresent(page) : f->index.NextHole(page);
   if (found == PageIndex::kNone) return UINT64_MAX;
-  return std::max(off, found * kPage);
+  return std::max(off, found * kPageSize);
 }
 
 StoreStats PageStore::Stats() const {
   StoreStats s;
-  s.orig_data_size = pages_held_.load(std::memory_order_relaxed) * kPage;
+  s.orig_data_size = pages_held_.load(std::memory_order_relaxed) * kPageSize;
   s.compr_data_size = compr_bytes_.load(std::memory_order_relaxed);
   s.pool_pages = pool_->PoolPages();
   s.buddied_pages = pool_->BuddiedPages();
@@ -546,7 +546,7 @@ StoreStats PageStore::Stats() const {
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
   s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
   s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
-  s.mem_used_total = (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage +
+  s.mem_used_total = (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPageSize +
                      s.index_bytes + s.metadata_bytes;
   s.mem_limit = options_.mem_limit;
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);

@@ -84,6 +84,7 @@
 #include <unordered_map>
 
 #include "store/page_codec.h"
+#include "store/page_size.h"
 #include "store/status.h"
 
 namespace zbudfs {
@@ -148,7 +149,6 @@ struct FileUsage {
 class PageStore {
  public:
   using FileId = uint64_t;
-  static constexpr size_t kPageSize = 4096;
   // Largest offset + 1 accepted: the kernel's MAX_LFS_FILESIZE, which is what FUSE gives
   // s_maxbytes. With the writeback cache the kernel accepts every write below it into its
   // page cache before we see it, so a smaller limit here loses data at writeback.

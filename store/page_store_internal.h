@@ -21,7 +21,6 @@
 namespace zbudfs {
 namespace store_internal {
 
-constexpr size_t kPage = PageStore::kPageSize;
 constexpr uint64_t kBatchPages = 256;  // Pages encoded before one index swap (1 MiB).
 constexpr uint64_t kDropBatch = 1024;  // Entries a delete takes out of the index at once.
 

@@ -15,7 +15,6 @@
 namespace zbudfs {
 
 using store_internal::kMaxZbudPayload;
-using store_internal::kPage;
 using store_internal::kPairedPayload;
 using store_internal::OwnerTag;
 using store_internal::StoreTag;
@@ -27,7 +26,7 @@ uint64_t PageStore::EntryCost(const PageEntry& e) {
     case PageEntry::kZbud:
       return ZbudPool::AllocatedBytes(e.length + sizeof(OwnerTag));
     case PageEntry::kRaw:
-      return kPage;
+      return kPageSize;
     case PageEntry::kOverflow:
       return e.length;
     default:
@@ -36,7 +35,7 @@ uint64_t PageStore::EntryCost(const PageEntry& e) {
 }
 
 uint64_t PageStore::MemUsed() const {
-  return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPage +
+  return (pool_->PoolPages() + raw_mem_pages_.load(std::memory_order_relaxed)) * kPageSize +
          index_bytes_.load(std::memory_order_relaxed) +
          metadata_bytes_.load(std::memory_order_relaxed);
 }
@@ -51,11 +50,11 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, ui
     out->value = word;
     return Status::OK();
   }
-  thread_local uint8_t scratch[kPage];
+  thread_local uint8_t scratch[kPageSize];
   size_t n = PageCodec::CompressFastFirst(data, options_.zstd_level, options_.zstd_fast_level,
                                           kPairedPayload, streak, scratch);
   if (n > kMaxZbudPayload) n = 0;
-  const uint64_t cost = n != 0 ? ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n) : kPage;
+  const uint64_t cost = n != 0 ? ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n) : kPageSize;
   // A page that takes no more memory than the one it replaces (freed right after the swap)
   // may pass mem_limit for that moment: truncate, punch and shrinking overwrites never fail
   // for memory.
@@ -78,7 +77,7 @@ Status PageStore::EncodePage(FileId file, uint64_t page, const uint8_t* data, ui
   void* raw = arena_->AllocPage();
   if (raw == nullptr) return Status::Error(ENOSPC, "no memory for a raw page");
   raw_mem_pages_.fetch_add(1, std::memory_order_relaxed);
-  std::memcpy(raw, data, kPage);
+  std::memcpy(raw, data, kPageSize);
   out->kind = PageEntry::kRaw;
   out->value = reinterpret_cast<uint64_t>(raw);
   unpublished_.fetch_add(1, std::memory_order_relaxed);  // Until EndInFlight.
@@ -97,11 +96,11 @@ Status PageStore::DecodePage(const PageEntry& e, uint8_t* out) const {
       return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
     }
     case PageEntry::kRaw:
-      std::memcpy(out, reinterpret_cast<const void*>(e.value), kPage);
+      std::memcpy(out, reinterpret_cast<const void*>(e.value), kPageSize);
       return Status::OK();
     case PageEntry::kOverflow: {  // Partial-page merges; Read() handles its own.
-      if (e.length == kPage) return ReadOverflow(e, out);
-      uint8_t payload[kPage];
+      if (e.length == kPageSize) return ReadOverflow(e, out);
+      uint8_t payload[kPageSize];
       Status st = ReadOverflow(e, payload);
       if (!st.ok()) return st;
       st = PageCodec::Decompress(payload, e.length, out);
@@ -134,7 +133,7 @@ void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
       break;
     case PageEntry::kRaw:
       huge += sign;
-      compr += sign * static_cast<int64_t>(kPage);
+      compr += sign * static_cast<int64_t>(kPageSize);
       break;
     case PageEntry::kOverflow:
       overflow += sign;
@@ -190,14 +189,14 @@ bool PageStore::ReserveCapacity(uint64_t bytes) {
 
 bool PageStore::ReservePages(uint64_t n) {
   if (n == 0) return true;
-  if (!ReserveCapacity(n * kPage)) return false;
+  if (!ReserveCapacity(n * kPageSize)) return false;
   pages_held_.fetch_add(n, std::memory_order_relaxed);
   return true;
 }
 
 void PageStore::UnreservePages(uint64_t n) {
   pages_held_.fetch_sub(n, std::memory_order_relaxed);
-  capacity_used_.fetch_sub(n * kPage, std::memory_order_relaxed);
+  capacity_used_.fetch_sub(n * kPageSize, std::memory_order_relaxed);
 }
 
 Status PageStore::ChargeMetadata(int64_t bytes) {
@@ -207,7 +206,7 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
     capacity_used_.fetch_sub(back, std::memory_order_relaxed);
     // Freed metadata is heap given back: it counts towards the next malloc_trim as dropped
     // pages do, so that RSS falls after a flood of xattrs is deleted.
-    dropped_pages_.fetch_add((back + kPage - 1) / kPage, std::memory_order_relaxed);
+    dropped_pages_.fetch_add((back + kPageSize - 1) / kPageSize, std::memory_order_relaxed);
     return Status::OK();
   }
   const uint64_t n = static_cast<uint64_t>(bytes);

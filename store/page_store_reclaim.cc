@@ -22,7 +22,6 @@ namespace zbudfs {
 
 using store_internal::kMakeRoomAttempts;
 using store_internal::kMaxIdleRoomWaits;
-using store_internal::kPage;
 using store_internal::kReclaimRetries;
 using store_internal::kRoomWait;
 using store_internal::kTrimWhenQuiet;
@@ -72,7 +71,7 @@ Status PageStore::Report(StoreErrorKind kind, Status st) const {
 
 // True if the overflow slot at loc holds exactly payload[0..len).
 bool PageStore::SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const {
-  uint8_t current[kPage];
+  uint8_t current[kPageSize];
   return options_.overflow->Read(loc, current, len).ok() && std::memcmp(current, payload, len) == 0;
 }
 
@@ -83,11 +82,11 @@ void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return;
   PageEntry fresh;
-  if (len == kPage) {
+  if (len == kPageSize) {
     void* raw = arena_->AllocPage();
     if (raw == nullptr) return;
     raw_mem_pages_.fetch_add(1, std::memory_order_relaxed);
-    std::memcpy(raw, payload, kPage);
+    std::memcpy(raw, payload, kPageSize);
     fresh.kind = PageEntry::kRaw;
     fresh.value = reinterpret_cast<uint64_t>(raw);
   } else {
@@ -132,13 +131,13 @@ void PageStore::Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp,
 Status PageStore::MakeRoom() {
   if (options_.mem_limit == 0) return Status::OK();
   const uint64_t used = MemUsed();
-  if (reclaimer_.joinable() && used + kPage > high_wm_) bg_cv_.notify_one();
-  if (used + kPage <= options_.mem_limit) return Status::OK();
+  if (reclaimer_.joinable() && used + kPageSize > high_wm_) bg_cv_.notify_one();
+  if (used + kPageSize <= options_.mem_limit) return Status::OK();
   if (!options_.overflow) return Status::Error(ENOSPC, "mem_limit reached (no overflow)");
   // When no page is left in memory, what fills mem_limit is the page indexes (and metadata),
   // which overflow pages need too: the page may still pass through memory on its way to the
   // overflow directory (one page per writing thread, as always); the next MakeRoom evicts it.
-  Status st = Reclaim(options_.mem_limit - kPage, /*enough_when_no_pages=*/true);
+  Status st = Reclaim(options_.mem_limit - kPageSize, /*enough_when_no_pages=*/true);
   if (st.ok() || st.code() == EAGAIN) return st;  // EAGAIN: only unpublished pages left.
   return Status::Error(st.code() == EIO ? EIO : ENOSPC, st.message());
 }
@@ -240,7 +239,7 @@ Status PageStore::EvictZbud(uint64_t handle) {
   const OwnerTag tag = LoadTag(pool_->Map(handle));
   std::shared_ptr<File> f = FindFile(tag.file);
   if (!f) return Status::OK();  // Freed with its file, or not yet published: not ours to move.
-  uint8_t payload[kPage];
+  uint8_t payload[kPageSize];
   uint32_t len;
   {
     std::shared_lock<std::shared_mutex> lock(f->index_mu);
@@ -285,14 +284,14 @@ Status PageStore::EvictRaw() {
   }
   std::shared_ptr<File> f = FindFile(r.file);
   if (!f) return Status::OK();  // Stale record.
-  uint8_t data[kPage];
+  uint8_t data[kPageSize];
   {
     std::shared_lock<std::shared_mutex> lock(f->index_mu);
     const PageEntry* e = f->index.Find(r.page);
     if (e == nullptr || e->kind != PageEntry::kRaw || e->value != r.addr) return Status::OK();
-    std::memcpy(data, reinterpret_cast<const void*>(r.addr), kPage);
+    std::memcpy(data, reinterpret_cast<const void*>(r.addr), kPageSize);
   }
-  StatusOr<uint64_t> loc = options_.overflow->Write(data, kPage);
+  StatusOr<uint64_t> loc = options_.overflow->Write(data, kPageSize);
   if (!loc.ok()) {
     if (loc.status().code() == EIO) Report(StoreErrorKind::kOverflowIo, loc.status());
     std::lock_guard<std::mutex> lock(raw_mu_);
@@ -305,11 +304,11 @@ Status PageStore::EvictRaw() {
     // The address alone is not enough: the page may have been overwritten twice meanwhile
     // and got its old address back from the arena (LIFO); then it holds newer data.
     if (e != nullptr && e->kind == PageEntry::kRaw && e->value == r.addr &&
-        std::memcmp(data, reinterpret_cast<const void*>(r.addr), kPage) == 0) {
+        std::memcmp(data, reinterpret_cast<const void*>(r.addr), kPageSize) == 0) {
       const PageEntry old = *e;
       e->kind = PageEntry::kOverflow;
       e->value = *loc;
-      e->length = kPage;
+      e->length = kPageSize;
       e->flags = 0;
       e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
       AccountSwap(*f, old, *e);
@@ -319,7 +318,7 @@ Status PageStore::EvictRaw() {
       return Status::OK();
     }
   }
-  options_.overflow->Free(*loc, kPage);
+  options_.overflow->Free(*loc, kPageSize);
   return Status::OK();
 }
 

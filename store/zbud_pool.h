@@ -50,6 +50,7 @@
 #include <mutex>
 
 #include "store/mutex.h"
+#include "store/page_size.h"
 #include "store/status.h"
 
 namespace zbudfs {
@@ -62,7 +63,6 @@ class ZbudPool {
   // The owner's evict callback; see the contract above.
   using EvictFn = std::function<Status(ZbudPool& pool, Handle handle)>;
 
-  static constexpr size_t kPageSize = 4096;
   static constexpr int kChunksOrder = 6;                                         // NCHUNKS_ORDER.
   static constexpr size_t kChunkShift = 12 - kChunksOrder;                       // log2(64).
   static constexpr size_t kChunkSize = size_t{1} << kChunkShift;                 // 64 bytes.

@@ -43,7 +43,7 @@
 namespace zbudfs {
 namespace {
 
-constexpr size_t kPage = PageStore::kPageSize;
+constexpr size_t kPage = kPageSize;
 constexpr size_t kChunk = 1 << 20;      // One request: 256 pages.
 constexpr size_t kDataBytes = 8 << 20;  // Per kind.
 constexpr size_t kChunks = kDataBytes / kChunk;

@@ -124,8 +124,8 @@ void BM_RealisticMix(benchmark::State& state) {
     state.counters["pool_pages"] = pages;
     state.counters["buddied_pct"] = 100.0 * static_cast<double>(pool.BuddiedPages()) / pages;
     state.counters["zpages_per_page"] = static_cast<double>(n) / pages;
-    state.counters["density_pct"] = 100.0 * static_cast<double>(live_bytes) /
-                                    (pages * static_cast<double>(ZbudPool::kPageSize));
+    state.counters["density_pct"] =
+        100.0 * static_cast<double>(live_bytes) / (pages * static_cast<double>(kPageSize));
     state.counters["pages_growth"] = pages - static_cast<double>(pages_before_loop);
   }
   for (Handle h : live) {

@@ -31,7 +31,7 @@ class FilesystemTest : public ::testing::Test {
     std::shared_ptr<Inode> inode = fs_.table().Create(S_IFREG | 0644, "");
     inode->nlink = nlink;
     inode->nlookup = nlookup;
-    std::vector<char> page(PageStore::kPageSize, 'x');
+    std::vector<char> page(kPageSize, 'x');
     EXPECT_TRUE(fs_.store().Write(inode->ino, 0, page.data(), page.size()).ok());
     EXPECT_EQ(fs_.store().Usage(inode->ino).pages, 1u);
     return inode;
@@ -110,14 +110,14 @@ TEST_F(FilesystemTest, ReleaseOfADirectoryTouchesNoData) {
 TEST_F(FilesystemTest, LastForgetOfALongSymlinkGivesItsChargeBack) {
   EXPECT_EQ(SymlinkCost(kShortSymlinkLen - 1), 0u);  // Inline in the inode, as on tmpfs.
   const std::string target(4000, 't');
-  ASSERT_EQ(SymlinkCost(target.size()), PageStore::kPageSize);
+  ASSERT_EQ(SymlinkCost(target.size()), kPageSize);
   ASSERT_TRUE(fs_.store().ChargeMetadata(SymlinkCost(target.size())).ok());
   std::shared_ptr<Inode> link = fs_.table().Create(S_IFLNK | 0777, target);
   link->nlink = 2;  // A hard link too.
   link->nlookup = 2;
   fs_.Forget(link->ino, 1);
   link->nlink = 0;  // Both names unlinked; one lookup left.
-  EXPECT_EQ(fs_.store().Stats().metadata_bytes, PageStore::kPageSize);
+  EXPECT_EQ(fs_.store().Stats().metadata_bytes, kPageSize);
   fs_.Forget(link->ino, 1);
   EXPECT_EQ(fs_.Get(link->ino), nullptr);
   EXPECT_EQ(fs_.store().Stats().metadata_bytes, 0u);

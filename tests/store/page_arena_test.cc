@@ -20,7 +20,7 @@
 namespace zbudfs {
 namespace {
 
-constexpr size_t kPage = PageArena::kPageSize;
+constexpr size_t kPage = kPageSize;
 
 // Writes a recognizable word at both ends of a page.
 void Stamp(void* page, uint64_t value) {

@@ -20,7 +20,7 @@
 
 namespace zbudfs::codec_test {
 
-inline constexpr size_t kPage = PageCodec::kPageSize;
+inline constexpr size_t kPage = kPageSize;
 using Page = std::array<uint8_t, kPage>;
 
 // Whole pages of bytes, at most max_bytes of them.

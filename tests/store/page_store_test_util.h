@@ -25,7 +25,7 @@
 
 namespace zbudfs::store_test {
 
-inline constexpr uint64_t kPage = PageStore::kPageSize;
+inline constexpr uint64_t kPage = kPageSize;
 using Bytes = std::vector<uint8_t>;
 
 // page_store.cc puts a 16-byte owner tag (file, page) in front of every zbud allocation, so a

@@ -33,7 +33,7 @@ namespace zbudfs::zbud_test {
 
 using Handle = ZbudPool::Handle;
 
-inline constexpr size_t kPage = ZbudPool::kPageSize;
+inline constexpr size_t kPage = kPageSize;
 inline constexpr size_t kChunk = ZbudPool::kChunkSize;
 inline constexpr size_t kMaxSize = ZbudPool::kMaxAllocSize;
 inline constexpr int kUsableChunks = ZbudPool::kNumChunks;
