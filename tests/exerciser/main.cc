@@ -46,8 +46,10 @@
 #include "tests/exerciser/options.h"
 #include "tests/exerciser/runner.h"
 
-int main(int argc, char** argv) {
-  using namespace zbudfs::exerciser;
+namespace zbudfs::exerciser {
+namespace {
+
+int Main(int argc, char** argv) {
   Options opt = ParseOptions(argc, argv);
   if (opt.jobs > 1) {
     if (std::optional<int> status = ForkJobs(&opt)) return *status;
@@ -64,3 +66,8 @@ int main(int argc, char** argv) {
   Runner runner(opt);
   return runner.Run();
 }
+
+}  // namespace
+}  // namespace zbudfs::exerciser
+
+int main(int argc, char** argv) { return zbudfs::exerciser::Main(argc, argv); }
