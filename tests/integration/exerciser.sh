@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Random-operation exerciser (tests/exerciser/exerciser.cc): the same seeded random sequence of
+# Random-operation exerciser (tests/exerciser/, main.cc): the same seeded random sequence of
 # writes (4 KiB-straddling, sparse up to 3 GiB, O_APPEND), reads, O_DIRECT reads, truncates,
 # fallocate (punch hole, zero range, allocate), mmap MAP_SHARED reads/writes with msync,
 # fsync, fadvise(DONTNEED), renames, links, unlinks of open files (whose handles stay in use),
@@ -41,19 +41,19 @@ echo "[$TEST_NAME] seed $SEED, $OPS ops per job (replay: EXERCISER_SEED=$SEED $0
 
 # The exerciser binary: $EXERCISER_BIN if set, else the one CMake built in the daemon's build
 # directory ($(dirname $ZBUDFS_BIN)/tests/exerciser, with -Werror like the rest); when that is
-# missing or older than its source (a daemon installed elsewhere, a partial build), one is
-# compiled here with g++.
-SRC=$REPO_ROOT/tests/exerciser/exerciser.cc
+# missing or older than one of its sources (a daemon installed elsewhere, a partial build), one
+# is compiled here with g++. Its sources: tests/exerciser/*.cc and *.h, and store/page_size.h.
+SRC_DIR=$REPO_ROOT/tests/exerciser
 if [[ -n ${EXERCISER_BIN:-} ]]; then
   EX=$EXERCISER_BIN
   [[ -x $EX ]] || fail "no exerciser at EXERCISER_BIN=$EX"
 else
   EX=$(dirname "$ZBUDFS_BIN")/tests/exerciser
-  if [[ ! -x $EX || $EX -ot $SRC ]]; then
-    echo "[$TEST_NAME] $EX is missing or older than $SRC: compiling the exerciser with g++"
+  if [[ ! -x $EX || -n $(find "$SRC_DIR" "$REPO_ROOT/store/page_size.h" -newer "$EX" -print -quit) ]]; then
+    echo "[$TEST_NAME] $EX is missing or older than its sources ($SRC_DIR): compiling the exerciser with g++"
     command -v g++ >/dev/null || fail "g++ is needed to build the exerciser"
     EX=$WORK/exerciser
-    g++ -O2 -std=c++20 -o "$EX" "$SRC" || fail "cannot build the exerciser"
+    g++ -O2 -std=c++20 -I"$REPO_ROOT" -o "$EX" "$SRC_DIR"/*.cc || fail "cannot build the exerciser"
   fi
 fi
 echo "[$TEST_NAME] exerciser: $EX"
