@@ -3,16 +3,18 @@
 // Lock order: tree_mu_ -> Inode::mu (filesystem.h); RefusedWrites::mu_ is taken alone.
 #include "fs/full_mount.h"
 
+#include <sys/sysmacros.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <shared_mutex>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "fs/filesystem.h"
 #include "fs/log.h"
+#include "fs/mount_table.h"
 #include "fs/session_loop.h"
 
 namespace zbudfs {
@@ -21,20 +23,6 @@ namespace {
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 // When sysfs cannot tell: more than 1 % of the dirty threshold of a machine with 32 GiB.
 constexpr uint64_t kFallbackDirtyLimit = 64 * kMiB;
-
-// Undoes mountinfo's octal escapes (\040 for a space, ...).
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 // The first number in file path, or fallback.
 uint64_t ReadNumber(const std::string& path, uint64_t fallback) {
@@ -57,16 +45,11 @@ uint64_t GlobalDirtyThreshold() {
 }  // namespace
 
 std::string BdiOfMount(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    // ID PARENT MAJ:MIN ROOT MOUNTPOINT ...
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    if (!(fields >> id >> parent >> dev >> root >> point)) continue;
-    if (Unescape(point) == mountpoint) found = dev;  // The latest mount there wins.
-  }
-  return found.empty() ? std::string() : "/sys/class/bdi/" + found;
+  if (!FindMount(mountpoint).ok()) return std::string();
+  // Called before the session serves: the cached attributes only (no GETATTR to ourselves).
+  StatusOr<dev_t> dev = CachedDevice(mountpoint);
+  if (!dev.ok()) return std::string();
+  return "/sys/class/bdi/" + std::to_string(major(*dev)) + ":" + std::to_string(minor(*dev));
 }
 
 uint64_t DirtyLimitBytes(const std::string& bdi_dir) {

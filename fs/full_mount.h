@@ -57,7 +57,7 @@ namespace zbudfs {
 class Filesystem;
 
 // "/sys/class/bdi/MAJ:MIN" of the file system mounted at mountpoint (an absolute, resolved
-// path), from /proc/self/mountinfo (the latest mount there); "" if not found.
+// path), named after its device number (mount_table.h); "" if nothing is mounted there.
 std::string BdiOfMount(const std::string& mountpoint);
 
 // The most bytes the kernel may hold dirty (or under writeback) for the bdi at bdi_dir:

@@ -22,11 +22,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "fs/filesystem.h"
 #include "fs/log.h"
+#include "fs/mount_table.h"
 #include "fs/options.h"
 #include "fs/session_loop.h"
 
@@ -112,32 +114,9 @@ std::string CheckMountpoint(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return std::strerror(errno);
   if (!S_ISDIR(st.st_mode)) return "not a directory";
-  // /proc/self/mountinfo: field 5 is the mount point, with space, tab, newline and
-  // backslash written as \ooo.
-  FILE* f = std::fopen("/proc/self/mountinfo", "r");
-  if (f == nullptr) return "";
-  char* line = nullptr;
-  size_t cap = 0;
-  bool mounted = false;
-  while (!mounted && getline(&line, &cap, f) > 0) {
-    char* save = nullptr;
-    char* field = strtok_r(line, " ", &save);
-    for (int i = 1; field != nullptr && i < 5; ++i) field = strtok_r(nullptr, " ", &save);
-    if (field == nullptr) continue;
-    std::string mp;
-    for (const char* p = field; *p != '\0'; ++p) {
-      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
-        mp += static_cast<char>((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-        p += 3;
-      } else {
-        mp += *p;
-      }
-    }
-    mounted = mp == path;
-  }
-  std::free(line);
-  std::fclose(f);
-  return mounted ? "already a mount point (unmount it first)" : "";
+  // An unreadable mount table is no reason to refuse: the mount itself will tell.
+  if (FindMount(path).ok()) return "already a mount point (unmount it first)";
+  return "";
 }
 
 void PrintVersion() {
@@ -145,72 +124,111 @@ void PrintVersion() {
               fuse_pkgversion(), ZSTD_versionString());
 }
 
-int Run(int argc, char** argv) {
-  LogInit();
-  FuseArgs args(argc, argv);
-  MountOptions opts;
+// Parses and checks the command line, and resolves the mountpoint into *mountpoint. Returns
+// the exit status when there is nothing to mount (--help, --version, an error).
+std::optional<int> ParseAndCheck(FuseArgs* args, const char* prog, MountOptions* opts,
+                                 std::string* mountpoint) {
   std::string error;
-  if (!ParseCommandLine(&args, &opts, &error)) {
+  if (!ParseCommandLine(args, opts, &error)) {
     LogError("%s", error.c_str());
     return 1;
   }
-  if (opts.show_help) {
-    std::fputs(HelpText(argv[0]).c_str(), stdout);
+  if (opts->show_help) {
+    std::fputs(HelpText(prog).c_str(), stdout);
     std::fflush(stdout);
     fuse_lowlevel_help();
     return 0;
   }
-  if (opts.show_version) {
+  if (opts->show_version) {
     PrintVersion();
     return 0;
   }
-  if (!ValidateOptions(opts, &error)) {
+  if (!ValidateOptions(*opts, &error)) {
     LogError("%s", error.c_str());
     return 1;
   }
   char resolved[PATH_MAX];
-  if (realpath(opts.mountpoint.c_str(), resolved) == nullptr) {
-    LogError("bad mountpoint '%s': %s", opts.mountpoint.c_str(), std::strerror(errno));
+  if (realpath(opts->mountpoint.c_str(), resolved) == nullptr) {
+    LogError("bad mountpoint '%s': %s", opts->mountpoint.c_str(), std::strerror(errno));
     return 1;
   }
-  const std::string mountpoint = resolved;
-  if (std::string err = CheckMountpoint(mountpoint); !err.empty()) {
-    LogError("bad mountpoint '%s': %s", opts.mountpoint.c_str(), err.c_str());
+  *mountpoint = resolved;
+  if (std::string err = CheckMountpoint(*mountpoint); !err.empty()) {
+    LogError("bad mountpoint '%s': %s", opts->mountpoint.c_str(), err.c_str());
     return 1;
   }
+  return std::nullopt;
+}
 
-  // The overflow directory: checked, locked and cleaned before the mount, so that an
-  // unusable one fails the mount with a message.
+// The overflow directory: checked, locked and cleaned before the mount, so that an unusable
+// one fails the mount with a message. nullptr (logged) on failure.
+std::unique_ptr<OverflowStore> OpenOverflow(const MountOptions& opts,
+                                            const std::string& mountpoint) {
   if (!opts.overflow_dir.empty()) {
     char dir[PATH_MAX];
     if (realpath(opts.overflow_dir.c_str(), dir) != nullptr &&
         (std::string(dir) == mountpoint || std::string(dir).rfind(mountpoint + "/", 0) == 0)) {
       LogError("option overflow_dir: '%s' is on the mount itself", opts.overflow_dir.c_str());
-      return 1;
+      return nullptr;
     }
   }
   StatusOr<std::unique_ptr<OverflowStore>> overflow =
       OverflowStore::Open({opts.overflow_dir, opts.overflow_limit, nullptr});
   if (!overflow.ok()) {
     LogError("option overflow_dir: %s", overflow.status().message().c_str());
-    return 1;
+    return nullptr;
   }
   if ((*overflow)->leftovers_removed() != 0) {
     LogInfo("overflow_dir %s: removed %llu files left by an earlier mount",
             (*overflow)->dir().c_str(),
             static_cast<unsigned long long>((*overflow)->leftovers_removed()));
   }
+  return std::move(overflow).value();
+}
 
-  // Block the termination signals before any thread exists; the signal thread takes them.
+// Blocks the termination signals (and SIGUSR1, SignalThread's wake-up) in this thread and
+// every thread started after; returns them for the signal thread.
+sigset_t BlockTerminationSignals() {
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return set;
+}
 
+// Runs the request loop of a mounted session until the mount goes; returns its status.
+int RunLoop(fuse_session* se, Filesystem* fs, const MountOptions& opts) {
+  if (opts.clone_fd && !opts.single_thread) {
+    // One descriptor per worker needs libfuse's own loop, which cannot pass the kernel's
+    // kill flags on: no FUSE_HANDLE_KILLPRIV_V2 then (a getxattr per write(2) instead),
+    // and no FUSE_DIRECT_IO_ALLOW_MMAP (near full, shared mmap of a writable open fails).
+    LoopConfigPtr cfg(fuse_loop_cfg_create());
+    fuse_loop_cfg_set_clone_fd(cfg.get(), 1);
+    fuse_loop_cfg_set_max_threads(cfg.get(), opts.max_threads);
+    return fuse_session_loop_mt(se, cfg.get());
+  }
+  InitWants want;
+  want.killpriv_v2 = want.direct_io_mmap = true;
+  InitGranted granted;
+  if (int ret = NegotiateInit(se, want, &granted); ret != 0) return ret;
+  fs->set_killpriv_v2(granted.killpriv_v2);
+  if (!granted.direct_io_mmap) {
+    LogInfo(
+        "kernel without FUSE_DIRECT_IO_ALLOW_MMAP: near full, shared mmap of "
+        "files opened for writing fails (ENODEV)");
+  }
+  return RunWorkers(se, opts.single_thread ? 1 : opts.max_threads);
+}
+
+// Mounts at mountpoint, daemonizes and serves until unmounted; returns the exit status.
+int Serve(FuseArgs* args, const MountOptions& opts, const std::string& mountpoint,
+          std::unique_ptr<OverflowStore> overflow) {
+  // Before any thread exists: the signal thread takes them.
+  const sigset_t set = BlockTerminationSignals();
   Filesystem fs(opts);
   const fuse_lowlevel_ops ops = Filesystem::Ops();
-  SessionPtr se(fuse_session_new(args.get(), &ops, sizeof(ops), &fs));
+  SessionPtr se(fuse_session_new(args->get(), &ops, sizeof(ops), &fs));
   if (se == nullptr) return 1;  // libfuse has said why (e.g. an unknown option).
   fs.set_session(se.get());
   if (fuse_session_mount(se.get(), mountpoint.c_str()) != 0) return 1;
@@ -221,37 +239,28 @@ int Run(int argc, char** argv) {
   if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) return 1;
   if (!opts.foreground) LogToSyslog();
 
-  fs.StartStore(std::move(overflow).value());
+  fs.StartStore(std::move(overflow));
   int ret;
   {
     SignalThread signals(se.get(), mountpoint, set);
-    if (opts.clone_fd && !opts.single_thread) {
-      // One descriptor per worker needs libfuse's own loop, which cannot pass the kernel's
-      // kill flags on: no FUSE_HANDLE_KILLPRIV_V2 then (a getxattr per write(2) instead),
-      // and no FUSE_DIRECT_IO_ALLOW_MMAP (near full, shared mmap of a writable open fails).
-      LoopConfigPtr cfg(fuse_loop_cfg_create());
-      fuse_loop_cfg_set_clone_fd(cfg.get(), 1);
-      fuse_loop_cfg_set_max_threads(cfg.get(), opts.max_threads);
-      ret = fuse_session_loop_mt(se.get(), cfg.get());
-    } else {
-      InitWants want;
-      want.killpriv_v2 = want.direct_io_mmap = true;
-      InitGranted granted;
-      ret = NegotiateInit(se.get(), want, &granted);
-      if (ret == 0) {
-        fs.set_killpriv_v2(granted.killpriv_v2);
-        if (!granted.direct_io_mmap) {
-          LogInfo(
-              "kernel without FUSE_DIRECT_IO_ALLOW_MMAP: near full, shared mmap of "
-              "files opened for writing fails (ENODEV)");
-        }
-        ret = RunWorkers(se.get(), opts.single_thread ? 1 : opts.max_threads);
-      }
-    }
+    ret = RunLoop(se.get(), &fs, opts);
   }
   fs.refused_writes().Stop();  // Before the session goes.
   if (ret != 0) LogError("session loop ended with %d", ret);
   return ret == 0 ? 0 : 1;
+}
+
+int Run(int argc, char** argv) {
+  LogInit();
+  FuseArgs args(argc, argv);
+  MountOptions opts;
+  std::string mountpoint;
+  if (std::optional<int> status = ParseAndCheck(&args, argv[0], &opts, &mountpoint)) {
+    return *status;
+  }
+  std::unique_ptr<OverflowStore> overflow = OpenOverflow(opts, mountpoint);
+  if (overflow == nullptr) return 1;
+  return Serve(&args, opts, mountpoint, std::move(overflow));
 }
 
 }  // namespace

@@ -8,257 +8,417 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <type_traits>
+#include <variant>
+#include <vector>
 
 #include "store/page_store.h"
 
 namespace zbudfs {
 namespace {
 
-enum Key {
-  kKeyHelp,
-  kKeyVersion,
-  kKeyForeground,
-  kKeyDebug,
-  kKeySingle,
-  kKeySize,
-  kKeyMemLimit,
-  kKeyOverflowDir,
-  kKeyOverflowLimit,
-  kKeyZstdLevel,
-  kKeyZstdFast,
-  kKeyMaxThreads,
-  kKeyNrInodes,
-  kKeyCloneFd,
-  kKeyAllowOther,
-  kKeyFsname,
-  kKeySubtype,
-  kKeyDefaultPermissions,
-  kKeyNeedsValue,
+// How an option's value is read and checked; each kind's checks and messages exist once.
+enum class Kind {
+  kFlag,          // No value: sets its bool.
+  kPassThrough,   // Only noted (for zbudfs's FUSE defaults) and left for libfuse.
+  kSize,          // Bytes with a K/M/G/T suffix, at least min_bytes, at most max_bytes.
+  kCount,         // A count with a K/M/G suffix; 0 = unlimited.
+  kInteger,       // A decimal integer from min to max.
+  kIntegerOrOff,  // A kInteger, or "off" for none.
+  kPath,          // A non-empty path.
 };
 
-const struct fuse_opt kSpecs[] = {
-    FUSE_OPT_KEY("-h", kKeyHelp),
-    FUSE_OPT_KEY("--help", kKeyHelp),
-    FUSE_OPT_KEY("-V", kKeyVersion),
-    FUSE_OPT_KEY("--version", kKeyVersion),
-    FUSE_OPT_KEY("-f", kKeyForeground),
-    FUSE_OPT_KEY("-d", kKeyDebug),
-    FUSE_OPT_KEY("--debug", kKeyDebug),
-    FUSE_OPT_KEY("debug", kKeyDebug),
-    FUSE_OPT_KEY("-s", kKeySingle),
-    FUSE_OPT_KEY("size=", kKeySize),
-    FUSE_OPT_KEY("mem_limit=", kKeyMemLimit),
-    FUSE_OPT_KEY("overflow_dir=", kKeyOverflowDir),
-    FUSE_OPT_KEY("overflow_limit=", kKeyOverflowLimit),
-    FUSE_OPT_KEY("zstd_level=", kKeyZstdLevel),
-    FUSE_OPT_KEY("zstd_fast=", kKeyZstdFast),
-    FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
-    FUSE_OPT_KEY("nr_inodes=", kKeyNrInodes),
-    FUSE_OPT_KEY("clone_fd", kKeyCloneFd),
-    FUSE_OPT_KEY("allow_other", kKeyAllowOther),
-    FUSE_OPT_KEY("fsname=", kKeyFsname),
-    FUSE_OPT_KEY("subtype=", kKeySubtype),
-    FUSE_OPT_KEY("default_permissions", kKeyDefaultPermissions),
-    FUSE_OPT_KEY("size", kKeyNeedsValue),
-    FUSE_OPT_KEY("mem_limit", kKeyNeedsValue),
-    FUSE_OPT_KEY("overflow_dir", kKeyNeedsValue),
-    FUSE_OPT_KEY("overflow_limit", kKeyNeedsValue),
-    FUSE_OPT_KEY("zstd_level", kKeyNeedsValue),
-    FUSE_OPT_KEY("zstd_fast", kKeyNeedsValue),
-    FUSE_OPT_KEY("max_threads", kKeyNeedsValue),
-    FUSE_OPT_KEY("nr_inodes", kKeyNeedsValue),
-    FUSE_OPT_END,
+// The MountOptions member an option writes; its type must fit the option's kind.
+using Field = std::variant<std::monostate, bool MountOptions::*, uint64_t MountOptions::*,
+                           int MountOptions::*, unsigned MountOptions::*,
+                           std::optional<int> MountOptions::*, std::string MountOptions::*>;
+
+enum class Section { kHidden, kGeneral, kZbudfs };  // Where --help shows the option.
+
+// One option: how it is spelled, what it writes, its limits and its --help text.
+struct OptionSpec {
+  std::vector<const char*> spellings{};  // fuse_opt templates: "-f", "clone_fd", "size=".
+  Kind kind = Kind::kFlag;
+  Field field{};
+  bool to_libfuse = false;  // Also left in the arguments for fuse_session_new().
+  uint64_t min_bytes = 0;   // kSize.
+  uint64_t max_bytes = std::numeric_limits<uint64_t>::max();
+  bool round_up_to_pages = false;  // kSize.
+  long min = 0;                    // kInteger, kIntegerOrOff.
+  long max = 0;
+  Section section = Section::kHidden;
+  std::string label{};  // --help's left column ("-o size=SIZE").
+  std::string help{};   // --help's right column; lines separated by '\n'.
 };
+
+// fuse_opt keys: an index into Options(), or this plus the index for "name" without a value.
+constexpr int kNeedsValueKey = 1 << 16;
+
+std::string HumanSize(uint64_t bytes);
+uint64_t DefaultSize();
+uint64_t DefaultMemLimit();
+uint64_t DefaultNrInodes();
+unsigned DefaultMaxThreads();
+
+// The options' limits and texts are known at run time only (zstd's levels, this machine's
+// defaults), so the table is built on first use.
+std::vector<OptionSpec> GeneralOptions() {
+  using M = MountOptions;
+  constexpr Section kGeneral = Section::kGeneral;
+  return {
+      {.spellings = {"-f"},
+       .kind = Kind::kFlag,
+       .field = &M::foreground,
+       .section = kGeneral,
+       .label = "-f",
+       .help = "stay in the foreground"},
+      {.spellings = {"-d", "--debug", "debug"},
+       .kind = Kind::kFlag,
+       .field = &M::debug,
+       .to_libfuse = true,
+       .section = kGeneral,
+       .label = "-d, -o debug",
+       .help = "FUSE debug output (implies -f)"},
+      {.spellings = {"-s"},
+       .kind = Kind::kFlag,
+       .field = &M::single_thread,
+       .section = kGeneral,
+       .label = "-s",
+       .help = "single-threaded"},
+      {.spellings = {"-h", "--help"},
+       .kind = Kind::kFlag,
+       .field = &M::show_help,
+       .section = kGeneral,
+       .label = "-h, --help",
+       .help = "this text"},
+      {.spellings = {"-V", "--version"},
+       .kind = Kind::kFlag,
+       .field = &M::show_version,
+       .section = kGeneral,
+       .label = "-V, --version",
+       .help = "versions"},
+      {.spellings = {"allow_other"},
+       .kind = Kind::kFlag,
+       .field = &M::allow_other,
+       .to_libfuse = true},
+      {.spellings = {"fsname="}, .kind = Kind::kPassThrough, .to_libfuse = true},
+      {.spellings = {"subtype="}, .kind = Kind::kPassThrough, .to_libfuse = true},
+      {.spellings = {"default_permissions"}, .kind = Kind::kPassThrough, .to_libfuse = true},
+  };
+}
+
+std::vector<OptionSpec> SizeOptions() {
+  using M = MountOptions;
+  constexpr Section kZbudfs = Section::kZbudfs;
+  return {
+      {.spellings = {"size="},
+       .kind = Kind::kSize,
+       .field = &M::size,
+       .min_bytes = kPageSize,
+       .max_bytes = uint64_t{1} << 52,
+       .round_up_to_pages = true,
+       .section = kZbudfs,
+       .label = "-o size=SIZE",
+       .help = "logical capacity, what df shows; writes past it get\n"
+               "ENOSPC (default: half of RAM, like tmpfs: " +
+               HumanSize(DefaultSize()) + ")"},
+      {.spellings = {"mem_limit="},
+       .kind = Kind::kSize,
+       .field = &M::mem_limit,
+       .min_bytes = kPageSize,
+       .section = kZbudfs,
+       .label = "-o mem_limit=SIZE",
+       .help = "memory the compressed store may hold; above it, reclaim\n"
+               "moves the coldest pages to the overflow directory\n"
+               "(default: a quarter of RAM: " +
+               HumanSize(DefaultMemLimit()) +
+               "; data compresses about 2x,\n"
+               "so a full default-sized mount fits in it, and the\n"
+               "overflow takes the rest: the default never makes the\n"
+               "machine swap)"},
+      {.spellings = {"overflow_dir="},
+       .kind = Kind::kPath,
+       .field = &M::overflow_dir,
+       .section = kZbudfs,
+       .label = "-o overflow_dir=DIR",
+       .help = "where reclaimed pages go (must exist and be writable;\n"
+               "default: a private directory under $TMPDIR or /var/tmp)"},
+      // At least a page: 0 would mean "unlimited" to the overflow store.
+      {.spellings = {"overflow_limit="},
+       .kind = Kind::kSize,
+       .field = &M::overflow_limit,
+       .min_bytes = kPageSize,
+       .section = kZbudfs,
+       .label = "-o overflow_limit=SIZE",
+       .help = "most bytes the overflow may hold (default: size)"},
+  };
+}
+
+std::vector<OptionSpec> TuningOptions() {
+  using M = MountOptions;
+  constexpr Section kZbudfs = Section::kZbudfs;
+  const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
+  const PageStoreOptions store;
+  return {
+      {.spellings = {"zstd_level="},
+       .kind = Kind::kInteger,
+       .field = &M::zstd_level,
+       .min = zmin,
+       .max = zmax,
+       .section = kZbudfs,
+       .label = "-o zstd_level=N",
+       .help = "zstd level, negative allowed (default: " + std::to_string(store.zstd_level) +
+               ", range " + std::to_string(zmin) + ".." + std::to_string(zmax) + ")"},
+      {.spellings = {"zstd_fast="},
+       .kind = Kind::kIntegerOrOff,
+       .field = &M::zstd_fast_level,
+       .min = zmin,
+       .max = zmax,
+       .section = kZbudfs,
+       .label = "-o zstd_fast=N|off",
+       .help = "level tried first: a page that already fits half a zbud\n"
+               "page at it keeps that result, others are compressed\n"
+               "again at zstd_level (default: " +
+               std::to_string(store.zstd_fast_level) +
+               "; off or N >= zstd_level:\n"
+               "one pass at zstd_level)"},
+      {.spellings = {"nr_inodes="},
+       .kind = Kind::kCount,
+       .field = &M::nr_inodes,
+       .section = kZbudfs,
+       .label = "-o nr_inodes=N",
+       .help = "most inodes (files, directories, symlinks; each extra\n"
+               "hard link counts as one, as on tmpfs); creating more\n"
+               "gets ENOSPC; 0 = unlimited\n"
+               "(default: half of RAM's pages, like tmpfs: " +
+               std::to_string(DefaultNrInodes()) + ")"},
+      {.spellings = {"max_threads="},
+       .kind = Kind::kInteger,
+       .field = &M::max_threads,
+       .min = 1,
+       .max = 1024,
+       .section = kZbudfs,
+       .label = "-o max_threads=N",
+       .help = "FUSE worker threads (default: twice the cores, 4..16: " +
+               std::to_string(DefaultMaxThreads()) + ")"},
+      {.spellings = {"clone_fd"},
+       .kind = Kind::kFlag,
+       .field = &M::clone_fd,
+       .section = kZbudfs,
+       .label = "-o clone_fd",
+       .help = "one /dev/fuse descriptor per worker thread (libfuse's\n"
+               "loop: a getxattr round trip per write(2))"},
+  };
+}
+
+// Every option zbudfs knows, in --help's order.
+const std::vector<OptionSpec>& Options() {
+  static const std::vector<OptionSpec>* const options = [] {
+    auto* all = new std::vector<OptionSpec>(GeneralOptions());
+    for (auto part : {SizeOptions(), TuningOptions()}) {
+      all->insert(all->end(), part.begin(), part.end());
+    }
+    return all;
+  }();
+  return *options;
+}
+
+// The index in Options() of the option spelled spelling.
+size_t IndexOf(std::string_view spelling) {
+  const std::vector<OptionSpec>& options = Options();
+  for (size_t i = 0; i < options.size(); ++i) {
+    for (const char* s : options[i].spellings) {
+      if (s == spelling) return i;
+    }
+  }
+  return options.size();
+}
+
+// The fuse_opt templates of Options(): each spelling, and each "name=" also as a bare
+// "name", which is an error ("needs a value").
+const std::vector<fuse_opt>& FuseSpecs() {
+  static const std::vector<fuse_opt>* const specs = [] {
+    auto* out = new std::vector<fuse_opt>;
+    const std::vector<OptionSpec>& options = Options();
+    for (size_t i = 0; i < options.size(); ++i) {
+      for (const char* s : options[i].spellings) {
+        out->push_back(fuse_opt FUSE_OPT_KEY(s, static_cast<int>(i)));
+        const size_t len = std::strlen(s);
+        if (options[i].kind == Kind::kPassThrough || s[len - 1] != '=') continue;
+        static std::deque<std::string> bare_names;  // Outlive the templates pointing in.
+        const char* bare = bare_names.emplace_back(s, len - 1).c_str();
+        out->push_back(fuse_opt FUSE_OPT_KEY(bare, kNeedsValueKey + static_cast<int>(i)));
+      }
+    }
+    out->push_back(fuse_opt FUSE_OPT_END);
+    return out;
+  }();
+  return *specs;
+}
 
 // What the option callback fills while fuse_opt_parse() walks the arguments.
 struct ParseState {
   MountOptions* opts;
   std::string* error;
   int positionals = 0;
-  bool size_set = false;
-  bool mem_limit_set = false;
-  bool overflow_limit_set = false;
-  bool nr_inodes_set = false;
-  bool have_fsname = false;
-  bool have_subtype = false;
-  bool have_default_permissions = false;
+  std::vector<bool> seen = std::vector<bool>(Options().size());  // By index in Options().
 };
 
-// "name=value" -> value.
-std::string_view ValueOf(const char* arg) {
-  const char* eq = std::strchr(arg, '=');
-  return eq == nullptr ? std::string_view() : std::string_view(eq + 1);
+bool Seen(const ParseState& st, std::string_view spelling) {
+  const size_t i = IndexOf(spelling);
+  return i < st.seen.size() && st.seen[i];
 }
 
-bool SizeOption(ParseState* st, const char* arg, uint64_t* out) {
-  std::string_view value = ValueOf(arg);
+// "name=value" -> "name".
+std::string NameOf(const OptionSpec& spec) {
+  std::string name = spec.spellings.front();
+  if (name.back() == '=') name.pop_back();
+  return name;
+}
+
+bool SizeValue(const OptionSpec& spec, std::string_view value, MountOptions* o,
+               std::string* error) {
+  const std::string head =
+      "invalid size for option " + NameOf(spec) + ": '" + std::string(value) + "' ";
   std::optional<uint64_t> v = ParseSize(value);
-  std::string_view name(arg, std::strchr(arg, '=') - arg);
   if (!v) {
-    *st->error = "invalid size for option " + std::string(name) + ": '" + std::string(value) +
-                 "' (expected a byte count with an optional K, M, G or T suffix)";
+    *error = head + "(expected a byte count with an optional K, M, G or T suffix)";
     return false;
   }
-  *out = *v;
+  if (*v < spec.min_bytes) {
+    *error = head + "(must be at least " + std::to_string(spec.min_bytes) + " bytes)";
+    return false;
+  }
+  if (*v > spec.max_bytes) {
+    *error = head + "(must be at most " + HumanSize(spec.max_bytes) + ")";
+    return false;
+  }
+  if (spec.round_up_to_pages) *v = (*v + kPageSize - 1) / kPageSize * kPageSize;
+  o->*std::get<uint64_t MountOptions::*>(spec.field) = *v;
   return true;
 }
 
-bool IntOption(ParseState* st, const char* arg, long min, long max, long* out) {
-  std::string_view value = ValueOf(arg);
-  std::string_view name(arg, std::strchr(arg, '=') - arg);
+bool CountValue(const OptionSpec& spec, std::string_view value, MountOptions* o,
+                std::string* error) {
+  std::optional<uint64_t> v = ParseSize(value);
+  if (!v) {
+    *error = "invalid value for option " + NameOf(spec) + ": '" + std::string(value) +
+             "' (expected a count with an optional K, M or G suffix; 0 = unlimited)";
+    return false;
+  }
+  o->*std::get<uint64_t MountOptions::*>(spec.field) = *v;
+  return true;
+}
+
+bool IntegerValue(const OptionSpec& spec, std::string_view value, MountOptions* o,
+                  std::string* error) {
+  if (spec.kind == Kind::kIntegerOrOff && value == "off") {
+    (o->*std::get<std::optional<int> MountOptions::*>(spec.field)).reset();
+    return true;
+  }
   long v = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || v < min ||
-      v > max) {
-    *st->error = "invalid value for option " + std::string(name) + ": '" + std::string(value) +
-                 "' (expected an integer from " + std::to_string(min) + " to " +
-                 std::to_string(max) + ")";
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || v < spec.min ||
+      v > spec.max) {
+    *error = "invalid value for option " + NameOf(spec) + ": '" + std::string(value) +
+             "' (expected an integer from " + std::to_string(spec.min) + " to " +
+             std::to_string(spec.max) + ")";
     return false;
   }
-  *out = v;
+  std::visit(
+      [&](auto member) {
+        using T = decltype(member);
+        if constexpr (std::is_same_v<T, int MountOptions::*> ||
+                      std::is_same_v<T, std::optional<int> MountOptions::*>) {
+          o->*member = static_cast<int>(v);
+        } else if constexpr (std::is_same_v<T, unsigned MountOptions::*>) {
+          o->*member = static_cast<unsigned>(v);
+        }
+      },
+      spec.field);
   return true;
+}
+
+// Checks value against spec and writes it into *o; false with *error set if it does not fit.
+bool ApplyOption(const OptionSpec& spec, std::string_view value, MountOptions* o,
+                 std::string* error) {
+  switch (spec.kind) {
+    case Kind::kFlag:
+      o->*std::get<bool MountOptions::*>(spec.field) = true;
+      return true;
+    case Kind::kPassThrough:
+      return true;
+    case Kind::kSize:
+      return SizeValue(spec, value, o, error);
+    case Kind::kCount:
+      return CountValue(spec, value, o, error);
+    case Kind::kInteger:
+    case Kind::kIntegerOrOff:
+      return IntegerValue(spec, value, o, error);
+    case Kind::kPath:
+      if (value.empty()) {
+        *error = "invalid value for option " + NameOf(spec) + ": empty path";
+        return false;
+      }
+      o->*std::get<std::string MountOptions::*>(spec.field) = std::string(value);
+      return true;
+  }
+  return true;
+}
+
+// An argument no template matched: a positional or an option unknown to zbudfs.
+int OtherArg(ParseState* st, const char* arg, int key) {
+  if (key == FUSE_OPT_KEY_NONOPT) {
+    if (++st->positionals > 2) {
+      *st->error = std::string("too many arguments: '") + arg + "' (try --help)";
+      return -1;
+    }
+    st->opts->mountpoint = arg;  // SOURCE MOUNTPOINT: the last one wins, SOURCE is ignored.
+    return 0;
+  }
+  if (arg[0] == '-') {
+    *st->error = std::string("unknown option '") + arg + "' (try --help)";
+    return -1;
+  }
+  return 1;  // A -o option for libfuse; fuse_session_new() rejects unknown ones.
 }
 
 // fuse_opt callback: 0 = consumed, 1 = keep for libfuse, -1 = error (message in st->error).
 int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs*/) {
   auto* st = static_cast<ParseState*>(data);
-  MountOptions* o = st->opts;
-  switch (key) {
-    case FUSE_OPT_KEY_NONOPT:
-      if (++st->positionals > 2) {
-        *st->error = std::string("too many arguments: '") + arg + "' (try --help)";
-        return -1;
-      }
-      o->mountpoint = arg;  // SOURCE MOUNTPOINT: the last one wins, SOURCE is ignored.
-      return 0;
-    case FUSE_OPT_KEY_OPT:
-      if (arg[0] == '-') {
-        *st->error = std::string("unknown option '") + arg + "' (try --help)";
-        return -1;
-      }
-      return 1;  // A -o option for libfuse; fuse_session_new() rejects unknown ones.
-    case kKeyHelp:
-      o->show_help = true;
-      return 0;
-    case kKeyVersion:
-      o->show_version = true;
-      return 0;
-    case kKeyForeground:
-      o->foreground = true;
-      return 0;
-    case kKeyDebug:
-      o->debug = true;
-      o->foreground = true;
-      return 1;
-    case kKeySingle:
-      o->single_thread = true;
-      return 0;
-    case kKeySize: {
-      uint64_t v = 0;
-      if (!SizeOption(st, arg, &v)) return -1;
-      if (v < kPageSize) {
-        *st->error = "invalid size for option size: '" + std::string(ValueOf(arg)) +
-                     "' (must be at least 4096 bytes)";
-        return -1;
-      }
-      if (v > (uint64_t{1} << 52)) {
-        *st->error = "invalid size for option size: '" + std::string(ValueOf(arg)) +
-                     "' (must be at most 4P)";
-        return -1;
-      }
-      o->size = (v + kPageSize - 1) / kPageSize * kPageSize;
-      st->size_set = true;
-      return 0;
-    }
-    case kKeyMemLimit: {
-      uint64_t v = 0;
-      if (!SizeOption(st, arg, &v)) return -1;
-      if (v < kPageSize) {
-        *st->error = "invalid size for option mem_limit: '" + std::string(ValueOf(arg)) +
-                     "' (must be at least 4096 bytes)";
-        return -1;
-      }
-      o->mem_limit = v;
-      st->mem_limit_set = true;
-      return 0;
-    }
-    case kKeyOverflowLimit: {
-      if (!SizeOption(st, arg, &o->overflow_limit)) return -1;
-      if (o->overflow_limit < kPageSize) {  // 0 would mean "unlimited" to the overflow store.
-        *st->error = "invalid size for option overflow_limit: '" + std::string(ValueOf(arg)) +
-                     "' (must be at least 4096 bytes)";
-        return -1;
-      }
-      st->overflow_limit_set = true;
-      return 0;
-    }
-    case kKeyOverflowDir:
-      o->overflow_dir = std::string(ValueOf(arg));
-      if (o->overflow_dir.empty()) {
-        *st->error = "invalid value for option overflow_dir: empty path";
-        return -1;
-      }
-      return 0;
-    case kKeyZstdLevel: {
-      long v = 0;
-      if (!IntOption(st, arg, ZSTD_minCLevel(), ZSTD_maxCLevel(), &v)) return -1;
-      o->zstd_level = static_cast<int>(v);
-      return 0;
-    }
-    case kKeyZstdFast: {
-      if (std::string_view(ValueOf(arg)) == "off") {
-        o->zstd_fast_level.reset();
-        return 0;
-      }
-      long v = 0;
-      if (!IntOption(st, arg, ZSTD_minCLevel(), ZSTD_maxCLevel(), &v)) return -1;
-      o->zstd_fast_level = static_cast<int>(v);
-      return 0;
-    }
-    case kKeyMaxThreads: {
-      long v = 0;
-      if (!IntOption(st, arg, 1, 1024, &v)) return -1;
-      o->max_threads = static_cast<unsigned>(v);
-      return 0;
-    }
-    case kKeyNrInodes: {
-      std::optional<uint64_t> v = ParseSize(ValueOf(arg));
-      if (!v) {
-        *st->error = "invalid value for option nr_inodes: '" + std::string(ValueOf(arg)) +
-                     "' (expected a count with an optional K, M or G suffix; 0 = unlimited)";
-        return -1;
-      }
-      o->nr_inodes = *v;
-      st->nr_inodes_set = true;
-      return 0;
-    }
-    case kKeyCloneFd:
-      o->clone_fd = true;
-      return 0;
-    case kKeyAllowOther:
-      o->allow_other = true;
-      return 1;
-    case kKeyFsname:
-      st->have_fsname = true;
-      return 1;
-    case kKeySubtype:
-      st->have_subtype = true;
-      return 1;
-    case kKeyDefaultPermissions:
-      st->have_default_permissions = true;
-      return 1;
-    case kKeyNeedsValue:
-      *st->error = std::string("option ") + arg + " needs a value (" + arg + "=...)";
-      return -1;
+  if (key == FUSE_OPT_KEY_NONOPT || key == FUSE_OPT_KEY_OPT) return OtherArg(st, arg, key);
+  if (key >= kNeedsValueKey) {
+    *st->error = std::string("option ") + arg + " needs a value (" + arg + "=...)";
+    return -1;
   }
-  return 1;
+  const OptionSpec& spec = Options()[key];
+  const char* eq = std::strchr(arg, '=');
+  const std::string_view value = eq == nullptr ? std::string_view() : std::string_view(eq + 1);
+  if (!ApplyOption(spec, value, st->opts, st->error)) return -1;
+  st->seen[key] = true;
+  return spec.to_libfuse ? 1 : 0;
+}
+
+// --help's lines for the options of section: the label, then the text from column 27.
+std::string HelpOf(Section section) {
+  const std::string indent(27, ' ');
+  std::string out;
+  for (const OptionSpec& spec : Options()) {
+    if (spec.section != section) continue;
+    std::string line = "    " + spec.label;
+    line += std::string(line.size() < indent.size() - 1 ? indent.size() - line.size() : 1, ' ');
+    for (char c : spec.help) line += c == '\n' ? "\n" + indent : std::string(1, c);
+    out += line + "\n";
+  }
+  return out;
 }
 
 std::string HumanSize(uint64_t bytes) {
-  static const char* kUnits[] = {"", "K", "M", "G", "T"};
+  static const char* kUnits[] = {"", "K", "M", "G", "T", "P"};
   int u = 0;
-  while (u < 4 && bytes >= 1024 && bytes % 1024 == 0) {
+  while (u < 5 && bytes >= 1024 && bytes % 1024 == 0) {
     bytes /= 1024;
     ++u;
   }
@@ -331,24 +491,25 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
   ParseState st{opts, error};
   opts->zstd_level = PageStoreOptions{}.zstd_level;
   opts->zstd_fast_level = PageStoreOptions{}.zstd_fast_level;
-  if (fuse_opt_parse(args->get(), &st, kSpecs, ProcessArg) != 0) {
+  if (fuse_opt_parse(args->get(), &st, FuseSpecs().data(), ProcessArg) != 0) {
     if (error->empty()) *error = "invalid command line (try --help)";
     return false;
   }
+  if (opts->debug) opts->foreground = true;
   if (opts->show_help || opts->show_version) return true;
   if (opts->max_threads == 0) opts->max_threads = DefaultMaxThreads();
-  if (!st.size_set) opts->size = DefaultSize();
-  if (!st.mem_limit_set) opts->mem_limit = DefaultMemLimit();
-  if (!st.overflow_limit_set) opts->overflow_limit = opts->size;
-  if (!st.nr_inodes_set) opts->nr_inodes = DefaultNrInodes();
+  if (!Seen(st, "size=")) opts->size = DefaultSize();
+  if (!Seen(st, "mem_limit=")) opts->mem_limit = DefaultMemLimit();
+  if (!Seen(st, "overflow_limit=")) opts->overflow_limit = opts->size;
+  if (!Seen(st, "nr_inodes=")) opts->nr_inodes = DefaultNrInodes();
 
   // Our defaults go first so that the user's own -o fsname=/subtype= win.
   std::string defaults;
-  if (!st.have_fsname) defaults += "fsname=zbudfs,";
-  if (!st.have_subtype) defaults += "subtype=zbudfs,";
+  if (!Seen(st, "fsname=")) defaults += "fsname=zbudfs,";
+  if (!Seen(st, "subtype=")) defaults += "subtype=zbudfs,";
   // The kernel checks permissions exactly as for tmpfs (generic_permission on cached
   // attributes); this is what allow_other needs and what a single-user mount wants too.
-  if (!st.have_default_permissions) defaults += "default_permissions,";
+  if (!Seen(st, "default_permissions")) defaults += "default_permissions,";
   defaults.pop_back();
   if (fuse_opt_insert_arg(args->get(), 1, "-o") != 0 ||
       fuse_opt_insert_arg(args->get(), 2, defaults.c_str()) != 0) {
@@ -369,7 +530,6 @@ bool ValidateOptions(const MountOptions& opts, std::string* error) {
 
 std::string HelpText(const char* prog) {
   std::string p = prog;
-  std::string zlevel = std::to_string(PageStoreOptions{}.zstd_level);
   return "usage: " + p + " [-f] [-d] [-s] [-o OPTION[,OPTION...]] MOUNTPOINT\n" + "       " + p +
          " SOURCE MOUNTPOINT -o OPTIONS   (mount.fuse3 form; SOURCE ignored)\n" + "       " + p +
          " --help | --version\n" +
@@ -377,50 +537,11 @@ std::string HelpText(const char* prog) {
          "zbudfs: a compressed RAM disk. File data lives as zstd-compressed 4 KiB pages in\n"
          "a zbud pool in this process's memory.\n"
          "\n"
-         "general options:\n"
-         "    -f                     stay in the foreground\n"
-         "    -d, -o debug           FUSE debug output (implies -f)\n"
-         "    -s                     single-threaded\n"
-         "    -h, --help             this text\n"
-         "    -V, --version          versions\n"
+         "general options:\n" +
+         HelpOf(Section::kGeneral) +
          "\n"
-         "zbudfs options (sizes: bytes or K/M/G/T suffix, powers of 1024):\n"
-         "    -o size=SIZE           logical capacity, what df shows; writes past it get\n"
-         "                           ENOSPC (default: half of RAM, like tmpfs: " +
-         HumanSize(DefaultSize()) +
-         ")\n"
-         "    -o mem_limit=SIZE      memory the compressed store may hold; above it, reclaim\n"
-         "                           moves the coldest pages to the overflow directory\n"
-         "                           (default: a quarter of RAM: " +
-         HumanSize(DefaultMemLimit()) +
-         "; data compresses about 2x,\n"
-         "                           so a full default-sized mount fits in it, and the\n"
-         "                           overflow takes the rest: the default never makes the\n"
-         "                           machine swap)\n"
-         "    -o overflow_dir=DIR    where reclaimed pages go (must exist and be writable;\n"
-         "                           default: a private directory under $TMPDIR or /var/tmp)\n"
-         "    -o overflow_limit=SIZE most bytes the overflow may hold (default: size)\n"
-         "    -o zstd_level=N        zstd level, negative allowed (default: " +
-         zlevel + ", range " + std::to_string(ZSTD_minCLevel()) + ".." +
-         std::to_string(ZSTD_maxCLevel()) +
-         ")\n"
-         "    -o zstd_fast=N|off     level tried first: a page that already fits half a zbud\n"
-         "                           page at it keeps that result, others are compressed\n"
-         "                           again at zstd_level (default: " +
-         std::to_string(PageStoreOptions{}.zstd_fast_level) +
-         "; off or N >= zstd_level:\n"
-         "                           one pass at zstd_level)\n"
-         "    -o nr_inodes=N         most inodes (files, directories, symlinks; each extra\n"
-         "                           hard link counts as one, as on tmpfs); creating more\n"
-         "                           gets ENOSPC; 0 = unlimited\n"
-         "                           (default: half of RAM's pages, like tmpfs: " +
-         std::to_string(DefaultNrInodes()) +
-         ")\n"
-         "    -o max_threads=N       FUSE worker threads (default: twice the cores, 4..16: " +
-         std::to_string(DefaultMaxThreads()) +
-         ")\n"
-         "    -o clone_fd            one /dev/fuse descriptor per worker thread (libfuse's\n"
-         "                           loop: a getxattr round trip per write(2))\n"
+         "zbudfs options (sizes: bytes or K/M/G/T suffix, powers of 1024):\n" +
+         HelpOf(Section::kZbudfs) +
          "\n"
          "zbudfs always mounts with default_permissions: the kernel checks permissions as\n"
          "for tmpfs, which is also what allow_other needs. Statistics: `zbudfsctl stats\n"

@@ -1,9 +1,12 @@
 // Mount options: the command line of the daemon, parsed once into a typed struct.
 //
-// Owns: the parsing of zbudfs's own options (size=, mem_limit=, overflow_dir=,
-// overflow_limit=, zstd_level=, zstd_fast=, nr_inodes=, max_threads=, clone_fd, -f, -d, -s,
-// --help, --version, positionals) and the list of standard FUSE options handed on to
-// fuse_session_new(). No locks: used before the session starts.
+// Owns: the table of zbudfs's options (options.cc), one entry per option: its spellings, its
+// kind (flag, size, count, integer, path), the MountOptions field it writes, its limits and
+// its --help text, so that each kind's checks and messages are written once. Parses size=,
+// mem_limit=, overflow_dir=, overflow_limit=, zstd_level=, zstd_fast=, nr_inodes=,
+// max_threads=, clone_fd, -f, -d, -s, --help, --version and the positionals, and keeps the
+// list of standard FUSE options handed on to fuse_session_new(). No locks: used before the
+// session starts.
 #ifndef ZBUDFS_FS_OPTIONS_H_
 #define ZBUDFS_FS_OPTIONS_H_
 
@@ -63,7 +66,8 @@ uint64_t PhysicalMemory();
 // sets *error to a one-line message naming the offending option.
 bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error);
 
-// Checks what needs the file system: the overflow directory exists and is writable.
+// Checks what the parse alone cannot: that a mountpoint was given. (The overflow directory is
+// checked by OverflowStore::Open, the mountpoint itself by main.cc.)
 bool ValidateOptions(const MountOptions& opts, std::string* error);
 
 // The --help text, with the defaults of this machine.

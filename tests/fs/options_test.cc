@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -170,6 +171,33 @@ TEST(ParseCommandLineTest, UnknownDashOptionIsAnError) {
   EXPECT_EQ(p.error, "unknown option '-x' (try --help)");
 }
 
+TEST(ParseCommandLineTest, UnknownLongOptionIsAnError) {
+  Parsed p = Parse({"--size=1M", "/mnt"});
+  EXPECT_FALSE(p.ok);
+  EXPECT_EQ(p.error, "unknown option '--size=1M' (try --help)");
+}
+
+TEST(ParseCommandLineTest, LastValueWins) {
+  MountOptions o = ParseOk("size=1M,size=2M,zstd_fast=off,zstd_fast=2,max_threads=3,max_threads=5");
+  EXPECT_EQ(o.size, 2 * kMiB);
+  EXPECT_EQ(o.overflow_limit, 2 * kMiB);
+  EXPECT_EQ(o.zstd_fast_level, std::optional<int>(2));
+  EXPECT_EQ(o.max_threads, 5u);
+}
+
+TEST(ParseCommandLineTest, FlagWithAValueIsLeftForLibfuse) {
+  Parsed p = Parse({"-o", "clone_fd=1", "/mnt"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_FALSE(p.opts.clone_fd);
+  EXPECT_THAT(FuseOptions(p), HasSubstr("clone_fd=1"));  // fuse_session_new() rejects it.
+}
+
+TEST(ParseCommandLineTest, FuseOptionsGivenAreNotAddedAgain) {
+  Parsed p = Parse({"-o", "default_permissions,fsname", "/mnt"});
+  ASSERT_TRUE(p.ok) << p.error;  // A bare fsname is libfuse's to judge, not ours.
+  EXPECT_EQ(FuseOptions(p), "fsname=zbudfs,subtype=zbudfs,default_permissions,fsname");
+}
+
 // ---- Flags and positionals ---------------------------------------------------------------------
 
 TEST(ParseCommandLineTest, Flags) {
@@ -195,6 +223,13 @@ TEST(ParseCommandLineTest, DebugImpliesForeground) {
   ASSERT_TRUE(p.ok) << p.error;
   EXPECT_TRUE(p.opts.debug);
   EXPECT_TRUE(p.opts.foreground);
+}
+
+TEST(ParseCommandLineTest, DebugIsLeftForLibfuse) {
+  Parsed p = Parse({"-d", "-o", "debug", "/mnt"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_THAT(p.fuse_args, ::testing::Contains("-d"));
+  EXPECT_THAT(FuseOptions(p), HasSubstr("debug"));
 }
 
 TEST(ParseCommandLineTest, HelpAndVersionSkipDefaults) {
@@ -302,7 +337,7 @@ TEST(OverflowOptionTest, Bad) {
             "invalid size for option overflow_limit: '1k' (must be at least 4096 bytes)");
   EXPECT_THAT(ParseError("overflow_limit=lots"),
               HasSubstr("invalid size for option overflow_limit: 'lots'"));
-  EXPECT_THAT(ParseError("overflow_dir="), HasSubstr("overflow_dir"));
+  EXPECT_EQ(ParseError("overflow_dir="), "invalid value for option overflow_dir: empty path");
   EXPECT_EQ(ParseError("overflow_limit"),
             "option overflow_limit needs a value (overflow_limit=...)");
   EXPECT_EQ(ParseError("overflow_dir"), "option overflow_dir needs a value (overflow_dir=...)");
@@ -405,6 +440,28 @@ TEST(HelpTextTest, NamesEveryOption) {
                           "zstd_fast=", "nr_inodes=", "max_threads=", "clone_fd"}) {
     EXPECT_THAT(help, HasSubstr("-o " + std::string(opt))) << opt;
   }
+}
+
+TEST(HelpTextTest, OptionTextStartsInColumn27) {
+  const std::string help = HelpText("zbudfs");
+  const size_t begin = help.find("general options:\n");
+  const size_t end = help.find("\nzbudfs always mounts");
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  std::istringstream lines(help.substr(begin, end - begin));
+  int options = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != ' ') continue;  // A heading.
+    ASSERT_GT(line.size(), 27u) << line;
+    EXPECT_EQ(line.substr(26, 1), " ") << line;
+    EXPECT_NE(line.substr(27, 1), " ") << line;
+    if (line.compare(0, 5, "    -") == 0) {
+      ++options;
+    } else {
+      EXPECT_EQ(line.substr(0, 27), std::string(27, ' ')) << line;  // A continuation.
+    }
+  }
+  EXPECT_EQ(options, 14);  // -f, -d, -s, -h, -V and the nine -o options.
 }
 
 }  // namespace
