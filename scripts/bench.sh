@@ -4,14 +4,14 @@
 # ceiling), libfuse's passthrough_ll over a tmpfs (the FUSE ceiling), libfuse's memfs_ll (the
 # in-memory FUSE peer, compiled from ../shared/peers/memfs_ll.cc; skipped when that is absent)
 # and, where the kernel has it, zram + ext4; zstd's own speed on both data sets. Prints a
-# Markdown report (real data first), the issue-6 targets as MET/MISSED lines and draws a PNG
+# Markdown report (real data first), the issue-6 and issue-16 targets as MET/MISSED lines, draws a PNG
 # chart; the full run appends the report to docs/BENCHMARKS.md (section "## fio on the
 # mountpoint") and writes docs/bench.png.
 #
 # Usage (as root): scripts/bench.sh [--quick] [--runs N] [--targets LIST] [--docs|--no-docs]
-#   --quick          small sizes, one run, a subset of fio jobs (about QUICK_MINUTES minutes on
-#                    a loaded 2-CPU machine); writes only to the results directory unless
-#                    --docs is given
+#   --quick          small sizes, one run, a subset of fio jobs: about 8 minutes (measured on
+#                    a 2-CPU machine at load average 15, packages already installed); writes
+#                    only to the results directory unless --docs is given
 #   --runs N         runs of every realio and fio job; the report shows medians (full: 3,
 #                    quick: 1)
 #   --targets LIST   comma-separated subset of zbudfs,tmpfs,passthrough_ll,memfs_ll,zram

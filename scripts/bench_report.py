@@ -309,6 +309,15 @@ if 'zbudfs' in TARGETS:
     P('')
 
 trees = {r['target']: r for r in recs if r['step'] == 'tree'}
+def cp_errors(t):
+    """Why cp -a failed, when its errors are all of one kind (memfs_ll has no symlink)."""
+    try:
+        errs = [l for l in open(os.path.join(res, 'cp-%s.err' % t)) if l.strip()]
+    except OSError:
+        return ''
+    links = sum('cannot create symbolic link' in l for l in errs)
+    return (' (%d symlinks not created: %s)' % (links, errs[0].rsplit(': ', 1)[-1].strip())
+            if errs and links == len(errs) else ' (%d errors, see cp-%s.err)' % (len(errs), t))
 P('### Copying a real tree: `cp -a %s TARGET/tree/ && sync -f TARGET/tree` (one run)' % M['tree'])
 P('')
 P('%.0f MiB in %d files (%d inodes)%s, read once beforehand so the source comes from the page cache. MiB/s = file '
@@ -322,7 +331,7 @@ for t in TARGETS:
     if not r or r.get('skipped'):
         P('| %s | n/a | n/a | n/a | %s |' % (TNAME[t], r['skipped'] if r else 'not run')); continue
     note = []
-    if r['cp_rc']: note.append('cp exit status %d' % r['cp_rc'])
+    if r['cp_rc']: note.append('cp exit status %d' % r['cp_rc'] + cp_errors(t))
     if r.get('cpu_ticks') and t in FUSE:
         note.append('daemon CPU %.1f s' % (r['cpu_ticks'] / M['clk_tck']))
     s, sb = r.get('stats'), r.get('stats_before')
