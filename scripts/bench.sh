@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# The benchmark users run: the same fio jobs and a tree copy on zbudfs (default options),
-# tmpfs (the RAM ceiling), libfuse's passthrough_ll over a tmpfs (the FUSE ceiling) and,
-# where the kernel has it, zram + ext4. Prints a Markdown report, the issue-6 targets as
-# MET/MISSED lines and draws a PNG chart; the full run appends the report to
-# docs/BENCHMARKS.md (section "## fio on the mountpoint") and writes docs/bench.png.
+# The benchmark users run: real data (tests/bench/realio: pages cut from real files, 1 and 2
+# threads), the same fio jobs and a tree copy on zbudfs (default options), tmpfs (the RAM
+# ceiling), libfuse's passthrough_ll over a tmpfs (the FUSE ceiling), libfuse's memfs_ll (the
+# in-memory FUSE peer, compiled from ../shared/peers/memfs_ll.cc; skipped when that is absent)
+# and, where the kernel has it, zram + ext4; zstd's own speed on both data sets. Prints a
+# Markdown report (real data first), the issue-6 and issue-16 targets as MET/MISSED lines, draws a PNG
+# chart; the full run appends the report to docs/BENCHMARKS.md (section "## fio on the
+# mountpoint") and writes docs/bench.png.
 #
 # Usage (as root): scripts/bench.sh [--quick] [--runs N] [--targets LIST] [--docs|--no-docs]
-#   --quick          small sizes, one run, a subset of jobs (under two minutes); writes only
-#                    to the results directory unless --docs is given
-#   --runs N         runs of every fio job; the report shows medians (full: 3, quick: 1)
-#   --targets LIST   comma-separated subset of zbudfs,tmpfs,passthrough_ll,zram
+#   --quick          small sizes, one run, a subset of fio jobs: about 8 minutes (measured on
+#                    a 2-CPU machine at load average 15, packages already installed); writes
+#                    only to the results directory unless --docs is given
+#   --runs N         runs of every realio and fio job; the report shows medians (full: 3,
+#                    quick: 1)
+#   --targets LIST   comma-separated subset of zbudfs,tmpfs,passthrough_ll,memfs_ll,zram
 #   --docs/--no-docs append to docs/BENCHMARKS.md and write docs/bench.png, or not
 #                    (default: yes for the full run, no for --quick)
 #   --out DIR        results directory (default: build/bench/DATE-TIME)
 # Environment: BENCH_TREE="dirs..." (tree to copy; default "/usr/include /usr/lib", quick
 #   "/usr/include"; those missing are dropped, and with none the repository's sources are
-#   copied), BENCH_SIZE (per fio job, default 256M, quick 64M), BENCH_RUNTIME
-#   (seconds per random job, default 5, quick 2), ZRAM_ALGO (default lz4 if offered).
+#   copied), BENCH_SIZE (per fio job and per realio thread, default 256M, quick 32M),
+#   BENCH_RUNTIME (seconds per random job, default 5, quick 1), ZRAM_ALGO (default lz4 if
+#   offered).
 # Everything it mounts or starts is unmounted and stopped on exit, failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +31,7 @@ source scripts/lib.sh
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
-quick=0 runs="" docs="" targets_arg="zbudfs,tmpfs,passthrough_ll,zram" out=""
+quick=0 runs="" docs="" targets_arg="zbudfs,tmpfs,passthrough_ll,memfs_ll,zram" out=""
 while (($#)); do
   case $1 in
     --quick) quick=1 ;;
@@ -41,7 +47,7 @@ while (($#)); do
 done
 
 if ((quick)); then
-  size=${BENCH_SIZE:-64M}; runtime=${BENCH_RUNTIME:-2}; runs=${runs:-1}; docs=${docs:-0}
+  size=${BENCH_SIZE:-32M}; runtime=${BENCH_RUNTIME:-1}; runs=${runs:-1}; docs=${docs:-0}
   # shellcheck disable=SC2054  # data:numjobs[:job,job...], the commas are ours
   groups=(c60:1:seqwrite_dir,seqwrite_buf c60:2); tree_default="/usr/include"; zstd_secs=1; mode="quick"
 else
@@ -57,6 +63,8 @@ if [[ -z ${BENCH_TREE:-} ]]; then
   tree_src=("${present[@]}")
 fi
 jobs=(seqwrite_dir seqwrite_buf seqread_dir randread_dir randwrite_dir)
+realio_threads=(1 2)
+realio_jobs=(seqwrite seqread randread randwrite)
 
 t0=$SECONDS
 log() { printf '[%02d:%02d] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
@@ -80,8 +88,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-log "building Release (zbudfs, zbudfsctl)"
-if ! scripts/build.sh release --target zbudfs zbudfsctl >/tmp/zbudfs-bench-build.$$ 2>&1; then
+log "building Release (zbudfs, zbudfsctl, realio)"
+if ! scripts/build.sh release --target zbudfs zbudfsctl realio >/tmp/zbudfs-bench-build.$$ 2>&1; then
   tail -30 /tmp/zbudfs-bench-build.$$ >&2; rm -f /tmp/zbudfs-bench-build.$$; die "build failed"
 fi
 rm -f /tmp/zbudfs-bench-build.$$
@@ -102,6 +110,25 @@ if [[ ! -x $ptbin ]]; then
     || die "could not compile passthrough_ll"
 fi
 
+# memfs_ll: libfuse's in-memory example, kept beside the repository (../shared/peers) since
+# the Debian package's libfuse predates it. CI and fresh clones may not have it: then the
+# target is skipped and the report says why.
+mfbin=$tools/memfs_ll
+memfs_note=""
+mfsrc=""
+for f in "$repo/../shared/peers/memfs_ll.cc" /work/shared/peers/memfs_ll.cc; do
+  [[ -f $f ]] && { mfsrc=$f; break; }
+done
+if [[ -z $mfsrc ]]; then
+  memfs_note="source not found ($repo/../shared/peers/memfs_ll.cc, /work/shared/peers/memfs_ll.cc)"
+elif [[ ! -x $mfbin || $mfsrc -nt $mfbin ]]; then
+  log "compiling libfuse's memfs_ll example ($mfsrc) into $tools"
+  # It is libfuse's code, warnings and all: no -Werror.
+  # shellcheck disable=SC2046
+  g++ -std=c++17 -O2 "$mfsrc" -o "$mfbin" $(pkg-config --cflags --libs fuse3) \
+    >"$tools/memfs_ll.build.log" 2>&1 || memfs_note="could not compile $mfsrc (see $tools/memfs_ll.build.log)"
+fi
+
 # ---------------------------------------------------------------- work area and cleanup
 stamp=$(date -u +%Y%m%d-%H%M%S)
 res=${out:-$repo/build/bench/$stamp-$mode}
@@ -113,7 +140,7 @@ declare -A tdir=()      # target -> directory the jobs use
 declare -A tpid=()      # FUSE target -> daemon PID
 declare -A dead=()      # targets whose daemon or mount went away
 zram_dev="" zram_hot=""
-zb_pid="" pt_pid=""
+zb_pid="" pt_pid="" mf_pid=""
 
 mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 
@@ -126,7 +153,7 @@ cleanup() {
     mounted "$m" || continue
     fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
-  for pid in $zb_pid $pt_pid; do
+  for pid in $zb_pid $pt_pid $mf_pid; do
     for ((n = 0; n < 150; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; sleep 1; kill -9 "$pid" 2>/dev/null; fi
   done
@@ -178,6 +205,14 @@ mount_passthrough() {
   tdir[passthrough_ll]=$work/passthrough
 }
 
+mount_memfs() {
+  mkdir -p "$work/memfs"; mounts+=("$work/memfs")
+  "$mfbin" -f "$work/memfs" >"$res/memfs_ll.log" 2>&1 &
+  mf_pid=$!; tpid[memfs_ll]=$mf_pid
+  wait_mount "$work/memfs" "$mf_pid" memfs_ll
+  tdir[memfs_ll]=$work/memfs
+}
+
 zram_note=""
 mount_zram() {
   local algo algos dev disksize
@@ -212,16 +247,19 @@ mount_zram() {
 
 IFS=, read -r -a want <<<"$targets_arg"
 for t in "${want[@]}"; do
-  case $t in zbudfs|tmpfs|passthrough_ll|zram) ;; *) die "unknown target: $t" ;; esac
+  case $t in zbudfs|tmpfs|passthrough_ll|memfs_ll|zram) ;; *) die "unknown target: $t" ;; esac
 done
 targets=()
-order=(zbudfs passthrough_ll tmpfs zram)     # the order jobs run in, per job
+order=(zbudfs passthrough_ll memfs_ll tmpfs zram)     # the order jobs run in, per job
 for t in "${order[@]}"; do
   [[ ",$targets_arg," == *",$t,"* ]] || continue
   case $t in
     zbudfs) log "mounting zbudfs (default options)"; mount_zbudfs ;;
     tmpfs) log "mounting tmpfs"; mount_tmpfs ;;
     passthrough_ll) log "mounting passthrough_ll -o writeback,cache=always over a tmpfs"; mount_passthrough ;;
+    memfs_ll)
+      if [[ -n $memfs_note ]]; then log "memfs_ll: $memfs_note - skipped"; continue; fi
+      log "mounting memfs_ll (libfuse's in-memory example, its defaults)"; mount_memfs ;;
     zram)
       log "setting up zram + ext4"
       if ! mount_zram; then log "zram: unavailable ($zram_note) - skipped"; continue; fi
@@ -230,7 +268,7 @@ for t in "${order[@]}"; do
   targets+=("$t")
 done
 ((${#targets[@]})) || die "no targets"
-for t in "${targets[@]}"; do mkdir -p "${tdir[$t]}/fio"; done
+for t in "${targets[@]}"; do mkdir -p "${tdir[$t]}/fio" "${tdir[$t]}/realio"; done
 
 # ---------------------------------------------------------------- measuring helpers
 ticks() { # utime+stime of a process (clock ticks, all threads)
@@ -395,7 +433,8 @@ m = {
   'zbudfs': sh('git -C "$repo" describe --always --dirty'), 'zstd_level': $zlevel,
   'loadavg_start': sh('cut -d" " -f1-3 /proc/loadavg'), 'mode': '$mode', 'runs': $runs,
   'size': '$size', 'runtime': $runtime, 'groups': '${groups[*]}', 'targets': '${targets[*]}',
-  'zram': '''$zram_note''', 'tree': '${tree_src[*]}', 'tree_bytes': $tree_bytes,
+  'zram': '''$zram_note''', 'memfs': '''$memfs_note''', 'memfs_src': '$mfsrc',
+  'realio_threads': '${realio_threads[*]}', 'realio_jobs': '${realio_jobs[*]}', 'tree': '${tree_src[*]}', 'tree_bytes': $tree_bytes,
   'tree_files': $tree_files, 'tree_inodes': $tree_inodes, 'zstd_secs': $zstd_secs, 'tree_note': '''$tree_note''', 'clk_tck': $clk_tck,
 }
 json.dump(m, open(sys.argv[1], 'w'), indent=1)
@@ -406,17 +445,76 @@ EOF
 zdat=$work/zstd-c60.dat
 fio --name=zstdgen --filename="$zdat" --rw=write --bs=1M --size=64M --buffer_compress_percentage=60 \
   --buffer_compress_chunk=4096 --refill_buffers=1 --output=/dev/null >/dev/null 2>&1 || die "fio could not write $zdat"
-zstd_bench() { # run
-  local i p zpids=()
-  log "run $1/$runs  zstd limit: level $zlevel, 4 KiB blocks, fio's 60 %-compressible data, $( ((quick)) || echo "1 and ")$(nproc) processes"
-  ((quick)) || zstd -q -b"$zlevel" -e"$zlevel" -B4096 -i"$zstd_secs" "$zdat" >"$res/zstd-r$1-1.txt" 2>&1 || true
+zstd_limit() { # run file prefix label single(0/1): FILE's zstd speed, alone and on every CPU
+  local run=$1 file=$2 pre=$3 i p zpids=()
+  log "run $run/$runs  zstd limit: level $zlevel, 4 KiB blocks, $4, $( (($5)) && echo "1 and ")$(nproc) processes"
+  (($5)) && { zstd -q -b"$zlevel" -e"$zlevel" -B4096 -i"$zstd_secs" "$file" >"$res/$pre-r$run-1.txt" 2>&1 || true; }
   for ((i = 1; i <= $(nproc); i++)); do
-    zstd -q -b"$zlevel" -e"$zlevel" -B4096 -i"$zstd_secs" "$zdat" >"$res/zstd-r$1-n$i.txt" 2>&1 &
+    zstd -q -b"$zlevel" -e"$zlevel" -B4096 -i"$zstd_secs" "$file" >"$res/$pre-r$run-n$i.txt" 2>&1 &
     zpids+=($!)
   done
   for p in "${zpids[@]}"; do wait "$p" || true; done
-  printf '          %s\n' "$(cat "$res"/zstd-r"$1"-*.txt | grep -h 'MB/s' | tr -s ' ' | cut -d' ' -f3-5 | paste -sd '|')"
+  printf '          %s\n' "$(cat "$res/$pre-r$run"-*.txt | grep -h 'MB/s' | tr -s ' ' | cut -d' ' -f3-5 | paste -sd '|')"
 }
+zstd_bench() { zstd_limit "$1" "$zdat" zstd "fio's 60 %-compressible data" $((!quick)); }
+
+# ---------------------------------------------------------------- real data (realio)
+# Before the fio matrix: pages cut from real files (realio's corpus, /usr/include and the
+# shared libraries), which compress like real files do and unlike fio's buffers. The same
+# runs, rotation, settling and daemon probes as the fio matrix. The corpus is dumped once and
+# every realio run reads the dump (the same pages) instead of walking the trees again.
+realio=$repo/build/tests/realio
+corpus=$work/realio-corpus.dat
+"$realio" --dump-corpus "$corpus" || die "realio --dump-corpus failed"
+mkdir -p "$res/realio"
+realio_cmds=$res/realio-commands.txt
+: >"$realio_cmds"
+
+run_realio() { # run threads job target
+  local run=$1 nt=$2 job=$3 t=$4 dir out rc=0 line r=null a
+  alive "$t" || return 0
+  dir=${tdir[$t]}/realio
+  settle_s=0
+  if [[ $job == seqwrite ]]; then rm -rf "${dir:?}"/*; sync -f "$dir"; settle "$t"; fi
+  a=(--job "$job" --threads "$nt" --size "$size" --runtime "$runtime" --json)
+  [[ $job == seqread ]] && a+=(--verify)
+  if [[ $run == 1 && $t == "${targets[0]}" ]]; then
+    printf '%s\t%s\trealio --dir TARGET/realio --corpus CORPUS.dat %s\n' "$nt" "$job" "${a[*]}" >>"$realio_cmds"
+  fi
+  out=$res/realio/r${run}_t${nt}_${job}_${t}
+  probe_before "$t"
+  "$realio" --dir "$dir" --corpus "$corpus" "${a[@]}" >"$out.json" 2>"$out.err" || rc=$?
+  probe_after "$t"
+  if ((rc)); then
+    failed=1; log "ERROR: realio failed on $t ($nt threads, $job): $(tail -1 "$out.err")"
+  fi
+  alive "$t" || failed=1
+  ((rc == 0)) && read -r line <"$out.json" && [[ $line == "{"*"}" ]] && r=$line
+  printf '{"kind":"step","step":"realio","run":%d,"threads":%d,"job":"%s","target":"%s","verify":%s,"rc":%d,"settle_s":%s,"result":%s,%s}\n' \
+    "$run" "$nt" "$job" "$t" "$([[ $job == seqread ]] && echo true || echo false)" "$rc" "$settle_s" "$r" "$pa_json" >>"$records"
+  if [[ $r =~ \"mib_s\":([0-9.]+).*\"iops\":([0-9.]+) ]]; then
+    printf '          %-15s %.0f MiB/s  %.0f IOPS\n' "$t" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+  else
+    printf '          %-15s FAILED\n' "$t"
+  fi
+}
+
+log "real data: ${#realio_threads[@]} thread counts x ${#realio_jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per thread, random jobs ${runtime} s"
+for ((run = 1; run <= runs; run++)); do
+  zstd_limit "$run" "$corpus" zstd-real "realio's corpus" 1
+  k=$(((run - 1) % ${#targets[@]}))
+  order=("${targets[@]:k}" "${targets[@]:0:k}")
+  for nt in "${realio_threads[@]}"; do
+    for job in "${realio_jobs[@]}"; do
+      log "run $run/$runs  real data  threads=$nt  $job"
+      for t in "${order[@]}"; do run_realio "$run" "$nt" "$job" "$t"; done
+    done
+  done
+done
+for t in "${targets[@]}"; do
+  alive "$t" || continue
+  rm -rf "${tdir[$t]:?}/realio"; sync -f "${tdir[$t]}"; settle "$t"
+done
 
 # ---------------------------------------------------------------- the fio matrix
 log "fio: ${#groups[@]} data/jobs groups x ${#jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per job, random jobs ${runtime} s"

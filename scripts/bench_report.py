@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The report of scripts/bench.sh: reads a results directory (machine.json, loadavg_end.json,
-records.jsonl, fio-commands.txt, fio/*.json) and writes report.md, targets.txt, the chart's
+records.jsonl, fio-commands.txt, realio-commands.txt, fio/*.json, zstd-*.txt) and writes report.md, targets.txt, the chart's
 data files and chart.gp there; prints the report.
 
 Usage: scripts/bench_report.py RESULTS_DIR"""
@@ -8,7 +8,7 @@ import json, os, re, statistics, sys
 
 sys.dont_write_bytecode = True  # No __pycache__ in the source tree.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fio_result  # noqa: E402  (after the path is set)
+from benchlib import fio_result, zstd_limit  # noqa: E402  (after the path is set)
 
 
 res = sys.argv[1]
@@ -16,8 +16,13 @@ M = json.load(open(os.path.join(res, 'machine.json')))
 M['loadavg_end'] = json.load(open(os.path.join(res, 'loadavg_end.json')))
 recs = [json.loads(l) for l in open(os.path.join(res, 'records.jsonl')) if l.strip()]
 cmds = [l.rstrip('\n').split('\t') for l in open(os.path.join(res, 'fio-commands.txt')) if l.strip()]
-TARGETS = [t for t in ['tmpfs', 'zram', 'passthrough_ll', 'zbudfs'] if t in M['targets'].split()]
-TNAME = {'tmpfs': 'tmpfs', 'zram': 'zram+ext4', 'passthrough_ll': 'passthrough_ll', 'zbudfs': 'zbudfs'}
+rcpath = os.path.join(res, 'realio-commands.txt')
+rcmds = [l.rstrip('\n').split('\t') for l in open(rcpath) if l.strip()] if os.path.exists(rcpath) else []
+TARGETS = [t for t in ['tmpfs', 'zram', 'passthrough_ll', 'memfs_ll', 'zbudfs'] if t in M['targets'].split()]
+TNAME = {'tmpfs': 'tmpfs', 'zram': 'zram+ext4', 'passthrough_ll': 'passthrough_ll', 'memfs_ll': 'memfs_ll',
+         'zbudfs': 'zbudfs'}
+FUSE = [t for t in ('zbudfs', 'passthrough_ll', 'memfs_ll') if t in TARGETS]
+PEERS = [t for t in ('passthrough_ll', 'memfs_ll') if t in TARGETS]
 JOBS = ['seqwrite_buf', 'seqwrite_dir', 'seqread_dir', 'randread_dir', 'randwrite_dir']
 JNAME = {'seqwrite_buf': ('seq write 1M', 'buffered, end_fsync'), 'seqwrite_dir': ('seq write 1M', 'direct'),
          'seqread_dir': ('seq read 1M', 'direct'), 'randread_dir': ('rand read 4k', 'direct'),
@@ -63,6 +68,150 @@ def key_rate(job): return 'mibs' if job.startswith('seq') else 'iops'
 
 out = []
 P = out.append
+MEMFS = ('libfuse 3.17\'s in-memory example, from `%s` built against libfuse %s, `memfs_ll -f MNT`: '
+         'the in-memory FUSE peer' % (os.path.basename(M.get('memfs_src') or 'memfs_ll.cc'), M['libfuse'])
+         if 'memfs_ll' in TARGETS else 'skipped: ' + (M.get('memfs') or 'not requested'))
+
+# ---------------------------------------------------------------- real data (realio)
+RJOBS = ['seqwrite', 'seqread', 'randread', 'randwrite']
+RNAME = {'seqwrite': 'seq write 1M, buffered + fsync', 'seqread': 'seq read 1M, O_DIRECT',
+         'randread': 'rand read 4k, O_DIRECT', 'randwrite': 'rand write 4k, O_DIRECT'}
+ragg = {}  # (threads, job, target) -> {'runs': [...], 'fail': n}
+for r in recs:
+    if r['step'] != 'realio':
+        continue
+    a = ragg.setdefault((r['threads'], r['job'], r['target']), {'runs': [], 'fail': 0, 'verified': 0})
+    x = r.get('result')
+    if r['rc'] or not x:
+        a['fail'] += 1
+        continue
+    a['verified'] += bool(r.get('verify'))
+    s = r.get('stats') or {}
+    a['runs'].append({'mibs': x['mib_s'], 'iops': x['iops'], 'bytes': x['bytes'], 'ops': x['ops'],
+                      'corpus': x.get('corpus_bytes'), 'cpu': r['cpu_ticks'] / M['clk_tck'],
+                      'orig': s.get('orig_data_size'), 'compr': s.get('compr_data_size'),
+                      'mem': s.get('mem_used_total')})
+RTHREADS = sorted({k[0] for k in ragg})
+def rm(k, field):
+    xs = [x[field] for x in ragg.get(k, {'runs': []})['runs'] if x.get(field) is not None]
+    return med(xs)
+def rrate(k):
+    """MiB/s of a sequential job, IOPS of a random one (the figure the tables show)."""
+    return rm(k, 'mibs' if k[1].startswith('seq') else 'iops')
+def rcell(k):
+    v = rrate(k)
+    if v is None:
+        return 'failed' if ragg.get(k, {}).get('fail') else 'n/a'
+    return fmt_rate(v, k[1])
+ZREAL = zstd_limit(res, 'zstd-real', M['runs'], M['nproc'])
+issue16 = []  # MET/MISSED lines of issue 16's real-data target
+
+
+def realdata_row(nt, job):
+    """The headline table's row, and issue 16's verdict on it: zbudfs >= 1.0x the better FUSE
+    peer or, where zstd on all cores cannot go that fast (compress for writes, decompress for
+    reads), >= 0.9x that zstd limit. Compared in MiB/s."""
+    cells = [rcell((nt, job, t)) for t in TARGETS]
+    zm = rm((nt, job, 'zbudfs'), 'mibs') if 'zbudfs' in TARGETS else None
+    peer = max([v for v in (rm((nt, job, t), 'mibs') for t in PEERS) if v is not None], default=None)
+    zl = ZREAL['all'][0 if job.endswith('write') else 1] if ZREAL['all'] else None
+    rp = zm / peer if zm and peer else None
+    rz = zm / zl if zm and zl else None
+    if PEERS and 'zbudfs' in TARGETS:
+        cells.append('%.2f×' % rp if rp else 'n/a')
+    if 'zbudfs' in TARGETS:
+        cells.append('%.2f×' % rz if rz else 'n/a')
+    if zm is not None and peer is not None:
+        if zl is not None and zl < peer:
+            need, why = 0.9 * zl, '0.9× the all-core zstd limit (%.0f MiB/s, below the better FUSE peer\'s %.0f)' % (zl, peer)
+        else:
+            need, why = peer, '1.0× the better FUSE peer (%.0f MiB/s)' % peer
+        issue16.append('%s %s, %d thread%s: %.0f MiB/s, need ≥ %s'
+                       % ('MET   ' if zm >= need else 'MISSED', RNAME[job], nt, '' if nt == 1 else 's', zm, why))
+    return '| %s | %d | %s |' % (RNAME[job], nt, ' | '.join(cells))
+
+
+def realdata_cpu_table():
+    """Daemon CPU per operation of the FUSE targets: µs per MiB moved (sequential jobs) or per
+    request (random jobs); utime+stime of the daemon over the step, so clock-tick grained."""
+    if not FUSE:
+        return
+    P('Daemon CPU per operation (utime + stime of the FUSE daemon during the step, all its threads; '
+      'µs per MiB for sequential jobs, µs per 4 KiB request for random ones; medians; ticks are %d ms, '
+      'so short steps are coarse):' % (1000 // M['clk_tck']))
+    P('')
+    P('| job | threads | ' + ' | '.join(TNAME[t] for t in FUSE) + ' |')
+    P('|---|---:|' + '---:|' * len(FUSE))
+    for job in RJOBS:
+        for nt in RTHREADS:
+            cells = []
+            for t in FUSE:
+                runs = ragg.get((nt, job, t), {'runs': []})['runs']
+                per = [x['cpu'] * 1e6 / (x['bytes'] / MiB if job.startswith('seq') else x['ops'])
+                       for x in runs if x['ops']]
+                cells.append('%.0f µs/%s' % (med(per), 'MiB' if job.startswith('seq') else 'req') if per else 'n/a')
+            P('| %s | %d | %s |' % (RNAME[job], nt, ' | '.join(cells)))
+    P('')
+
+
+def realdata_section():
+    if not ragg:
+        return
+    P('### Real data: MiB/s for sequential jobs, IOPS for random ones (the headline)')
+    P('')
+    corpus = med([x['corpus'] for a in ragg.values() for x in a['runs'] if x.get('corpus')])
+    ver = sum(a['verified'] for (nt, job, t), a in ragg.items() if job == 'seqread')
+    nver = sum(len(a['runs']) + a['fail'] for (nt, job, t), a in ragg.items() if job == 'seqread')
+    P('Measured with `build/tests/realio` (tests/bench/realio.cc): each thread writes and reads its own '
+      '%s file made of 4 KiB pages cut from real files (its default corpus, `/usr/include` and '
+      '`/usr/lib/x86_64-linux-gnu`, %.0f MiB of pages, dumped once with `--dump-corpus` and read back by every run '
+      'with `--corpus CORPUS.dat`), so the data compresses as real text and binaries '
+      'do, not as fio\'s buffers. Jobs: sequential 1 MiB buffered writes of the whole file then `fsync` '
+      '(timed), O_DIRECT 1 MiB sequential reads, O_DIRECT 4 KiB random reads and writes for %d s; 1 and 2 '
+      'threads; files deleted (and zbudfs settled) before each write; every figure the **median of %d '
+      'run%s**, targets interleaved as for fio, before the fio jobs. Every sequential read checked each page '
+      'against what was written (`--verify`): %d of %d passed. Ratios: zbudfs ÷ the better of %s, and zbudfs '
+      '(in MiB/s) ÷ the all-core zstd limit on the same corpus (compress for writes, decompress for reads; '
+      'below).' % (M['size'].replace('M', ' MiB'), (corpus or 0) / MiB, M['runtime'], M['runs'],
+                   '' if M['runs'] == 1 else 's', ver, nver, ' and '.join(PEERS) or 'no FUSE peer'))
+    P('')
+    head = [TNAME[t] for t in TARGETS]
+    if PEERS and 'zbudfs' in TARGETS:
+        head.append('zbudfs ÷ best FUSE peer')
+    if 'zbudfs' in TARGETS:
+        head.append('zbudfs ÷ zstd limit')
+    P('| job | threads | ' + ' | '.join(head) + ' |')
+    P('|---|---:|' + '---:|' * len(head))
+    for job in RJOBS:
+        for nt in RTHREADS:
+            P(realdata_row(nt, job))
+    P('')
+    if ZREAL['all']:
+        one = ZREAL['one']
+        P('zstd on the same corpus (`realio --dump-corpus`, then `zstd -q -b%d -e%d -B4096 -i%d`, medians): '
+          '%s%d processes at once %.0f MiB/s compress, %.0f MiB/s decompress in all (the **all-core zstd '
+          'limit**); ratio %.2f.' % (M['zstd_level'], M['zstd_level'], M['zstd_secs'],
+                                    ('one process %.0f MiB/s compress, %.0f MiB/s decompress per core; '
+                                     % one) if one and None not in one else '',
+                                    M['nproc'], ZREAL['all'][0], ZREAL['all'][1], ZREAL['ratio'] or 0))
+    else:
+        P('zstd benchmark on the corpus unreadable (see zstd-real-*.txt in the results directory).')
+    P('')
+    dens = [(x['orig'] / x['compr'] if x.get('compr') else None, x['orig'] / x['mem'] if x.get('mem') else None)
+            for (nt, job, t), a in ragg.items() if t == 'zbudfs' and job == 'seqwrite' for x in a['runs']]
+    if dens:
+        P('zbudfs after its sequential writes: orig/compr %s, orig/mem %s (medians; orig_data_size ÷ '
+          'compr_data_size and ÷ mem_used_total).' % tuple(
+              '%.2f' % med([d[i] for d in dens if d[i]]) if any(d[i] for d in dens) else 'n/a' for i in (0, 1)))
+        P('')
+    realdata_cpu_table()
+    if issue16:
+        P('Issue 16\'s target on real data (zbudfs, medians):')
+        P('')
+        P('```')
+        for l in issue16: P(l)
+        P('```')
+        P('')
 P('## fio on the mountpoint — %s (%s run)' % (M['date'], M['mode']))
 P('')
 P('Written by `scripts/bench.sh%s`. Machine: %d CPUs (%s), %.1f GiB RAM, kernel %s, %s; '
@@ -74,8 +223,11 @@ P('Written by `scripts/bench.sh%s`. Machine: %d CPUs (%s), %.1f GiB RAM, kernel 
 P('')
 P('Targets: **zbudfs** (`build/zbudfs -f MNT`, defaults); **tmpfs** (defaults, the RAM ceiling); '
   '**passthrough_ll** (libfuse %s\'s example, compiled from `/usr/share/doc/libfuse3-dev/examples`, '
-  '`-o source=TMPFS,writeback,cache=always`, the FUSE ceiling); **zram+ext4** (%s).'
-  % (M['libfuse'], M['zram'] if 'zram' in TARGETS else 'skipped: ' + (M['zram'] or 'not requested')))
+  '`-o source=TMPFS,writeback,cache=always`, the FUSE ceiling); **memfs_ll** (%s); **zram+ext4** (%s).'
+  % (M['libfuse'], MEMFS, M['zram'] if 'zram' in TARGETS else 'skipped: ' + (M['zram'] or 'not requested')))
+P('')
+realdata_section()
+P('### fio\'s synthetic buffers')
 P('')
 P('fio jobs: `ioengine=psync` (iodepth 1), %s per job, `numjobs` 1 or 2 with `group_reporting`; '
   'sequential jobs write into freshly deleted files, reads and random writes use the files the '
@@ -86,7 +238,7 @@ P('fio jobs: `ioengine=psync` (iodepth 1), %s per job, `numjobs` 1 or 2 with `gr
   '(`refill_buffers=1`). Every figure is the **median of %d run%s** (runs interleave the targets job by job, each run starting with the next target).'
   % (M['size'].replace('M', ' MiB'), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
 P('')
-P('![fio and tree copy: tmpfs, zram+ext4, passthrough_ll, zbudfs](bench.png)')
+P('![fio and tree copy: %s](bench.png)' % ', '.join(TNAME[t] for t in TARGETS))
 P('')
 P('### Throughput: MiB/s for sequential jobs, IOPS for random ones')
 P('')
@@ -157,6 +309,15 @@ if 'zbudfs' in TARGETS:
     P('')
 
 trees = {r['target']: r for r in recs if r['step'] == 'tree'}
+def cp_errors(t):
+    """Why cp -a failed, when its errors are all of one kind (memfs_ll has no symlink)."""
+    try:
+        errs = [l for l in open(os.path.join(res, 'cp-%s.err' % t)) if l.strip()]
+    except OSError:
+        return ''
+    links = sum('cannot create symbolic link' in l for l in errs)
+    return (' (%d symlinks not created: %s)' % (links, errs[0].rsplit(': ', 1)[-1].strip())
+            if errs and links == len(errs) else ' (%d errors, see cp-%s.err)' % (len(errs), t))
 P('### Copying a real tree: `cp -a %s TARGET/tree/ && sync -f TARGET/tree` (one run)' % M['tree'])
 P('')
 P('%.0f MiB in %d files (%d inodes)%s, read once beforehand so the source comes from the page cache. MiB/s = file '
@@ -170,8 +331,8 @@ for t in TARGETS:
     if not r or r.get('skipped'):
         P('| %s | n/a | n/a | n/a | %s |' % (TNAME[t], r['skipped'] if r else 'not run')); continue
     note = []
-    if r['cp_rc']: note.append('cp exit status %d' % r['cp_rc'])
-    if r.get('cpu_ticks') and t in fuse:
+    if r['cp_rc']: note.append('cp exit status %d' % r['cp_rc'] + cp_errors(t))
+    if r.get('cpu_ticks') and t in FUSE:
         note.append('daemon CPU %.1f s' % (r['cpu_ticks'] / M['clk_tck']))
     s, sb = r.get('stats'), r.get('stats_before')
     if t == 'zbudfs' and s:
@@ -190,23 +351,10 @@ for t in TARGETS:
 P('')
 
 # zstd limit
-def zparse(p):
-    try:
-        for line in open(p):
-            g = re.search(r'\(\s*([\d.]+)\)\s+([\d.]+) MB/s\s+([\d.]+) MB/s', line)
-            if g: return float(g.group(1)), float(g.group(2)) * 1e6 / MiB, float(g.group(3)) * 1e6 / MiB
-    except OSError:
-        pass
-    return None
-z1s, zalls, zratio = [], [], None
-for run in range(1, M['runs'] + 1):
-    z = zparse(os.path.join(res, 'zstd-r%d-1.txt' % run))
-    if z: z1s.append(z)
-    zn = [zparse(os.path.join(res, 'zstd-r%d-n%d.txt' % (run, i))) for i in range(1, M['nproc'] + 1)]
-    if zn and all(zn):
-        zalls.append(sum(x[1] for x in zn)); zratio = zn[0][0]
-z1 = (None, med([x[1] for x in z1s]), med([x[2] for x in z1s])) if z1s else None
-zall = med(zalls)
+zl = zstd_limit(res, 'zstd', M['runs'], M['nproc'])
+z1 = (None,) + zl['one'] if zl['one'] else None
+zall = zl['all'][0] if zl['all'] else None
+zalls, zratio = zl['all_runs'], zl['ratio']
 zsecs = M['zstd_secs']
 P('### zstd on this machine')
 P('')
@@ -303,17 +451,21 @@ P('```')
 for l in lines: P(l)
 P('```')
 P('')
-P('<details><summary>fio command lines (TARGET = the mount point or the tmpfs/ext4 directory)</summary>')
+P('<details><summary>fio and realio command lines (TARGET = the mount point or the tmpfs/ext4 directory)</summary>')
 P('')
 P('```')
 for c in cmds:
     P('# %s, %s job(s), %s' % (DNAME[c[0]], c[1], c[2]))
     P(c[3])
+for c in rcmds:
+    P('# real data, %s thread(s), %s' % (c[0], c[1]))
+    P(c[2])
 P('```')
 P('</details>')
 P('')
 open(os.path.join(res, 'report.md'), 'w').write('\n'.join(out))
-open(os.path.join(res, 'targets.txt'), 'w').write('\n'.join(lines) + '\n')
+open(os.path.join(res, 'targets.txt'), 'w').write(
+    '\n'.join(lines) + '\n' + ('\nIssue 16 targets (real data):\n' + '\n'.join(issue16) + '\n' if issue16 else ''))
 
 # chart data
 DSHORT = {'c60': '60% compr.', 'rand': 'incompr.'}
@@ -339,7 +491,8 @@ tree_rows = [('cp -a', [M['tree_bytes'] / MiB / trees[t]['seconds'] if t in tree
                         for t in TARGETS])]
 dat('chart-tree.dat', tree_rows)
 n = len(TARGETS)
-colors = {'tmpfs': '#9e9e9e', 'zram': '#e69f00', 'passthrough_ll': '#56b4e9', 'zbudfs': '#d55e00'}
+colors = {'tmpfs': '#9e9e9e', 'zram': '#e69f00', 'passthrough_ll': '#56b4e9', 'memfs_ll': '#009e73',
+          'zbudfs': '#d55e00'}
 cols = ' '.join(colors[t] for t in TARGETS)
 def yrange(rows):
     xs = [x for _, vals in rows for x in vals if x]

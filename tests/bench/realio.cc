@@ -14,7 +14,9 @@
 //   randread   O_DIRECT 4 KiB reads at random pages for --runtime seconds
 //   randwrite  O_DIRECT 4 KiB writes at random pages for --runtime seconds
 // --dump-corpus writes the corpus pages to FILE and exits, so that zstd's own speed can be
-// measured on the very data the jobs write (scripts/bench.sh runs `zstd -b` on it).
+// measured on the very data the jobs write (scripts/bench.sh runs `zstd -b` on it). A regular
+// file given to --corpus is taken whole, as such a dump: `--corpus FILE` then writes the same
+// pages as the trees it was dumped from, without walking them again on every run.
 // Prints one line: the job, MiB/s and IOPS (with --json, one JSON object). Exit status 0, or
 // 1 on an I/O error or a verify mismatch (reported on stderr), 2 on bad usage. Depends on libc
 // and the C++ standard library only.
@@ -160,15 +162,33 @@ std::vector<std::filesystem::path> FilesUnder(const std::string& root) {
   return paths;
 }
 
+// Appends a --dump-corpus file whole (it already is whole pages).
+void AppendDump(const std::string& path, std::vector<uint8_t>& out) {
+  std::error_code ec;
+  const uintmax_t n = std::filesystem::file_size(path, ec);
+  if (ec) return;
+  const size_t begin = out.size();
+  out.resize(begin + static_cast<size_t>(n));
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(out.data() + begin), static_cast<std::streamsize>(n));
+  out.resize(begin + static_cast<size_t>(in.gcount()));
+  out.resize((out.size() + kPage - 1) / kPage * kPage, 0);
+}
+
 // Whole pages of the regular files under the corpus paths, an equal share of corpus_max from
 // each path (so text and binaries both count), each file's pages taken from its start (at
 // most 1 MiB of a file, so one large library does not dominate). A file's last partial page is
-// kept, zero-padded, as a file system would store it.
+// kept, zero-padded, as a file system would store it. A path that is a regular file is a dump.
 std::vector<uint8_t> LoadCorpus(const Options& o) {
   std::vector<uint8_t> out;
   std::vector<char> buf(1 << 20);
   const uint64_t share = o.corpus_max / std::max<size_t>(o.corpus.size(), 1);
   for (const std::string& root : o.corpus) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(root, ec)) {
+      AppendDump(root, out);
+      continue;
+    }
     const size_t begin = out.size();
     for (const std::filesystem::path& p : FilesUnder(root)) {
       if (out.size() - begin >= share) break;
