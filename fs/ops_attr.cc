@@ -1,7 +1,6 @@
 // FUSE handlers for the connection and for attributes: init, getattr, setattr, statfs,
 // access, forget, forget_multi.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
 // setattr with a size takes data_mu (exclusive) around PageStore::Truncate, then Inode::mu.
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -54,28 +53,9 @@ void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_attr(req, &st, kCacheTimeout);
 }
 
-// Applies the attribute changes of a setattr request; returns an errno value.
-int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
-  std::unique_lock<std::shared_mutex> data_lock(inode->data_mu, std::defer_lock);
-  if (to_set & FUSE_SET_ATTR_SIZE) {
-    if (inode->is_dir()) return EISDIR;
-    if (!inode->is_reg()) return EINVAL;
-    if (attr->st_size < 0) return EINVAL;
-    if (static_cast<uint64_t>(attr->st_size) > PageStore::kMaxFileSize) return EFBIG;
-    data_lock.lock();
-    off_t old_size;
-    {
-      std::lock_guard<std::mutex> lock(inode->mu);
-      old_size = inode->size;
-    }
-    // At or below the size: also frees pages past EOF (fallocate with KEEP_SIZE), as tmpfs.
-    if (attr->st_size <= old_size) {
-      Status s = fs->store().Truncate(inode->ino, attr->st_size);
-      if (!s.ok()) return StoreErrno(s, EIO);
-    }
-  }
-  struct timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
+// Applies the attribute changes of a setattr request but the data's (Inode::mu held).
+void ApplyAttrs(Inode* inode, const struct stat* attr, int to_set) REQUIRES(inode->mu) {
+  const struct timespec now = Now();
   if (to_set & FUSE_SET_ATTR_SIZE) {
     inode->size = attr->st_size;
     if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) inode->mtime = now;
@@ -93,11 +73,37 @@ int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set)
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     inode->mtime = attr->st_mtim;
   }
-  if (to_set & FUSE_SET_ATTR_CTIME) {
-    inode->ctime = attr->st_ctim;
-  } else {
-    inode->ctime = now;
+  inode->ctime = (to_set & FUSE_SET_ATTR_CTIME) ? attr->st_ctim : now;
+}
+
+// A setattr with a size: the data and the attributes change under data_mu held
+// exclusively, so that readers see a size and the pages behind it together.
+int SetAttrWithSize(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
+  if (inode->is_dir()) return EISDIR;
+  if (!inode->is_reg()) return EINVAL;
+  if (attr->st_size < 0) return EINVAL;
+  if (static_cast<uint64_t>(attr->st_size) > PageStore::kMaxFileSize) return EFBIG;
+  WriterLock data(&inode->data_mu);
+  off_t old_size;
+  {
+    MutexLock lock(&inode->mu);
+    old_size = inode->size;
   }
+  // At or below the size: also frees pages past EOF (fallocate with KEEP_SIZE), as tmpfs.
+  if (attr->st_size <= old_size) {
+    Status s = fs->store().Truncate(inode->ino, attr->st_size);
+    if (!s.ok()) return StoreErrno(s, EIO);
+  }
+  MutexLock lock(&inode->mu);
+  ApplyAttrs(inode, attr, to_set);
+  return 0;
+}
+
+// Applies the attribute changes of a setattr request; returns an errno value.
+int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
+  if (to_set & FUSE_SET_ATTR_SIZE) return SetAttrWithSize(fs, inode, attr, to_set);
+  MutexLock lock(&inode->mu);
+  ApplyAttrs(inode, attr, to_set);
   return 0;
 }
 
@@ -111,7 +117,7 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   }
   gid_t group_before;  // What the kernel tests setgid against: the group before a chgrp.
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     group_before = inode->gid;
   }
   if (int err = DoSetAttr(fs, inode.get(), attr, to_set); err != 0) {
@@ -198,7 +204,7 @@ bool CallerHasCapFsetid(fuse_req_t req) {
 void ClearCapabilities(fuse_req_t req, Inode* inode) {
   uint64_t cost;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     cost = EraseXattr(inode, "security.capability");
     if (cost != 0) inode->ctime = Now();
   }
@@ -217,7 +223,7 @@ void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino) {
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
   bool privileged;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     privileged = (inode->mode & (S_ISUID | S_ISGID)) != 0;
   }
   if (privileged && !CallerHasCapFsetid(req)) {
@@ -231,7 +237,7 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bo
   mode_t mode;
   gid_t gid;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     mode = inode->mode;
     gid = group.value_or(inode->gid);
   }
@@ -244,7 +250,7 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bo
   bool mode_changed;
   uint64_t caps_cost;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     caps_cost = EraseXattr(inode, "security.capability");
     mode_changed = (inode->mode & kill) != 0;
     if (mode_changed || caps_cost != 0) {
@@ -271,7 +277,7 @@ void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
   uid_t uid;
   gid_t gid;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     mode = inode->mode;
     uid = inode->uid;
     gid = inode->gid;

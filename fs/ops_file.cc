@@ -1,6 +1,5 @@
 // FUSE handlers for file data: open, create, read, write, release, fsync, fallocate, lseek.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
 // Data calls into the PageStore hold only the file's Inode::data_mu: shared for Read and
 // Write (the store serialises writers of one file itself), exclusive for truncation and
 // fallocate, so that a size and the pages behind it change together. Inode::mu is taken
@@ -26,11 +25,11 @@ namespace {
 // HANDLE_KILLPRIV_V2, or else unless the caller has CAP_FSETID; file capabilities always.
 int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
   {
-    std::unique_lock<std::shared_mutex> data(inode->data_mu);
+    WriterLock data(&inode->data_mu);
     Status s = fs->store().Truncate(inode->ino, 0);
     if (!s.ok()) return StoreErrno(s, EIO);
     const timespec now = Now();
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     inode->size = 0;
     inode->mtime = inode->ctime = now;
   }
@@ -49,13 +48,13 @@ int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
 // size is cut back to the first refused byte and later writeback may not grow the file past
 // a gap (GapAfterRefusal). Only data written since the last fsync or the last close of a
 // writer is at stake, whose errors the kernel reports there; these reset the bookkeeping.
-void ForgetWritebackGrowth(Inode* inode) {
+void ForgetWritebackGrowth(Inode* inode) REQUIRES(inode->mu) {
   inode->wb_floor = UINT64_MAX;
   inode->wb_refused = false;
 }
 
 // Notes a stored write of [off, end) (before the size is raised; Inode::mu held).
-void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) {
+void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) REQUIRES(inode->mu) {
   const uint64_t size = static_cast<uint64_t>(inode->size);
   if (writeback) {
     if (end > size) inode->wb_floor = std::min(inode->wb_floor, size);
@@ -67,7 +66,7 @@ void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) {
 // True when a writeback write at off must be refused: writeback was refused since the last
 // fsync or close and this one would leave a gap past EOF (which would read as zeros).
 bool GapAfterRefusal(Inode* inode, uint64_t off) {
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   return inode->wb_refused && off > static_cast<uint64_t>(inode->size);
 }
 
@@ -78,7 +77,7 @@ bool GapAfterRefusal(Inode* inode, uint64_t off) {
 bool CutBackRefusedWriteback(Filesystem* fs, Inode* inode, uint64_t off, uint64_t end) {
   uint64_t size, floor;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     size = static_cast<uint64_t>(inode->size);
     floor = inode->wb_floor;
     inode->wb_refused = true;
@@ -89,7 +88,7 @@ bool CutBackRefusedWriteback(Filesystem* fs, Inode* inode, uint64_t off, uint64_
   if (hole >= std::min(end, size)) return end > size;  // Older stored data reads back.
   if (!fs->store().Truncate(inode->ino, hole).ok()) return end > size;
   const timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   inode->size = static_cast<off_t>(hole);
   inode->mtime = inode->ctime = now;
   return true;
@@ -101,7 +100,7 @@ bool Writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 // Takes an open handle on inode for fi.
 void AddHandle(Inode* inode, fuse_file_info* fi) {
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     ++inode->open_count;
     if (Writable(fi->flags)) ++inode->write_handles;
   }
@@ -119,7 +118,7 @@ void ChooseDirectIo(Filesystem* fs, const Inode& inode, fuse_file_info* fi) {
 // Gives back a handle opened with flags; frees the inode when that was the last reference.
 void DropHandle(Filesystem* fs, const std::shared_ptr<Inode>& inode, int flags) {
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     if (inode->open_count > 0) --inode->open_count;
     if (Writable(flags) && inode->write_handles > 0) --inode->write_handles;
     // The kernel wrote back and reported errors at the last close (flush): a new episode.
@@ -193,10 +192,10 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
   std::unique_ptr<char[]> buf;
   size_t n = 0;
   {
-    std::shared_lock<std::shared_mutex> data(inode->data_mu);
+    ReaderLock data(&inode->data_mu);
     off_t file_size;
     {
-      std::lock_guard<std::mutex> lock(inode->mu);
+      MutexLock lock(&inode->mu);
       file_size = inode->size;
     }
     if (off < file_size) {
@@ -204,7 +203,7 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
       buf.reset(new char[n]);
       Status s = fs->store().Read(inode->ino, off, buf.get(), n);
       if (!s.ok()) {
-        data.unlock();
+        data.Unlock();
         fuse_reply_err(req, StoreErrno(s, EIO));
         return;
       }
@@ -238,13 +237,13 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
   }
   Status s;
   {
-    std::shared_lock<std::shared_mutex> data(inode->data_mu);
+    ReaderLock data(&inode->data_mu);
     s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
             ? Status::Error(ENOSPC, "writeback past refused data")
             : fs->store().Write(inode->ino, off, buf, size);
     if (s.ok()) {
       const timespec now = Now();
-      std::lock_guard<std::mutex> lock(inode->mu);
+      MutexLock lock(&inode->mu);
       NoteStoredWrite(inode, writeback, end);
       if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
       inode->mtime = inode->ctime = now;
@@ -255,10 +254,10 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
                    size, static_cast<long long>(off), static_cast<unsigned long long>(inode->ino),
                    s.ToString().c_str());
     // Pages of the failed write past EOF must not show up if the file grows later.
-    std::unique_lock<std::shared_mutex> data(inode->data_mu);
+    WriterLock data(&inode->data_mu);
     off_t file_size;
     {
-      std::lock_guard<std::mutex> lock(inode->mu);
+      MutexLock lock(&inode->mu);
       file_size = inode->size;
     }
     if (static_cast<off_t>(end) > file_size) (void)fs->store().Truncate(inode->ino, file_size);
@@ -267,7 +266,7 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     // fsync or close wait for), the pages after it (see full_mount.h).
     const bool past_size =
         writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
-    data.unlock();
+    data.Unlock();
     if (past_size) ResetKernelInode(fs, inode);
     // The writer goes on filling the page cache: make the kernel ask for attributes at its
     // next write(2), which GetAttr then refuses with ENOSPC while the mount stays near full.
@@ -294,7 +293,7 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
   // refusal itself): what the file holds now is acknowledged.
   Inode* inode = Filesystem::FromHandle(fi);
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     ForgetWritebackGrowth(inode);
   }
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
@@ -307,7 +306,7 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end) {
   uint64_t size;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     size = static_cast<uint64_t>(inode->size);
   }
   // The pages of this call ([off, end) rounded out) that lie wholly past EOF.
@@ -329,7 +328,7 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
   const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
   if (end > PageStore::kMaxFileSize) return EFBIG;
 
-  std::unique_lock<std::shared_mutex> data(inode->data_mu);
+  WriterLock data(&inode->data_mu);
   Status s = punch  ? fs->store().PunchHole(inode->ino, off, len)
              : zero ? fs->store().ZeroRange(inode->ino, off, len)
                     : fs->store().Allocate(inode->ino, off, len);
@@ -338,7 +337,7 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
     return StoreErrno(s, ENOSPC);
   }
   const timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   if (!keep_size && static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
   inode->mtime = inode->ctime = now;
   return 0;
@@ -376,7 +375,7 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
   bool flushed = false;
   bool writers;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     writers = inode->write_handles > 0;
   }
   if (writers && !fs->options().single_thread && fs->session() != nullptr) {
@@ -389,16 +388,16 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
     }
     if (fs->options().clone_fd) flushing.fetch_sub(1);
   }
-  std::shared_lock<std::shared_mutex> data(inode->data_mu);
+  ReaderLock data(&inode->data_mu);
   off_t file_size;
   bool maybe_dirty;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     file_size = inode->size;
     maybe_dirty = inode->write_handles > 0 && !flushed;
   }
   if (off < 0 || off >= file_size) {
-    data.unlock();
+    data.Unlock();
     fuse_reply_err(req, ENXIO);
     return;
   }
@@ -408,7 +407,7 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
   } else {
     found = fs->store().SeekData(inode->ino, off, whence == SEEK_DATA);
   }
-  data.unlock();
+  data.Unlock();
   if (whence == SEEK_DATA) {
     if (found >= static_cast<uint64_t>(file_size)) {
       fuse_reply_err(req, ENXIO);
