@@ -85,7 +85,7 @@ void Filesystem::ReleaseIfUnused(const std::shared_ptr<Inode>& inode) {
   // The target itself goes with the last shared_ptr; its charge now, once for all links.
   if (inode->symlink != nullptr) {
     if (const uint64_t cost = SymlinkCost(inode->symlink->size()); cost != 0) {
-      (void)store_->ChargeMetadata(-static_cast<int64_t>(cost));
+      (void)store_->ChargeMetadata(-static_cast<int64_t>(cost));  // Giving back never fails.
     }
   }
 }

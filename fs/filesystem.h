@@ -24,7 +24,6 @@
 
 #include <atomic>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -134,31 +133,6 @@ void AddXattrOps(fuse_lowlevel_ops* ops);    // setxattr, getxattr, listxattr, r
 // hands back the inode already there with its lookup count raised.
 int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name,
                     mode_t mode, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing);
-
-// Clears what a change by the caller of req must clear, as the kernel's file_remove_privs:
-// setuid; setgid when the group may execute, or the caller is outside `group` (the file's
-// group before the change; default: its group now) and, if may_be_capable, lacks
-// CAP_FSETID; and the security.capability xattr. For the requests the kernel flags under
-// FUSE_HANDLE_KILLPRIV_V2 (it flags writes and truncates only for callers without
-// CAP_FSETID, chowns always). When the mode changed, the kernel's cached attributes are
-// invalidated (ForgetCachedMode) before this returns, so before the request's reply.
-// Takes Inode::mu (ops_attr.cc); call with no lock held.
-void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = std::nullopt,
-                    bool may_be_capable = false);
-// The same for a change the kernel does not flag (fallocate; open(O_TRUNC) without
-// HANDLE_KILLPRIV_V2): setuid and setgid only when the caller lacks CAP_FSETID (read from
-// /proc, and only when the file has either bit); file capabilities always.
-void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
-// Makes the kernel drop its cached attributes of ino (after the daemon cleared setuid or
-// setgid): the kernel keeps a mode for kCacheTimeout and execs by it, and neither a write's
-// reply nor fallocate's or open(O_TRUNC)'s refreshes it. Safe from any handler: it sends
-// nothing back to us and takes no lock the kernel may hold meanwhile (ops_attr.cc).
-void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino);
-// Removes the security.capability xattr (a truncate or write by a capable caller).
-void ClearCapabilities(fuse_req_t req, Inode* inode);
-// True when the process behind req has capability cap (CAP_* of <linux/capability.h>) in
-// its effective set, read from /proc/PID/status; false if that process is gone.
-bool CallerHasCapability(fuse_req_t req, int cap);
 
 // Extended attributes' memory (ops_xattr.cc). Each stored attribute is charged to the
 // PageStore (ChargeMetadata) as XattrCost: its name and value plus kXattrOverhead, about

@@ -128,6 +128,7 @@ void ReplyNewNode(fuse_req_t req, Filesystem* fs, fuse_ino_t parent, const char*
                   NodeSpec spec, uint64_t charged = 0) {
   std::shared_ptr<Inode> inode;
   if (int err = MakeNode(fs, req, parent, name, std::move(spec), &inode, nullptr); err != 0) {
+    // Giving a charge back never fails (PageStore::ChargeMetadata).
     if (charged != 0) (void)fs->store().ChargeMetadata(-static_cast<int64_t>(charged));
     fuse_reply_err(req, err);
     return;

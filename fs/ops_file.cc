@@ -15,6 +15,7 @@
 
 #include "fs/filesystem.h"
 #include "fs/log.h"
+#include "fs/privileges.h"
 #include "fs/session_loop.h"
 
 namespace zbudfs {
@@ -212,6 +213,69 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
   fuse_reply_buf(req, buf.get(), n);
 }
 
+// Clears privileges before a write, as the kernel's file_remove_privs does before it copies
+// data: when the kernel flagged the write (FUSE_HANDLE_KILLPRIV_V2); without KILLPRIV_V2
+// (clone_fd) the kernel clears them for cached writes itself (a setattr before it copies),
+// but not for direct I/O (near-full opens): those are cleared here.
+void ClearPrivilegesBeforeWrite(Filesystem* fs, fuse_req_t req, Inode* inode, bool writeback) {
+  if (fs->killpriv_v2()) {
+    if (CurrentRequestFlags().write_flags & kWriteKillSuidgid) KillPrivileges(req, inode);
+  } else if (!writeback) {
+    KillPrivilegesUnlessCapable(req, inode);
+  }
+}
+
+// Stores a write under data_mu (shared) and raises the size and times.
+Status StoreWrite(Filesystem* fs, Inode* inode, const char* buf, size_t size, off_t off,
+                  bool writeback) {
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  ReaderLock data(&inode->data_mu);
+  Status s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
+                 ? Status::Error(ENOSPC, "writeback past refused data")
+                 : fs->store().Write(inode->ino, off, buf, size);
+  if (s.ok()) {
+    const timespec now = Now();
+    MutexLock lock(&inode->mu);
+    NoteStoredWrite(inode, writeback, end);
+    if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
+    inode->mtime = inode->ctime = now;
+  }
+  return s;
+}
+
+// Undoes what a refused write left and replies with its error (see full_mount.h).
+void ReplyRefusedWrite(fuse_req_t req, Filesystem* fs, Inode* inode, size_t size, off_t off,
+                       bool writeback, const Status& s) {
+  LogRateLimited(LogKind::kWriteRefused, "write of %zu bytes at %lld to inode %llu refused: %s",
+                 size, static_cast<long long>(off), static_cast<unsigned long long>(inode->ino),
+                 s.ToString().c_str());
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  // Pages of the failed write past EOF must not show up if the file grows later.
+  WriterLock data(&inode->data_mu);
+  off_t file_size;
+  {
+    MutexLock lock(&inode->mu);
+    file_size = inode->size;
+  }
+  if (static_cast<off_t>(end) > file_size) {
+    // Best effort: the reply carries the write's own error, which is what matters here.
+    (void)fs->store().Truncate(inode->ino, file_size);
+  }
+  // A refused writeback: the kernel still shows that data, and maybe a size past what
+  // is stored. Make it forget the size before the reply (which ends the writeback that
+  // fsync or close wait for), the pages after it (see full_mount.h).
+  const bool past_size =
+      writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
+  data.Unlock();
+  if (past_size) ResetKernelInode(fs, inode);
+  // The writer goes on filling the page cache: make the kernel ask for attributes at its
+  // next write(2), which GetAttr then refuses with ENOSPC while the mount stays near full.
+  if (writeback) StopCachedWrites(fs, inode);
+  const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
+  fuse_reply_err(req, StoreErrno(s, ENOSPC));
+  if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
+}
+
 void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
            fuse_file_info* fi) {
   Filesystem* fs = Filesystem::From(req);
@@ -220,60 +284,14 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     fuse_reply_err(req, EINVAL);
     return;
   }
-  const uint64_t end = static_cast<uint64_t>(off) + size;
-  if (end > PageStore::kMaxFileSize) {
+  if (static_cast<uint64_t>(off) + size > PageStore::kMaxFileSize) {
     fuse_reply_err(req, EFBIG);
     return;
   }
-  // A write the kernel flagged (FUSE_HANDLE_KILLPRIV_V2): clear privileges first, as the
-  // kernel's file_remove_privs does before it copies data.
   const bool writeback = fi->writepage;  // From the kernel's page cache (not write(2)).
-  if (fs->killpriv_v2()) {
-    if (CurrentRequestFlags().write_flags & kWriteKillSuidgid) KillPrivileges(req, inode);
-  } else if (!writeback) {
-    // Without KILLPRIV_V2 (clone_fd) the kernel clears privileges of cached writes itself
-    // (a setattr before it copies), but not of direct I/O (near-full opens): do it here.
-    KillPrivilegesUnlessCapable(req, inode);
-  }
-  Status s;
-  {
-    ReaderLock data(&inode->data_mu);
-    s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
-            ? Status::Error(ENOSPC, "writeback past refused data")
-            : fs->store().Write(inode->ino, off, buf, size);
-    if (s.ok()) {
-      const timespec now = Now();
-      MutexLock lock(&inode->mu);
-      NoteStoredWrite(inode, writeback, end);
-      if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
-      inode->mtime = inode->ctime = now;
-    }
-  }
-  if (!s.ok()) {
-    LogRateLimited(LogKind::kWriteRefused, "write of %zu bytes at %lld to inode %llu refused: %s",
-                   size, static_cast<long long>(off), static_cast<unsigned long long>(inode->ino),
-                   s.ToString().c_str());
-    // Pages of the failed write past EOF must not show up if the file grows later.
-    WriterLock data(&inode->data_mu);
-    off_t file_size;
-    {
-      MutexLock lock(&inode->mu);
-      file_size = inode->size;
-    }
-    if (static_cast<off_t>(end) > file_size) (void)fs->store().Truncate(inode->ino, file_size);
-    // A refused writeback: the kernel still shows that data, and maybe a size past what
-    // is stored. Make it forget the size before the reply (which ends the writeback that
-    // fsync or close wait for), the pages after it (see full_mount.h).
-    const bool past_size =
-        writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
-    data.Unlock();
-    if (past_size) ResetKernelInode(fs, inode);
-    // The writer goes on filling the page cache: make the kernel ask for attributes at its
-    // next write(2), which GetAttr then refuses with ENOSPC while the mount stays near full.
-    if (writeback) StopCachedWrites(fs, inode);
-    const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
-    fuse_reply_err(req, StoreErrno(s, ENOSPC));
-    if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
+  ClearPrivilegesBeforeWrite(fs, req, inode, writeback);
+  if (Status s = StoreWrite(fs, inode, buf, size, off, writeback); !s.ok()) {
+    ReplyRefusedWrite(req, fs, inode, size, off, writeback, s);
     return;
   }
   // A writer that opened before near full goes on through the cache: stop it at write(2)
@@ -313,6 +331,7 @@ void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end
   const uint64_t from = std::max(static_cast<uint64_t>(off) / kPageSize * kPageSize,
                                  (size + kPageSize - 1) / kPageSize * kPageSize);
   const uint64_t to = (end + kPageSize - 1) / kPageSize * kPageSize;
+  // Whole pages only: freeing them cannot fail (no page is rewritten, so no EIO either).
   if (to > from) (void)fs->store().PunchHole(inode->ino, from, to - from);
 }
 
@@ -354,6 +373,30 @@ void Fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t off, off_t le
   fuse_reply_err(req, err);
 }
 
+// With a writer open, the kernel may hold written pages (and a larger size) we have not
+// seen: it does not write them back before asking. Makes it do so now (invalidating its
+// cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
+// our size and page map are complete; true when it did. Only while another worker is free
+// for those writes (never with -s: the only thread would wait for itself); otherwise the
+// caller gives the conservative answer.
+bool FlushKernelWrites(Filesystem* fs, Inode* inode) {
+  {
+    MutexLock lock(&inode->mu);
+    if (inode->write_handles == 0) return false;
+  }
+  if (fs->options().single_thread || fs->session() == nullptr) return false;
+  // Our loop starts another worker if this one was the last free one; libfuse's
+  // (clone_fd) cannot, so there at most max_threads - 1 workers flush at once.
+  bool flushed = false;
+  std::atomic<unsigned>& flushing = fs->lseek_flushers();
+  if (!fs->options().clone_fd || flushing.fetch_add(1) + 1 < fs->options().max_threads) {
+    BlockingCall blocking;
+    flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
+  }
+  if (fs->options().clone_fd) flushing.fetch_sub(1);
+  return flushed;
+}
+
 // SEEK_DATA/SEEK_HOLE. The kernel does not write back its dirty pages before asking, so
 // while a handle that may write is open the store may not know of every page: then the
 // whole file up to EOF is reported as data (valid by POSIX, and never loses data for
@@ -366,28 +409,7 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
     fuse_reply_err(req, EINVAL);
     return;
   }
-  // With a writer open, the kernel may hold written pages (and a larger size) we have not
-  // seen: it does not write them back before asking. Make it do so now (invalidating its
-  // cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
-  // our size and page map are complete. Only while another worker is free for those
-  // writes (never with -s: the only thread would wait for itself); otherwise the answer is
-  // the conservative one below.
-  bool flushed = false;
-  bool writers;
-  {
-    MutexLock lock(&inode->mu);
-    writers = inode->write_handles > 0;
-  }
-  if (writers && !fs->options().single_thread && fs->session() != nullptr) {
-    // Our loop starts another worker if this one was the last free one; libfuse's
-    // (clone_fd) cannot, so there at most max_threads - 1 workers flush at once.
-    std::atomic<unsigned>& flushing = fs->lseek_flushers();
-    if (!fs->options().clone_fd || flushing.fetch_add(1) + 1 < fs->options().max_threads) {
-      BlockingCall blocking;
-      flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
-    }
-    if (fs->options().clone_fd) flushing.fetch_sub(1);
-  }
+  const bool flushed = FlushKernelWrites(fs, inode);
   ReaderLock data(&inode->data_mu);
   off_t file_size;
   bool maybe_dirty;

@@ -1,8 +1,8 @@
 // FUSE handlers that read the namespace: readlink, opendir, readdir, readdirplus,
 // releasedir, fsyncdir.
 //
-// readdir collects names under tree_mu_ (shared), taking each child's Inode::mu briefly to
-// read its type and, for readdirplus, raise its lookup count; attributes (st_blocks asks
+// readdir collects names and types (fixed at creation) under tree_mu_ (shared), taking each
+// child's Inode::mu briefly for readdirplus to raise its lookup count; attributes (st_blocks asks
 // the PageStore) are filled and the reply is sent after tree_mu_ is released. Readdir
 // offsets are per-directory cookies that grow with each insert, so a listing resumed after
 // concurrent changes returns every untouched entry exactly once.

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "fs/filesystem.h"
+#include "fs/privileges.h"
 
 namespace zbudfs {
 namespace {
@@ -72,6 +73,7 @@ uint64_t EraseAllXattrs(Inode* inode) {
 }
 
 void UnchargeXattrs(Filesystem* fs, uint64_t cost) {
+  // Giving a charge back never fails (PageStore::ChargeMetadata).
   if (cost != 0) (void)fs->store().ChargeMetadata(-static_cast<int64_t>(cost));
 }
 
