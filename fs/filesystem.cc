@@ -1,7 +1,6 @@
 // Filesystem: shared helpers of the FUSE handlers.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (see filesystem.h).
-// Here: FillAttr takes Inode::mu alone; Forget takes Inode::mu, then (released) the table.
+// FillAttr takes Inode::mu alone; Forget takes Inode::mu, then (released) the table.
 #include "fs/filesystem.h"
 
 #include <algorithm>
@@ -50,7 +49,7 @@ void Filesystem::FillAttr(const std::shared_ptr<Inode>& inode, struct stat* st) 
   st->st_ino = inode->ino;
   st->st_blksize = kPageSize;
   st->st_blocks = static_cast<blkcnt_t>((stored + 511) / 512);
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   st->st_mode = inode->mode;
   st->st_nlink = inode->nlink;
   st->st_uid = inode->uid;
@@ -66,7 +65,7 @@ void Filesystem::FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param
   std::memset(e, 0, sizeof(*e));
   e->ino = inode->ino;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     e->generation = inode->generation;
   }
   e->attr_timeout = kCacheTimeout;
@@ -79,14 +78,14 @@ void Filesystem::ReleaseIfUnused(const std::shared_ptr<Inode>& inode) {
   if (inode->is_reg()) store_->Remove(inode->ino);
   uint64_t xattrs;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     xattrs = EraseAllXattrs(inode.get());
   }
   UnchargeXattrs(this, xattrs);
   // The target itself goes with the last shared_ptr; its charge now, once for all links.
   if (inode->symlink != nullptr) {
     if (const uint64_t cost = SymlinkCost(inode->symlink->size()); cost != 0) {
-      (void)store_->ChargeMetadata(-static_cast<int64_t>(cost));
+      (void)store_->ChargeMetadata(-static_cast<int64_t>(cost));  // Giving back never fails.
     }
   }
 }
@@ -95,7 +94,7 @@ void Filesystem::Forget(fuse_ino_t ino, uint64_t n) {
   std::shared_ptr<Inode> inode = table_.Get(ino);
   if (inode == nullptr) return;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     inode->nlookup -= std::min(n, inode->nlookup);
     if (inode->nlookup != 0) return;
   }

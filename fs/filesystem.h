@@ -5,13 +5,17 @@
 // ops_*.cc, one file per group of operations; each is a thin wrapper that calls a helper
 // returning an errno value (0 = success) and then replies.
 //
-// Lock order (also in inode_table.h):
-//   1. tree_mu_       (shared_mutex)  shared for lookup/readdir, exclusive for namespace changes.
-//   2. Inode::data_mu (shared_mutex)  one inode's data vs. its size.
-//   3. InodeTable::mu_ (mutex)        the inode map.
-//   4. Inode::mu      (mutex)         one inode's fields; never two at once.
-// No lock of ours but Inode::data_mu is held across PageStore calls; replies are sent with
-// no lock held.
+// Lock order of the fs layer (written here only; take them only in this order):
+//   1. Filesystem::tree_mu_ (SharedMutex)  every Directory and Inode's parent link: shared
+//                                          for lookup/readdir, exclusive for namespace changes.
+//   2. Inode::data_mu       (SharedMutex)  one file's data against size changes: shared for
+//                                          read/write, exclusive for truncate/fallocate.
+//   3. InodeTable::mu_      (Mutex)        the number -> Inode map.
+//   4. Inode::mu            (Mutex)        every other field of one Inode; never two at once.
+// Taken alone, after all of these: RefusedWrites::mu_ (full_mount.h), the session loop's
+// worker and stop locks (session_loop.cc), the log's rate limits (log.cc).
+// No lock of ours but Inode::data_mu is held across PageStore calls (whose own locks come
+// after all of these); replies are sent with no lock held.
 #ifndef ZBUDFS_FS_FILESYSTEM_H_
 #define ZBUDFS_FS_FILESYSTEM_H_
 
@@ -20,16 +24,16 @@
 
 #include <atomic>
 #include <memory>
-#include <optional>
-#include <shared_mutex>
 #include <string>
 #include <utility>
 
 #include "fs/full_mount.h"
 #include "fs/inode_table.h"
 #include "fs/options.h"
+#include "store/mutex.h"
 #include "store/overflow_store.h"
 #include "store/page_store.h"
+#include "store/thread_annotations.h"
 
 namespace zbudfs {
 
@@ -57,10 +61,16 @@ class Filesystem {
     return static_cast<Filesystem*>(fuse_req_userdata(req));
   }
 
-  PageStore& store() { return *store_; }                    // File data.
-  InodeTable& table() { return table_; }                    // Metadata.
-  const MountOptions& options() const { return options_; }  // Mount options.
-  std::shared_mutex& tree_mu() { return tree_mu_; }         // Lock 1 of the order.
+  PageStore& store() { return *store_; }                                   // File data.
+  InodeTable& table() { return table_; }                                   // Metadata.
+  const MountOptions& options() const { return options_; }                 // Mount options.
+  SharedMutex& tree_mu() RETURN_CAPABILITY(tree_mu_) { return tree_mu_; }  // Lock 1.
+  // A directory's contents and parent link (dir->is_dir()), under tree_mu_: shared to
+  // read, exclusive to change.
+  const Directory& Contents(const Inode& dir) const REQUIRES_SHARED(tree_mu_) { return *dir.dir_; }
+  Directory& MutableContents(Inode& dir) REQUIRES(tree_mu_) { return *dir.dir_; }
+  fuse_ino_t Parent(const Inode& dir) const REQUIRES_SHARED(tree_mu_) { return dir.parent_; }
+  void SetParent(Inode& dir, fuse_ino_t parent) REQUIRES(tree_mu_) { dir.parent_ = parent; }
   // The session, for notifications to the kernel (set once, before the loop starts).
   void set_session(fuse_session* se) { session_ = se; }
   fuse_session* session() const { return session_; }
@@ -103,7 +113,7 @@ class Filesystem {
   MountOptions options_;
   std::unique_ptr<PageStore> store_;
   InodeTable table_;
-  std::shared_mutex tree_mu_;  // Directory contents and Inode::parent.
+  SharedMutex tree_mu_;  // Every Directory and Inode's parent link (see the order above).
   fuse_session* session_ = nullptr;
   bool killpriv_v2_ = false;
   std::atomic<unsigned> lseek_flushers_{0};
@@ -124,31 +134,6 @@ void AddXattrOps(fuse_lowlevel_ops* ops);    // setxattr, getxattr, listxattr, r
 int MakeRegularFile(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name,
                     mode_t mode, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing);
 
-// Clears what a change by the caller of req must clear, as the kernel's file_remove_privs:
-// setuid; setgid when the group may execute, or the caller is outside `group` (the file's
-// group before the change; default: its group now) and, if may_be_capable, lacks
-// CAP_FSETID; and the security.capability xattr. For the requests the kernel flags under
-// FUSE_HANDLE_KILLPRIV_V2 (it flags writes and truncates only for callers without
-// CAP_FSETID, chowns always). When the mode changed, the kernel's cached attributes are
-// invalidated (ForgetCachedMode) before this returns, so before the request's reply.
-// Takes Inode::mu (ops_attr.cc); call with no lock held.
-void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = std::nullopt,
-                    bool may_be_capable = false);
-// The same for a change the kernel does not flag (fallocate; open(O_TRUNC) without
-// HANDLE_KILLPRIV_V2): setuid and setgid only when the caller lacks CAP_FSETID (read from
-// /proc, and only when the file has either bit); file capabilities always.
-void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
-// Makes the kernel drop its cached attributes of ino (after the daemon cleared setuid or
-// setgid): the kernel keeps a mode for kCacheTimeout and execs by it, and neither a write's
-// reply nor fallocate's or open(O_TRUNC)'s refreshes it. Safe from any handler: it sends
-// nothing back to us and takes no lock the kernel may hold meanwhile (ops_attr.cc).
-void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino);
-// Removes the security.capability xattr (a truncate or write by a capable caller).
-void ClearCapabilities(fuse_req_t req, Inode* inode);
-// True when the process behind req has capability cap (CAP_* of <linux/capability.h>) in
-// its effective set, read from /proc/PID/status; false if that process is gone.
-bool CallerHasCapability(fuse_req_t req, int cap);
-
 // Extended attributes' memory (ops_xattr.cc). Each stored attribute is charged to the
 // PageStore (ChargeMetadata) as XattrCost: its name and value plus kXattrOverhead, about
 // what a map node and its two heap strings take, so that a flood of small attributes is
@@ -157,9 +142,9 @@ bool CallerHasCapability(fuse_req_t req, int cap);
 inline constexpr uint64_t kXattrOverhead = 128;
 uint64_t XattrCost(size_t name_len, size_t value_len);
 // Removes xattr name of inode (Inode::mu held); returns its charge, 0 if it was not there.
-uint64_t EraseXattr(Inode* inode, std::string_view name);
-// Removes every xattr of inode (Inode::mu held, or the inode unreachable); returns their charge.
-uint64_t EraseAllXattrs(Inode* inode);
+uint64_t EraseXattr(Inode* inode, std::string_view name) REQUIRES(inode->mu);
+// Removes every xattr of inode (Inode::mu held); returns their charge.
+uint64_t EraseAllXattrs(Inode* inode) REQUIRES(inode->mu);
 // Gives back a charge of xattrs (no lock needed: the store's atomics only).
 void UnchargeXattrs(Filesystem* fs, uint64_t cost);
 

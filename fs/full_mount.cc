@@ -1,6 +1,4 @@
 // Near-full detection and the forgetting of refused writeback (see full_mount.h).
-//
-// Lock order: tree_mu_ -> Inode::mu (filesystem.h); RefusedWrites::mu_ is taken alone.
 #include "fs/full_mount.h"
 
 #include <sys/sysmacros.h>
@@ -8,7 +6,6 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
-#include <shared_mutex>
 #include <utility>
 #include <vector>
 
@@ -72,34 +69,36 @@ RefusedWrites::RefusedWrites(Filesystem* fs) : fs_(fs) {}
 RefusedWrites::~RefusedWrites() { Stop(); }
 
 void RefusedWrites::Add(fuse_ino_t ino, uint64_t off, uint64_t len) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stop_) return;
   Range& r = pending_[ino];
   r.off = std::min(r.off, off);
   r.end = std::max(r.end, off + len);
   if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void RefusedWrites::Stop() {
+  std::thread thread;  // Joined unlocked: Run takes mu_ to finish.
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
-    cv_.notify_one();
+    cv_.Signal();
+    thread = std::move(thread_);
   }
-  if (thread_.joinable()) thread_.join();
+  if (thread.joinable()) thread.join();
 }
 
 void RefusedWrites::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    while (!stop_ && pending_.empty()) cv_.Wait(&mu_);
     if (stop_) return;
     std::map<fuse_ino_t, Range> batch;
     batch.swap(pending_);
-    lock.unlock();
+    lock.Unlock();
     for (const auto& [ino, range] : batch) Forget(ino, range);
-    lock.lock();
+    lock.Lock();
   }
 }
 
@@ -117,19 +116,19 @@ void ResetKernelInode(Filesystem* fs, Inode* inode) {
   {
     // Every time (no "already bumped" shortcut): a lookup answered with the old generation
     // just before may have re-created the entry after an earlier invalidation.
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     ++inode->generation;
   }
   // Every name of the file: the kernel caches entries for a day, so only an invalidated
   // entry leads to the lookup that shows it the new generation.
   std::vector<std::pair<fuse_ino_t, std::string>> names;
   {
-    std::shared_lock<std::shared_mutex> tree(fs->tree_mu());
+    ReaderLock tree(&fs->tree_mu());
     std::vector<Inode*> dirs{fs->table().root().get()};
     while (!dirs.empty()) {
       Inode* dir = dirs.back();
       dirs.pop_back();
-      dir->dir->ForEachAfter(0, [&](const std::string& name, const Directory::Entry& e) {
+      fs->Contents(*dir).ForEachAfter(0, [&](const std::string& name, const Directory::Entry& e) {
         if (e.inode.get() == inode) names.emplace_back(dir->ino, name);
         if (e.inode->is_dir()) dirs.push_back(e.inode.get());
         return true;
@@ -146,7 +145,7 @@ void ResetKernelInode(Filesystem* fs, Inode* inode) {
 
 void StopCachedWrites(Filesystem* fs, Inode* inode) {
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     inode->stop_cached_writes = true;
   }
   // Every time, not once: a stat (fstat, ls -l) fetches the attributes again, after which
@@ -158,11 +157,11 @@ void StopCachedWrites(Filesystem* fs, Inode* inode) {
 
 bool CachedWritesRefused(Filesystem* fs, Inode* inode) {
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     if (!inode->stop_cached_writes || inode->write_handles == 0) return false;
   }
   if (fs->NearFull()) return true;
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   inode->stop_cached_writes = false;  // Room came back: writes may use the cache again.
   return false;
 }

@@ -36,7 +36,7 @@
 //     with a handle and a stale mode: reads, stat and fstat are unaffected.
 //
 // Locks: RefusedWrites::mu_ guards its queue only; ResetKernelInode takes Inode::mu, then
-// tree_mu_ (shared) alone, and sends with no lock held (inside a BlockingCall: the kernel
+// (released) tree_mu_ shared, and sends with no lock held (inside a BlockingCall: the kernel
 // takes the parent directory's lock, which a request waiting for a worker may hold).
 #ifndef ZBUDFS_FS_FULL_MOUNT_H_
 #define ZBUDFS_FS_FULL_MOUNT_H_
@@ -44,13 +44,14 @@
 #define FUSE_USE_VERSION 314
 #include <fuse3/fuse_lowlevel.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
+
+#include "store/mutex.h"
+#include "store/thread_annotations.h"
 
 namespace zbudfs {
 
@@ -90,24 +91,24 @@ class RefusedWrites {
 
   // Notes that a writeback write of [off, off + len) to ino was refused (its reply is sent or
   // about to be). Never blocks on the kernel.
-  void Add(fuse_ino_t ino, uint64_t off, uint64_t len);
+  void Add(fuse_ino_t ino, uint64_t off, uint64_t len) EXCLUDES(mu_);
   // Ends the thread; later Adds are ignored. Call before the session is destroyed.
-  void Stop();
+  void Stop() EXCLUDES(mu_);
 
  private:
   struct Range {
     uint64_t off = UINT64_MAX;  // Union of the refused ranges of one inode.
     uint64_t end = 0;
   };
-  void Run();
+  void Run() EXCLUDES(mu_);
   void Forget(fuse_ino_t ino, const Range& r);  // Sends what makes the kernel forget r.
 
   Filesystem* const fs_;
-  std::mutex mu_;  // Guards what follows.
-  std::condition_variable cv_;
-  std::map<fuse_ino_t, Range> pending_;
-  bool stop_ = false;
-  std::thread thread_;  // Started by the first Add.
+  Mutex mu_;
+  CondVar cv_;  // Signalled on a new range and on Stop.
+  std::map<fuse_ino_t, Range> pending_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_ GUARDED_BY(mu_);  // Started by the first Add; Stop takes it to join.
 };
 
 }  // namespace zbudfs

@@ -1,8 +1,5 @@
-// Inodes, directories and the inode table.
-//
-// Lock order (see inode_table.h): tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu.
-// Here: DropIfUnused and CountInUse take InodeTable::mu_ then Inode::mu (one at a time);
-// nothing else nests.
+// Inodes, directories and the inode table. DropIfUnused and CountInUse take
+// InodeTable::mu_ then Inode::mu (one at a time); nothing else nests.
 #include "fs/inode_table.h"
 
 #include <algorithm>
@@ -11,6 +8,11 @@
 namespace zbudfs {
 
 Directory::Entry* Directory::Find(std::string_view name) {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &it->second;
+}
+
+const Directory::Entry* Directory::Find(std::string_view name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &it->second;
 }
@@ -44,9 +46,9 @@ Inode::Inode(fuse_ino_t ino_in, mode_t mode_in, std::string symlink_target)
     : ino(ino_in),
       symlink(S_ISLNK(mode_in) ? std::make_unique<const std::string>(std::move(symlink_target))
                                : nullptr),
-      dir(S_ISDIR(mode_in) ? std::make_unique<Directory>() : nullptr),
       mode(mode_in),
-      type_(mode_in & S_IFMT) {}
+      type_(mode_in & S_IFMT),
+      dir_(S_ISDIR(mode_in) ? std::make_unique<Directory>() : nullptr) {}
 
 InodeTable::InodeTable() {
   root_ = std::make_shared<Inode>(FUSE_ROOT_ID, S_IFDIR | 01777, std::string());
@@ -60,13 +62,13 @@ InodeTable::InodeTable() {
 }
 
 std::shared_ptr<Inode> InodeTable::Get(fuse_ino_t ino) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = inodes_.find(ino);
   return it == inodes_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<Inode> InodeTable::Create(mode_t mode, std::string symlink_target) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   fuse_ino_t ino = next_ino_++;
   auto inode = std::make_shared<Inode>(ino, mode, std::move(symlink_target));
   inodes_.emplace(ino, inode);
@@ -74,10 +76,10 @@ std::shared_ptr<Inode> InodeTable::Create(mode_t mode, std::string symlink_targe
 }
 
 size_t InodeTable::CountInUse() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   size_t n = 0;
   for (const auto& [ino, inode] : inodes_) {
-    std::lock_guard<std::mutex> ilock(inode->mu);
+    MutexLock ilock(&inode->mu);
     n += inode->nlink != 0 || inode->open_count != 0;
   }
   return n;
@@ -85,16 +87,16 @@ size_t InodeTable::CountInUse() const {
 
 bool InodeTable::DropIfUnused(const std::shared_ptr<Inode>& inode) {
   if (inode->ino == FUSE_ROOT_ID) return false;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   {
-    std::lock_guard<std::mutex> ilock(inode->mu);
+    MutexLock ilock(&inode->mu);
     if (inode->nlink != 0 || inode->nlookup != 0 || inode->open_count != 0) return false;
   }
   return inodes_.erase(inode->ino) != 0;
 }
 
 size_t InodeTable::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return inodes_.size();
 }
 

@@ -10,14 +10,9 @@
 // (nlookup > 0) or an open handle (open_count > 0). The last of those to go drops it from the
 // table (DropIfUnused) and the caller then frees its file data (PageStore::Remove).
 //
-// Locking (the lock order of the daemon; take them only in this order):
-//   1. Filesystem::tree_mu_ (shared_mutex)  directory contents (Directory), Inode::parent.
-//   2. Inode::data_mu       (shared_mutex)  the file's data against size changes: shared for
-//                                           Write/Read, exclusive for truncate/fallocate.
-//   3. InodeTable::mu_      (mutex)         the number -> Inode map.
-//   4. Inode::mu            (mutex)         every other field of one Inode; at most one held.
-// PageStore calls happen with at most data_mu of that one inode held (never tree_mu_,
-// InodeTable::mu_ or Inode::mu), and the store's own locks come after all of these.
+// Locking: Inode::mu guards an inode's fields, InodeTable::mu_ the map; a directory's
+// contents and parent link are guarded by Filesystem::tree_mu_ and reached only through
+// Filesystem's accessors. The lock order is in fs/filesystem.h.
 #ifndef ZBUDFS_FS_INODE_TABLE_H_
 #define ZBUDFS_FS_INODE_TABLE_H_
 
@@ -31,12 +26,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "store/mutex.h"
+#include "store/thread_annotations.h"
 
 namespace zbudfs {
 
@@ -45,7 +41,9 @@ struct Inode;
 // Bytes a directory entry adds to the directory's st_size (tmpfs's BOGO_DIRENT_SIZE).
 inline constexpr off_t kDirentSize = 20;
 
-// The entries of one directory, by name and by readdir cookie. Guarded by tree_mu_.
+// The entries of one directory, by name and by readdir cookie. Not locked itself: a
+// directory's Directory is reached only through Filesystem::Contents/MutableContents, which
+// require Filesystem::tree_mu_.
 class Directory {
  public:
   // One name in a directory.
@@ -61,6 +59,7 @@ class Directory {
 
   // The entry called name, or nullptr.
   Entry* Find(std::string_view name);
+  const Entry* Find(std::string_view name) const;
   // Adds name (which must be absent) with a fresh cookie.
   void Insert(std::string_view name, std::shared_ptr<Inode> inode);
   // Removes name (which must be present) and returns its inode.
@@ -90,7 +89,6 @@ class Directory {
   uint64_t next_cookie_ = kFirstCookie;  // Next cookie to hand out.
 };
 
-// One file, directory, symlink or special file. Fields without a note are guarded by mu.
 template <typename Fn>
 void Directory::ForEachAfter(uint64_t cookie, Fn&& fn) const {
   auto it = std::upper_bound(by_cookie_.begin(), by_cookie_.end(), cookie,
@@ -104,6 +102,9 @@ void Directory::ForEachAfter(uint64_t cookie, Fn&& fn) const {
 // Extended attributes by name. Most inodes have none, so Inode holds a pointer to one.
 using XattrMap = std::map<std::string, std::string, std::less<>>;
 
+// One file, directory, symlink or special file. The const members and the type are fixed
+// at creation and read without a lock; the rest is guarded by mu, except the directory
+// contents and parent link (tree_mu_, through Filesystem).
 struct Inode {
   Inode(fuse_ino_t ino, mode_t mode, std::string symlink_target);
   Inode(const Inode&) = delete;
@@ -111,43 +112,48 @@ struct Inode {
 
   const fuse_ino_t ino;                              // Inode number and PageStore FileId.
   const std::unique_ptr<const std::string> symlink;  // Target of a symlink, else nullptr.
-  const std::unique_ptr<Directory> dir;  // Set for directories; contents under tree_mu_.
-  fuse_ino_t parent = FUSE_ROOT_ID;      // Directories: the parent (guarded by tree_mu_).
 
-  std::shared_mutex data_mu;  // Data vs. size changes (see the lock order).
+  SharedMutex data_mu ACQUIRED_BEFORE(mu);  // Data vs. size changes (see the lock order).
 
-  std::mutex mu;                     // Guards what follows.
-  mode_t mode;                       // Type and permission bits.
-  uint32_t nlink = 0;                // Links (directories: 2 + subdirectories).
-  uid_t uid = 0;                     // Owner.
-  gid_t gid = 0;                     // Group.
-  dev_t rdev = 0;                    // Device number of device nodes.
-  off_t size = 0;                    // st_size.
-  struct timespec atime {};          // Access time.
-  struct timespec mtime {};          // Modification time.
-  struct timespec ctime {};          // Change time.
-  uint64_t nlookup = 0;              // Kernel lookup references.
-  uint32_t open_count = 0;           // Open handles (files and directories).
-  uint32_t write_handles = 0;        // Open handles that may write (dirty kernel pages).
-  std::unique_ptr<XattrMap> xattrs;  // Extended attributes; nullptr until the first one.
+  Mutex mu;
+  mode_t mode GUARDED_BY(mu);                       // Type and permission bits.
+  uint32_t nlink GUARDED_BY(mu) = 0;                // Links (directories: 2 + subdirectories).
+  uid_t uid GUARDED_BY(mu) = 0;                     // Owner.
+  gid_t gid GUARDED_BY(mu) = 0;                     // Group.
+  dev_t rdev GUARDED_BY(mu) = 0;                    // Device number of device nodes.
+  off_t size GUARDED_BY(mu) = 0;                    // st_size.
+  struct timespec atime GUARDED_BY(mu) {};          // Access time.
+  struct timespec mtime GUARDED_BY(mu) {};          // Modification time.
+  struct timespec ctime GUARDED_BY(mu) {};          // Change time.
+  uint64_t nlookup GUARDED_BY(mu) = 0;              // Kernel lookup references.
+  uint32_t open_count GUARDED_BY(mu) = 0;           // Open handles (files and directories).
+  uint32_t write_handles GUARDED_BY(mu) = 0;        // Open handles that may write.
+  std::unique_ptr<XattrMap> xattrs GUARDED_BY(mu);  // Extended attributes; nullptr at first.
 
   // Raised when refused writeback must reset the kernel's inode (full_mount.h).
-  uint64_t generation = 1;
+  uint64_t generation GUARDED_BY(mu) = 1;
   // Refused writeback (ops_file.cc): the size before writeback grew the file since the last
   // fsync or last close (UINT64_MAX: it did not), and whether writeback was refused since.
-  uint64_t wb_floor = UINT64_MAX;
-  bool wb_refused = false;
+  uint64_t wb_floor GUARDED_BY(mu) = UINT64_MAX;
+  bool wb_refused GUARDED_BY(mu) = false;
   // Cached writes are to stop while the mount is near full (full_mount.h).
-  bool stop_cached_writes = false;
+  bool stop_cached_writes GUARDED_BY(mu) = false;
 
-  bool is_dir() const { return dir != nullptr; }  // Immutable property.
-  bool is_reg() const { return S_ISREG(type_); }  // Immutable property.
+  bool is_dir() const { return dir_ != nullptr; }     // Fixed at creation.
+  bool is_reg() const { return S_ISREG(type_); }      // Fixed at creation.
+  bool is_symlink() const { return S_ISLNK(type_); }  // Fixed at creation.
+  mode_t type() const { return type_; }               // S_IFMT bits, fixed at creation.
 
  private:
-  const mode_t type_;  // S_IFMT bits, fixed at creation.
+  // Only Filesystem, which owns tree_mu_, reaches these (Contents, Parent, ...): the
+  // analysis then checks every access for that lock.
+  friend class Filesystem;
+  const mode_t type_;                     // S_IFMT bits.
+  const std::unique_ptr<Directory> dir_;  // Set for directories.
+  fuse_ino_t parent_ = FUSE_ROOT_ID;      // Directories: the parent.
 };
 
-// Every live inode by number. Locking: mu_ (see the lock order above).
+// Every live inode by number, guarded by mu_.
 class InodeTable {
  public:
   InodeTable();
@@ -174,11 +180,11 @@ class InodeTable {
   void AddExtraLinks(int64_t n) { extra_links_.fetch_add(n, std::memory_order_relaxed); }
 
  private:
-  mutable std::mutex mu_;                                          // Guards what follows.
-  std::unordered_map<fuse_ino_t, std::shared_ptr<Inode>> inodes_;  // Live inodes.
-  fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;                         // Next number.
-  std::shared_ptr<Inode> root_;                                    // Inode 1.
-  std::atomic<uint64_t> extra_links_{0};                           // See extra_links().
+  mutable Mutex mu_;
+  std::unordered_map<fuse_ino_t, std::shared_ptr<Inode>> inodes_ GUARDED_BY(mu_);  // Live.
+  fuse_ino_t next_ino_ GUARDED_BY(mu_) = FUSE_ROOT_ID + 1;                         // Next number.
+  std::shared_ptr<Inode> root_;           // Inode 1; set by the constructor, then fixed.
+  std::atomic<uint64_t> extra_links_{0};  // See extra_links().
 };
 
 // CLOCK_REALTIME now.

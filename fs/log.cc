@@ -11,7 +11,9 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
-#include <mutex>
+
+#include "store/mutex.h"
+#include "store/thread_annotations.h"
 
 namespace zbudfs {
 namespace {
@@ -39,10 +41,10 @@ void FuseLogHook(enum fuse_log_level level, const char* fmt, va_list ap) {
 
 // One kind's rate limit.
 struct RateLimit {
-  std::mutex mu;
-  bool started = false;                        // A line was written.
-  std::chrono::steady_clock::time_point last;  // When.
-  uint64_t suppressed = 0;                     // Lines left out since.
+  Mutex mu;
+  bool started GUARDED_BY(mu) = false;                        // A line was written.
+  std::chrono::steady_clock::time_point last GUARDED_BY(mu);  // When.
+  uint64_t suppressed GUARDED_BY(mu) = 0;                     // Lines left out since.
 };
 RateLimit rate_limits[static_cast<int>(LogKind::kCount)];
 
@@ -62,7 +64,6 @@ void LogToSyslog() {
   va_end(ap)
 
 void LogError(const char* fmt, ...) { ZBUDFS_EMIT(LOG_ERR); }
-void LogWarning(const char* fmt, ...) { ZBUDFS_EMIT(LOG_WARNING); }
 void LogInfo(const char* fmt, ...) { ZBUDFS_EMIT(LOG_INFO); }
 
 #undef ZBUDFS_EMIT
@@ -71,7 +72,7 @@ void LogRateLimited(LogKind kind, const char* fmt, ...) {
   RateLimit& r = rate_limits[static_cast<int>(kind)];
   uint64_t suppressed;
   {
-    std::lock_guard<std::mutex> lock(r.mu);
+    MutexLock lock(&r.mu);
     const auto now = std::chrono::steady_clock::now();
     if (r.started && now - r.last < std::chrono::seconds(kLogIntervalSeconds)) {
       ++r.suppressed;

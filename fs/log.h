@@ -15,9 +15,8 @@ void LogInit();
 // Sends every later message to syslog (ident "zbudfs") instead of stderr.
 void LogToSyslog();
 
-// printf-style messages at three levels.
+// printf-style messages at two levels.
 void LogError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void LogWarning(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void LogInfo(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Runtime errors, each kind rate-limited on its own.

@@ -1,19 +1,16 @@
 // FUSE handlers for the connection and for attributes: init, getattr, setattr, statfs,
 // access, forget, forget_multi.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
 // setattr with a size takes data_mu (exclusive) around PageStore::Truncate, then Inode::mu.
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <optional>
 #include <string>
-#include <vector>
 
 #include "fs/filesystem.h"
+#include "fs/privileges.h"
 #include "fs/session_loop.h"
 
 namespace zbudfs {
@@ -54,28 +51,9 @@ void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_attr(req, &st, kCacheTimeout);
 }
 
-// Applies the attribute changes of a setattr request; returns an errno value.
-int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
-  std::unique_lock<std::shared_mutex> data_lock(inode->data_mu, std::defer_lock);
-  if (to_set & FUSE_SET_ATTR_SIZE) {
-    if (inode->is_dir()) return EISDIR;
-    if (!inode->is_reg()) return EINVAL;
-    if (attr->st_size < 0) return EINVAL;
-    if (static_cast<uint64_t>(attr->st_size) > PageStore::kMaxFileSize) return EFBIG;
-    data_lock.lock();
-    off_t old_size;
-    {
-      std::lock_guard<std::mutex> lock(inode->mu);
-      old_size = inode->size;
-    }
-    // At or below the size: also frees pages past EOF (fallocate with KEEP_SIZE), as tmpfs.
-    if (attr->st_size <= old_size) {
-      Status s = fs->store().Truncate(inode->ino, attr->st_size);
-      if (!s.ok()) return StoreErrno(s, EIO);
-    }
-  }
-  struct timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
+// Applies the attribute changes of a setattr request but the data's (Inode::mu held).
+void ApplyAttrs(Inode* inode, const struct stat* attr, int to_set) REQUIRES(inode->mu) {
+  const struct timespec now = Now();
   if (to_set & FUSE_SET_ATTR_SIZE) {
     inode->size = attr->st_size;
     if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) inode->mtime = now;
@@ -93,11 +71,37 @@ int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set)
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     inode->mtime = attr->st_mtim;
   }
-  if (to_set & FUSE_SET_ATTR_CTIME) {
-    inode->ctime = attr->st_ctim;
-  } else {
-    inode->ctime = now;
+  inode->ctime = (to_set & FUSE_SET_ATTR_CTIME) ? attr->st_ctim : now;
+}
+
+// A setattr with a size: the data and the attributes change under data_mu held
+// exclusively, so that readers see a size and the pages behind it together.
+int SetAttrWithSize(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
+  if (inode->is_dir()) return EISDIR;
+  if (!inode->is_reg()) return EINVAL;
+  if (attr->st_size < 0) return EINVAL;
+  if (static_cast<uint64_t>(attr->st_size) > PageStore::kMaxFileSize) return EFBIG;
+  WriterLock data(&inode->data_mu);
+  off_t old_size;
+  {
+    MutexLock lock(&inode->mu);
+    old_size = inode->size;
   }
+  // At or below the size: also frees pages past EOF (fallocate with KEEP_SIZE), as tmpfs.
+  if (attr->st_size <= old_size) {
+    Status s = fs->store().Truncate(inode->ino, attr->st_size);
+    if (!s.ok()) return StoreErrno(s, EIO);
+  }
+  MutexLock lock(&inode->mu);
+  ApplyAttrs(inode, attr, to_set);
+  return 0;
+}
+
+// Applies the attribute changes of a setattr request; returns an errno value.
+int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set) {
+  if (to_set & FUSE_SET_ATTR_SIZE) return SetAttrWithSize(fs, inode, attr, to_set);
+  MutexLock lock(&inode->mu);
+  ApplyAttrs(inode, attr, to_set);
   return 0;
 }
 
@@ -111,7 +115,7 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   }
   gid_t group_before;  // What the kernel tests setgid against: the group before a chgrp.
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     group_before = inode->gid;
   }
   if (int err = DoSetAttr(fs, inode.get(), attr, to_set); err != 0) {
@@ -154,111 +158,6 @@ void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   fuse_reply_statfs(req, &st);
 }
 
-// True when the caller is in group gid (primary or supplementary).
-bool InGroup(fuse_req_t req, gid_t gid) {
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  if (ctx->gid == gid) return true;
-  std::vector<gid_t> groups(64);
-  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
-  if (n > static_cast<int>(groups.size())) {
-    groups.resize(n);
-    n = fuse_req_getgroups(req, n, groups.data());
-  }
-  for (int i = 0; i < n && i < static_cast<int>(groups.size()); ++i) {
-    if (groups[i] == gid) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
-bool CallerHasCapability(fuse_req_t req, int cap) {
-  const std::string path = "/proc/" + std::to_string(fuse_req_ctx(req)->pid) + "/status";
-  FILE* f = std::fopen(path.c_str(), "re");
-  if (f == nullptr) return false;
-  char line[256];
-  unsigned long long caps = 0;
-  bool found = false;
-  while (!found && std::fgets(line, sizeof(line), f) != nullptr) {
-    found = std::sscanf(line, "CapEff: %llx", &caps) == 1;
-  }
-  std::fclose(f);
-  return found && (caps & (1ull << cap)) != 0;
-}
-
-namespace {
-
-bool CallerHasCapFsetid(fuse_req_t req) {
-  constexpr int kCapFsetid = 4;  // CAP_FSETID in <linux/capability.h>.
-  return CallerHasCapability(req, kCapFsetid);
-}
-
-}  // namespace
-
-void ClearCapabilities(fuse_req_t req, Inode* inode) {
-  uint64_t cost;
-  {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    cost = EraseXattr(inode, "security.capability");
-    if (cost != 0) inode->ctime = Now();
-  }
-  UnchargeXattrs(Filesystem::From(req), cost);
-}
-
-void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino) {
-  // Attributes only (offset -1): no page is touched and no request is sent back to us, so
-  // this cannot wait for a worker or for the inode lock that the kernel holds around the
-  // write, truncate or fallocate being served (fuse_reverse_inval_inode takes only the
-  // inode's spinlock). It also bumps the kernel's attribute version, so that a getattr
-  // answered before the change cannot put the old mode back.
-  if (fs->session() != nullptr) (void)fuse_lowlevel_notify_inval_inode(fs->session(), ino, -1, 0);
-}
-
-void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode) {
-  bool privileged;
-  {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    privileged = (inode->mode & (S_ISUID | S_ISGID)) != 0;
-  }
-  if (privileged && !CallerHasCapFsetid(req)) {
-    KillPrivileges(req, inode);
-  } else {
-    ClearCapabilities(req, inode);
-  }
-}
-
-void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bool may_be_capable) {
-  mode_t mode;
-  gid_t gid;
-  {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    mode = inode->mode;
-    gid = group.value_or(inode->gid);
-  }
-  // The kernel's setattr_should_drop_sgid. The group and capability tests read /proc: only
-  // for setgid without group execute, and with no lock held.
-  const bool drop_sgid =
-      (mode & S_ISGID) &&
-      ((mode & S_IXGRP) || (!InGroup(req, gid) && !(may_be_capable && CallerHasCapFsetid(req))));
-  const mode_t kill = S_ISUID | (drop_sgid ? S_ISGID : 0);
-  bool mode_changed;
-  uint64_t caps_cost;
-  {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    caps_cost = EraseXattr(inode, "security.capability");
-    mode_changed = (inode->mode & kill) != 0;
-    if (mode_changed || caps_cost != 0) {
-      inode->mode &= ~kill;
-      inode->ctime = Now();
-    }
-  }
-  Filesystem* fs = Filesystem::From(req);
-  UnchargeXattrs(fs, caps_cost);
-  if (mode_changed) ForgetCachedMode(fs, inode->ino);
-}
-
-namespace {
-
 // generic_permission() on our attributes (used only without default_permissions).
 void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
   Filesystem* fs = Filesystem::From(req);
@@ -271,7 +170,7 @@ void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
   uid_t uid;
   gid_t gid;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     mode = inode->mode;
     uid = inode->uid;
     gid = inode->gid;

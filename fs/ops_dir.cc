@@ -1,7 +1,6 @@
 // FUSE handlers for the namespace: lookup, mknod, mkdir, symlink, link, unlink, rmdir,
 // rename. (Reading directories and symlinks: ops_readdir.cc.)
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
 // Namespace changes hold tree_mu_ exclusively for their whole check-and-change, taking
 // Inode::mu of one inode at a time inside it; lookup and readdir hold it shared. No PageStore
 // call happens under tree_mu_: attributes (st_blocks asks the store) are filled after it is
@@ -41,14 +40,14 @@ std::shared_ptr<Inode> GetDir(Filesystem* fs, fuse_ino_t ino, int* err) {
 }
 
 // True when the directory has been removed (rmdir'd while still referenced).
-bool IsDead(Inode* dir) {
-  std::lock_guard<std::mutex> lock(dir->mu);
+bool IsDead(Inode* dir) EXCLUDES(dir->mu) {
+  MutexLock lock(&dir->mu);
   return dir->nlink == 0;
 }
 
 // Marks a directory changed: size by delta entries, nlink by dlinks, mtime/ctime now.
-void TouchDir(Inode* dir, int delta, int dlinks, const timespec& now) {
-  std::lock_guard<std::mutex> lock(dir->mu);
+void TouchDir(Inode* dir, int delta, int dlinks, const timespec& now) EXCLUDES(dir->mu) {
+  MutexLock lock(&dir->mu);
   dir->size += delta * kDirentSize;
   dir->nlink += dlinks;
   dir->mtime = dir->ctime = now;
@@ -58,7 +57,7 @@ void TouchDir(Inode* dir, int delta, int dlinks, const timespec& now) {
 // held exclusively, so that creations and links cannot overshoot. An unlinked inode the
 // kernel has not forgotten yet (a little after rm) does not count, as on tmpfs; the exact
 // count is taken only at the limit.
-bool InodesExhausted(Filesystem* fs) {
+bool InodesExhausted(Filesystem* fs) REQUIRES(fs->tree_mu()) {
   const uint64_t limit = fs->options().nr_inodes;
   InodeTable& table = fs->table();
   return limit != 0 && table.size() + table.extra_links() >= limit &&
@@ -71,13 +70,14 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
              std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing) {
   if (NameTooLong(name)) return ENAMETOOLONG;
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  WriterLock tree(&fs->tree_mu());
   int err = 0;
   std::shared_ptr<Inode> dir = GetDir(fs, parent, &err);
   if (dir == nullptr) return err;
-  if (Directory::Entry* e = dir->dir->Find(name)) {
+  Directory& contents = fs->MutableContents(*dir);
+  if (Directory::Entry* e = contents.Find(name)) {
     if (existing != nullptr) {
-      std::lock_guard<std::mutex> lock(e->inode->mu);
+      MutexLock lock(&e->inode->mu);
       ++e->inode->nlookup;
       *existing = e->inode;
     }
@@ -87,7 +87,7 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
   mode_t dir_mode;
   gid_t dir_gid;
   {
-    std::lock_guard<std::mutex> lock(dir->mu);
+    MutexLock lock(&dir->mu);
     if (dir->nlink == 0) return ENOENT;
     dir_mode = dir->mode;
     dir_gid = dir->gid;
@@ -106,7 +106,7 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
   std::shared_ptr<Inode> inode = fs->table().Create(mode, std::move(spec.symlink));
   const timespec now = Now();
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     inode->nlink = is_dir ? 2 : 1;
     inode->uid = ctx->uid;
     inode->gid = gid;
@@ -115,8 +115,8 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
     inode->atime = inode->mtime = inode->ctime = now;
     inode->nlookup = 1;
   }
-  if (is_dir) inode->parent = parent;
-  dir->dir->Insert(name, inode);
+  if (is_dir) fs->SetParent(*inode, parent);
+  contents.Insert(name, inode);
   TouchDir(dir.get(), 1, is_dir ? 1 : 0, now);
   *out = std::move(inode);
   return 0;
@@ -128,6 +128,7 @@ void ReplyNewNode(fuse_req_t req, Filesystem* fs, fuse_ino_t parent, const char*
                   NodeSpec spec, uint64_t charged = 0) {
   std::shared_ptr<Inode> inode;
   if (int err = MakeNode(fs, req, parent, name, std::move(spec), &inode, nullptr); err != 0) {
+    // Giving a charge back never fails (PageStore::ChargeMetadata).
     if (charged != 0) (void)fs->store().ChargeMetadata(-static_cast<int64_t>(charged));
     fuse_reply_err(req, err);
     return;
@@ -145,17 +146,17 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   std::shared_ptr<Inode> child;
   {
-    std::shared_lock<std::shared_mutex> tree(fs->tree_mu());
+    ReaderLock tree(&fs->tree_mu());
     int err = 0;
     std::shared_ptr<Inode> dir = GetDir(fs, parent, &err);
     if (dir == nullptr) {
-      tree.unlock();
+      tree.Unlock();
       fuse_reply_err(req, err);
       return;
     }
-    if (Directory::Entry* e = dir->dir->Find(name)) {
+    if (const Directory::Entry* e = fs->Contents(*dir).Find(name)) {
       child = e->inode;
-      std::lock_guard<std::mutex> lock(child->mu);
+      MutexLock lock(&child->mu);
       ++child->nlookup;
     }
   }
@@ -208,26 +209,27 @@ void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
 int DoLink(Filesystem* fs, fuse_ino_t ino, fuse_ino_t newparent, const char* newname,
            std::shared_ptr<Inode>* out) {
   if (NameTooLong(newname)) return ENAMETOOLONG;
-  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  WriterLock tree(&fs->tree_mu());
   std::shared_ptr<Inode> inode = fs->Get(ino);
   if (inode == nullptr) return ENOENT;
   if (inode->is_dir()) return EPERM;
   int err = 0;
   std::shared_ptr<Inode> dir = GetDir(fs, newparent, &err);
   if (dir == nullptr) return err;
-  if (dir->dir->Find(newname) != nullptr) return EEXIST;
+  Directory& contents = fs->MutableContents(*dir);
+  if (contents.Find(newname) != nullptr) return EEXIST;
   if (IsDead(dir.get())) return ENOENT;
   if (InodesExhausted(fs)) return ENOSPC;  // A link costs an inode, as on tmpfs.
   const timespec now = Now();
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     if (inode->nlink == 0) return ENOENT;
     fs->table().AddExtraLinks(1);
     ++inode->nlink;
     ++inode->nlookup;
     inode->ctime = now;
   }
-  dir->dir->Insert(newname, inode);
+  contents.Insert(newname, inode);
   TouchDir(dir.get(), 1, 0, now);
   *out = std::move(inode);
   return 0;
@@ -249,24 +251,25 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newn
 int DoRemove(Filesystem* fs, fuse_ino_t parent, const char* name, bool rmdir,
              std::shared_ptr<Inode>* victim) {
   if (NameTooLong(name)) return ENAMETOOLONG;
-  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  WriterLock tree(&fs->tree_mu());
   int err = 0;
   std::shared_ptr<Inode> dir = GetDir(fs, parent, &err);
   if (dir == nullptr) return err;
-  Directory::Entry* e = dir->dir->Find(name);
+  Directory& contents = fs->MutableContents(*dir);
+  Directory::Entry* e = contents.Find(name);
   if (e == nullptr) return ENOENT;
   std::shared_ptr<Inode> child = e->inode;
   if (rmdir) {
     if (!child->is_dir()) return ENOTDIR;
-    if (!child->dir->empty()) return ENOTEMPTY;
+    if (!fs->Contents(*child).empty()) return ENOTEMPTY;
   } else if (child->is_dir()) {
     return EISDIR;
   }
-  dir->dir->Erase(name);
+  contents.Erase(name);
   const timespec now = Now();
   TouchDir(dir.get(), -1, rmdir ? -1 : 0, now);
   {
-    std::lock_guard<std::mutex> lock(child->mu);
+    MutexLock lock(&child->mu);
     if (!rmdir && child->nlink > 1) fs->table().AddExtraLinks(-1);
     child->nlink = rmdir ? 0 : child->nlink - 1;
     child->ctime = now;
@@ -289,97 +292,144 @@ void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) { Remove(req, parent, name, true); }
 
-// True when directory dir_ino is subtree or lies below it. Caller holds tree_mu_.
-bool InSubtree(Filesystem* fs, fuse_ino_t dir_ino, fuse_ino_t subtree) {
+// True when directory dir_ino is subtree or lies below it.
+bool InSubtree(Filesystem* fs, fuse_ino_t dir_ino, fuse_ino_t subtree)
+    REQUIRES_SHARED(fs->tree_mu()) {
   for (fuse_ino_t cur = dir_ino;;) {
     if (cur == subtree) return true;
     if (cur == FUSE_ROOT_ID) return false;
     std::shared_ptr<Inode> inode = fs->Get(cur);
     if (inode == nullptr) return false;
-    cur = inode->parent;
+    cur = fs->Parent(*inode);
   }
 }
 
-int DoRename(Filesystem* fs, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
-             const char* newname, unsigned flags, std::shared_ptr<Inode>* replaced) {
+// What a rename works on, found under tree_mu_ held exclusively.
+struct RenameEnds {
+  fuse_ino_t parent, newparent;       // The two directories' numbers...
+  std::shared_ptr<Inode> odir, ndir;  // ...and inodes.
+  Directory::Entry* src;              // The name moved.
+  Directory::Entry* dst;              // The name it moves to, nullptr if absent.
+  std::shared_ptr<Inode> moved;       // src's inode.
+  std::shared_ptr<Inode> target;      // dst's inode, nullptr if absent.
+};
+
+// Checks the flags and the names of a rename; returns an errno value.
+int CheckRenameArgs(const char* name, const char* newname, unsigned flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (NameTooLong(name) || NameTooLong(newname)) return ENAMETOOLONG;
-  std::unique_lock<std::shared_mutex> tree(fs->tree_mu());
+  return 0;
+}
+
+// Fills r with both directories and both names' entries; returns an errno value.
+int FindRenameEnds(Filesystem* fs, const char* name, const char* newname, unsigned flags,
+                   RenameEnds* r) REQUIRES(fs->tree_mu()) {
   int err = 0;
-  std::shared_ptr<Inode> odir = GetDir(fs, parent, &err);
-  if (odir == nullptr) return err;
-  std::shared_ptr<Inode> ndir = GetDir(fs, newparent, &err);
-  if (ndir == nullptr) return err;
-  Directory::Entry* src = odir->dir->Find(name);
-  if (src == nullptr) return ENOENT;
-  Directory::Entry* dst = ndir->dir->Find(newname);
-  const bool exchange = flags & RENAME_EXCHANGE;
-  if (exchange && dst == nullptr) return ENOENT;
-  if ((flags & RENAME_NOREPLACE) && dst != nullptr) return EEXIST;
-  std::shared_ptr<Inode> moved = src->inode;
-  std::shared_ptr<Inode> target = dst == nullptr ? nullptr : dst->inode;
-  if (target == moved) return 0;  // Two links to one inode: POSIX says do nothing.
-  // A directory may not move below itself.
-  if (moved->is_dir() && odir != ndir && InSubtree(fs, newparent, moved->ino)) return EINVAL;
-  if (exchange && target->is_dir() && odir != ndir && InSubtree(fs, parent, target->ino)) {
+  r->odir = GetDir(fs, r->parent, &err);
+  if (r->odir == nullptr) return err;
+  r->ndir = GetDir(fs, r->newparent, &err);
+  if (r->ndir == nullptr) return err;
+  r->src = fs->MutableContents(*r->odir).Find(name);
+  if (r->src == nullptr) return ENOENT;
+  r->dst = fs->MutableContents(*r->ndir).Find(newname);
+  if ((flags & RENAME_EXCHANGE) && r->dst == nullptr) return ENOENT;
+  if ((flags & RENAME_NOREPLACE) && r->dst != nullptr) return EEXIST;
+  r->moved = r->src->inode;
+  r->target = r->dst == nullptr ? nullptr : r->dst->inode;
+  return 0;
+}
+
+// Whether the types allow the rename: no directory below itself, a directory only over an
+// empty directory, a non-directory only over a non-directory; returns an errno value.
+int CheckRenameTypes(Filesystem* fs, const RenameEnds& r, bool exchange) REQUIRES(fs->tree_mu()) {
+  const Inode& moved = *r.moved;
+  const bool across = r.odir != r.ndir;
+  if (moved.is_dir() && across && InSubtree(fs, r.newparent, moved.ino)) return EINVAL;
+  if (exchange && r.target->is_dir() && across && InSubtree(fs, r.parent, r.target->ino)) {
     return EINVAL;
   }
-  if (!exchange && target != nullptr) {
-    if (moved->is_dir()) {
-      if (!target->is_dir()) return ENOTDIR;
-      if (!target->dir->empty()) return ENOTEMPTY;
-    } else if (target->is_dir()) {
+  if (!exchange && r.target != nullptr) {
+    if (moved.is_dir()) {
+      if (!r.target->is_dir()) return ENOTDIR;
+      if (!fs->Contents(*r.target).empty()) return ENOTEMPTY;
+    } else if (r.target->is_dir()) {
       return EISDIR;
     }
   }
-  if (IsDead(ndir.get())) return ENOENT;
+  return IsDead(r.ndir.get()) ? ENOENT : 0;
+}
 
-  const timespec now = Now();
-  if (exchange) {
-    std::swap(src->inode, dst->inode);
-    if (odir != ndir) {
-      // Each side's parent gains what it receives and loses what it gives.
-      int odirs = (target->is_dir() ? 1 : 0) - (moved->is_dir() ? 1 : 0);
-      TouchDir(odir.get(), 0, odirs, now);
-      TouchDir(ndir.get(), 0, -odirs, now);
-      if (moved->is_dir()) moved->parent = newparent;
-      if (target->is_dir()) target->parent = parent;
-    } else {
-      TouchDir(odir.get(), 0, 0, now);
-    }
-    for (Inode* i : {moved.get(), target.get()}) {
-      std::lock_guard<std::mutex> lock(i->mu);
-      i->ctime = now;
-    }
-    return 0;
-  }
+// Sets the change time of inode.
+void TouchInode(Inode* inode, const timespec& now) EXCLUDES(inode->mu) {
+  MutexLock lock(&inode->mu);
+  inode->ctime = now;
+}
 
-  odir->dir->Erase(name);
-  if (target != nullptr) {
-    ndir->dir->Find(newname)->inode = moved;  // Replace in place (same cookie).
+// RENAME_EXCHANGE: swaps the two names' inodes.
+void ExchangeEntries(Filesystem* fs, const RenameEnds& r, const timespec& now)
+    REQUIRES(fs->tree_mu()) {
+  std::swap(r.src->inode, r.dst->inode);
+  if (r.odir != r.ndir) {
+    // Each side's parent gains what it receives and loses what it gives.
+    const int odirs = (r.target->is_dir() ? 1 : 0) - (r.moved->is_dir() ? 1 : 0);
+    TouchDir(r.odir.get(), 0, odirs, now);
+    TouchDir(r.ndir.get(), 0, -odirs, now);
+    if (r.moved->is_dir()) fs->SetParent(*r.moved, r.newparent);
+    if (r.target->is_dir()) fs->SetParent(*r.target, r.parent);
   } else {
-    ndir->dir->Insert(newname, moved);
+    TouchDir(r.odir.get(), 0, 0, now);
   }
-  const int dirs_moved = moved->is_dir() ? 1 : 0;
-  const int dirs_replaced = target != nullptr && target->is_dir() ? 1 : 0;
-  if (odir == ndir) {
-    TouchDir(odir.get(), target != nullptr ? -1 : 0, -dirs_replaced, now);
+  TouchInode(r.moved.get(), now);
+  TouchInode(r.target.get(), now);
+}
+
+// A plain rename: moves src's inode to newname, over the target if any (whose link goes).
+void MoveEntry(Filesystem* fs, const RenameEnds& r, const char* name, const char* newname,
+               const timespec& now) REQUIRES(fs->tree_mu()) {
+  fs->MutableContents(*r.odir).Erase(name);  // r.src is gone from here on.
+  if (r.target != nullptr) {
+    r.dst->inode = r.moved;  // Replace in place (same cookie).
   } else {
-    TouchDir(odir.get(), -1, -dirs_moved, now);
-    TouchDir(ndir.get(), target != nullptr ? 0 : 1, dirs_moved - dirs_replaced, now);
-    if (moved->is_dir()) moved->parent = newparent;
+    fs->MutableContents(*r.ndir).Insert(newname, r.moved);
   }
-  {
-    std::lock_guard<std::mutex> lock(moved->mu);
-    moved->ctime = now;
+  const int dirs_moved = r.moved->is_dir() ? 1 : 0;
+  const int dirs_replaced = r.target != nullptr && r.target->is_dir() ? 1 : 0;
+  if (r.odir == r.ndir) {
+    TouchDir(r.odir.get(), r.target != nullptr ? -1 : 0, -dirs_replaced, now);
+  } else {
+    TouchDir(r.odir.get(), -1, -dirs_moved, now);
+    TouchDir(r.ndir.get(), r.target != nullptr ? 0 : 1, dirs_moved - dirs_replaced, now);
+    if (r.moved->is_dir()) fs->SetParent(*r.moved, r.newparent);
   }
-  if (target != nullptr) {
-    std::lock_guard<std::mutex> lock(target->mu);
+  TouchInode(r.moved.get(), now);
+  if (r.target != nullptr) {
+    Inode* target = r.target.get();
+    MutexLock lock(&target->mu);
     if (!target->is_dir() && target->nlink > 1) fs->table().AddExtraLinks(-1);
     target->nlink = target->is_dir() ? 0 : target->nlink - 1;
     target->ctime = now;
-    *replaced = std::move(target);
+  }
+}
+
+// rename(2); *replaced is the inode whose name was replaced (its link went away).
+int DoRename(Filesystem* fs, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+             const char* newname, unsigned flags, std::shared_ptr<Inode>* replaced) {
+  if (int err = CheckRenameArgs(name, newname, flags); err != 0) return err;
+  WriterLock tree(&fs->tree_mu());
+  RenameEnds r{};
+  r.parent = parent;
+  r.newparent = newparent;
+  if (int err = FindRenameEnds(fs, name, newname, flags, &r); err != 0) return err;
+  if (r.target == r.moved) return 0;  // Two links to one inode: POSIX says do nothing.
+  const bool exchange = flags & RENAME_EXCHANGE;
+  if (int err = CheckRenameTypes(fs, r, exchange); err != 0) return err;
+  const timespec now = Now();
+  if (exchange) {
+    ExchangeEntries(fs, r, now);
+  } else {
+    MoveEntry(fs, r, name, newname, now);
+    *replaced = std::move(r.target);
   }
   return 0;
 }

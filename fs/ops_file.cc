@@ -1,6 +1,5 @@
 // FUSE handlers for file data: open, create, read, write, release, fsync, fallocate, lseek.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
 // Data calls into the PageStore hold only the file's Inode::data_mu: shared for Read and
 // Write (the store serialises writers of one file itself), exclusive for truncation and
 // fallocate, so that a size and the pages behind it change together. Inode::mu is taken
@@ -16,6 +15,7 @@
 
 #include "fs/filesystem.h"
 #include "fs/log.h"
+#include "fs/privileges.h"
 #include "fs/session_loop.h"
 
 namespace zbudfs {
@@ -26,11 +26,11 @@ namespace {
 // HANDLE_KILLPRIV_V2, or else unless the caller has CAP_FSETID; file capabilities always.
 int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
   {
-    std::unique_lock<std::shared_mutex> data(inode->data_mu);
+    WriterLock data(&inode->data_mu);
     Status s = fs->store().Truncate(inode->ino, 0);
     if (!s.ok()) return StoreErrno(s, EIO);
     const timespec now = Now();
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     inode->size = 0;
     inode->mtime = inode->ctime = now;
   }
@@ -49,13 +49,13 @@ int TruncateOnOpen(Filesystem* fs, fuse_req_t req, Inode* inode) {
 // size is cut back to the first refused byte and later writeback may not grow the file past
 // a gap (GapAfterRefusal). Only data written since the last fsync or the last close of a
 // writer is at stake, whose errors the kernel reports there; these reset the bookkeeping.
-void ForgetWritebackGrowth(Inode* inode) {
+void ForgetWritebackGrowth(Inode* inode) REQUIRES(inode->mu) {
   inode->wb_floor = UINT64_MAX;
   inode->wb_refused = false;
 }
 
 // Notes a stored write of [off, end) (before the size is raised; Inode::mu held).
-void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) {
+void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) REQUIRES(inode->mu) {
   const uint64_t size = static_cast<uint64_t>(inode->size);
   if (writeback) {
     if (end > size) inode->wb_floor = std::min(inode->wb_floor, size);
@@ -67,7 +67,7 @@ void NoteStoredWrite(Inode* inode, bool writeback, uint64_t end) {
 // True when a writeback write at off must be refused: writeback was refused since the last
 // fsync or close and this one would leave a gap past EOF (which would read as zeros).
 bool GapAfterRefusal(Inode* inode, uint64_t off) {
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   return inode->wb_refused && off > static_cast<uint64_t>(inode->size);
 }
 
@@ -78,7 +78,7 @@ bool GapAfterRefusal(Inode* inode, uint64_t off) {
 bool CutBackRefusedWriteback(Filesystem* fs, Inode* inode, uint64_t off, uint64_t end) {
   uint64_t size, floor;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     size = static_cast<uint64_t>(inode->size);
     floor = inode->wb_floor;
     inode->wb_refused = true;
@@ -89,7 +89,7 @@ bool CutBackRefusedWriteback(Filesystem* fs, Inode* inode, uint64_t off, uint64_
   if (hole >= std::min(end, size)) return end > size;  // Older stored data reads back.
   if (!fs->store().Truncate(inode->ino, hole).ok()) return end > size;
   const timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   inode->size = static_cast<off_t>(hole);
   inode->mtime = inode->ctime = now;
   return true;
@@ -101,7 +101,7 @@ bool Writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 // Takes an open handle on inode for fi.
 void AddHandle(Inode* inode, fuse_file_info* fi) {
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     ++inode->open_count;
     if (Writable(fi->flags)) ++inode->write_handles;
   }
@@ -119,7 +119,7 @@ void ChooseDirectIo(Filesystem* fs, const Inode& inode, fuse_file_info* fi) {
 // Gives back a handle opened with flags; frees the inode when that was the last reference.
 void DropHandle(Filesystem* fs, const std::shared_ptr<Inode>& inode, int flags) {
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     if (inode->open_count > 0) --inode->open_count;
     if (Writable(flags) && inode->write_handles > 0) --inode->write_handles;
     // The kernel wrote back and reported errors at the last close (flush): a new episode.
@@ -193,10 +193,10 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
   std::unique_ptr<char[]> buf;
   size_t n = 0;
   {
-    std::shared_lock<std::shared_mutex> data(inode->data_mu);
+    ReaderLock data(&inode->data_mu);
     off_t file_size;
     {
-      std::lock_guard<std::mutex> lock(inode->mu);
+      MutexLock lock(&inode->mu);
       file_size = inode->size;
     }
     if (off < file_size) {
@@ -204,13 +204,76 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
       buf.reset(new char[n]);
       Status s = fs->store().Read(inode->ino, off, buf.get(), n);
       if (!s.ok()) {
-        data.unlock();
+        data.Unlock();
         fuse_reply_err(req, StoreErrno(s, EIO));
         return;
       }
     }
   }
   fuse_reply_buf(req, buf.get(), n);
+}
+
+// Clears privileges before a write, as the kernel's file_remove_privs does before it copies
+// data: when the kernel flagged the write (FUSE_HANDLE_KILLPRIV_V2); without KILLPRIV_V2
+// (clone_fd) the kernel clears them for cached writes itself (a setattr before it copies),
+// but not for direct I/O (near-full opens): those are cleared here.
+void ClearPrivilegesBeforeWrite(Filesystem* fs, fuse_req_t req, Inode* inode, bool writeback) {
+  if (fs->killpriv_v2()) {
+    if (CurrentRequestFlags().write_flags & kWriteKillSuidgid) KillPrivileges(req, inode);
+  } else if (!writeback) {
+    KillPrivilegesUnlessCapable(req, inode);
+  }
+}
+
+// Stores a write under data_mu (shared) and raises the size and times.
+Status StoreWrite(Filesystem* fs, Inode* inode, const char* buf, size_t size, off_t off,
+                  bool writeback) {
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  ReaderLock data(&inode->data_mu);
+  Status s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
+                 ? Status::Error(ENOSPC, "writeback past refused data")
+                 : fs->store().Write(inode->ino, off, buf, size);
+  if (s.ok()) {
+    const timespec now = Now();
+    MutexLock lock(&inode->mu);
+    NoteStoredWrite(inode, writeback, end);
+    if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
+    inode->mtime = inode->ctime = now;
+  }
+  return s;
+}
+
+// Undoes what a refused write left and replies with its error (see full_mount.h).
+void ReplyRefusedWrite(fuse_req_t req, Filesystem* fs, Inode* inode, size_t size, off_t off,
+                       bool writeback, const Status& s) {
+  LogRateLimited(LogKind::kWriteRefused, "write of %zu bytes at %lld to inode %llu refused: %s",
+                 size, static_cast<long long>(off), static_cast<unsigned long long>(inode->ino),
+                 s.ToString().c_str());
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  // Pages of the failed write past EOF must not show up if the file grows later.
+  WriterLock data(&inode->data_mu);
+  off_t file_size;
+  {
+    MutexLock lock(&inode->mu);
+    file_size = inode->size;
+  }
+  if (static_cast<off_t>(end) > file_size) {
+    // Best effort: the reply carries the write's own error, which is what matters here.
+    (void)fs->store().Truncate(inode->ino, file_size);
+  }
+  // A refused writeback: the kernel still shows that data, and maybe a size past what
+  // is stored. Make it forget the size before the reply (which ends the writeback that
+  // fsync or close wait for), the pages after it (see full_mount.h).
+  const bool past_size =
+      writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
+  data.Unlock();
+  if (past_size) ResetKernelInode(fs, inode);
+  // The writer goes on filling the page cache: make the kernel ask for attributes at its
+  // next write(2), which GetAttr then refuses with ENOSPC while the mount stays near full.
+  if (writeback) StopCachedWrites(fs, inode);
+  const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
+  fuse_reply_err(req, StoreErrno(s, ENOSPC));
+  if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
 }
 
 void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
@@ -221,60 +284,14 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     fuse_reply_err(req, EINVAL);
     return;
   }
-  const uint64_t end = static_cast<uint64_t>(off) + size;
-  if (end > PageStore::kMaxFileSize) {
+  if (static_cast<uint64_t>(off) + size > PageStore::kMaxFileSize) {
     fuse_reply_err(req, EFBIG);
     return;
   }
-  // A write the kernel flagged (FUSE_HANDLE_KILLPRIV_V2): clear privileges first, as the
-  // kernel's file_remove_privs does before it copies data.
   const bool writeback = fi->writepage;  // From the kernel's page cache (not write(2)).
-  if (fs->killpriv_v2()) {
-    if (CurrentRequestFlags().write_flags & kWriteKillSuidgid) KillPrivileges(req, inode);
-  } else if (!writeback) {
-    // Without KILLPRIV_V2 (clone_fd) the kernel clears privileges of cached writes itself
-    // (a setattr before it copies), but not of direct I/O (near-full opens): do it here.
-    KillPrivilegesUnlessCapable(req, inode);
-  }
-  Status s;
-  {
-    std::shared_lock<std::shared_mutex> data(inode->data_mu);
-    s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
-            ? Status::Error(ENOSPC, "writeback past refused data")
-            : fs->store().Write(inode->ino, off, buf, size);
-    if (s.ok()) {
-      const timespec now = Now();
-      std::lock_guard<std::mutex> lock(inode->mu);
-      NoteStoredWrite(inode, writeback, end);
-      if (static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
-      inode->mtime = inode->ctime = now;
-    }
-  }
-  if (!s.ok()) {
-    LogRateLimited(LogKind::kWriteRefused, "write of %zu bytes at %lld to inode %llu refused: %s",
-                   size, static_cast<long long>(off), static_cast<unsigned long long>(inode->ino),
-                   s.ToString().c_str());
-    // Pages of the failed write past EOF must not show up if the file grows later.
-    std::unique_lock<std::shared_mutex> data(inode->data_mu);
-    off_t file_size;
-    {
-      std::lock_guard<std::mutex> lock(inode->mu);
-      file_size = inode->size;
-    }
-    if (static_cast<off_t>(end) > file_size) (void)fs->store().Truncate(inode->ino, file_size);
-    // A refused writeback: the kernel still shows that data, and maybe a size past what
-    // is stored. Make it forget the size before the reply (which ends the writeback that
-    // fsync or close wait for), the pages after it (see full_mount.h).
-    const bool past_size =
-        writeback && CutBackRefusedWriteback(fs, inode, static_cast<uint64_t>(off), end);
-    data.unlock();
-    if (past_size) ResetKernelInode(fs, inode);
-    // The writer goes on filling the page cache: make the kernel ask for attributes at its
-    // next write(2), which GetAttr then refuses with ENOSPC while the mount stays near full.
-    if (writeback) StopCachedWrites(fs, inode);
-    const fuse_ino_t ino = inode->ino;  // The handle (and inode) may go with the reply.
-    fuse_reply_err(req, StoreErrno(s, ENOSPC));
-    if (writeback && !past_size) fs->refused_writes().Add(ino, static_cast<uint64_t>(off), size);
+  ClearPrivilegesBeforeWrite(fs, req, inode, writeback);
+  if (Status s = StoreWrite(fs, inode, buf, size, off, writeback); !s.ok()) {
+    ReplyRefusedWrite(req, fs, inode, size, off, writeback, s);
     return;
   }
   // A writer that opened before near full goes on through the cache: stop it at write(2)
@@ -294,7 +311,7 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
   // refusal itself): what the file holds now is acknowledged.
   Inode* inode = Filesystem::FromHandle(fi);
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     ForgetWritebackGrowth(inode);
   }
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
@@ -307,13 +324,14 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 void UndoAllocationPastEof(Filesystem* fs, Inode* inode, off_t off, uint64_t end) {
   uint64_t size;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     size = static_cast<uint64_t>(inode->size);
   }
   // The pages of this call ([off, end) rounded out) that lie wholly past EOF.
   const uint64_t from = std::max(static_cast<uint64_t>(off) / kPageSize * kPageSize,
                                  (size + kPageSize - 1) / kPageSize * kPageSize);
   const uint64_t to = (end + kPageSize - 1) / kPageSize * kPageSize;
+  // Whole pages only: freeing them cannot fail (no page is rewritten, so no EIO either).
   if (to > from) (void)fs->store().PunchHole(inode->ino, from, to - from);
 }
 
@@ -329,7 +347,7 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
   const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
   if (end > PageStore::kMaxFileSize) return EFBIG;
 
-  std::unique_lock<std::shared_mutex> data(inode->data_mu);
+  WriterLock data(&inode->data_mu);
   Status s = punch  ? fs->store().PunchHole(inode->ino, off, len)
              : zero ? fs->store().ZeroRange(inode->ino, off, len)
                     : fs->store().Allocate(inode->ino, off, len);
@@ -338,7 +356,7 @@ int DoFallocate(Filesystem* fs, Inode* inode, int mode, off_t off, off_t len) {
     return StoreErrno(s, ENOSPC);
   }
   const timespec now = Now();
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   if (!keep_size && static_cast<off_t>(end) > inode->size) inode->size = static_cast<off_t>(end);
   inode->mtime = inode->ctime = now;
   return 0;
@@ -355,6 +373,30 @@ void Fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t off, off_t le
   fuse_reply_err(req, err);
 }
 
+// With a writer open, the kernel may hold written pages (and a larger size) we have not
+// seen: it does not write them back before asking. Makes it do so now (invalidating its
+// cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
+// our size and page map are complete; true when it did. Only while another worker is free
+// for those writes (never with -s: the only thread would wait for itself); otherwise the
+// caller gives the conservative answer.
+bool FlushKernelWrites(Filesystem* fs, Inode* inode) {
+  {
+    MutexLock lock(&inode->mu);
+    if (inode->write_handles == 0) return false;
+  }
+  if (fs->options().single_thread || fs->session() == nullptr) return false;
+  // Our loop starts another worker if this one was the last free one; libfuse's
+  // (clone_fd) cannot, so there at most max_threads - 1 workers flush at once.
+  bool flushed = false;
+  std::atomic<unsigned>& flushing = fs->lseek_flushers();
+  if (!fs->options().clone_fd || flushing.fetch_add(1) + 1 < fs->options().max_threads) {
+    BlockingCall blocking;
+    flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
+  }
+  if (fs->options().clone_fd) flushing.fetch_sub(1);
+  return flushed;
+}
+
 // SEEK_DATA/SEEK_HOLE. The kernel does not write back its dirty pages before asking, so
 // while a handle that may write is open the store may not know of every page: then the
 // whole file up to EOF is reported as data (valid by POSIX, and never loses data for
@@ -367,38 +409,17 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
     fuse_reply_err(req, EINVAL);
     return;
   }
-  // With a writer open, the kernel may hold written pages (and a larger size) we have not
-  // seen: it does not write them back before asking. Make it do so now (invalidating its
-  // cached range launders dirty pages through FUSE_WRITE, served by another worker), so that
-  // our size and page map are complete. Only while another worker is free for those
-  // writes (never with -s: the only thread would wait for itself); otherwise the answer is
-  // the conservative one below.
-  bool flushed = false;
-  bool writers;
-  {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    writers = inode->write_handles > 0;
-  }
-  if (writers && !fs->options().single_thread && fs->session() != nullptr) {
-    // Our loop starts another worker if this one was the last free one; libfuse's
-    // (clone_fd) cannot, so there at most max_threads - 1 workers flush at once.
-    std::atomic<unsigned>& flushing = fs->lseek_flushers();
-    if (!fs->options().clone_fd || flushing.fetch_add(1) + 1 < fs->options().max_threads) {
-      BlockingCall blocking;
-      flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
-    }
-    if (fs->options().clone_fd) flushing.fetch_sub(1);
-  }
-  std::shared_lock<std::shared_mutex> data(inode->data_mu);
+  const bool flushed = FlushKernelWrites(fs, inode);
+  ReaderLock data(&inode->data_mu);
   off_t file_size;
   bool maybe_dirty;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     file_size = inode->size;
     maybe_dirty = inode->write_handles > 0 && !flushed;
   }
   if (off < 0 || off >= file_size) {
-    data.unlock();
+    data.Unlock();
     fuse_reply_err(req, ENXIO);
     return;
   }
@@ -408,7 +429,7 @@ void Lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_
   } else {
     found = fs->store().SeekData(inode->ino, off, whence == SEEK_DATA);
   }
-  data.unlock();
+  data.Unlock();
   if (whence == SEEK_DATA) {
     if (found >= static_cast<uint64_t>(file_size)) {
       fuse_reply_err(req, ENXIO);

@@ -1,9 +1,8 @@
 // FUSE handlers that read the namespace: readlink, opendir, readdir, readdirplus,
 // releasedir, fsyncdir.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
-// readdir collects names under tree_mu_ (shared), taking each child's Inode::mu briefly to
-// read its type and, for readdirplus, raise its lookup count; attributes (st_blocks asks
+// readdir collects names and types (fixed at creation) under tree_mu_ (shared), taking each
+// child's Inode::mu briefly for readdirplus to raise its lookup count; attributes (st_blocks asks
 // the PageStore) are filled and the reply is sent after tree_mu_ is released. Readdir
 // offsets are per-directory cookies that grow with each insert, so a listing resumed after
 // concurrent changes returns every untouched entry exactly once.
@@ -21,7 +20,7 @@ void ReadLink(fuse_req_t req, fuse_ino_t ino) {
   std::shared_ptr<Inode> inode = Filesystem::From(req)->Get(ino);
   if (inode == nullptr) {
     fuse_reply_err(req, ENOENT);
-  } else if (!S_ISLNK(inode->mode)) {  // The type bits never change.
+  } else if (!inode->is_symlink()) {
     fuse_reply_err(req, EINVAL);
   } else {
     fuse_reply_readlink(req, inode->symlink ? inode->symlink->c_str() : "");
@@ -39,7 +38,7 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     ++inode->open_count;
   }
   fi->fh = reinterpret_cast<uint64_t>(inode.get());
@@ -57,6 +56,57 @@ struct DirItem {
   off_t next_off;
 };
 
+// The names of dir after cookie off that fit in size bytes of reply, under tree_mu_
+// (shared); for readdirplus (plus) each child's lookup count is raised.
+std::vector<DirItem> CollectItems(Filesystem* fs, fuse_req_t req, const Inode& dir, size_t size,
+                                  off_t off, bool plus) {
+  std::vector<DirItem> items;
+  ReaderLock tree(&fs->tree_mu());
+  size_t want = 0;
+  auto fits = [&](const char* name) {
+    size_t n = plus ? fuse_add_direntry_plus(req, nullptr, 0, name, nullptr, 0)
+                    : fuse_add_direntry(req, nullptr, 0, name, nullptr, 0);
+    if (want + n > size) return false;
+    want += n;
+    return true;
+  };
+  if (off < 1 && fits(".")) items.push_back({".", nullptr, dir.ino, S_IFDIR, 1});
+  if (off < 2 && fits("..")) items.push_back({"..", nullptr, fs->Parent(dir), S_IFDIR, 2});
+  const uint64_t from = off < 2 ? 2 : static_cast<uint64_t>(off);
+  fs->Contents(dir).ForEachAfter(from, [&](const std::string& name, const Directory::Entry& e) {
+    const std::shared_ptr<Inode>& child = e.inode;
+    if (!fits(name.c_str())) return false;
+    if (plus) {
+      MutexLock lock(&child->mu);
+      ++child->nlookup;
+    }
+    items.push_back({name, child, child->ino, child->type(), static_cast<off_t>(e.cookie)});
+    return true;
+  });
+  return items;
+}
+
+// Adds item to buf (of size bytes, used of them taken); returns the bytes it needs, which
+// did not fit when more than size - used.
+size_t AddItem(Filesystem* fs, fuse_req_t req, const DirItem& item, bool plus, char* buf,
+               size_t size, size_t used) {
+  if (!plus) {
+    struct stat st {};
+    st.st_ino = item.ino;
+    st.st_mode = item.type;
+    return fuse_add_direntry(req, buf + used, size - used, item.name.c_str(), &st, item.next_off);
+  }
+  fuse_entry_param e;
+  if (item.inode == nullptr) {
+    std::memset(&e, 0, sizeof(e));
+    e.attr.st_ino = item.ino;
+    e.attr.st_mode = item.type;
+  } else {
+    fs->FillEntry(item.inode, &e);
+  }
+  return fuse_add_direntry_plus(req, buf + used, size - used, item.name.c_str(), &e, item.next_off);
+}
+
 void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   Filesystem* fs = Filesystem::From(req);
   std::shared_ptr<Inode> dir = fs->Get(ino);
@@ -64,57 +114,13 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
     fuse_reply_err(req, dir == nullptr ? ENOENT : ENOTDIR);
     return;
   }
-  std::vector<DirItem> items;
-  {
-    std::shared_lock<std::shared_mutex> tree(fs->tree_mu());
-    size_t want = 0;
-    auto fits = [&](const char* name) {
-      size_t n = plus ? fuse_add_direntry_plus(req, nullptr, 0, name, nullptr, 0)
-                      : fuse_add_direntry(req, nullptr, 0, name, nullptr, 0);
-      if (want + n > size) return false;
-      want += n;
-      return true;
-    };
-    if (off < 1 && fits(".")) items.push_back({".", nullptr, dir->ino, S_IFDIR, 1});
-    if (off < 2 && fits("..")) items.push_back({"..", nullptr, dir->parent, S_IFDIR, 2});
-    uint64_t from = off < 2 ? 2 : static_cast<uint64_t>(off);
-    dir->dir->ForEachAfter(from, [&](const std::string& name, const Directory::Entry& entry) {
-      const std::shared_ptr<Inode>& child = entry.inode;
-      if (!fits(name.c_str())) return false;
-      mode_t type;
-      {
-        std::lock_guard<std::mutex> lock(child->mu);
-        type = child->mode & S_IFMT;
-        if (plus) ++child->nlookup;
-      }
-      items.push_back({name, child, child->ino, type, static_cast<off_t>(entry.cookie)});
-      return true;
-    });
-  }
+  // Attributes (st_blocks asks the PageStore) are filled after tree_mu_ is released.
+  const std::vector<DirItem> items = CollectItems(fs, req, *dir, size, off, plus);
   std::vector<char> buf(size);
   size_t used = 0;
   size_t i = 0;
   for (; i < items.size(); ++i) {
-    const DirItem& item = items[i];
-    size_t n;
-    if (plus) {
-      fuse_entry_param e;
-      if (item.inode == nullptr) {
-        std::memset(&e, 0, sizeof(e));
-        e.attr.st_ino = item.ino;
-        e.attr.st_mode = item.type;
-      } else {
-        fs->FillEntry(item.inode, &e);
-      }
-      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, item.name.c_str(), &e,
-                                 item.next_off);
-    } else {
-      struct stat st {};
-      st.st_ino = item.ino;
-      st.st_mode = item.type;
-      n = fuse_add_direntry(req, buf.data() + used, size - used, item.name.c_str(), &st,
-                            item.next_off);
-    }
+    const size_t n = AddItem(fs, req, items[i], plus, buf.data(), size, used);
     if (n > size - used) break;
     used += n;
   }
@@ -138,7 +144,7 @@ void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   Filesystem* fs = Filesystem::From(req);
   if (std::shared_ptr<Inode> inode = fs->Get(ino)) {
     {
-      std::lock_guard<std::mutex> lock(inode->mu);
+      MutexLock lock(&inode->mu);
       if (inode->open_count > 0) --inode->open_count;
     }
     fs->ReleaseIfUnused(inode);

@@ -6,7 +6,6 @@
 // is replaced or removed and when its inode is freed. The statistics attribute is not
 // stored, so not charged.
 //
-// Lock order: tree_mu_ -> Inode::data_mu -> InodeTable::mu_ -> Inode::mu (filesystem.h).
 // Only Inode::mu is taken here; the statistics come from PageStore::Stats(), charges are
 // made and the caller's capabilities read from /proc with no lock held. The kernel itself enforces
 // name length (ERANGE), value size (E2BIG), permissions and the user.* rules for special files.
@@ -17,6 +16,7 @@
 #include <string_view>
 
 #include "fs/filesystem.h"
+#include "fs/privileges.h"
 
 namespace zbudfs {
 namespace {
@@ -73,6 +73,7 @@ uint64_t EraseAllXattrs(Inode* inode) {
 }
 
 void UnchargeXattrs(Filesystem* fs, uint64_t cost) {
+  // Giving a charge back never fails (PageStore::ChargeMetadata).
   if (cost != 0) (void)fs->store().ChargeMetadata(-static_cast<int64_t>(cost));
 }
 
@@ -85,7 +86,7 @@ int StoreXattr(Inode* inode, std::string_view name, const char* value, size_t si
                uint64_t charged, uint64_t* refund) {
   const timespec now = Now();
   *refund = charged;
-  std::lock_guard<std::mutex> lock(inode->mu);
+  MutexLock lock(&inode->mu);
   XattrMap* map = inode->xattrs.get();
   auto it = map != nullptr ? map->find(name) : XattrMap::iterator();
   const bool exists = map != nullptr && it != map->end();
@@ -140,7 +141,7 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   std::string value;
   bool found = false;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     if (const XattrMap* map = inode->xattrs.get()) {
       auto it = map->find(std::string_view(name));
       if (it != map->end()) {
@@ -166,7 +167,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::string trusted;  // trusted.* names, listed only to callers with CAP_SYS_ADMIN.
   if (ino == FUSE_ROOT_ID) names.append(kStatsXattr, sizeof(kStatsXattr));
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     if (const XattrMap* map = inode->xattrs.get()) {
       for (const auto& [name, value] : *map) {
         (name.starts_with("trusted.") ? trusted : names).append(name.c_str(), name.size() + 1);
@@ -186,7 +187,7 @@ int DoRemoveXattr(Filesystem* fs, Inode* inode, std::string_view name) {
   const timespec now = Now();
   uint64_t cost;
   {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    MutexLock lock(&inode->mu);
     cost = EraseXattr(inode, name);
     if (cost == 0) return ENODATA;
     inode->ctime = now;

@@ -11,16 +11,16 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <list>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "fs/log.h"
+#include "store/mutex.h"
+#include "store/thread_annotations.h"
 
 namespace zbudfs {
 namespace {
@@ -196,14 +196,14 @@ int NegotiateInit(fuse_session* se, const InitWants& want, InitGranted* granted)
 namespace {
 
 // What the thread running RunWorkers waits for: a worker that has ended, or StopWorkers.
-std::mutex g_stop_mu;
-std::condition_variable g_stop_cv;
-bool g_stop = false;
+Mutex g_stop_mu;
+CondVar g_stop_cv;
+bool g_stop GUARDED_BY(g_stop_mu) = false;
 
 void NotifyStop() {
-  std::lock_guard<std::mutex> lock(g_stop_mu);
+  MutexLock lock(&g_stop_mu);
   g_stop = true;
-  g_stop_cv.notify_all();
+  g_stop_cv.SignalAll();
 }
 
 // The handler of kWakeSignal: none needed, the interrupted read(2) is the point.
@@ -217,15 +217,16 @@ struct Worker {
   int result = 0;
 };
 
-// The workers of the running RunWorkers (guarded by g_pool_mu; a std::list, so that a
-// Worker never moves), and how many of them are not inside a BlockingCall.
-std::mutex g_pool_mu;
-std::list<Worker> g_pool;
-fuse_session* g_pool_se = nullptr;  // nullptr: no RunWorkers (libfuse's loop, or ended).
+// The workers of the running RunWorkers (a std::list, so that a Worker never moves), and
+// how many of them are not inside a BlockingCall.
+Mutex g_pool_mu;
+std::list<Worker> g_pool GUARDED_BY(g_pool_mu);
+// nullptr: no RunWorkers (libfuse's loop, or ended): no more workers start.
+fuse_session* g_pool_se GUARDED_BY(g_pool_mu) = nullptr;
 std::atomic<int> g_free{0};
 
-// Starts one more worker; g_pool_mu held.
-void StartWorkerLocked(fuse_session* se) {
+// Starts one more worker.
+void StartWorkerLocked(fuse_session* se) REQUIRES(g_pool_mu) {
   Worker& w = g_pool.emplace_back();
   g_free.fetch_add(1);
   w.thread = std::thread([se, &w] {
@@ -249,7 +250,7 @@ void StartWorkerLocked(fuse_session* se) {
 
 BlockingCall::BlockingCall() {
   if (g_free.fetch_sub(1) - 1 > 0) return;  // Another worker is free to serve.
-  std::lock_guard<std::mutex> lock(g_pool_mu);
+  MutexLock lock(&g_pool_mu);
   if (g_pool_se != nullptr && !fuse_session_exited(g_pool_se)) StartWorkerLocked(g_pool_se);
 }
 
@@ -260,38 +261,21 @@ void StopWorkers(fuse_session* se) {
   NotifyStop();
 }
 
-int RunWorkers(fuse_session* se, unsigned threads) {
-  // A worker blocked in read(2) of /dev/fuse notices the session's end only when the read
-  // returns: after an unmount it fails with ENODEV, but after an error of one worker or
-  // StopWorkers the others are woken by kWakeSignal (installed without SA_RESTART).
-  struct sigaction sa {};
-  sa.sa_handler = IgnoreWake;
-  sigemptyset(&sa.sa_mask);
-  sigaction(kWakeSignal, &sa, nullptr);
-  {
-    std::lock_guard<std::mutex> lock(g_stop_mu);
-    g_stop = false;
-  }
-  {
-    std::lock_guard<std::mutex> lock(g_pool_mu);
-    g_pool_se = se;
-    for (unsigned i = 0; i < (threads == 0 ? 1 : threads); ++i) StartWorkerLocked(se);
-  }
-  {
-    std::unique_lock<std::mutex> lock(g_stop_mu);
-    g_stop_cv.wait(lock, [] { return g_stop; });
-  }
-  // The session is over (or ending): no new workers from here on, so the list can be read
-  // unlocked (a worker may still be in BlockingCall, waiting for g_pool_mu). Wake whoever
-  // still waits in read(2), until all are out (a signal that lands just before a worker
-  // enters read is lost, hence the repeats).
-  {
-    std::lock_guard<std::mutex> lock(g_pool_mu);
-    g_pool_se = nullptr;
-  }
+namespace {
+
+// Waits for a worker to end or for StopWorkers.
+void WaitForStop() {
+  MutexLock lock(&g_stop_mu);
+  while (!g_stop) g_stop_cv.Wait(&g_stop_mu);
+}
+
+// Wakes the workers still in read(2) until all are out, and joins them; returns the first
+// error a worker met (ENODEV, the unmount, is none). A signal that lands just before a
+// worker enters read is lost, hence the repeats.
+int WakeAndJoin(std::list<Worker>* pool) {
   for (;;) {
     bool any = false;
-    for (Worker& w : g_pool) {
+    for (Worker& w : *pool) {
       if (w.running.load()) {
         any = true;
         pthread_kill(w.thread.native_handle(), kWakeSignal);
@@ -301,12 +285,43 @@ int RunWorkers(fuse_session* se, unsigned threads) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   int ret = 0;
-  for (Worker& w : g_pool) {
+  for (Worker& w : *pool) {
     w.thread.join();
     if (w.result != 0 && w.result != -ENODEV && ret == 0) ret = w.result;
   }
-  std::lock_guard<std::mutex> lock(g_pool_mu);
-  g_pool.clear();
+  return ret;
+}
+
+}  // namespace
+
+int RunWorkers(fuse_session* se, unsigned threads) {
+  // A worker blocked in read(2) of /dev/fuse notices the session's end only when the read
+  // returns: after an unmount it fails with ENODEV, but after an error of one worker or
+  // StopWorkers the others are woken by kWakeSignal (installed without SA_RESTART).
+  struct sigaction sa {};
+  sa.sa_handler = IgnoreWake;
+  sigemptyset(&sa.sa_mask);
+  sigaction(kWakeSignal, &sa, nullptr);
+  {
+    MutexLock lock(&g_stop_mu);
+    g_stop = false;
+  }
+  {
+    MutexLock lock(&g_pool_mu);
+    g_pool_se = se;
+    for (unsigned i = 0; i < (threads == 0 ? 1 : threads); ++i) StartWorkerLocked(se);
+  }
+  WaitForStop();
+  // The session is over (or ending): no new workers from here on, so the list is taken out
+  // (splice keeps each Worker where it is) and woken and joined unlocked: a worker may still
+  // be in BlockingCall, waiting for g_pool_mu.
+  std::list<Worker> pool;
+  {
+    MutexLock lock(&g_pool_mu);
+    g_pool_se = nullptr;
+    pool.splice(pool.end(), g_pool);
+  }
+  const int ret = WakeAndJoin(&pool);
   g_free.store(0);
   return ret;
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole zbudfs test suite, installing and building what is missing:
-#   1. the unit tests (Release), through ctest;
-#   2. the unit tests under AddressSanitizer + UBSan;
-#   3. the concurrency tests (*Concurrent*) under ThreadSanitizer, and a short run of the
+#   1. the libraries built with clang -Wthread-safety -Werror (the lock annotations);
+#   2. the unit tests (Release), through ctest;
+#   3. the unit tests under AddressSanitizer + UBSan;
+#   4. the concurrency tests (*Concurrent*) under ThreadSanitizer, and a short run of the
 #      daemon built with ThreadSanitizer (fio --verify and a namespace stress on a mount);
-#   4. the libFuzzer corpus tests/fuzz/corpus through the page store fuzz target;
-#   5. the integration scripts tests/integration/*.sh on real mounts (exit 77 = skipped).
+#   5. the libFuzzer corpus tests/fuzz/corpus through the page store fuzz target;
+#   6. the integration scripts tests/integration/*.sh on real mounts (exit 77 = skipped).
 # Exit status is non-zero on any failure; the last line is "N passed, N failed".
-# Usage: scripts/test.sh [--quick]   (--quick: Release unit tests and integration only)
+# Usage: scripts/test.sh [--quick]   (--quick: lock annotations, Release unit tests and
+#                                    integration only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +79,10 @@ build_or_fail() {
 
 step "dependencies"
 scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+step "lock annotations (clang -Wthread-safety)"
+# A warning is an error here (-Werror): an access without its lock fails like a build.
+build_or_fail "thread safety" scripts/build.sh tsa --target zbudfs_store zbudfs_fs
 
 step "unit tests (Release)"
 if build_or_fail release scripts/build.sh release; then

@@ -15,7 +15,7 @@
 
 namespace zbudfs {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;                                         // OK.
   static Status OK() { return Status(); }                     // OK.
@@ -43,7 +43,7 @@ class Status {
 
 // A value or an error Status.
 template <typename T>
-class StatusOr {
+class [[nodiscard]] StatusOr {
  public:
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design.
     if (status_.ok()) status_ = Status::Error(EINVAL, "StatusOr built from OK without value");

@@ -125,5 +125,18 @@ TEST_F(FilesystemTest, LastForgetOfALongSymlinkGivesItsChargeBack) {
   EXPECT_EQ(fs_.store().Stats().metadata_bytes, 0u);
 }
 
+TEST_F(FilesystemTest, ANewDirectoryIsEmptyAndUnderTheRoot) {
+  std::shared_ptr<Inode> dir = fs_.table().Create(S_IFDIR | 0755, "");
+  WriterLock tree(&fs_.tree_mu());
+  EXPECT_TRUE(fs_.Contents(*dir).empty());
+  EXPECT_TRUE(fs_.Contents(*fs_.table().root()).empty());
+  EXPECT_EQ(fs_.Parent(*dir), fuse_ino_t{FUSE_ROOT_ID});
+  fs_.MutableContents(*fs_.table().root()).Insert("d", dir);
+  fs_.SetParent(*dir, FUSE_ROOT_ID + 7);
+  EXPECT_EQ(fs_.Parent(*dir), fuse_ino_t{FUSE_ROOT_ID + 7});
+  ASSERT_NE(fs_.Contents(*fs_.table().root()).Find("d"), nullptr);
+  EXPECT_EQ(fs_.Contents(*fs_.table().root()).Find("d")->inode, dir);
+}
+
 }  // namespace
 }  // namespace zbudfs

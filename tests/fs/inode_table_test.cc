@@ -22,7 +22,6 @@ TEST(InodeTableTest, StartsWithTheRootOnly) {
   EXPECT_EQ(table.Get(FUSE_ROOT_ID), root);
   EXPECT_TRUE(root->is_dir());
   EXPECT_FALSE(root->is_reg());
-  EXPECT_TRUE(root->dir->empty());
   EXPECT_EQ(root->mode, mode_t{S_IFDIR | 01777});
   EXPECT_EQ(root->nlink, 2u);
   EXPECT_EQ(root->nlookup, 1u);  // The kernel holds it without a lookup.
@@ -55,7 +54,8 @@ TEST(InodeTableTest, CreateSetsTheTypeAndNothingElse) {
   std::shared_ptr<Inode> file = table.Create(S_IFREG | 0640, "");
   EXPECT_TRUE(file->is_reg());
   EXPECT_FALSE(file->is_dir());
-  EXPECT_EQ(file->dir, nullptr);
+  EXPECT_FALSE(file->is_symlink());
+  EXPECT_EQ(file->type(), mode_t{S_IFREG});
   EXPECT_EQ(file->symlink, nullptr);
   EXPECT_EQ(file->mode, mode_t{S_IFREG | 0640});
   EXPECT_EQ(file->nlink, 0u);  // The caller links it.
@@ -66,13 +66,13 @@ TEST(InodeTableTest, CreateSetsTheTypeAndNothingElse) {
 
   std::shared_ptr<Inode> dir = table.Create(S_IFDIR | 0700, "");
   EXPECT_TRUE(dir->is_dir());
-  ASSERT_NE(dir->dir, nullptr);
-  EXPECT_TRUE(dir->dir->empty());
+  EXPECT_EQ(dir->type(), mode_t{S_IFDIR});
   EXPECT_EQ(dir->symlink, nullptr);
 
   std::shared_ptr<Inode> link = table.Create(S_IFLNK | 0777, "../somewhere");
   ASSERT_NE(link->symlink, nullptr);
   EXPECT_EQ(*link->symlink, "../somewhere");
+  EXPECT_TRUE(link->is_symlink());
   EXPECT_FALSE(link->is_reg());
   EXPECT_FALSE(link->is_dir());
 
