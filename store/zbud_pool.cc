@@ -187,7 +187,8 @@ Status ZbudPool::ReclaimPage(unsigned retries) {
     return Status::Error(EINVAL, "zbud: nothing to reclaim or no evict callback");
   }
   for (unsigned i = 0; i < retries; ++i) {
-    if (ListEmpty(&lru_)) break;  // Everything was freed while we were evicting.
+    // lru_ is not empty: mu_ has been held since the check above or since the last turn put
+    // its page back at the LRU's head.
     Header* zhdr = FromLruNode(lru_.prev);
     ListDel(&zhdr->lru);
     ListDel(&zhdr->buddy);
