@@ -35,21 +35,36 @@ uint32_t CheckValue(const void* data, size_t len) {
 constexpr char kDefaultDirPrefix[] = "zbudfs-overflow.";
 constexpr int kStaleDirSeconds = 60;  // A default dir this old with its lock free is dead.
 
-// Removes the default directories of mounts that died (SIGKILL, crash): ours by name and
-// owner, older than a minute (so a mount still starting up is left alone), and with their
-// lock file not held. Only files zbudfs creates are removed; anything else keeps the dir.
+// The owner of path itself (a symlink is not followed): 0 or an errno. Boost.Filesystem
+// has no owner query, so this one check is a system call.
+int OwnerOf(const fs::path& path, uid_t* uid) {
+  struct stat sb;
+  if (::lstat(path.c_str(), &sb) != 0) return errno;
+  *uid = sb.st_uid;
+  return 0;
+}
+
+// A dead mount's default directory: ours by name and owner, a real directory, and older
+// than a minute (so a mount still starting up is left alone).
+bool MaybeDeadDefaultDir(const fs::directory_entry& entry, std::time_t now) {
+  if (entry.path().filename().string().rfind(kDefaultDirPrefix, 0) != 0) return false;
+  boost::system::error_code ec;
+  if (entry.symlink_status(ec).type() != fs::directory_file || ec) return false;
+  uid_t uid = 0;
+  if (OwnerOf(entry.path(), &uid) != 0 || uid != geteuid()) return false;
+  const std::time_t mtime = fs::last_write_time(entry.path(), ec);
+  return !ec && now - mtime >= kStaleDirSeconds;
+}
+
+// Removes the default directories of mounts that died (SIGKILL, crash): those
+// MaybeDeadDefaultDir accepts whose lock file is not held. Only files zbudfs creates are
+// removed; anything else keeps the dir.
 void RemoveDeadDefaultDirs(const std::string& base) {
   boost::system::error_code ec;
   const std::time_t now = std::time(nullptr);
   for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(kDefaultDirPrefix, 0) != 0) continue;
-    struct stat sb;
-    if (lstat(it->path().c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() ||
-        now - sb.st_mtime < kStaleDirSeconds) {
-      continue;
-    }
-    const std::string lock = it->path().string() + "/" + kLockName;
+    if (!MaybeDeadDefaultDir(*it, now)) continue;
+    const fs::path lock = it->path() / kLockName;
     int fd = ::open(lock.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) continue;
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -72,9 +87,9 @@ StatusOr<std::string> MakeDefaultDir() {
   RemoveDeadDefaultDirs(base);
   std::string templ = base + "/" + kDefaultDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) return Errno(errno, "overflow_dir: mkdtemp in " + base);
-  chmod(templ.c_str(), 0700);
+  boost::system::error_code ec;
+  fs::permissions(templ, fs::owner_all, ec);  // mkdtemp's mode already; made sure of.
   if (templ[0] != '/') {  // A relative $TMPDIR: the daemon chdirs to / when it detaches.
-    boost::system::error_code ec;
     templ = fs::absolute(templ, fs::current_path(ec)).string();
   }
   return templ;
@@ -106,18 +121,20 @@ Status CheckGivenDir(const std::string& dir) {
     return Status::Error(ELOOP, "overflow_dir " + dir + " is a symlink; give the real directory");
   if (st.type() != fs::directory_file)
     return Status::Error(ENOTDIR, "overflow_dir " + dir + " is not a directory");
-  struct stat sb;
-  if (::stat(dir.c_str(), &sb) != 0) return Errno(errno, "overflow_dir " + dir);
-  if (sb.st_uid != geteuid()) {
-    return Status::Error(EACCES, "overflow_dir " + dir + " is owned by uid " +
-                                     std::to_string(sb.st_uid) +
+  uid_t uid = 0;
+  if (int err = OwnerOf(dir, &uid); err != 0) return Errno(err, "overflow_dir " + dir);
+  if (uid != geteuid()) {
+    return Status::Error(EACCES, "overflow_dir " + dir + " is owned by uid " + std::to_string(uid) +
                                      ", not by us; use a private directory of our own");
   }
-  if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+  // Not a symlink (checked above), so these are the directory's own permission bits.
+  if ((st.permissions() & (fs::group_write | fs::others_write)) != 0) {
     return Status::Error(EACCES,
                          "overflow_dir " + dir +
                              " is writable by other users; use a private directory (chmod 0700)");
   }
+  // Only the kernel knows whether we may create files here (a read-only mount, ACLs):
+  // Boost.Filesystem cannot ask it, access(2) can.
   if (access(dir.c_str(), W_OK | X_OK) != 0)
     return Errno(errno == EROFS ? EROFS : EACCES, "overflow_dir " + dir + " is not writable");
   return Status::OK();
@@ -159,7 +176,8 @@ StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptio
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (lock_fd < 0) {
     Status st = Errno(errno, "overflow_dir: cannot create " + lock_path);
-    if (owns_dir) fs::remove(dir);
+    boost::system::error_code ec;
+    if (owns_dir) fs::remove(dir, ec);  // Ours and empty; an error here changes nothing.
     return st;
   }
   if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
