@@ -28,7 +28,7 @@ static_assert(ZbudPool::kMaxAllocSize == 3968, "the largest zpage leaves a chunk
 
 void ZbudPool::ListInit(ListNode* head) { head->prev = head->next = head; }
 
-bool ZbudPool::ListEmpty(const ListNode* head) { return head->next == head; }
+bool ZbudPool::ListEmpty(const ListNode* head) const { return head->next == head; }
 
 void ZbudPool::ListAdd(ListNode* node, ListNode* head) {
   node->next = head->next;

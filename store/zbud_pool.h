@@ -116,11 +116,13 @@ class ZbudPool {
     ListNode* prev;
     ListNode* next;
   };
+  // Every listed node is reached from the list heads, which mu_ guards: the helpers that
+  // read or relink listed nodes require it. ListInit only touches a node not yet listed.
   static void ListInit(ListNode* head);
-  static bool ListEmpty(const ListNode* head);
-  static void ListAdd(ListNode* node, ListNode* head);  // Inserts node at head's front.
-  static void ListDel(ListNode* node);                  // Unlinks node, leaves it self-linked.
-  struct Header;                                        // The first chunk of every zbud page.
+  bool ListEmpty(const ListNode* head) const REQUIRES(mu_);
+  void ListAdd(ListNode* node, ListNode* head) REQUIRES(mu_);  // Inserts node at head's front.
+  void ListDel(ListNode* node) REQUIRES(mu_);  // Unlinks node, leaves it self-linked.
+  struct Header;                               // The first chunk of every zbud page.
   enum class Buddy { kFirst, kLast };
 
   static size_t SizeToChunks(size_t size) { return (size + kChunkSize - 1) >> kChunkShift; }
