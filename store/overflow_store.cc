@@ -1,6 +1,6 @@
-// Lock order: PageStore locks -> OverflowStore::open_mu_ -> mu_ (innermost). pread/pwrite
-// and hole punches run unlocked; only ftruncate of an emptied class file runs under mu_,
-// and a class file's creation under open_mu_ alone.
+// pread/pwrite and hole punches run with no lock of ours; only ftruncate of an emptied class
+// file runs under mu_, and a class file's creation under open_mu_ alone. The store's lock
+// order is in store/page_store.h.
 #include "store/overflow_store.h"
 
 #include <fcntl.h>
@@ -35,21 +35,36 @@ uint32_t CheckValue(const void* data, size_t len) {
 constexpr char kDefaultDirPrefix[] = "zbudfs-overflow.";
 constexpr int kStaleDirSeconds = 60;  // A default dir this old with its lock free is dead.
 
-// Removes the default directories of mounts that died (SIGKILL, crash): ours by name and
-// owner, older than a minute (so a mount still starting up is left alone), and with their
-// lock file not held. Only files zbudfs creates are removed; anything else keeps the dir.
+// The owner of path itself (a symlink is not followed): 0 or an errno. Boost.Filesystem
+// has no owner query, so this one check is a system call.
+int OwnerOf(const fs::path& path, uid_t* uid) {
+  struct stat sb;
+  if (::lstat(path.c_str(), &sb) != 0) return errno;
+  *uid = sb.st_uid;
+  return 0;
+}
+
+// A dead mount's default directory: ours by name and owner, a real directory, and older
+// than a minute (so a mount still starting up is left alone).
+bool MaybeDeadDefaultDir(const fs::directory_entry& entry, std::time_t now) {
+  if (entry.path().filename().string().rfind(kDefaultDirPrefix, 0) != 0) return false;
+  boost::system::error_code ec;
+  if (entry.symlink_status(ec).type() != fs::directory_file || ec) return false;
+  uid_t uid = 0;
+  if (OwnerOf(entry.path(), &uid) != 0 || uid != geteuid()) return false;
+  const std::time_t mtime = fs::last_write_time(entry.path(), ec);
+  return !ec && now - mtime >= kStaleDirSeconds;
+}
+
+// Removes the default directories of mounts that died (SIGKILL, crash): those
+// MaybeDeadDefaultDir accepts whose lock file is not held. Only files zbudfs creates are
+// removed; anything else keeps the dir.
 void RemoveDeadDefaultDirs(const std::string& base) {
   boost::system::error_code ec;
   const std::time_t now = std::time(nullptr);
   for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(kDefaultDirPrefix, 0) != 0) continue;
-    struct stat sb;
-    if (lstat(it->path().c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() ||
-        now - sb.st_mtime < kStaleDirSeconds) {
-      continue;
-    }
-    const std::string lock = it->path().string() + "/" + kLockName;
+    if (!MaybeDeadDefaultDir(*it, now)) continue;
+    const fs::path lock = it->path() / kLockName;
     int fd = ::open(lock.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) continue;
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -72,9 +87,9 @@ StatusOr<std::string> MakeDefaultDir() {
   RemoveDeadDefaultDirs(base);
   std::string templ = base + "/" + kDefaultDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) return Errno(errno, "overflow_dir: mkdtemp in " + base);
-  chmod(templ.c_str(), 0700);
+  boost::system::error_code ec;
+  fs::permissions(templ, fs::owner_all, ec);  // mkdtemp's mode already; made sure of.
   if (templ[0] != '/') {  // A relative $TMPDIR: the daemon chdirs to / when it detaches.
-    boost::system::error_code ec;
     templ = fs::absolute(templ, fs::current_path(ec)).string();
   }
   return templ;
@@ -106,18 +121,20 @@ Status CheckGivenDir(const std::string& dir) {
     return Status::Error(ELOOP, "overflow_dir " + dir + " is a symlink; give the real directory");
   if (st.type() != fs::directory_file)
     return Status::Error(ENOTDIR, "overflow_dir " + dir + " is not a directory");
-  struct stat sb;
-  if (::stat(dir.c_str(), &sb) != 0) return Errno(errno, "overflow_dir " + dir);
-  if (sb.st_uid != geteuid()) {
-    return Status::Error(EACCES, "overflow_dir " + dir + " is owned by uid " +
-                                     std::to_string(sb.st_uid) +
+  uid_t uid = 0;
+  if (int err = OwnerOf(dir, &uid); err != 0) return Errno(err, "overflow_dir " + dir);
+  if (uid != geteuid()) {
+    return Status::Error(EACCES, "overflow_dir " + dir + " is owned by uid " + std::to_string(uid) +
                                      ", not by us; use a private directory of our own");
   }
-  if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+  // Not a symlink (checked above), so these are the directory's own permission bits.
+  if ((st.permissions() & (fs::group_write | fs::others_write)) != 0) {
     return Status::Error(EACCES,
                          "overflow_dir " + dir +
                              " is writable by other users; use a private directory (chmod 0700)");
   }
+  // Only the kernel knows whether we may create files here (a read-only mount, ACLs):
+  // Boost.Filesystem cannot ask it, access(2) can.
   if (access(dir.c_str(), W_OK | X_OK) != 0)
     return Errno(errno == EROFS ? EROFS : EACCES, "overflow_dir " + dir + " is not writable");
   return Status::OK();
@@ -159,7 +176,8 @@ StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptio
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (lock_fd < 0) {
     Status st = Errno(errno, "overflow_dir: cannot create " + lock_path);
-    if (owns_dir) fs::remove(dir);
+    boost::system::error_code ec;
+    if (owns_dir) fs::remove(dir, ec);  // Ours and empty; an error here changes nothing.
     return st;
   }
   if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -205,9 +223,9 @@ std::string OverflowStore::DataPath(int cls) const {
 }
 
 Status OverflowStore::OpenClassFile(int cls) {
-  std::lock_guard<std::mutex> opening(open_mu_);
+  MutexLock opening(&open_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (classes_[cls].fd >= 0) return Status::OK();  // Another writer opened it meanwhile.
   }
   const std::string path = DataPath(cls);
@@ -215,7 +233,7 @@ Status OverflowStore::OpenClassFile(int cls) {
   if (fd < 0)
     return Errno(errno == ENOSPC || errno == EDQUOT ? ENOSPC : EIO,
                  "overflow: cannot create " + path);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   classes_[cls].fd = fd;
   return Status::OK();
 }
@@ -270,6 +288,7 @@ StatusOr<uint64_t> OverflowStore::TakeSlot(int cls) {
 void OverflowStore::ReleaseSlot(int cls, uint64_t slot, PunchList* punch) {
   SizeClass& c = classes_[cls];
   const size_t size = SlotSize(cls);
+  punch->fd = c.fd;
   c.used[slot] = false;
   --c.live;
   slots_in_use_.fetch_sub(1, std::memory_order_relaxed);
@@ -312,15 +331,14 @@ void OverflowStore::EmptyClass(int cls) {
 
 void OverflowStore::Punch(int cls, const PunchList& punch) {
   if (punch.n == 0) return;
-  const int fd = classes_[cls].fd;  // Set once, before any slot of the class exists.
   bool punched[2] = {false, false};
   for (size_t i = 0; i < punch.n; ++i) {
-    punched[i] = io_->Punch(fd, static_cast<off_t>(punch.blocks[i] * kBlock), kBlock) == 0;
+    punched[i] = io_->Punch(punch.fd, static_cast<off_t>(punch.blocks[i] * kBlock), kBlock) == 0;
     if (!punched[i] && (errno == EOPNOTSUPP || errno == ENOSYS)) {
       punch_works_.store(false, std::memory_order_relaxed);  // The file system cannot.
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   SizeClass& c = classes_[cls];
   const size_t size = SlotSize(cls);
   for (size_t i = 0; i < punch.n; ++i) {
@@ -339,20 +357,54 @@ void OverflowStore::Punch(int cls, const PunchList& punch) {
   if (c.live == 0 && c.punching == 0) EmptyClass(cls);
 }
 
+int OverflowStore::WriteAll(int fd, const void* data, size_t len, off_t off) {
+  const auto* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = io_->Pwrite(fd, p + done, len - done, off + static_cast<off_t>(done));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n == 0) {
+      return ENOSPC;  // A write that makes no progress means a full disk.
+    } else {
+      return errno != 0 ? errno : EIO;
+    }
+  }
+  return 0;
+}
+
+Status OverflowStore::ReadAll(int fd, void* data, size_t len, off_t off) const {
+  auto* p = static_cast<char*>(data);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = io_->Pread(fd, p + done, len - done, off + static_cast<off_t>(done));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return Status::Error(EIO, n == 0 ? "overflow read: file truncated under zbudfs"
+                                       : std::string("overflow read: ") + std::strerror(errno));
+    }
+  }
+  return Status::OK();
+}
+
 StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
   if (len == 0 || len > kMaxPayload) return Status::Error(EINVAL, "overflow: bad payload length");
   const int cls = ClassOf(len);
-  const size_t slot_size = SlotSize(cls);
   const uint32_t check = CheckValue(data, len);  // Before mu_: hashing needs no lock.
   uint64_t slot;
   int fd;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (classes_[cls].fd < 0) {  // The class's first write: create its file, mu_ released.
-      lock.unlock();
+      lock.Unlock();
       Status st = OpenClassFile(cls);
       if (!st.ok()) return st;
-      lock.lock();
+      lock.Lock();
     }
     SizeClass& c = classes_[cls];
     StatusOr<uint64_t> taken = TakeSlot(cls);
@@ -361,29 +413,16 @@ StatusOr<uint64_t> OverflowStore::Write(const void* data, size_t len) {
     c.check[slot] = check;
     fd = c.fd;
   }
-  const auto* p = static_cast<const char*>(data);
-  size_t done = 0;
-  int err = 0;
-  while (done < len) {
-    ssize_t n = io_->Pwrite(fd, p + done, len - done, static_cast<off_t>(slot * slot_size + done));
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      err = n == 0 ? ENOSPC : errno;  // A write that makes no progress means a full disk.
-      break;
-    }
-  }
-  if (done == len) return EncodeLoc(cls, slot);
+  const int err = WriteAll(fd, data, len, static_cast<off_t>(slot * SlotSize(cls)));
+  if (err == 0) return EncodeLoc(cls, slot);
   PunchList punch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ReleaseSlot(cls, slot, &punch);
   }
   Punch(cls, punch);
   if (err == ENOSPC || err == EDQUOT) return Status::Error(ENOSPC, "overflow disk is full");
-  return Status::Error(EIO, std::string("overflow write: ") + std::strerror(err != 0 ? err : EIO));
+  return Status::Error(EIO, std::string("overflow write: ") + std::strerror(err));
 }
 
 Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
@@ -394,26 +433,14 @@ Status OverflowStore::Read(uint64_t loc, void* data, size_t len) const {
   int fd;
   uint32_t check;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     const SizeClass& c = classes_[cls];
     if (slot >= c.high_water || !c.used[slot]) return Status::Error(EIO, "overflow: bad location");
     fd = c.fd;
     check = c.check[slot];
   }
-  auto* p = static_cast<char*>(data);
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n =
-        io_->Pread(fd, p + done, len - done, static_cast<off_t>(slot * SlotSize(cls) + done));
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      return Status::Error(EIO, n == 0 ? "overflow read: file truncated under zbudfs"
-                                       : std::string("overflow read: ") + std::strerror(errno));
-    }
-  }
+  Status st = ReadAll(fd, data, len, static_cast<off_t>(slot * SlotSize(cls)));
+  if (!st.ok()) return st;
   if (CheckValue(data, len) != check) {
     return Status::Error(EBADMSG, "overflow read: the check value of " + DataPath(cls) + " slot " +
                                       std::to_string(slot) + " does not match: changed on disk");
@@ -427,7 +454,7 @@ void OverflowStore::Free(uint64_t loc, size_t len) {
   const uint64_t slot = loc & ((uint64_t{1} << 56) - 1);
   PunchList punch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ReleaseSlot(cls, slot, &punch);
   }
   Punch(cls, punch);  // No lock held: see the header.

@@ -32,15 +32,14 @@
 // Compressed payloads carry their own check value too (page_codec.h); this one covers
 // raw pages and every byte of a slot's payload alike.
 //
-// Locking: mu_ guards the slot lists, check values, block states and counters (Read takes it
-// only to look up its slot's file and check value). pread/pwrite and the punches run with
-// no lock of ours (a punch from Free runs under the caller's file lock, as its pread
-// does); the only
-// I/O under mu_ is the rare ftruncate of a class file that just emptied (no slot of it is in
-// use then, so no read or write can race it). A class file is created by its first write
-// under open_mu_ alone (so that two first writers do not both create it). mu_ is
-// innermost: nothing else is taken under it. Lock order: PageStore's locks -> open_mu_ ->
-// mu_.
+// Locking: mu_ guards the slot lists, check values, block states, file descriptors and
+// counters (Read takes it only to look up its slot's file and check value). pread/pwrite
+// and the punches run with no lock of ours (a punch from Free runs under the caller's file
+// lock, as its pread does); the only I/O under mu_ is the rare ftruncate of a class file
+// that just emptied (no slot of it is in use then, so no read or write can race it). A
+// class file is created by its first write under open_mu_ alone (so that two first writers
+// do not both create it); open_mu_ is taken before mu_, and nothing is taken under mu_.
+// The store's lock order is in store/page_store.h.
 #ifndef ZBUDFS_STORE_OVERFLOW_STORE_H_
 #define ZBUDFS_STORE_OVERFLOW_STORE_H_
 
@@ -50,10 +49,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "store/mutex.h"
 #include "store/status.h"
 
 namespace zbudfs {
@@ -130,6 +129,7 @@ class OverflowStore {
     std::vector<Block> blocks;    // Per block the slots below high_water overlap.
   };
   struct PunchList {  // Blocks a released slot leaves unused: a slot overlaps at most two.
+    int fd = -1;      // The class file, read under mu_ with the blocks.
     uint64_t blocks[2];
     size_t n = 0;
   };
@@ -141,13 +141,19 @@ class OverflowStore {
   static size_t SlotSize(int cls) { return (static_cast<size_t>(cls) + 1) * kClassSize; }
   static uint64_t EncodeLoc(int cls, uint64_t slot) { return (uint64_t(cls) << 56) | slot; }
   std::string DataPath(int cls) const;
-  Status OpenClassFile(int cls);         // Takes open_mu_, then mu_ around the open.
-  StatusOr<uint64_t> TakeSlot(int cls);  // mu_ held. ENOSPC past the limit.
-  // mu_ held. Blocks to punch go to *punch; the caller calls Punch() once mu_ is released.
-  void ReleaseSlot(int cls, uint64_t slot, PunchList* punch);
-  void Punch(int cls, const PunchList& punch);  // Takes mu_ after the punches.
-  void EmptyClass(int cls);                     // mu_ held: no slot in use, none punching.
+  // Creates the class file unless another writer did. Takes open_mu_ for the open, and mu_
+  // under it to look at and publish the fd.
+  Status OpenClassFile(int cls) EXCLUDES(open_mu_, mu_);
+  StatusOr<uint64_t> TakeSlot(int cls) REQUIRES(mu_);  // ENOSPC past the limit.
+  // Blocks to punch go to *punch; the caller calls Punch() once mu_ is released.
+  void ReleaseSlot(int cls, uint64_t slot, PunchList* punch) REQUIRES(mu_);
+  void Punch(int cls, const PunchList& punch) EXCLUDES(mu_);  // Takes mu_ after the punches.
+  void EmptyClass(int cls) REQUIRES(mu_);                     // No slot in use, none punching.
   static bool InPunch(const SizeClass& c, int cls, uint64_t slot);  // A block being punched.
+  // pwrite/pread of all len bytes at off, retried on EINTR and short transfers. WriteAll
+  // returns 0 or the errno (ENOSPC for a write that makes no progress); ReadAll OK or EIO.
+  int WriteAll(int fd, const void* data, size_t len, off_t off);
+  Status ReadAll(int fd, void* data, size_t len, off_t off) const;
 
   const std::string dir_;
   const bool owns_dir_;
@@ -160,9 +166,9 @@ class OverflowStore {
   std::atomic<uint64_t> bytes_used_{0};
   std::atomic<uint64_t> slots_in_use_{0};
   std::atomic<bool> punch_works_{true};  // False once the file system refused a punch.
-  std::mutex open_mu_;     // Serialises creating class files; taken before mu_, never under.
-  mutable std::mutex mu_;  // Guards classes_ (see the top comment).
-  SizeClass classes_[kNumClasses];
+  Mutex open_mu_ ACQUIRED_BEFORE(mu_);   // Serialises creating class files.
+  mutable Mutex mu_;                     // Guards classes_ (see the top comment).
+  SizeClass classes_[kNumClasses] GUARDED_BY(mu_);
 };
 
 }  // namespace zbudfs

@@ -1,4 +1,5 @@
-// Lock order: PageArena::mu_ only, innermost; mmap/munmap/madvise run with it released.
+// mmap, munmap and madvise run with mu_ released; the store's lock order is in
+// store/page_store.h.
 #include "store/page_arena.h"
 
 #include <sys/mman.h>
@@ -42,7 +43,7 @@ void PageArena::GiveBack(std::vector<void*>& pages) {
     madvise(pages[i], (j - i) * kPageSize, MADV_DONTNEED);
     i = j;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   cold_.insert(cold_.end(), pages.begin(), pages.end());
   pages.clear();
 }
@@ -56,7 +57,7 @@ PageArena::~PageArena() {
 
 void* PageArena::AllocPage() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     void* page = nullptr;
     if (!warm_.empty()) {
       page = warm_.back();
@@ -82,7 +83,7 @@ void* PageArena::AllocPage() {
   char* excess = nullptr;  // Resident pages beyond the warm cache, [excess, excess_end).
   char* excess_end = nullptr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     regions_.push_back(region);
     // Pages left in the previous carve stretch (if another thread mapped meanwhile) are
     // resident (populated): they join the warm pages as far as the cache bound allows.
@@ -96,7 +97,7 @@ void* PageArena::AllocPage() {
   in_use_.fetch_add(1, std::memory_order_relaxed);
   if (excess != excess_end) {  // The rest is given back, as FreePage does past the bound.
     madvise(excess, static_cast<size_t>(excess_end - excess), MADV_DONTNEED);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (char* p = excess; p != excess_end; p += kPageSize) cold_.push_back(p);
   }
   return region;
@@ -105,7 +106,7 @@ void* PageArena::AllocPage() {
 void PageArena::FreePage(void* page) {
   in_use_.fetch_sub(1, std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (warm_.size() < warm_cache_pages_) {
       warm_.push_back(page);
       return;
@@ -117,7 +118,7 @@ void PageArena::FreePage(void* page) {
     return;
   }
   madvise(page, kPageSize, MADV_DONTNEED);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   cold_.push_back(page);
 }
 
@@ -125,7 +126,7 @@ size_t PageArena::Trim() {
   constexpr size_t kRegionBytes = kRegionPages * kPageSize;
   std::vector<void*> unmap;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (cold_.size() < cold_at_trim_ + kRegionPages) {
       cold_at_trim_ = std::min(cold_at_trim_, cold_.size());
       return 0;
@@ -164,7 +165,7 @@ size_t PageArena::Trim() {
 }
 
 size_t PageArena::Regions() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return regions_.size();
 }
 

@@ -17,8 +17,9 @@
 // the RSS a free gives back is given back at the latest when the batch fills or the
 // DeferredFree ends.
 //
-// Locking: one mutex, mu_, guarding the free lists; mmap, munmap and madvise run outside
-// it. It is the innermost lock of the store (see page_store.h for the whole order).
+// Locking: one mutex, mu_, guarding the free lists and the region list; mmap, munmap and
+// madvise run outside it, and nothing else is taken under it. The store's lock order is in
+// store/page_store.h.
 //
 // AllocPage/FreePage are virtual so tests can inject allocation failure.
 #ifndef ZBUDFS_STORE_PAGE_ARENA_H_
@@ -27,9 +28,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
+#include "store/mutex.h"
 #include "store/page_size.h"
 
 namespace zbudfs {
@@ -69,28 +70,29 @@ class PageArena {
   uint64_t PagesInUse() const { return in_use_.load(std::memory_order_relaxed); }
 
   // Unmaps every region all of whose pages are cold and returns how many it unmapped. Sorts
-  // the cold list under mu_ (64 ms for a million pages here: AllocPage/FreePage wait that
-  // long), so it does nothing unless that list grew by a region's worth since the last call:
-  // meant for quiet moments (the store calls it once deletes have stopped).
+  // the cold list under mu_ (AllocPage/FreePage wait for that sort, which takes time in
+  // proportion to the pages freed), so it does nothing unless that list grew by a region's
+  // worth since the last call: meant for quiet moments (the store calls it once deletes
+  // have stopped).
   size_t Trim();
 
   // Mappings currently held.
   size_t Regions() const;
 
  private:
-  void GiveBack(std::vector<void*>& pages);  // madvise in contiguous runs, then cold_.
+  void GiveBack(std::vector<void*>& pages) EXCLUDES(mu_);  // madvise in runs, then cold_.
 
-  size_t warm_cache_pages_;
-  size_t defer_pages_;  // Most pages a DeferredFree holds back before giving them back.
+  const size_t warm_cache_pages_;
+  const size_t defer_pages_;  // Most pages a DeferredFree holds back before giving them back.
   std::atomic<uint64_t> in_use_{0};
 
-  mutable std::mutex mu_;       // Guards everything below.
-  std::vector<void*> regions_;  // Every mapping, for the destructor.
-  std::vector<void*> warm_;     // Free pages still resident.
-  std::vector<void*> cold_;     // Free pages given back with MADV_DONTNEED.
-  char* carve_next_ = nullptr;  // Next never-used page of the newest region.
-  char* carve_end_ = nullptr;   // End of the newest region.
-  size_t cold_at_trim_ = 0;     // cold_.size() after the last Trim().
+  mutable Mutex mu_;                            // Guards everything below.
+  std::vector<void*> regions_ GUARDED_BY(mu_);  // Every mapping, for the destructor.
+  std::vector<void*> warm_ GUARDED_BY(mu_);     // Free pages still resident.
+  std::vector<void*> cold_ GUARDED_BY(mu_);     // Free pages given back with MADV_DONTNEED.
+  char* carve_next_ GUARDED_BY(mu_) = nullptr;  // Next never-used page of the newest region.
+  char* carve_end_ GUARDED_BY(mu_) = nullptr;   // End of the newest region.
+  size_t cold_at_trim_ GUARDED_BY(mu_) = 0;     // cold_.size() after the last Trim().
 };
 
 }  // namespace zbudfs

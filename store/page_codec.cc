@@ -75,7 +75,7 @@ uint32_t GetCheck(const unsigned char* in) {
 // then its check value. Returns the payload size, or 0 on error (no room included). A
 // payload over kMaxCompressed is never kept (the page is stored raw), so its size is
 // returned without the check value being computed: hashing 4 KiB of incompressible data
-// was 3 % of the CPU of writing it.
+// only to throw the frame away showed in profiles (docs/BENCHMARKS.md).
 size_t CompressWith(ZSTD_CCtx* cctx, const void* page, size_t len, void* out, size_t capacity) {
   auto* bytes = static_cast<unsigned char*>(out);
   const size_t n = ZSTD_compress2(cctx, bytes, capacity - PageCodec::kCheckSize, page, len);

@@ -5,26 +5,25 @@
 //     stored as that one word: no pool space, no compression call;
 //   * compressed: a zstd frame at the configured level of the page without its trailing
 //     zero bytes (the frame's content size says how many it holds; Decompress zero-fills the
-//     rest), magicless (ZSTD_f_zstd1_magicless) and without zstd's own content
-//     checksum, followed by a 4-byte check value: the low 32
-//     bits of XXH3-64 of the frame bytes, little-endian. A corrupted payload is detected
-//     before it is decoded (EIO, never data). Hashing the ~1.7 KB frame instead of letting
-//     zstd hash the 4 KiB page costs 90 ns instead of 460 on compression and 300 on
-//     decompression (docs/BENCHMARKS.md), and the payload is no larger: the 4 bytes of the
-//     check replace the 4 of zstd's magic number;
+//     rest), magicless (ZSTD_f_zstd1_magicless) and without zstd's own content checksum,
+//     followed by a 4-byte check value: the low 32 bits of XXH3-64 of the frame bytes,
+//     little-endian. A corrupted payload is detected before it is decoded (EIO, never
+//     data). Hashing the frame instead of letting zstd hash the 4 KiB page is cheaper both
+//     ways, as the frame is smaller, and the payload is no larger: the 4 bytes of the check
+//     replace the 4 of zstd's magic number.
 //     CompressFastFirst tries a fast level first and keeps its result when it is already
 //     small enough (in zbud, any payload up to half a page costs half a page: compressing
-//     it harder saves no memory), which doubles write speed on data that compresses well;
-//     leaving out the zero tail (a file's last page, padding, fio's compressible buffers)
+//     it harder saves no memory), which makes writes of well-compressible data much faster.
+//     Leaving out the zero tail (a file's last page, padding, fio's compressible buffers)
 //     saves zstd the work of the run and, when the rest is one or two sequences, the
-//     building of three entropy tables for them (zstd does that for every tiny block):
-//     fio's 60 %-compressible 4 KiB pages go 4.9 -> 2.8 us each (docs/BENCHMARKS.md);
+//     building of three entropy tables for them (zstd does that for every tiny block).
+//     The measurements behind these choices are in docs/BENCHMARKS.md;
 //   * raw ("huge"): the compressed form would exceed zbud's 3968-byte limit, so the page is
 //     kept as is. Never stored larger than 4096 bytes, never a failure.
 //
-// Contexts: two ZSTD_CCtx (fast and configured level) and one ZSTD_DCtx per thread, created on
-// first use and reused (a fresh context per call is 2-4x slower). No locks: everything here is per
-// thread.
+// Contexts: three ZSTD_CCtx (the fast level, the configured level and kAfterRawLevel) and one
+// ZSTD_DCtx per thread, created on first use and reused (a fresh context per call is several
+// times slower). No locks: everything here is per thread.
 #ifndef ZBUDFS_STORE_PAGE_CODEC_H_
 #define ZBUDFS_STORE_PAGE_CODEC_H_
 
@@ -48,7 +47,8 @@ class PageCodec {
   static void FillSame(void* page, uint64_t word);
 
   // Compresses a page at `level` into out (capacity kPageSize). Returns the compressed size
-  // if it is at most kMaxCompressed, or 0 if the page should be kept raw.
+  // if it is at most kMaxCompressed, or 0 if the page should be kept raw (also when zstd
+  // has no memory for this thread's context: keeping a page raw never fails).
   static size_t Compress(const void* page, int level, void* out);
 
   // The page's length without its trailing zero bytes (0 for an all-zero page).
@@ -64,9 +64,8 @@ class PageCodec {
   };
 
   // The first attempt's level after an incompressible page (when lower than fast_level).
-  // It tells incompressible data apart 40 % faster than -1 (random 4 KiB: 1.7 against
-  // 2.8 us); a page it cannot compress, -1 could at best take to ~3.9 KB, which costs a
-  // whole zbud page anyway (none of 4096 pages of shared objects came under 3000 bytes).
+  // It tells incompressible data apart faster than -1 (docs/BENCHMARKS.md); a page it
+  // cannot compress, -1 could at best shrink a little, which costs a whole zbud page anyway.
   static constexpr int kAfterRawLevel = -10;
 
   // Compresses at fast_level and keeps that if it is at most good_enough bytes, or if zstd
@@ -79,7 +78,9 @@ class PageCodec {
                                   Streak* streak, void* out);
 
   // Decompresses src[0..len) into page. Errors: EIO if the payload is shorter than its
-  // check value, fails it, or is not one frame that decodes to exactly kPageSize bytes.
+  // check value, fails it, or is not one frame whose content (kPageSize bytes at most, the
+  // rest zero-filled) decodes to exactly its stated size; ENOMEM if zstd has no memory for
+  // this thread's decompression context.
   static Status Decompress(const void* src, size_t len, void* page);
 
   // Compress of page[0, len) only, len = ContentLength(page) (at least 1), 1..kPageSize.

@@ -12,7 +12,7 @@
 // the chunk itself, no array), so a page costs 16 bytes whatever its neighbours: a dense file
 // pays 16 bytes an entry plus the chunk's 24-byte header spread over 64 pages (about 16.4
 // bytes a page), a file with one page in every chunk about 24, one in every 64th chunk about
-// 48 (measured in tests/store/page_index_test.cc). Every array holds exactly the next power
+// 48 (tests/store/page_index_test.cc bounds these). Every array holds exactly the next power
 // of two of its items (it shrinks as they go), so erasing gives memory back too.
 // Lookup is one mask test and one load a level: no comparisons to mispredict and no pointer
 // chase through a balanced tree.

@@ -1,5 +1,5 @@
-// Lock order: (owner locks) -> ZbudPool::mu_ -> PageArena::mu_. mu_ is never held across the
-// evict callback or PageArena calls (which may mmap/madvise).
+// mu_ is never held across the evict callback or a PageArena call (which may mmap or
+// madvise); the store's lock order is in store/page_store.h.
 #include "store/zbud_pool.h"
 
 #include <cstddef>
@@ -18,6 +18,8 @@ struct ZbudPool::Header {
   bool under_reclaim;     // Set while ReclaimPage works on the page.
 };
 
+static_assert((ZbudPool::kChunkSize << ZbudPool::kChunksOrder) == kPageSize,
+              "kChunkShift assumes PAGE_SHIFT 12: 64 chunks make a page");
 static_assert(ZbudPool::kChunkSize == 64, "NCHUNKS_ORDER 6 on 4 KiB pages gives 64-byte chunks");
 static_assert(ZbudPool::kNumChunks == 63, "one chunk of 64 holds the header");
 static_assert(ZbudPool::kMaxAllocSize == 3968, "the largest zpage leaves a chunk for a buddy");
@@ -26,7 +28,7 @@ static_assert(ZbudPool::kMaxAllocSize == 3968, "the largest zpage leaves a chunk
 
 void ZbudPool::ListInit(ListNode* head) { head->prev = head->next = head; }
 
-bool ZbudPool::ListEmpty(const ListNode* head) { return head->next == head; }
+bool ZbudPool::ListEmpty(const ListNode* head) const { return head->next == head; }
 
 void ZbudPool::ListAdd(ListNode* node, ListNode* head) {
   node->next = head->next;
@@ -56,8 +58,7 @@ ZbudPool::Header* ZbudPool::InitPage(void* page) {
 }
 
 // The first buddy starts right after the header; the last ends at the page's end.
-// mu_ must be held: this reads last_chunks.
-ZbudPool::Handle ZbudPool::EncodeHandle(const Header* zhdr, Buddy bud) {
+ZbudPool::Handle ZbudPool::EncodeHandle(const Header* zhdr, Buddy bud) const {
   Handle handle = reinterpret_cast<Handle>(zhdr);
   if (bud == Buddy::kFirst) return handle + kHeaderSize;
   return handle + kPageSize - (Handle{zhdr->last_chunks} << kChunkShift);
@@ -68,7 +69,7 @@ ZbudPool::Header* ZbudPool::HandleToHeader(Handle handle) {
 }
 
 // Free buddies have zero chunks, so no branch is needed.
-int ZbudPool::NumFreeChunks(const Header* zhdr) {
+int ZbudPool::NumFreeChunks(const Header* zhdr) const {
   return kNumChunks - zhdr->first_chunks - zhdr->last_chunks;
 }
 
@@ -186,7 +187,8 @@ Status ZbudPool::ReclaimPage(unsigned retries) {
     return Status::Error(EINVAL, "zbud: nothing to reclaim or no evict callback");
   }
   for (unsigned i = 0; i < retries; ++i) {
-    if (ListEmpty(&lru_)) break;  // Everything was freed while we were evicting.
+    // lru_ is not empty: mu_ has been held since the check above or since the last turn put
+    // its page back at the LRU's head.
     Header* zhdr = FromLruNode(lru_.prev);
     ListDel(&zhdr->lru);
     ListDel(&zhdr->buddy);

@@ -38,8 +38,8 @@
 // under_reclaim flag of every zbud page. It spins briefly before it sleeps (the seed uses a
 // spinlock): it is held only for list work, never across the evict callback, never across a
 // system call or a page's first touch (new pages come from PageArena and are initialised
-// with the lock released, like the seed's alloc_page). Lock order: owner locks ->
-// ZbudPool::mu_ -> PageArena::mu_.
+// with the lock released, like the seed's alloc_page). The store's lock order is in
+// store/page_store.h.
 #ifndef ZBUDFS_STORE_ZBUD_POOL_H_
 #define ZBUDFS_STORE_ZBUD_POOL_H_
 
@@ -47,7 +47,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 
 #include "store/mutex.h"
 #include "store/page_size.h"
@@ -76,9 +75,6 @@ class ZbudPool {
   ~ZbudPool();  // The pool should be empty; pages still held go back to the arena.
   ZbudPool(const ZbudPool&) = delete;
   ZbudPool& operator=(const ZbudPool&) = delete;
-
-  // Sets the evict callback; only before the pool is shared between threads.
-  void SetEvict(EvictFn evict) { evict_ = std::move(evict); }
 
   // Allocates size bytes. Errors: EINVAL for size 0; ENOSPC for size > kMaxAllocSize;
   // ENOMEM when a new zbud page is needed and the arena has none.
@@ -120,32 +116,36 @@ class ZbudPool {
     ListNode* prev;
     ListNode* next;
   };
+  // Every listed node is reached from the list heads, which mu_ guards: the helpers that
+  // read or relink listed nodes require it. ListInit only touches a node not yet listed.
   static void ListInit(ListNode* head);
-  static bool ListEmpty(const ListNode* head);
-  static void ListAdd(ListNode* node, ListNode* head);  // Inserts node at head's front.
-  static void ListDel(ListNode* node);                  // Unlinks node, leaves it self-linked.
-  struct Header;                                        // The first chunk of every zbud page.
+  bool ListEmpty(const ListNode* head) const REQUIRES(mu_);
+  void ListAdd(ListNode* node, ListNode* head) REQUIRES(mu_);  // Inserts node at head's front.
+  void ListDel(ListNode* node) REQUIRES(mu_);  // Unlinks node, leaves it self-linked.
+  struct Header;                               // The first chunk of every zbud page.
   enum class Buddy { kFirst, kLast };
 
   static size_t SizeToChunks(size_t size) { return (size + kChunkSize - 1) >> kChunkShift; }
-  static Header* InitPage(void* page);
-  static Handle EncodeHandle(const Header* zhdr, Buddy bud);
+  static Header* InitPage(void* page);  // The page is ours alone: no lock needed.
   static Header* HandleToHeader(Handle handle);
-  static int NumFreeChunks(const Header* zhdr);
   static Header* FromBuddyNode(ListNode* node);
   static Header* FromLruNode(ListNode* node);
-  void ListOnto(Header* zhdr);     // Puts zhdr on the unbuddied list that fits, or buddied.
-  void UnlinkEmpty(Header* zhdr);  // Uncounts an empty page (mu_ held); caller frees it.
+  // The helpers below read or link page headers, which mu_ guards (the analysis cannot
+  // see a header's fields as guarded, so these members carry the rule instead).
+  Handle EncodeHandle(const Header* zhdr, Buddy bud) const REQUIRES(mu_);
+  int NumFreeChunks(const Header* zhdr) const REQUIRES(mu_);
+  void ListOnto(Header* zhdr) REQUIRES(mu_);     // Onto the unbuddied list that fits, or buddied.
+  void UnlinkEmpty(Header* zhdr) REQUIRES(mu_);  // Uncounts an empty page; caller frees it.
 
-  PageArena* arena_;
-  EvictFn evict_;
+  PageArena* const arena_;
+  const EvictFn evict_;
   std::atomic<uint64_t> pages_nr_{0};    // Zbud pages held.
   std::atomic<uint64_t> buddied_nr_{0};  // Pages whose first and last chunks are both set.
 
-  AdaptiveMutex mu_;                // Guards the lists and every page header.
-  ListNode unbuddied_[kNumChunks];  // Pages with one buddy, by free chunks.
-  ListNode buddied_;                // Pages with two buddies.
-  ListNode lru_;                    // All pages, most recently allocated into first.
+  AdaptiveMutex mu_;                                // Guards the lists and every page header.
+  ListNode unbuddied_[kNumChunks] GUARDED_BY(mu_);  // Pages with one buddy, by free chunks.
+  ListNode buddied_ GUARDED_BY(mu_);                // Pages with two buddies.
+  ListNode lru_ GUARDED_BY(mu_);  // All pages, most recently allocated into first.
 };
 
 }  // namespace zbudfs

@@ -394,7 +394,6 @@ TEST(ZbudPoolTest, ConcurrentAllocFreeReclaim) {
     }
   };
   PageArena arena;
-  ZbudPool pool(&arena, nullptr);
   std::array<Shard, kWorkers> shards;
   std::atomic<uint32_t> next_tag{0};
   std::atomic<uint64_t> evict_calls{0}, written_back{0}, migrated{0}, refused{0}, stale{0};
@@ -402,7 +401,7 @@ TEST(ZbudPoolTest, ConcurrentAllocFreeReclaim) {
   std::atomic<bool> stop{false};
   std::atomic<int> evict_waiting{0};  // Evict callbacks waiting for a shard's lock.
 
-  pool.SetEvict([&](ZbudPool& p, Handle h) -> Status {
+  auto evict = [&](ZbudPool& p, Handle h) -> Status {
     // A pseudo-random roll in 0..63 per call: refuse a quarter, migrate a quarter.
     uint64_t mix = (evict_calls.fetch_add(1) + 1) * 0x9E3779B97F4A7C15ULL;  // splitmix64.
     mix = (mix ^ (mix >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -441,7 +440,8 @@ TEST(ZbudPoolTest, ConcurrentAllocFreeReclaim) {
     }
     stale.fetch_add(1);
     return Status::OK();  // Freed by its owner meanwhile.
-  });
+  };
+  ZbudPool pool(&arena, evict);  // After all the callback uses: destroyed before them.
 
   auto work = [&](int id) {
     Shard& s = shards[id];
