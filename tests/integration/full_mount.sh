@@ -53,9 +53,9 @@ full_case() {
   python3 "$PY" mmap "$MNT/mm" "$WORK/mm.data" >"$WORK/mm.out" 2>&1 || rc=$?
   if [[ $rc == 0 ]]; then
     grep -qx "msync ENOSPC" "$WORK/mm.out" || fail "$label: mmap: $(cat "$WORK/mm.out")"
-    echo "[$TEST_NAME] $label: mmap writer: msync failed with ENOSPC"
+    note "$label: mmap writer: msync failed with ENOSPC"
   elif [[ $rc == 135 ]]; then
-    echo "[$TEST_NAME] $label: mmap writer: SIGBUS"
+    note "$label: mmap writer: SIGBUS"
   else
     fail "$label: mmap writer exited with $rc: $(cat "$WORK/mm.out")"
   fi
@@ -100,4 +100,3 @@ python3 "$PY" endless "$MNT/endless" $capacity >"$WORK/endless.out" 2>&1 ||
 sed "s/^/[$TEST_NAME] endless writer: /" "$WORK/endless.out"
 require_mounted
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

@@ -100,7 +100,7 @@ wait "$SAMPLER" || true
 require_mounted
 n=$(wc -l <"$WORK/samples")
 max=$(sort -n "$WORK/samples" | tail -1)
-echo "  $n samples of mem_used_total while writing, max $max (mem_limit $LIMIT); $((SECONDS - t0)) s"
+note "$n samples of mem_used_total while writing, max $max (mem_limit $LIMIT); $((SECONDS - t0)) s"
 ((n >= 3)) || fail "only $n samples of mem_used_total"
 ((max <= LIMIT + (2 << 20))) || fail "mem_used_total reached $max > mem_limit + 2 MiB ($((LIMIT + (2 << 20))))"
 "$ZBUDFSCTL_BIN" stats "$MNT" | sed 's/^/  /'
@@ -121,7 +121,7 @@ for spec in "${files[@]}"; do
   [[ $(stat -c %s "$MNT/$name") == $((mib << 20)) ]] || fail "$name has the wrong size"
 done
 faulted1=$(stat_value faulted_pages)
-echo "  faulted_pages $faulted0 -> $faulted1; $((SECONDS - t0)) s"
+note "faulted_pages $faulted0 -> $faulted1; $((SECONDS - t0)) s"
 ((faulted1 > faulted0)) || fail "faulted_pages did not grow while reading back ($faulted0 -> $faulted1)"
 require_mounted
 
@@ -130,11 +130,11 @@ rm -f "$MNT"/*
 wait_stat overflow_bytes $((1 << 20))
 wait_stat mem_used_total 65536
 wait_stat orig_data_size 0
-echo "  overflow_bytes $(stat_value overflow_bytes), mem_used_total $(stat_value mem_used_total)"
+note "overflow_bytes $(stat_value overflow_bytes), mem_used_total $(stat_value mem_used_total)"
 unmount_zbudfs
 left=$(ls -A "$OV")
 [[ -z $left ]] || fail "the overflow directory holds files after unmount: $left"
-echo "  part A: $((SECONDS - t0)) s"
+note "part A: $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 t0=$SECONDS
@@ -150,7 +150,7 @@ done
 sync -f "$MNT"
 rc=0
 dd if=/dev/urandom of="$MNT/big" bs=1M count=64 conv=fsync status=none 2>"$WORK/dd.err" || rc=$?
-echo "  dd of 64 MiB of random data: exit $rc: $(cat "$WORK/dd.err")"
+note "dd of 64 MiB of random data: exit $rc: $(cat "$WORK/dd.err")"
 ((rc != 0)) || fail "64 MiB of incompressible data fitted in mem_limit=4M + an 8 MiB overflow"
 grep -q "No space left on device" "$WORK/dd.err" || fail "dd failed without ENOSPC: $(cat "$WORK/dd.err")"
 require_mounted
@@ -184,13 +184,13 @@ for name in b_text b_mix b_zero b_rand; do
 done
 unmount_zbudfs
 umount "$TINY"
-echo "  part B: $((SECONDS - t0)) s"
+note "part B: $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 t0=$SECONDS
 check "C: stress-ng file system stressors with --verify"
 if ! command -v stress-ng >/dev/null; then
-  echo "  installing stress-ng"
+  note "installing stress-ng"
   { apt-get install -y stress-ng || { apt-get update && apt-get install -y stress-ng; }; } >"$WORK/apt.log" 2>&1 ||
     { tail -5 "$WORK/apt.log"; fail "stress-ng is missing and could not be installed"; }
 fi
@@ -224,15 +224,15 @@ for s in "${stressors[@]}"; do
     >"$WORK/sn.out" 2>&1 || rc=$?
   require_mounted
   summary=$(grep -E "passed|failed|skipped|successful run|unsuccessful" "$WORK/sn.out" | sed 's/^stress-ng: [a-z]*: *\[[0-9]*\] //' | tr '\n' ' ' || true)
-  echo "  stress-ng $s: exit $rc, $((SECONDS - t1)) s; $summary"
+  note "stress-ng $s: exit $rc, $((SECONDS - t1)) s; $summary"
   bad=$(grep -E "^stress-ng: fail:|failed: [1-9]|verif.*(fail|mismatch)|(fail|mismatch).*verif" "$WORK/sn.out" || true)
   if [[ -n $bad ]]; then
-    echo "$bad" | head -5 | sed 's/^/    /'
+    note "$(head -5 <<<"$bad")"
     sn_failures+=("$s: $(echo "$bad" | head -1)")
   elif ((rc == 3 || rc == 4)); then
-    echo "    (stressor skipped or not implemented here)"
+    note "  (stressor skipped or not implemented here)"
   elif ((rc != 0)); then
-    tail -5 "$WORK/sn.out" | sed 's/^/    /'
+    note "$(tail -5 "$WORK/sn.out")"
     sn_failures+=("$s: exit $rc")
   fi
   rm -rf "${SN:?}"/*
@@ -240,5 +240,4 @@ done
 ((${#sn_failures[@]} == 0)) || fail "stress-ng failures (tmpfs passes these): $(printf '\n  %s' "${sn_failures[@]}")"
 require_mounted
 unmount_zbudfs
-echo "  part C: $((SECONDS - t0)) s"
-echo "[$TEST_NAME] PASS"
+note "part C: $((SECONDS - t0)) s"
