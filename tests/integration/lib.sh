@@ -113,6 +113,21 @@ readback_sha256() { zb_readback_sha256 "$1" || fail "O_DIRECT read of $1 failed"
 # stat_value NAME: one field of `zbudfsctl stats`.
 stat_value() { "$ZBUDFSCTL_BIN" stats "$MNT" | awk -v n="$1" '$1 == n { print $2 }'; }
 
+# stat_is NAME VALUE: whether that field of `zbudfsctl stats` is VALUE.
+stat_is() { [[ $(stat_value "$1") == "$2" ]]; }
+
+# wait_until COMMAND...: runs COMMAND every 0.1 s until it succeeds, 100 times at most, and
+# returns its last status. For events the daemon is sure to see (the kernel's FORGET after
+# unlink(2) returns, the heap trim once deletes stop): it waits, it does not time anything.
+wait_until() {
+  local _
+  for _ in $(seq 99); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  "$@"
+}
+
 # make_tmpfs DIR: a tmpfs to compare behaviour with.
 make_tmpfs() {
   mkdir -p "$1"
