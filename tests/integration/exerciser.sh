@@ -64,12 +64,14 @@ mount -t tmpfs -o size=2G,mode=0755 tmpfs "$WORK/ref" || fail "cannot mount the 
 # with the next run (each finds its own bugs); it fails at the end.
 FAILED=()
 run_exerciser() {
-  local t0=$SECONDS rc=0
-  "$EX" --zbud "$MNT" --ref "$WORK/ref" --seed "$1" --ops $((OPS * $3)) --target-mb "$2" --jobs "$3" || rc=$?
+  local t0=$SECONDS rc=0 out=$WORK/exerciser.$1.out
+  "$EX" --zbud "$MNT" --ref "$WORK/ref" --seed "$1" --ops $((OPS * $3)) --target-mb "$2" --jobs "$3" \
+    >"$out" 2>&1 || rc=$?
   require_mounted
-  note "$4: $((SECONDS - t0)) s"
+  note "$4: $((SECONDS - t0)) s; $(tail -n 1 "$out")"
   if ((rc != 0)); then
-    echo "FAIL [$TEST_NAME]: the exerciser found differences ($4, seed $1; details above)" >&2
+    echo "FAIL [$TEST_NAME]: the exerciser found differences ($4, seed $1); its last 60 lines:" >&2
+    tail -n 60 "$out" >&2
     FAILED+=("$4 (seed $1)")
   fi
 }
@@ -106,7 +108,7 @@ OV=$WORK/overflow
 mkdir -m 0700 "$OV"
 mount_zbudfs -o mem_limit=4M,overflow_dir="$OV"
 run_exerciser "$((SEED + 1))" "$TARGET2" 2 "mem_limit=4M, 2 jobs"
-"$ZBUDFSCTL_BIN" stats "$MNT" | sed 's/^/  /'
+note "$("$ZBUDFSCTL_BIN" stats "$MNT")"
 for f in overflow_pages written_back_pages faulted_pages; do
   v=$(stat_value $f)
   ((v > 0)) || fail "$f is $v after the mem_limit=4M run: the overflow directory was not used"
@@ -118,4 +120,4 @@ unmount_zbudfs
 left=$(ls -A "$OV")
 [[ -z $left ]] || fail "the overflow directory holds files after unmount: $left"
 ((${#FAILED[@]} == 0)) ||
-  fail "the exerciser found differences in: ${FAILED[*]}; replay with EXERCISER_SEED=$SEED $0, or the exerciser command printed above"
+  fail "the exerciser found differences in: ${FAILED[*]}; replay with EXERCISER_SEED=$SEED $0 (the exerciser's output is above)"

@@ -286,8 +286,12 @@ touch "$WORK/running"  # The loops end when it goes (also when the test fails me
 (while [[ -e $WORK/running ]]; do dd if="$MNT/base1" of=/dev/null bs=64k iflag=direct status=none || true; done) & procs+=($!)
 (while [[ -e $WORK/running ]]; do cat "$MNT/base2" "$MNT/w_loop" >/dev/null 2>&1 || true; done) & procs+=($!)
 sleep 2
-for p in "${procs[@]}"; do kill -9 "$p" 2>/dev/null || fail "process $p ended before it was killed"; done
-for p in "${procs[@]}"; do wait "$p" 2>/dev/null || true; done
+ended=()
+{
+  for p in "${procs[@]}"; do kill -9 "$p" 2>/dev/null || ended+=("$p"); done
+  for p in "${procs[@]}"; do wait "$p" 2>/dev/null || true; done
+} 2>/dev/null  # Without bash's "Killed" notices: these kills are the test.
+((${#ended[@]} == 0)) || fail "processes ${ended[*]} ended before they were killed"
 rm -f "$WORK/running"
 # The loops' children (dd, cat) end with their parent's pipe closed; give them a moment.
 sleep 0.5
@@ -318,8 +322,10 @@ sync -f "$MNT"
 left=$(find "$OV" -name 'zbudfs-overflow-*' -size +0 | wc -l)
 ((left > 0)) || fail "no overflow file holds data before the kill"
 nfiles=$(find "$OV" -name 'zbudfs-overflow-*' | wc -l)
-kill -9 "$ZPID"
-wait "$ZPID" 2>/dev/null || true
+rc=0
+# Without bash's "Killed" notice (stderr): this kill is the test.
+{ kill -9 "$ZPID" && wait "$ZPID"; } 2>/dev/null || rc=$?
+((rc == 128 + 9)) || fail "the daemon did not die of the SIGKILL (status $rc)"
 ZPID=
 rc=0
 ls "$MNT" >/dev/null 2>"$WORK/err" || rc=$?

@@ -103,7 +103,7 @@ max=$(sort -n "$WORK/samples" | tail -1)
 note "$n samples of mem_used_total while writing, max $max (mem_limit $LIMIT); $((SECONDS - t0)) s"
 ((n >= 3)) || fail "only $n samples of mem_used_total"
 ((max <= LIMIT + (2 << 20))) || fail "mem_used_total reached $max > mem_limit + 2 MiB ($((LIMIT + (2 << 20))))"
-"$ZBUDFSCTL_BIN" stats "$MNT" | sed 's/^/  /'
+note "$("$ZBUDFSCTL_BIN" stats "$MNT")"
 for f in overflow_pages written_back_pages; do
   v=$(stat_value $f)
   ((v > 0)) || fail "$f is $v after writing 256 MiB with mem_limit=16M"
@@ -155,7 +155,7 @@ note "dd of 64 MiB of random data: exit $rc: $(cat "$WORK/dd.err")"
 grep -q "No space left on device" "$WORK/dd.err" || fail "dd failed without ENOSPC: $(cat "$WORK/dd.err")"
 require_mounted
 rc=0
-python3 - "$MNT/big2" <<'PY' || rc=$?
+python3 - "$MNT/big2" >"$WORK/big2.out" <<'PY' || rc=$?
 import errno, os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 try:
@@ -163,11 +163,12 @@ try:
         os.write(fd, os.urandom(1 << 20))
     os.fsync(fd)
 except OSError as e:
-    print("  python write+fsync:", os.strerror(e.errno))
+    print("python write+fsync:", os.strerror(e.errno))
     sys.exit(0 if e.errno == errno.ENOSPC else 3)
 sys.exit(4)
 PY
-((rc == 0)) || fail "python's 64 MiB write+fsync: exit $rc (3: an error other than ENOSPC, 4: no error)"
+note "$(cat "$WORK/big2.out")"
+((rc == 0)) || fail "python's 64 MiB write+fsync: exit $rc (3: an error other than ENOSPC, 4: no error): $(cat "$WORK/big2.out")"
 require_mounted
 check "B: every file written before reads back correctly; the daemon keeps serving"
 for name in b_text b_mix b_zero b_rand; do
