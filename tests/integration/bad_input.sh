@@ -60,7 +60,7 @@ refuse() {
   elif ! grep -qF -- "$want" "$WORK/err"; then
     problem "zbudfs $*: the message does not name '$want': $msg"
   else
-    echo "  refused: $* -> $msg"
+    note "refused: $* -> $msg"
   fi
 }
 
@@ -68,7 +68,7 @@ refuse() {
 accept() {
   mount_zbudfs "$@"
   unmount_zbudfs
-  echo "  accepted: $*"
+  note "accepted: $*"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -129,15 +129,15 @@ if mountpoint -q "$MNT"; then
   fusermount3 -u "$MNT"
   wait "$pid" || true
   ZPID=
-  echo "  mounted with overflow_limit=0: 16 MiB random write exit $rc, overflow_bytes $ob"
+  note "mounted with overflow_limit=0: 16 MiB random write exit $rc, overflow_bytes $ob"
   ((rc != 0 && ob == 0)) ||
     problem "overflow_limit=0 let $ob bytes into the overflow directory (16 MiB write exit $rc): 0 means unlimited"
 else
   wait "$pid" || rc=$?
-  echo "  refused: overflow_limit=0 -> exit $rc: $(cat "$WORK/err")"
+  note "refused: overflow_limit=0 -> exit $rc: $(cat "$WORK/err")"
   ((rc != 0)) && grep -q overflow_limit "$WORK/err" || problem "overflow_limit=0: exit $rc, $(cat "$WORK/err")"
 fi
-echo "  $((SECONDS - t0)) s"
+note "$((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 check "2. a mountpoint that is a regular file is refused"
@@ -152,7 +152,7 @@ refuse "$MNT" -o size=32M "$MNT"
 [[ $(cat "$MNT/marker" 2>&1) == first ]] || problem "the first mount is hidden or broken after the second attempt"
 require_mounted
 unmount_zbudfs
-echo "  $((SECONDS - t0)) s"
+note "$((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 check "3. unusable overflow directories are refused with a message"
@@ -191,7 +191,7 @@ ZPID=$(pgrep -f -- "zbudfs -o mem_limit=4M,overflow_dir=relov $MNT" | head -1)
 rc=0
 dd if=/dev/urandom of="$MNT/x" bs=1M count=16 conv=fsync status=none 2>"$WORK/dd.err" || rc=$?
 n=$(find "$WORK/relov" -name 'zbudfs-overflow-*' | wc -l)
-echo "  16 MiB write with overflow_dir=relov: exit $rc $(cat "$WORK/dd.err"); $n overflow files in $WORK/relov"
+note "16 MiB write with overflow_dir=relov: exit $rc $(cat "$WORK/dd.err"); $n overflow files in $WORK/relov"
 ((rc == 0)) || problem "a write that needs the overflow failed with overflow_dir=relov (daemon mode): $(cat "$WORK/dd.err")"
 ((n > 0)) || problem "no overflow file in $WORK/relov (daemon mode, overflow_dir=relov)"
 fusermount3 -u "$MNT"
@@ -199,7 +199,7 @@ for _ in $(seq 50); do kill -0 "$ZPID" 2>/dev/null || break; sleep 0.1; done
 ZPID=
 left=$(ls -A "$WORK/relov")
 [[ -z $left ]] || problem "relative overflow_dir not cleaned at unmount: $left"
-echo "  $((SECONDS - t0)) s"
+note "$((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 cat >"$WORK/names.py" <<'PY'
@@ -290,13 +290,13 @@ mount_zbudfs -o size=256M
 python3 "$WORK/names.py" "$MNT" >"$WORK/zbudfs.out" || fail "names.py crashed on zbudfs"
 require_mounted
 if diff -u "$WORK/tmpfs.out" "$WORK/zbudfs.out"; then
-  echo "  $(wc -l <"$WORK/zbudfs.out") results identical to tmpfs"
+  note "$(wc -l <"$WORK/zbudfs.out") results identical to tmpfs"
 else
   problem "names/xattrs: zbudfs differs from tmpfs (- tmpfs, + zbudfs, above)"
 fi
 "$ZBUDFSCTL_BIN" stats "$MNT" >/dev/null || fail "the daemon does not answer"
 rm -rf "${MNT:?}"/*
-echo "  $((SECONDS - t0)) s"
+note "$((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 check "5. offsets at and past the largest file size"
@@ -390,13 +390,13 @@ if bad:
     sys.exit(1)
 PY
 rc=0
-python3 "$WORK/offsets.py" "$MNT" 2>&1 | sed 's/^/  /' || rc=$?
+python3 "$WORK/offsets.py" "$MNT" >"$WORK/offsets.out" 2>&1 || rc=$?
+while read -r line; do note "$line"; done <"$WORK/offsets.out"
 require_mounted
 "$ZBUDFSCTL_BIN" stats "$MNT" >/dev/null || fail "the daemon does not answer after the offset tests"
-((rc == 0)) || problem "offsets past the largest file size: writes accepted and then lost, or wrong errors (above)"
+((rc == 0)) || problem "offsets past the largest file size: writes accepted and then lost, or wrong errors: $(tail -n 1 "$WORK/offsets.out")"
 unmount_zbudfs
-echo "  $((SECONDS - t0)) s"
+note "$((SECONDS - t0)) s"
 if ((${#PROBLEMS[@]})); then
   fail "${#PROBLEMS[@]} checks failed:$(printf '\n  - %s' "${PROBLEMS[@]}")"
 fi
-echo "[$TEST_NAME] PASS"

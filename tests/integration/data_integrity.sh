@@ -72,4 +72,3 @@ check "rm -rf of the trees"
 rm -rf "$MNT/include" "$MNT/doc"
 [[ -z $(ls -A "$MNT" | grep -v -e big.bin -e mm) ]] || fail "entries left after rm -rf"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

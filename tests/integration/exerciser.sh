@@ -37,7 +37,7 @@ while (($#)); do
     *) fail "usage: $0 [--seed N] [--ops N] [--long]" ;;
   esac
 done
-echo "[$TEST_NAME] seed $SEED, $OPS ops per job (replay: EXERCISER_SEED=$SEED $0)"
+note "seed $SEED, $OPS ops per job (replay: EXERCISER_SEED=$SEED $0)"
 
 # The exerciser binary: $EXERCISER_BIN if set, else the one CMake built in the daemon's build
 # directory ($(dirname $ZBUDFS_BIN)/tests/exerciser, with -Werror like the rest); when that is
@@ -50,13 +50,13 @@ if [[ -n ${EXERCISER_BIN:-} ]]; then
 else
   EX=$(dirname "$ZBUDFS_BIN")/tests/exerciser
   if [[ ! -x $EX || -n $(find "$SRC_DIR" "$REPO_ROOT/store/page_size.h" -newer "$EX" -print -quit) ]]; then
-    echo "[$TEST_NAME] $EX is missing or older than its sources ($SRC_DIR): compiling the exerciser with g++"
+    note "$EX is missing or older than its sources ($SRC_DIR): compiling the exerciser with g++"
     command -v g++ >/dev/null || fail "g++ is needed to build the exerciser"
     EX=$WORK/exerciser
     g++ -O2 -std=c++20 -I"$REPO_ROOT" -o "$EX" "$SRC_DIR"/*.cc || fail "cannot build the exerciser"
   fi
 fi
-echo "[$TEST_NAME] exerciser: $EX"
+note "exerciser: $EX"
 mkdir "$WORK/ref"
 mount -t tmpfs -o size=2G,mode=0755 tmpfs "$WORK/ref" || fail "cannot mount the reference tmpfs"
 
@@ -64,12 +64,14 @@ mount -t tmpfs -o size=2G,mode=0755 tmpfs "$WORK/ref" || fail "cannot mount the 
 # with the next run (each finds its own bugs); it fails at the end.
 FAILED=()
 run_exerciser() {
-  local t0=$SECONDS rc=0
-  "$EX" --zbud "$MNT" --ref "$WORK/ref" --seed "$1" --ops $((OPS * $3)) --target-mb "$2" --jobs "$3" || rc=$?
+  local t0=$SECONDS rc=0 out=$WORK/exerciser.$1.out
+  "$EX" --zbud "$MNT" --ref "$WORK/ref" --seed "$1" --ops $((OPS * $3)) --target-mb "$2" --jobs "$3" \
+    >"$out" 2>&1 || rc=$?
   require_mounted
-  echo "  $4: $((SECONDS - t0)) s"
+  note "$4: $((SECONDS - t0)) s; $(tail -n 1 "$out")"
   if ((rc != 0)); then
-    echo "FAIL [$TEST_NAME]: the exerciser found differences ($4, seed $1; details above)" >&2
+    echo "FAIL [$TEST_NAME]: the exerciser found differences ($4, seed $1); its last 60 lines:" >&2
+    tail -n 60 "$out" >&2
     FAILED+=("$4 (seed $1)")
   fi
 }
@@ -88,7 +90,7 @@ empty_both() {
     [[ $orig == 0 && $opages == 0 && $obytes == 0 ]] && ((used <= 65536)) && break
     sleep 0.1
   done
-  echo "  after rm -rf: orig_data_size=$orig overflow_pages=$opages overflow_bytes=$obytes mem_used_total=$used"
+  note "after rm -rf: orig_data_size=$orig overflow_pages=$opages overflow_bytes=$obytes mem_used_total=$used"
   [[ $orig == 0 ]] || fail "orig_data_size $orig after deleting everything"
   [[ $opages == 0 ]] || fail "overflow_pages $opages after deleting everything"
   [[ $obytes == 0 ]] || fail "overflow_bytes $obytes after deleting everything"
@@ -106,7 +108,7 @@ OV=$WORK/overflow
 mkdir -m 0700 "$OV"
 mount_zbudfs -o mem_limit=4M,overflow_dir="$OV"
 run_exerciser "$((SEED + 1))" "$TARGET2" 2 "mem_limit=4M, 2 jobs"
-"$ZBUDFSCTL_BIN" stats "$MNT" | sed 's/^/  /'
+note "$("$ZBUDFSCTL_BIN" stats "$MNT")"
 for f in overflow_pages written_back_pages faulted_pages; do
   v=$(stat_value $f)
   ((v > 0)) || fail "$f is $v after the mem_limit=4M run: the overflow directory was not used"
@@ -118,5 +120,4 @@ unmount_zbudfs
 left=$(ls -A "$OV")
 [[ -z $left ]] || fail "the overflow directory holds files after unmount: $left"
 ((${#FAILED[@]} == 0)) ||
-  fail "the exerciser found differences in: ${FAILED[*]}; replay with EXERCISER_SEED=$SEED $0, or the exerciser command printed above"
-echo "[$TEST_NAME] PASS"
+  fail "the exerciser found differences in: ${FAILED[*]}; replay with EXERCISER_SEED=$SEED $0 (the exerciser's output is above)"

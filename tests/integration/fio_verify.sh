@@ -24,4 +24,3 @@ fio --name=shared --filename="$MNT/shared" --rw=randrw --bs=4k --size=32M --numj
 require_mounted
 rm -f "$MNT"/*
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

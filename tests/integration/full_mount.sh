@@ -24,7 +24,9 @@ full_case() {
   local label=$1
   mount_zbudfs -o "$2"
   check "$label: fill until write(2) itself fails with ENOSPC"
-  python3 "$PY" fill "$MNT/fill" "$WORK/fill.expect" || fail "$label: fill"
+  python3 "$PY" fill "$MNT/fill" "$WORK/fill.expect" >"$WORK/fill.out" ||
+    fail "$label: fill: $(cat "$WORK/fill.out")"
+  note "$label: fill: $(cat "$WORK/fill.out")"
 
   check "$label: echo through a shell redirect fails with ENOSPC"
   if (echo important >"$MNT/echo") 2>"$WORK/echo.err"; then
@@ -53,9 +55,9 @@ full_case() {
   python3 "$PY" mmap "$MNT/mm" "$WORK/mm.data" >"$WORK/mm.out" 2>&1 || rc=$?
   if [[ $rc == 0 ]]; then
     grep -qx "msync ENOSPC" "$WORK/mm.out" || fail "$label: mmap: $(cat "$WORK/mm.out")"
-    echo "[$TEST_NAME] $label: mmap writer: msync failed with ENOSPC"
+    note "$label: mmap writer: msync failed with ENOSPC"
   elif [[ $rc == 135 ]]; then
-    echo "[$TEST_NAME] $label: mmap writer: SIGBUS"
+    note "$label: mmap writer: SIGBUS"
   else
     fail "$label: mmap writer exited with $rc: $(cat "$WORK/mm.out")"
   fi
@@ -88,7 +90,7 @@ mount_zbudfs -o size=$capacity
 check "a writer opened before near full writes $((size_mib + 64)) MiB into ${size_mib}.5 MiB"
 python3 "$PY" early "$MNT/early" $(((size_mib + 64) << 20)) $capacity \
   >"$WORK/early.out" 2>&1 || fail "early writer: $(cat "$WORK/early.out")"
-sed "s/^/[$TEST_NAME] early writer: /" "$WORK/early.out"
+while read -r line; do note "early writer: $line"; done <"$WORK/early.out"
 require_mounted
 drop_caches
 size=$(stat -c %s "$MNT/early")
@@ -97,7 +99,6 @@ rm -f "$MNT/early"
 check "a writer opened before near full that never stops gets ENOSPC from write(2)"
 python3 "$PY" endless "$MNT/endless" $capacity >"$WORK/endless.out" 2>&1 ||
   fail "endless writer: $(cat "$WORK/endless.out")"
-sed "s/^/[$TEST_NAME] endless writer: /" "$WORK/endless.out"
+while read -r line; do note "endless writer: $line"; done <"$WORK/endless.out"
 require_mounted
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

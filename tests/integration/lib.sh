@@ -4,6 +4,8 @@
 # the repository. Exit 77 (skip) only when /dev/fuse is missing. Each test mounts on a fresh
 # mktemp -d directory with the daemon in the foreground (-f, in the background of the
 # shell), so that its exit status can be checked; the EXIT trap unmounts and reaps it.
+# A passing test prints nothing: what it checks and sees goes to notes (check, note), which
+# fail prints; ZBUDFS_TEST_VERBOSE=1 prints them as they come (on stderr).
 set -euo pipefail
 
 TEST_NAME=$(basename "$0" .sh)
@@ -17,7 +19,11 @@ export PYTHONPATH=$REPO_ROOT/tests/integration${PYTHONPATH:+:$PYTHONPATH}
 source "$REPO_ROOT/scripts/lib.sh"
 
 fail() {
-  echo "FAIL [$TEST_NAME]: $*" >&2
+  echo "FAIL [$TEST_NAME]${CHECKING:+ (checking: $CHECKING)}: $*" >&2
+  if [[ -n ${WORK:-} && -s $WORK/notes ]]; then
+    echo "--- what the test saw (last 30 notes):" >&2
+    tail -n 30 "$WORK/notes" >&2
+  fi
   if [[ -n ${WORK:-} && -s $WORK/daemon.log ]]; then
     echo "--- daemon log (last 20 lines):" >&2
     tail -n 20 "$WORK/daemon.log" >&2
@@ -25,8 +31,19 @@ fail() {
   exit 1
 }
 
-# Prints what is being checked.
-check() { echo "[$TEST_NAME] check: $*"; }
+# note MSG: keeps a line of what the test saw (figures, outcomes) for a failure's report. It
+# writes to a file, not stdout, so it also works in functions whose output is captured.
+note() {
+  echo "  $*" >>"$WORK/notes"
+  if [[ ${ZBUDFS_TEST_VERBOSE:-} == 1 ]]; then echo "[$TEST_NAME] $*" >&2; fi
+}
+
+# check WHAT: what is being checked from here on, named by fail.
+CHECKING=
+check() {
+  CHECKING=$*
+  note "check: $*"
+}
 
 if [[ ! -e /dev/fuse ]]; then
   echo "SKIP [$TEST_NAME]: /dev/fuse is missing"
@@ -95,6 +112,21 @@ readback_sha256() { zb_readback_sha256 "$1" || fail "O_DIRECT read of $1 failed"
 
 # stat_value NAME: one field of `zbudfsctl stats`.
 stat_value() { "$ZBUDFSCTL_BIN" stats "$MNT" | awk -v n="$1" '$1 == n { print $2 }'; }
+
+# stat_is NAME VALUE: whether that field of `zbudfsctl stats` is VALUE.
+stat_is() { [[ $(stat_value "$1") == "$2" ]]; }
+
+# wait_until COMMAND...: runs COMMAND every 0.1 s until it succeeds, 100 times at most, and
+# returns its last status. For events the daemon is sure to see (the kernel's FORGET after
+# unlink(2) returns, the heap trim once deletes stop): it waits, it does not time anything.
+wait_until() {
+  local _
+  for _ in $(seq 99); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  "$@"
+}
 
 # make_tmpfs DIR: a tmpfs to compare behaviour with.
 make_tmpfs() {

@@ -47,4 +47,3 @@ for i in range(1, 5):
     assert data[:8].isdigit(), (i, data[:8])
 PY
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

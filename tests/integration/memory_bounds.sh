@@ -29,7 +29,7 @@ require_mounted
 rss1=$(rss_kb)
 grown_kb=$((rss1 - rss0))
 mem=$(stat_value mem_used_total)
-echo "[$TEST_NAME] sparse: RSS grew by ${grown_kb} KiB for $PAGES pages," \
+note "sparse: RSS grew by ${grown_kb} KiB for $PAGES pages," \
   "$((grown_kb * 1024 / PAGES)) B/page; mem_used_total $mem"
 # 64 bytes a page plus 8 MiB for the daemon's own buffers (it was ~1 KiB a page: 100 MB).
 bound_kb=$((PAGES * 64 / 1024 + 8192))
@@ -40,7 +40,7 @@ rm "$MNT/sparse"
 mem=$(stat_value mem_used_total)
 [[ $mem == 0 ]] || fail "mem_used_total $mem after rm of the sparse file"
 rss2=$(rss_kb)
-echo "[$TEST_NAME] RSS after rm: +$((rss2 - rss0)) KiB"
+note "RSS after rm: +$((rss2 - rss0)) KiB"
 # The index's heap goes back to the system with the file (malloc_trim).
 ((rss2 - rss0 <= 2048)) || fail "RSS still +$((rss2 - rss0)) KiB after rm of the sparse file"
 
@@ -52,7 +52,7 @@ ms=$((($(date +%s%N) - start) / 1000000))
 rss1=$(rss_kb)
 used_kb=$(df -k --output=used "$MNT" | tail -1)
 blocks=$(stat -c %b "$MNT/big")
-echo "[$TEST_NAME] fallocate 100G: ${ms} ms, RSS +$((rss1 - rss0)) KiB, df used ${used_kb} KiB," \
+note "fallocate 100G: ${ms} ms, RSS +$((rss1 - rss0)) KiB, df used ${used_kb} KiB," \
   "st_blocks $blocks, mem_used_total $(stat_value mem_used_total)"
 ((rss1 - rss0 <= 8192)) || fail "fallocate 100G grew RSS by $((rss1 - rss0)) KiB (bound 8 MiB)"
 ((used_kb >= 100 * 1024 * 1024)) || fail "df shows $used_kb KiB used after fallocate 100G"
@@ -68,7 +68,7 @@ rm "$MNT/big"
 ms=$((($(date +%s%N) - start) / 1000000))
 rss2=$(rss_kb)
 used_kb=$(df -k --output=used "$MNT" | tail -1)
-echo "[$TEST_NAME] rm of it: ${ms} ms, RSS +$((rss2 - rss0)) KiB, df used ${used_kb} KiB"
+note "rm of it: ${ms} ms, RSS +$((rss2 - rss0)) KiB, df used ${used_kb} KiB"
 ((rss2 - rss0 <= 8192)) || fail "rm after fallocate 100G: RSS +$((rss2 - rss0)) KiB"
 ((used_kb < 1024)) || fail "df shows $used_kb KiB used after rm"
 fallocate -l 1T "$MNT/huge" || fail "fallocate -l 1T failed"
@@ -120,15 +120,14 @@ while [[ $(stat_value mem_used_total) != 0 ]]; do
   waited=$((waited + 1))
 done
 ms=$((($(date +%s%N) - start) / 1000000))
-echo "[$TEST_NAME] rm of 512 MiB ($pool pool pages): mem_used_total 0 after ${ms} ms;" \
+note "rm of 512 MiB ($pool pool pages): mem_used_total 0 after ${ms} ms;" \
   "$samples stats samples during rm"
 [[ -z $bad ]] || fail "stats inconsistent during rm: $bad"
 
 check "the heap goes back after the deletes (malloc_trim)"
 sleep 1  # The reclaim thread trims once deletes have stopped for 100 ms.
 rss_after=$(rss_kb)
-echo "[$TEST_NAME] RSS: $rss_full KiB full, $rss_after KiB after rm"
+note "RSS: $rss_full KiB full, $rss_after KiB after rm"
 ((rss_after < rss_full - 100 * 1024)) || fail "RSS $rss_after KiB after rm (was $rss_full)"
 
 unmount_zbudfs
-echo "PASS [$TEST_NAME]"

@@ -63,7 +63,7 @@ for i in 1 2 3 4; do
 done
 for _ in $(seq 12); do echo 2 >/proc/sys/vm/drop_caches; sleep 1; done
 for p in "${pids[@]}"; do wait "$p" || fail "stress worker $p failed"; done
-echo "  operations: $(cat "$WORK"/ops.* | paste -sd+ | bc)"
+note "operations: $(cat "$WORK"/ops.* | paste -sd+ | bc)"
 require_mounted
 check "tree is consistent: find and stat everything"
 find "$MNT" -printf '%y %n %s\n' >/dev/null || fail "find failed"
@@ -80,4 +80,3 @@ echo 3 >/proc/sys/vm/drop_caches
 orig=$(stat_value orig_data_size)
 [[ $orig == 0 ]] || fail "orig_data_size $orig after removing everything (leaked inode data)"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

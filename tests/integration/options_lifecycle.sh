@@ -22,7 +22,7 @@ refuse() {  # refuse WORD-EXPECTED-IN-MESSAGE ARGS...
   [[ $rc != 0 && $rc != 124 ]] || fail "zbudfs $* exited $rc"
   [[ $(wc -l <"$WORK/err") == 1 ]] || fail "zbudfs $*: message is not one line: $(cat "$WORK/err")"
   grep -q -- "$want" "$WORK/err" || fail "zbudfs $*: message lacks '$want': $(cat "$WORK/err")"
-  echo "  refused: $* -> $(cat "$WORK/err")"
+  note "refused: $* -> $(cat "$WORK/err")"
 }
 refuse size -o size=abc "$MNT"
 refuse size -o size=-1 "$MNT"
@@ -125,4 +125,3 @@ rc=0
 wait "$ZPID" || rc=$?
 ZPID=
 [[ $rc == 0 ]] || fail "exit status $rc after SIGTERM with an open file"
-echo "[$TEST_NAME] PASS"

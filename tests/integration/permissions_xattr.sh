@@ -24,23 +24,22 @@ team = grp.getgrnam("zbt_team").gr_gid
 users = {0: "root", alice.pw_uid: "alice", bob.pw_uid: "bob"}
 groups = {0: "root", alice.pw_gid: "users", bob.pw_gid: "users", team: "team"}
 
+from probe import outcome, read, write
+
 def run_as(user, fn, umask=0o022):
     """Runs fn in a child with user's credentials; returns its result or errno name."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        try:
+        def as_user():
             if user is not None:
                 os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
                 os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
                 os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
             os.umask(umask)
-            v = fn()
-            out = "ok" if v is None else repr(v)
-        except OSError as e:
-            out = errno.errorcode.get(e.errno, str(e.errno))
-        os.write(w, out.encode())
+            return fn()
+        os.write(w, outcome(as_user).encode())
         os._exit(0)
     os.close(w)
     out = os.read(r, 1 << 20).decode()
@@ -55,17 +54,6 @@ def t(label, user, fn, umask=0o022):
 def owner(p):
     s = os.lstat(p)
     return (stat.filemode(s.st_mode), users.get(s.st_uid, s.st_uid), groups.get(s.st_gid, s.st_gid))
-
-def write(p, data=b"data", flags=os.O_WRONLY | os.O_CREAT, mode=0o644):
-    fd = os.open(p, flags, mode)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
 
 def getx_small(p, name, size):
     buf = ctypes.create_string_buffer(size)
@@ -277,4 +265,3 @@ require_mounted
 diff -u "$WORK/tmpfs.out" <(grep -v '^Z ' "$WORK/zbudfs2.out") ||
   fail "zbudfs near full with clone_fd differs from tmpfs (- tmpfs, + zbudfs)"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

@@ -18,7 +18,7 @@ def renameat2(a, b, flags):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
 
-from probe import t
+from probe import read, t, write
 
 def kind(p):
     m = os.lstat(p).st_mode
@@ -27,17 +27,6 @@ def kind(p):
 def st(p, *fields):
     s = os.lstat(p)
     return tuple(getattr(s, f) for f in fields)
-
-def write(p, data, flags=os.O_WRONLY | os.O_CREAT, mode=0o644):
-    fd = os.open(p, flags, mode)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
 
 def changed(p, fn, *args):
     """Runs fn and says which of mtime/ctime of p moved."""
@@ -249,4 +238,3 @@ fi
 
 check "unmount leaves no daemon behind"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

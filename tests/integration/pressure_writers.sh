@@ -38,10 +38,10 @@ drop_caches
 cmp "$WORK/src" "$MNT/fsynced" >"$WORK/cmp" 2>&1 || fail "fsynced differs from its source: $(head -3 "$WORK/cmp")"
 head -c 16M "$WORK/src" | cmp - "$MNT/plain" >"$WORK/cmp" 2>&1 ||
   fail "plain differs from its source: $(head -3 "$WORK/cmp")"
-echo "  written_back_pages $(stat_value written_back_pages)"
+note "written_back_pages $(stat_value written_back_pages)"
 rm -f "$MNT"/* "$WORK/src"
 unmount_zbudfs
-echo "  $((SECONDS - t0)) s"
+note "$((SECONDS - t0)) s"
 
 # writers.py KIB SEED DIR MODE...: one thread per MODE writes KIB KiB of mixed pages
 # (random, text, zeros) to DIR/fN, all at once, and prints "sha256  path" per file. Modes:
@@ -164,16 +164,15 @@ pressure() {
     [[ $got == "$sum" ]] || fail "$path reads back wrong after drop_caches (mem_limit=$limit)"
   done <"$WORK/sums"
   max=$(cat "$WORK/max_mem")
-  echo "  largest mem_used_total - index_bytes seen $max, written_back_pages $(stat_value written_back_pages)"
+  note "largest mem_used_total - index_bytes seen $max, written_back_pages $(stat_value written_back_pages)"
   ((max <= limit + threads * 4096)) ||
     fail "mem_used_total - index_bytes reached $max: above mem_limit $limit + $threads pages"
   rm -f "$MNT"/*
   unmount_zbudfs
-  echo "  $((SECONDS - t0)) s"
+  note "$((SECONDS - t0)) s"
 }
 
 pressure 4096 4 2048
 pressure $((1 << 20)) 16 2048
 pressure $((4 << 20)) 8 2048
 pressure $((16 << 20)) 16 4096
-echo "[$TEST_NAME] all checks passed"

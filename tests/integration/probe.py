@@ -23,6 +23,21 @@ def t(label, fn, *args):
     print(f"{label}: {outcome(fn, *args)}")
 
 
+def write(p, data=b"data", flags=os.O_WRONLY | os.O_CREAT, mode=0o644):
+    """Writes data to path p with one write(2) on an fd opened with flags and mode."""
+    fd = os.open(p, flags, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read(p):
+    """The whole contents of path p."""
+    with open(p, "rb") as f:
+        return f.read()
+
+
 def text_corpus(size=4 << 20):
     """size bytes of real text that ships with the repository on every host: its C++ sources
     and Markdown docs in path order, repeated to the size (unlike /usr/include, present on

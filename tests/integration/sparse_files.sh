@@ -141,4 +141,3 @@ printf 'end' | dd of="$MNT/far" bs=1 seek=$((1 << 40)) conv=notrunc status=none
 [[ $(tail -c 3 "$MNT/far") == end ]] || fail "data at 1 TiB did not read back"
 [[ $(stat -c %s "$MNT/far") == $(((1 << 40) + 3)) ]] || fail "size of far file wrong"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

@@ -26,7 +26,7 @@ sync
 orig=$(stat_value orig_data_size)
 compr=$(stat_value compr_data_size)
 used=$(stat_value mem_used_total)
-echo "  orig_data_size=$orig compr_data_size=$compr mem_used_total=$used"
+note "orig_data_size=$orig compr_data_size=$compr mem_used_total=$used"
 ((orig > 0 && compr > 0)) || fail "nothing stored"
 ((orig > 2 * compr)) || fail "ratio orig/compr = $orig/$compr is not > 2"
 ((used < orig)) || fail "mem_used_total $used not below orig_data_size $orig"
@@ -44,7 +44,7 @@ check "deleting the tree frees the memory"
 rm -rf "$MNT/include"
 orig=$(stat_value orig_data_size)
 used=$(stat_value mem_used_total)
-echo "  after rm: orig_data_size=$orig mem_used_total=$used"
+note "after rm: orig_data_size=$orig mem_used_total=$used"
 [[ $orig == 0 ]] || fail "orig_data_size $orig after rm -rf"
 ((used <= 65536)) || fail "mem_used_total $used after rm -rf (want near 0)"
 
@@ -69,4 +69,3 @@ done
 "$ZBUDFSCTL_BIN" --version >"$WORK/version" && grep -q "^zbudfsctl " "$WORK/version" ||
   fail "zbudfsctl --version"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

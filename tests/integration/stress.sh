@@ -100,10 +100,10 @@ wait "$SAMPLER" || true
 require_mounted
 n=$(wc -l <"$WORK/samples")
 max=$(sort -n "$WORK/samples" | tail -1)
-echo "  $n samples of mem_used_total while writing, max $max (mem_limit $LIMIT); $((SECONDS - t0)) s"
+note "$n samples of mem_used_total while writing, max $max (mem_limit $LIMIT); $((SECONDS - t0)) s"
 ((n >= 3)) || fail "only $n samples of mem_used_total"
 ((max <= LIMIT + (2 << 20))) || fail "mem_used_total reached $max > mem_limit + 2 MiB ($((LIMIT + (2 << 20))))"
-"$ZBUDFSCTL_BIN" stats "$MNT" | sed 's/^/  /'
+note "$("$ZBUDFSCTL_BIN" stats "$MNT")"
 for f in overflow_pages written_back_pages; do
   v=$(stat_value $f)
   ((v > 0)) || fail "$f is $v after writing 256 MiB with mem_limit=16M"
@@ -121,7 +121,7 @@ for spec in "${files[@]}"; do
   [[ $(stat -c %s "$MNT/$name") == $((mib << 20)) ]] || fail "$name has the wrong size"
 done
 faulted1=$(stat_value faulted_pages)
-echo "  faulted_pages $faulted0 -> $faulted1; $((SECONDS - t0)) s"
+note "faulted_pages $faulted0 -> $faulted1; $((SECONDS - t0)) s"
 ((faulted1 > faulted0)) || fail "faulted_pages did not grow while reading back ($faulted0 -> $faulted1)"
 require_mounted
 
@@ -130,11 +130,11 @@ rm -f "$MNT"/*
 wait_stat overflow_bytes $((1 << 20))
 wait_stat mem_used_total 65536
 wait_stat orig_data_size 0
-echo "  overflow_bytes $(stat_value overflow_bytes), mem_used_total $(stat_value mem_used_total)"
+note "overflow_bytes $(stat_value overflow_bytes), mem_used_total $(stat_value mem_used_total)"
 unmount_zbudfs
 left=$(ls -A "$OV")
 [[ -z $left ]] || fail "the overflow directory holds files after unmount: $left"
-echo "  part A: $((SECONDS - t0)) s"
+note "part A: $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 t0=$SECONDS
@@ -150,12 +150,12 @@ done
 sync -f "$MNT"
 rc=0
 dd if=/dev/urandom of="$MNT/big" bs=1M count=64 conv=fsync status=none 2>"$WORK/dd.err" || rc=$?
-echo "  dd of 64 MiB of random data: exit $rc: $(cat "$WORK/dd.err")"
+note "dd of 64 MiB of random data: exit $rc: $(cat "$WORK/dd.err")"
 ((rc != 0)) || fail "64 MiB of incompressible data fitted in mem_limit=4M + an 8 MiB overflow"
 grep -q "No space left on device" "$WORK/dd.err" || fail "dd failed without ENOSPC: $(cat "$WORK/dd.err")"
 require_mounted
 rc=0
-python3 - "$MNT/big2" <<'PY' || rc=$?
+python3 - "$MNT/big2" >"$WORK/big2.out" <<'PY' || rc=$?
 import errno, os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 try:
@@ -163,11 +163,12 @@ try:
         os.write(fd, os.urandom(1 << 20))
     os.fsync(fd)
 except OSError as e:
-    print("  python write+fsync:", os.strerror(e.errno))
+    print("python write+fsync:", os.strerror(e.errno))
     sys.exit(0 if e.errno == errno.ENOSPC else 3)
 sys.exit(4)
 PY
-((rc == 0)) || fail "python's 64 MiB write+fsync: exit $rc (3: an error other than ENOSPC, 4: no error)"
+note "$(cat "$WORK/big2.out")"
+((rc == 0)) || fail "python's 64 MiB write+fsync: exit $rc (3: an error other than ENOSPC, 4: no error): $(cat "$WORK/big2.out")"
 require_mounted
 check "B: every file written before reads back correctly; the daemon keeps serving"
 for name in b_text b_mix b_zero b_rand; do
@@ -184,13 +185,13 @@ for name in b_text b_mix b_zero b_rand; do
 done
 unmount_zbudfs
 umount "$TINY"
-echo "  part B: $((SECONDS - t0)) s"
+note "part B: $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------------------------
 t0=$SECONDS
 check "C: stress-ng file system stressors with --verify"
 if ! command -v stress-ng >/dev/null; then
-  echo "  installing stress-ng"
+  note "installing stress-ng"
   { apt-get install -y stress-ng || { apt-get update && apt-get install -y stress-ng; }; } >"$WORK/apt.log" 2>&1 ||
     { tail -5 "$WORK/apt.log"; fail "stress-ng is missing and could not be installed"; }
 fi
@@ -224,15 +225,15 @@ for s in "${stressors[@]}"; do
     >"$WORK/sn.out" 2>&1 || rc=$?
   require_mounted
   summary=$(grep -E "passed|failed|skipped|successful run|unsuccessful" "$WORK/sn.out" | sed 's/^stress-ng: [a-z]*: *\[[0-9]*\] //' | tr '\n' ' ' || true)
-  echo "  stress-ng $s: exit $rc, $((SECONDS - t1)) s; $summary"
+  note "stress-ng $s: exit $rc, $((SECONDS - t1)) s; $summary"
   bad=$(grep -E "^stress-ng: fail:|failed: [1-9]|verif.*(fail|mismatch)|(fail|mismatch).*verif" "$WORK/sn.out" || true)
   if [[ -n $bad ]]; then
-    echo "$bad" | head -5 | sed 's/^/    /'
+    note "$(head -5 <<<"$bad")"
     sn_failures+=("$s: $(echo "$bad" | head -1)")
   elif ((rc == 3 || rc == 4)); then
-    echo "    (stressor skipped or not implemented here)"
+    note "  (stressor skipped or not implemented here)"
   elif ((rc != 0)); then
-    tail -5 "$WORK/sn.out" | sed 's/^/    /'
+    note "$(tail -5 "$WORK/sn.out")"
     sn_failures+=("$s: exit $rc")
   fi
   rm -rf "${SN:?}"/*
@@ -240,5 +241,4 @@ done
 ((${#sn_failures[@]} == 0)) || fail "stress-ng failures (tmpfs passes these): $(printf '\n  %s' "${sn_failures[@]}")"
 require_mounted
 unmount_zbudfs
-echo "  part C: $((SECONDS - t0)) s"
-echo "[$TEST_NAME] PASS"
+note "part C: $((SECONDS - t0)) s"

@@ -8,26 +8,53 @@
 source "$(dirname "$0")/lib.sh"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$ZPID/status"; }
-
-# flood_ended WHAT MAX BYTES_EACH AT_LEAST: the flood whose "COUNT ERRNO" is in $WORK/flood
-# (rss0 taken before it) ended in ENOSPC before MAX, within size=16M, with at least AT_LEAST
-# made, and the daemon's RSS bounded by size= and some slack. Sets stored and rss1.
-flood_ended() {
-  local what=$1 max=$2 each=$3 at_least=$4 err
-  read -r stored err <"$WORK/flood"
-  rss1=$(rss_kib)
-  echo "  $stored $what made, then $err; VmRSS ${rss0} -> ${rss1} KiB; df used $(df_used)"
-  [[ $err == ENOSPC ]] || fail "flood: $(cat "$WORK/flood") (want ENOSPC before $max $what)"
-  ((stored * each <= 16 << 20 && stored >= at_least)) || fail "$stored $what fit in size=16M"
-  # A sanitizer build's shadow memory grows with every byte touched: bound only real builds.
-  if ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
-    echo "  (sanitizer build: RSS not bounded)"
-  else
-    ((rss1 - rss0 <= (16 + 16) * 1024)) ||
-      fail "VmRSS grew by $((rss1 - rss0)) KiB (size 16 MiB + 16 MiB slack)"
-  fi
-}
 df_used() { stat -f -c '%b %f %S' "$MNT" | awk '{ print ($1 - $2) * $3 }'; }
+# A sanitizer build's shadow memory grows with every byte touched: bound RSS only in real builds.
+sanitized() { ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; }
+rss_within() { (($(rss_kib) - rss0 <= $1)); }
+
+# flood KIND DIR MAX BYTES_EACH AT_LEAST: makes up to MAX objects in DIR, stopping at the first
+# error: KIND values (64 KiB xattr values, four a file) or symlinks (4000-byte targets). The
+# flood must end in ENOSPC before MAX, within size=16M, with at least AT_LEAST made, and the
+# daemon's RSS bounded by size= and some slack. Sets stored (how many were made) and rss0
+# (VmRSS before).
+flood() {
+  local kind=$1 dir=$2 max=$3 each=$4 at_least=$5 err
+  rss0=$(rss_kib)
+  python3 - "$kind" "$dir" "$max" >"$WORK/flood" <<'PY' || fail "flood: $(cat "$WORK/flood")"
+import errno, os, sys
+kind, d, limit, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), 0
+value, target = b"x" * 65536, "t" * 4000
+try:
+    for i in range(limit):
+        if kind == "values":
+            p = os.path.join(d, "f%d" % (i // 4))
+            if i % 4 == 0:
+                open(p, "w").close()
+            os.setxattr(p, "user.v%d" % (i % 4), value)
+        else:
+            os.symlink(target, os.path.join(d, "l%d" % i))
+        n += 1
+    print("no error after", n)
+except OSError as e:
+    print(n, errno.errorcode[e.errno])
+PY
+  read -r stored err <"$WORK/flood"
+  note "$stored $kind made, then $err; VmRSS $rss0 -> $(rss_kib) KiB; df used $(df_used)"
+  [[ $err == ENOSPC ]] || fail "flood: $(cat "$WORK/flood") (want ENOSPC before $max $kind)"
+  ((stored * each <= 16 << 20 && stored >= at_least)) || fail "$stored $kind fit in size=16M"
+  sanitized || rss_within $(((16 + 16) * 1024)) ||
+    fail "VmRSS grew by $(($(rss_kib) - rss0)) KiB (size 16 MiB + 16 MiB slack)"
+}
+
+# remove_all_given_back DIR: rm -rf DIR gives every byte of metadata_bytes and df back (once
+# the kernel's FORGET, sent after unlink(2) returns, has reached the daemon).
+remove_all_given_back() {
+  rm -rf "$1"
+  wait_until stat_is metadata_bytes 0 ||
+    fail "metadata_bytes $(stat_value metadata_bytes) after rm -rf"
+  (($(df_used) == 0)) || fail "df used $(df_used) after rm -rf"
+}
 
 mount_zbudfs -o size=16M
 check "the statistics attribute costs nothing"
@@ -36,23 +63,8 @@ getfattr --absolute-names -n user.zbudfs.stats "$MNT" >/dev/null || fail "cannot
 
 check "a flood of 64 KiB values on a 16 MiB mount ends in ENOSPC with RSS bounded"
 mkdir "$MNT/d"
-rss0=$(rss_kib)
-# Up to 1024 values (64 MiB, four times size=) over 256 files; stops at the first error.
-python3 - "$MNT/d" >"$WORK/flood" <<'PY' || fail "flood: $(cat "$WORK/flood")"
-import errno, os, sys
-d, value, n = sys.argv[1], b"x" * 65536, 0
-try:
-    for i in range(1024):
-        p = os.path.join(d, "f%d" % (i // 4))
-        if i % 4 == 0:
-            open(p, "w").close()
-        os.setxattr(p, "user.v%d" % (i % 4), value)
-        n += 1
-    print("no error after", n)
-except OSError as e:
-    print(n, errno.errorcode[e.errno])
-PY
-flood_ended "values of 64 KiB" 1024 65536 200
+# Up to 1024 values (64 MiB, four times size=) over 256 files.
+flood values "$MNT/d" 1024 65536 200
 meta=$(stat_value metadata_bytes)
 ((meta >= stored * 65536)) || fail "metadata_bytes $meta below the $stored values stored"
 (($(stat_value mem_used_total) >= meta)) || fail "mem_used_total does not include metadata_bytes"
@@ -73,19 +85,11 @@ setfattr -x user.v1 "$MNT/d/f0" || fail "removexattr"
 setfattr -n user.again -v "$(head -c 60000 /dev/zero | tr '\0' y)" "$MNT/d/f0" || fail "setxattr after space was freed"
 
 check "deleting the files gives every byte back"
-rm -rf "$MNT/d"
-# The last inode reference goes with the kernel's FORGET, which it sends after unlink(2)
-# returns: wait for it (this waits for an event, it does not time anything).
-for _ in $(seq 100); do [[ $(stat_value metadata_bytes) == 0 ]] && break; sleep 0.1; done
-[[ $(stat_value metadata_bytes) == 0 ]] || fail "metadata_bytes $(stat_value metadata_bytes) after rm -rf"
-(($(df_used) == 0)) || fail "df used $(df_used) after rm -rf"
+remove_all_given_back "$MNT/d"
 # The freed values go back to the system, as freed pages do (the daemon trims its heap once
 # deletes stop): wait for that event, not for a time.
-for _ in $(seq 100); do (($(rss_kib) - rss0 <= 8192)) && break; sleep 0.1; done
-echo "  VmRSS after rm -rf: $(rss_kib) KiB"
-if ! ldd "$ZBUDFS_BIN" | grep -Eq 'lib(a|t)san'; then
-  (($(rss_kib) - rss0 <= 8192)) || fail "VmRSS $(rss_kib) KiB after rm -rf, $rss0 before the flood"
-fi
+sanitized || wait_until rss_within 8192 ||
+  fail "VmRSS $(rss_kib) KiB after rm -rf, $rss0 before the flood"
 
 check "long symlink targets take a page each, as on tmpfs; short ones live in the inode"
 mkdir "$MNT/s"
@@ -101,30 +105,13 @@ rm "$MNT/s/long"
 [[ $(stat_value metadata_bytes) == 4096 ]] || fail "unlinking one of two links gave the charge back"
 
 check "a flood of 4000-byte symlinks on a 16 MiB mount ends in ENOSPC with RSS bounded"
-rss0=$(rss_kib)
-# 30000 targets (117 MiB, seven times size=); stops at the first error. tmpfs size=16M
-# stops at 4096.
-python3 - "$MNT/s" >"$WORK/flood" <<'PY' || fail "flood: $(cat "$WORK/flood")"
-import errno, os, sys
-d, target, n = sys.argv[1], "t" * 4000, 0
-try:
-    for i in range(30000):
-        os.symlink(target, os.path.join(d, "l%d" % i))
-        n += 1
-    print("no error after", n)
-except OSError as e:
-    print(n, errno.errorcode[e.errno])
-PY
-flood_ended "symlinks of 4000 bytes" 30000 4096 3000
+# 30000 targets (117 MiB, seven times size=). tmpfs size=16M stops at 4096.
+flood symlinks "$MNT/s" 30000 4096 3000
 meta=$(stat_value metadata_bytes)
 ((meta >= stored * 4096)) || fail "metadata_bytes $meta below the $stored symlinks made"
 (($(df_used) >= meta)) || fail "df used $(df_used) below metadata_bytes $meta"
 [[ $(readlink "$MNT/s/l0") == "$long" ]] || fail "l0 reads back wrong"
 
 check "deleting the symlinks gives every byte back"
-rm -rf "$MNT/s"
-for _ in $(seq 100); do [[ $(stat_value metadata_bytes) == 0 ]] && break; sleep 0.1; done
-[[ $(stat_value metadata_bytes) == 0 ]] || fail "metadata_bytes $(stat_value metadata_bytes) after rm -rf"
-(($(df_used) == 0)) || fail "df used $(df_used) after rm -rf"
+remove_all_given_back "$MNT/s"
 unmount_zbudfs
-echo "[$TEST_NAME] PASS"

@@ -15,25 +15,14 @@
 #include <thread>
 #include <vector>
 
+#include "tests/same_bytes.h"
+#include "tests/temp_dir.h"
+
 namespace zbudfs {
 namespace {
 namespace fs = boost::filesystem;
 
-// A private directory for one test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (fs::temp_directory_path() / "zbudfs-test.XXXXXX").string();
-    EXPECT_NE(mkdtemp(templ.data()), nullptr);
-    path_ = templ;
-    chmod(path_.c_str(), 0700);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 std::vector<uint8_t> Payload(size_t len, uint32_t seed) {
   std::vector<uint8_t> v(len);

@@ -47,8 +47,8 @@ TEST(PageCodecTest, TextPagesRoundTrip) {
     in += kPage;
     out += n;
   }
-  std::cout << "text: " << TextPages().size() << " pages, ratio "
-            << static_cast<double>(in) / static_cast<double>(out) << " at level 1\n";
+  RecordProperty("text_ratio_level_1",
+                 std::to_string(static_cast<double>(in) / static_cast<double>(out)));
   EXPECT_GT(in, 2 * out) << "text should compress better than 2:1";
 }
 
@@ -66,8 +66,9 @@ TEST(PageCodecTest, BinaryPagesRoundTrip) {
       ++compressed;
     }
   }
-  std::cout << "binary: " << compressed << " compressed, " << raw << " raw, " << same
-            << " same-filled\n";
+  RecordProperty("binary_pages_compressed", std::to_string(compressed));
+  RecordProperty("binary_pages_raw", std::to_string(raw));
+  RecordProperty("binary_pages_same_filled", std::to_string(same));
   EXPECT_GT(compressed, BinaryPages().size() / 2) << "most code pages compress";
 }
 
@@ -87,7 +88,8 @@ TEST(PageCodecTest, CorpusKindsAreTextAndCode) {
   // tests that want "text" or "binary" pages would mean nothing if both were alike. (Their
   // compression ratios cannot tell: -O0 code compresses better than this text.)
   const double text = PrintableShare(TextPages()), code = PrintableShare(BinaryPages());
-  std::cout << "printable bytes: text " << text << ", machine code " << code << "\n";
+  RecordProperty("printable_share_text", std::to_string(text));
+  RecordProperty("printable_share_code", std::to_string(code));
   EXPECT_GT(text, 0.99);
   EXPECT_LT(code, 0.8);
 }
@@ -123,7 +125,7 @@ TEST(PageCodecTest, SameFilledPages) {
     Page filled;
     filled.fill(0x5A);
     PageCodec::FillSame(filled.data(), word);
-    EXPECT_TRUE(filled == page);
+    EXPECT_TRUE(SameBytes(filled, page));
 
     // One differing byte anywhere (last, first, middle, in each 32-byte lane) breaks it.
     for (size_t pos : {kPage - 1, size_t{0}, size_t{7}, size_t{8}, size_t{31}, size_t{32},
@@ -178,10 +180,10 @@ TEST(PageCodecTest, HugePagePathAtTheZbudLimit) {
     if (s <= PageCodec::kMaxCompressed) {
       ++below;
       ASSERT_EQ(n, s) << "k=" << k;
-      ASSERT_EQ(std::memcmp(out.data(), ref.data(), frame), 0) << "k=" << k << ": the frame";
+      ASSERT_TRUE(SameBytes(out.data(), ref.data(), frame)) << "k=" << k << ": the frame";
       Page back;
       ASSERT_TRUE(PageCodec::Decompress(out.data(), n, back.data()).ok());
-      ASSERT_TRUE(back == page);
+      ASSERT_TRUE(SameBytes(back, page));
     } else {
       if (s < kPage) ++above_fits_in_page;
       ASSERT_EQ(n, 0u) << "k=" << k << ": zstd gave " << s << " bytes, above the zbud limit";
@@ -238,7 +240,7 @@ TEST(PageCodecTest, TrailingZerosAreElidedAndRestored) {
         back.fill(0xA5);
         const Status st = PageCodec::Decompress(out.data(), n, back.data());
         ASSERT_TRUE(st.ok()) << "len " << len << ": " << st.ToString();
-        ASSERT_TRUE(back == page) << "len " << len << " level " << level;
+        ASSERT_TRUE(SameBytes(back, page)) << "len " << len << " level " << level;
       }
     }
   }
@@ -264,7 +266,7 @@ TEST(PageCodecTest, CorruptedPayloadIsDetected) {
         back.fill(0xCC);
         const Status st = PageCodec::Decompress(bad.data(), bad.size(), back.data());
         if (st.ok()) {
-          ASSERT_TRUE(back == page)
+          ASSERT_TRUE(SameBytes(back, page))
               << "page " << pi << ": flip 0x" << std::hex << int{mask} << " at byte " << std::dec
               << pos << " of " << n << " decoded OK to wrong data";
           ++harmless;
@@ -275,7 +277,8 @@ TEST(PageCodecTest, CorruptedPayloadIsDetected) {
       }
     }
   }
-  std::cout << "corruptions detected: " << detected << ", harmless: " << harmless << "\n";
+  RecordProperty("corruptions_detected", std::to_string(detected));
+  RecordProperty("corruptions_harmless", std::to_string(harmless));
   EXPECT_GT(detected, 0);
 }
 
@@ -294,7 +297,7 @@ TEST(PageCodecTest, TruncatedOrExtendedPayloadIsEio) {
   EXPECT_EQ(PageCodec::Decompress(comp.data(), n + 1, back.data()).code(), EIO);
   // And the untouched length still decodes.
   ASSERT_TRUE(PageCodec::Decompress(comp.data(), n, back.data()).ok());
-  EXPECT_TRUE(back == page);
+  EXPECT_TRUE(SameBytes(back, page));
 }
 
 // Appends the codec's check value (page_codec.h) to a frame, so that what is tested is the
@@ -376,7 +379,7 @@ TEST(PageCodecTest, LevelSwitchIsDeterministic) {
   ASSERT_GT(nb, 0u);
   EXPECT_NE(na, nb) << "levels 3 and -5 should differ on a text page";
   ASSERT_EQ(na, nc);
-  EXPECT_EQ(0, std::memcmp(a.data(), c.data(), na));
+  EXPECT_TRUE(SameBytes(a.data(), c.data(), na));
 }
 
 // An all-zero page (the store never compresses one: it is same-filled) still makes a frame

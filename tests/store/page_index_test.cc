@@ -224,8 +224,7 @@ TEST(PageIndexTest, SparseStridesStayCheap) {
   for (uint64_t i = 1; i <= kPages; ++i) index.Set(i * kStride, EntryFor(i * kStride));
   ASSERT_EQ(index.chunks(), kPages);
   const double per_page = static_cast<double>(index.MemoryBytes()) / static_cast<double>(kPages);
-  std::cout << "index: one page every " << kStride << " pages costs " << per_page
-            << " bytes/page\n";
+  RecordProperty("sparse_bytes_per_page", std::to_string(per_page));
   EXPECT_LE(per_page, 64.0);
   EXPECT_EQ(index.MemoryBytes(), index.RecountBytes());
   uint64_t n = 0;
@@ -339,7 +338,8 @@ TEST(PageIndexTest, RandomAgainstSetModel) {
     std::set<uint64_t> zeros;  // Pages of model that are zero-run pages (FillZeroRuns).
     auto expect_old = [&](uint64_t p, const PageEntry& e) {
       if (zeros.count(p) != 0) {
-        EXPECT_TRUE(e.kind == PageEntry::kSame && e.value == 0) << p;
+        EXPECT_EQ(e.kind, PageEntry::kSame) << p;
+        EXPECT_EQ(e.value, 0u) << p;
       } else {
         EXPECT_TRUE(SameEntry(e, EntryFor(p))) << p;
       }
@@ -436,8 +436,6 @@ TEST(PageIndexTest, DenseIndexOverhead) {
   ASSERT_EQ(index->size(), kPages);
   ASSERT_EQ(index->chunks(), kPages / kChunk);
   const double per_page = static_cast<double>(index->MemoryBytes()) / static_cast<double>(kPages);
-  std::cout << "index: " << index->MemoryBytes() << " bytes for " << kPages
-            << " pages = " << per_page << " bytes/page\n";
   RecordProperty("index_bytes_per_page", std::to_string(per_page));
   EXPECT_LE(per_page, 24.0);
   EXPECT_GE(per_page, static_cast<double>(sizeof(PageEntry))) << "an entry is 16 bytes";
@@ -445,8 +443,6 @@ TEST(PageIndexTest, DenseIndexOverhead) {
   // What malloc really handed out (chunk headers included), when it can be measured.
   const size_t heap = mallinfo2().uordblks - heap_before;
   const double heap_per_page = static_cast<double>(heap) / static_cast<double>(kPages);
-  std::cout << "index: malloc in use grew by " << heap << " bytes = " << heap_per_page
-            << " bytes/page\n";
   RecordProperty("index_heap_bytes_per_page", std::to_string(heap_per_page));
   EXPECT_LE(heap_per_page, 24.0);
   // MemoryBytes() is an honest estimate: within 5% of the real heap.
@@ -501,7 +497,8 @@ TEST(PageIndexTest, SparseStridesCostAtMost64BytesAPage) {
     for (uint64_t i = 0; i < kPages; ++i) index->Set(i * stride + stride - 1, EntryFor(i));
     ASSERT_EQ(index->size(), kPages);
     const double per_page = static_cast<double>(index->MemoryBytes()) / static_cast<double>(kPages);
-    std::cout << "index: stride " << stride << ": " << per_page << " bytes/page\n";
+    RecordProperty("stride_" + std::to_string(stride) + "_bytes_per_page",
+                   std::to_string(per_page));
     EXPECT_LE(per_page, 64.0) << "stride " << stride;
     EXPECT_EQ(index->MemoryBytes(), index->RecountBytes());
 #ifndef ZBUDFS_SANITIZED

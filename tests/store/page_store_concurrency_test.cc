@@ -383,7 +383,7 @@ TEST(PageStoreTest, ConcurrentRemoveAndTruncateWhileWriting) {
   EXPECT_EQ(e.orig_data_size, 0u);
   EXPECT_EQ(e.same_pages + e.huge_pages + e.pool_pages + e.compr_data_size, 0u);
   EXPECT_EQ(arena.PagesInUse(), 0u);
-  std::cout << "removes raced with writes: " << removes.load() << "\n";
+  RecordProperty("removes_raced_with_writes", std::to_string(removes.load()));
 }
 
 }  // namespace

@@ -328,7 +328,7 @@ TEST(PageStoreTest, TruncateAndPunchHoleSucceedAtMemLimit) {
     EXPECT_TRUE(st.ok()) << "Truncate at mem_limit: " << st.ToString();
     EXPECT_EQ(store.Usage(1).pages, 9u);
     const Bytes got = ReadBytes(store, 1, 0, 9 * kPage);
-    EXPECT_TRUE(std::equal(data.begin(), data.begin() + 8 * kPage + 100, got.begin()));
+    EXPECT_TRUE(SameBytes(got.data(), data.data(), 8 * kPage + 100));
     EXPECT_TRUE(AllZero(got.data() + 8 * kPage + 100, kPage - 100));
   }
   {

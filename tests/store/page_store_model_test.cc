@@ -289,8 +289,8 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
   // PunchHole, ZeroRange or Allocate of file f on a random range of at most max_len bytes,
   // on the store and on the model alike; counted in counts[counter].
   auto range_op = [&](int f, std::ostringstream& what, const char* name, int counter,
-                      uint64_t max_len, Status (PageStore::*on_store)(PageStore::FileId, uint64_t,
-                                                                       uint64_t),
+                      uint64_t max_len,
+                      Status (PageStore::*on_store)(PageStore::FileId, uint64_t, uint64_t),
                       void (StoreModel::*on_model)(int, uint64_t, uint64_t)) {
     const auto [off, len] = random_range(max_len);
     what << name << "(" << off << ", " << len << ")";
@@ -335,8 +335,8 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
       ASSERT_NO_FATAL_FAILURE(range_op(f, what, "ZeroRange", 4, 32 << 10, &PageStore::ZeroRange,
                                        &StoreModel::ZeroRange));
     } else if (dice < 87) {
-      ASSERT_NO_FATAL_FAILURE(range_op(f, what, "Allocate", 5, 32 << 10, &PageStore::Allocate,
-                                       &StoreModel::Allocate));
+      ASSERT_NO_FATAL_FAILURE(
+          range_op(f, what, "Allocate", 5, 32 << 10, &PageStore::Allocate, &StoreModel::Allocate));
     } else if (dice < 94) {
       const uint64_t off = uniform(0, kMax + kPage);
       const bool data = rng() % 2 == 0;
@@ -365,12 +365,14 @@ TEST(PageStoreTest, RandomizedAgainstModel) {
   }
   for (int f = 0; f < kFiles; ++f) ASSERT_NO_FATAL_FAILURE(check_file(f));
   const StoreStats s = store.Stats();
-  std::cout << "model: " << kOps << " ops (write " << counts[0] << ", read " << counts[1]
-            << ", truncate " << counts[2] << ", punch " << counts[3] << ", zero " << counts[4]
-            << ", allocate " << counts[5] << ", seek " << counts[6] << ", remove " << counts[7]
-            << ", page reads " << counts[8] << "); end: " << s.orig_data_size / kPage << " pages, "
-            << s.same_pages << " same, " << s.huge_pages << " huge, " << s.pool_pages
-            << " pool pages (" << s.buddied_pages << " buddied)\n";
+  std::ostringstream summary;  // In the XML report only (--gtest_output=xml): tests are quiet.
+  summary << kOps << " ops (write " << counts[0] << ", read " << counts[1] << ", truncate "
+          << counts[2] << ", punch " << counts[3] << ", zero " << counts[4] << ", allocate "
+          << counts[5] << ", seek " << counts[6] << ", remove " << counts[7] << ", page reads "
+          << counts[8] << "); end: " << s.orig_data_size / kPage << " pages, " << s.same_pages
+          << " same, " << s.huge_pages << " huge, " << s.pool_pages << " pool pages ("
+          << s.buddied_pages << " buddied)";
+  RecordProperty("model", summary.str());
   // The run exercised every page kind.
   EXPECT_GT(s.same_pages + s.huge_pages + s.pool_pages, 0u);
   for (int f = 0; f < kFiles; ++f) store.Remove(id(f));

@@ -1,27 +1,34 @@
-// Helpers shared by the PageStore unit tests (page_store_test.cc, page_store_limits_test.cc,
-// page_store_model_test.cc, page_store_concurrency_test.cc): real text (hermetic) and random data,
-// read and write checks, the mem_used_total formula, and a page arena that counts, tracks and can
-// refuse pages.
+// Helpers shared by the PageStore unit tests (tests/store/page_store_*_test.cc): real text
+// (hermetic) and random data, read and write checks, the mem_used_total formula, a page arena
+// that counts, tracks and can refuse pages, and for the reclaim tests a store over a private
+// overflow directory.
 #ifndef ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
 #define ZBUDFS_TESTS_STORE_PAGE_STORE_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <boost/filesystem.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "store/overflow_store.h"
 #include "store/page_arena.h"
 #include "store/page_store.h"
 #include "store/zbud_pool.h"
 #include "tests/corpus.h"
+#include "tests/same_bytes.h"
+#include "tests/temp_dir.h"
 
 namespace zbudfs::store_test {
 
@@ -88,9 +95,12 @@ inline Bytes WordBytes(size_t n, uint64_t word) {
   return out;
 }
 
-inline bool AllZero(const uint8_t* p, size_t n) {
-  return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
+// Whether p[0, n) is all zeros; on failure, where the first other byte is.
+inline ::testing::AssertionResult AllZero(const uint8_t* p, size_t n) {
+  return test::AllZeroBytes(p, n);
 }
+
+using test::SameBytes;
 
 // Reads len bytes, failing the test on an error.
 inline Bytes ReadBytes(PageStore& store, PageStore::FileId file, uint64_t off, size_t len) {
@@ -187,6 +197,83 @@ inline PageStoreOptions WithArena(PageArena* arena) {
 inline uint64_t SeedFromEnv(uint64_t fallback) {
   const char* s = std::getenv("ZBUDFS_TEST_SEED");
   return s != nullptr ? std::strtoull(s, nullptr, 0) : fallback;
+}
+
+// ---- A store over a private overflow directory, for the reclaim tests ---------------------------
+
+// Mixed data: a third random (raw pages), a third compressible, a third zeros.
+inline Bytes MixedData(size_t bytes, uint64_t seed) {
+  Bytes v(bytes);
+  std::mt19937_64 rng(seed);
+  for (size_t p = 0; p < bytes / kPage; ++p) {
+    uint8_t* page = v.data() + p * kPage;
+    switch ((p + seed) % 3) {
+      case 0:
+        for (size_t i = 0; i < kPage; i += 8) {
+          uint64_t w = rng();
+          std::memcpy(page + i, &w, 8);
+        }
+        break;
+      case 1:
+        for (size_t i = 0; i < kPage; ++i) page[i] = "zbudfs compressed page "[(i + p) % 23];
+        page[p % kPage] = static_cast<uint8_t>(rng());
+        break;
+      default:
+        break;  // Zeros.
+    }
+  }
+  return v;
+}
+
+// A PageStore with mem_limit whose reclaim writes to an OverflowStore in a private directory.
+struct OverflowFixture {
+  explicit OverflowFixture(uint64_t mem_limit, uint64_t overflow_limit = 0, bool background = true,
+                           OverflowIo* io = nullptr, PageArena* arena = nullptr,
+                           StoreErrorReporter report = {}) {
+    auto ov = OverflowStore::Open({dir.path(), overflow_limit, io});
+    EXPECT_TRUE(ov.ok()) << ov.status().ToString();
+    overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+    PageStoreOptions o;
+    o.mem_limit = mem_limit;
+    o.overflow = overflow;
+    o.background_reclaim = background;
+    o.arena = arena;
+    o.report_error = std::move(report);
+    store = std::make_unique<PageStore>(o);
+  }
+  OverflowFixture(const OverflowFixture&) = delete;
+  OverflowFixture& operator=(const OverflowFixture&) = delete;
+
+  test::TempDir dir;
+  std::shared_ptr<OverflowStore> overflow;
+  std::unique_ptr<PageStore> store;
+};
+
+// What the store reported through PageStoreOptions::report_error.
+struct Reports {
+  std::mutex mu;
+  std::vector<std::pair<StoreErrorKind, std::string>> seen;
+  StoreErrorReporter Reporter() {
+    return [this](StoreErrorKind kind, const std::string& message) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.emplace_back(kind, message);
+    };
+  }
+  size_t Count(StoreErrorKind kind) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.first == kind; });
+  }
+};
+
+// Every data file of the overflow directory in dir, for tests that change them under us.
+inline std::vector<std::string> OverflowFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (boost::filesystem::directory_iterator it(dir), end; it != end; ++it) {
+    if (it->path().filename().string().rfind("zbudfs-overflow-", 0) == 0) {
+      files.push_back(it->path().string());
+    }
+  }
+  return files;
 }
 
 }  // namespace zbudfs::store_test

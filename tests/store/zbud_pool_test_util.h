@@ -28,6 +28,7 @@
 #include "store/page_arena.h"
 #include "store/status.h"
 #include "store/zbud_pool.h"
+#include "tests/same_bytes.h"
 
 namespace zbudfs::zbud_test {
 
@@ -95,8 +96,8 @@ inline ::testing::AssertionResult HasPattern(const ZbudPool& pool, Handle h, siz
 }
 
 inline ::testing::AssertionResult CopyHasPattern(const std::vector<uint8_t>& copy, uint32_t tag) {
-  if (std::memcmp(copy.data(), PatternFor(tag), copy.size()) != 0) {
-    return ::testing::AssertionFailure() << "evicted copy of tag " << tag << " is corrupt";
+  if (auto same = test::SameBytes(copy.data(), PatternFor(tag), copy.size()); !same) {
+    return ::testing::AssertionFailure() << "evicted copy of tag " << tag << ": " << same.message();
   }
   return ::testing::AssertionSuccess();
 }
