@@ -257,7 +257,9 @@ TEST(PageStoreReclaimTest, ConcurrentOverwriteDuringRawEvictionKeepsTheLastWrite
     data.push_back(RandomBytes(kPage, rng));
   }
   ASSERT_TRUE(fx.store->Write(7, 0, data[0].data(), kPage).ok());  // Raw, at address X.
-  std::thread evictor([&] { fx.store->ReclaimTo(0); });            // Copies data[0], blocks.
+  // Copies data[0], then blocks. Whether it then reaches 0 bytes depends on the race with the
+  // writes below; what this test checks is the data the page ends up with.
+  std::thread evictor([&] { (void)fx.store->ReclaimTo(0); });
   while (!io.entered) std::this_thread::yield();
   EXPECT_TRUE(fx.store->Write(7, 0, data[1].data(), kPage).ok());  // At Y; X freed.
   EXPECT_TRUE(fx.store->Write(7, 0, data[2].data(), kPage).ok());  // At X again.
