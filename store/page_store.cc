@@ -1,6 +1,6 @@
-// Lock order (see page_store.h): files_mu_ -> File::write_mu_ -> File::index_mu_ ->
-// ZbudPool::mu_ -> PageArena::mu_. files_mu_ is never held across the others.
 #include "store/page_store.h"
+
+#include <malloc.h>
 
 #include <algorithm>
 #include <cstring>
@@ -20,38 +20,57 @@ using store_internal::kDropBatch;
 using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
 
+namespace {
+
+PageStorage::Options StorageOptions(const PageStoreOptions& o) {
+  PageStorage::Options s;
+  s.zstd_level = o.zstd_level;
+  s.zstd_fast_level = o.zstd_fast_level;
+  s.arena = o.arena;
+  s.overflow = o.overflow.get();
+  s.report_error = o.report_error;
+  return s;
+}
+
+Reclaimer::Options ReclaimerOptions(const PageStoreOptions& o) {
+  Reclaimer::Options r;
+  r.mem_limit = o.mem_limit;
+  r.overflow = o.overflow != nullptr;
+  r.background = o.background_reclaim;
+  return r;
+}
+
+// Per thread, not on the stack: a 4 KiB write would otherwise zero 8 KiB of entries (fresh
+// and old) per call. Nothing re-enters RewritePages on the same thread.
+PageEntry* FreshEntries() {
+  thread_local PageEntry entries[kBatchPages];
+  return entries;
+}
+PageEntry* OldEntries() {
+  thread_local PageEntry entries[kBatchPages];
+  return entries;
+}
+
+bool Matches(const PageEntry* e, const PageEntry& expect) {
+  return e != nullptr && e->kind == expect.kind && e->value == expect.value;
+}
+
+}  // namespace
+
 PageStore::PageStore(const PageStoreOptions& options)
     : options_(options),
+      storage_(StorageOptions(options), this),
+      reclaimer_(ReclaimerOptions(options), &storage_, this),
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
-  if (options_.arena == nullptr) {
-    owned_arena_ = std::make_unique<PageArena>();
-    arena_ = owned_arena_.get();
-  } else {
-    arena_ = options_.arena;
-  }
-  pool_ = std::make_unique<ZbudPool>(
-      arena_, [this](ZbudPool&, ZbudPool::Handle handle) { return EvictZbud(handle); });
-  // Watermarks: background reclaim starts above 95 % of mem_limit and stops at 90 %.
-  high_wm_ = options_.mem_limit - options_.mem_limit / 20;
-  low_wm_ = options_.mem_limit - options_.mem_limit / 10;
-  if (options_.mem_limit != 0 && options_.overflow && options_.background_reclaim) {
-    reclaimer_ = std::thread([this] { ReclaimerLoop(); });
-  }
+  reclaimer_.Start();
 }
 
 PageStore::~PageStore() {
-  if (reclaimer_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(bg_mu_);
-      bg_stop_ = true;
-    }
-    bg_cv_.notify_all();
-    reclaimer_.join();
-  }
+  reclaimer_.Stop();
   std::vector<FileId> ids;
   for (size_t i = 0; i < kFileShards; ++i) {
-    std::shared_lock<std::shared_mutex> lock(file_shards_[i].mu);
+    ReaderLock lock(&file_shards_[i].mu);
     for (const auto& [id, file] : file_shards_[i].files) ids.push_back(id);
   }
   for (FileId id : ids) Remove(id);
@@ -59,7 +78,7 @@ PageStore::~PageStore() {
 
 std::shared_ptr<PageStore::File> PageStore::FindFile(FileId file) const {
   FileShard& shard = ShardOf(file);
-  std::shared_lock<std::shared_mutex> lock(shard.mu);
+  ReaderLock lock(&shard.mu);
   auto it = shard.files.find(file);
   return it == shard.files.end() ? nullptr : it->second;
 }
@@ -67,155 +86,217 @@ std::shared_ptr<PageStore::File> PageStore::FindFile(FileId file) const {
 std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
   if (auto f = FindFile(file)) return f;
   FileShard& shard = ShardOf(file);
-  std::unique_lock<std::shared_mutex> lock(shard.mu);
+  WriterLock lock(&shard.mu);
   auto& slot = shard.files[file];
   if (!slot) slot = std::make_shared<File>(write_stripes_[file % kWriteStripes].mu);
   return slot;
 }
 
-// ---- Mutation core ----------------------------------------------------------------------------
+// Runs op(file) with f's write_mu held, on a live File (retrying if Remove raced us).
+template <typename Op>
+Status PageStore::WithFile(FileId id, bool create, Op&& op) {
+  for (;;) {
+    std::shared_ptr<File> f = create ? FindOrCreateFile(id) : FindFile(id);
+    if (!f) return Status::OK();
+    MutexLock lock(&f->write_mu);
+    if (f->removed) continue;
+    Status st = op(*f);
+    if (st.code() == ESTALE && f->removed) continue;  // Removed while op waited for memory.
+    return st;
+  }
+}
 
-// Rewrites pages [first, first+n) of f. For page p, fill(p, buf) must produce the page's new
-// contents in buf and return a pointer to them (buf or elsewhere), or nullptr to leave the
-// page as it is. Locking: with kCallerHoldsWriteMu the caller holds write_mu, released
-// only while waiting for memory held by unpublished pages (ESTALE if the file was removed
-// meanwhile); with kLockToPublish it holds nothing (fill must not read the file), pages are
-// compressed unlocked and write_mu is taken for each publication, which fails with ESTALE if
-// the file was removed meanwhile. Compression happens before index_mu is taken; the swap takes it
-// exclusive once; the old storage is freed after it is released.
+// ---- Rewriting pages --------------------------------------------------------------------------
+//
+// RewritePages(first, n, fill) rewrites pages [first, first+n) of a file. For page p,
+// fill(p, buf, &status) produces the page's new contents in buf and returns a pointer to them
+// (buf or elsewhere), or nullptr to leave the page as it is. Locking: with
+// kCallerHoldsWriteMu the caller holds write_mu, released only while waiting for memory
+// held by unpublished pages (ESTALE if the file was removed meanwhile); with kLockToPublish
+// it holds nothing (fill must not read the file), pages are compressed unlocked and write_mu
+// is taken for each publication, which fails with ESTALE if the file was removed meanwhile.
+// Compression happens before index_mu is taken; a publication takes it exclusive once; the
+// old storage is freed after it is released.
+
+PageStore::Batch::Batch(uint64_t first, uint64_t n)
+    : start(first), count(n), fresh(FreshEntries()), old(OldEntries()) {}
+
 template <typename Fill>
 Status PageStore::RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
                                WriteMuMode mode, Limit limit) {
-  // Per thread, not on the stack: a 4 KiB write would otherwise zero 8 KiB of entries
-  // (fresh and old) per call. Nothing here re-enters RewritePages on the same thread.
-  thread_local uint8_t merge[kPageSize];
-  thread_local PageEntry fresh[kBatchPages];
-  thread_local PageEntry old[kBatchPages];
-  bool touched[kBatchPages];
   for (uint64_t start = first; start < first + n; start += kBatchPages) {
-    const uint64_t count = std::min(kBatchPages, first + n - start);
-    // Frees pages [from, to) of the batch, encoded but not to be published.
-    auto discard = [&](uint64_t from, uint64_t to) {
-      for (uint64_t i = from; i < to; ++i) {
-        if (touched[i]) FreeEntry(fresh[i]);
-      }
-      EndInFlight(fresh + from, touched + from, to - from);
-    };
-    // Puts pages [from, to) of the batch into the index (one exclusive section) and frees
-    // what they replace; on ENOSPC past capacity (or ESTALE) frees them instead.
-    auto publish = [&](uint64_t from, uint64_t to) -> Status {
-      std::unique_lock<std::mutex> write_lock;
-      if (mode == WriteMuMode::kLockToPublish) {
-        write_lock = std::unique_lock<std::mutex>(f.write_mu);
-        if (f.removed) {
-          discard(from, to);
-          return Status::Error(ESTALE, "file removed during the write");
-        }
-      }
-      {
-        std::unique_lock<std::shared_mutex> lock(f.index_mu);
-        uint64_t holes = 0;  // Pages that add to what the store holds (capacity).
-        for (uint64_t i = from; i < to; ++i) {
-          holes += touched[i] && f.index.Find(start + i) == nullptr;
-        }
-        if (!ReservePages(holes)) {
-          lock.unlock();
-          discard(from, to);
-          return Status::Error(ENOSPC, "file system full (size)");
-        }
-        AccountDelta delta;
-        for (uint64_t i = from; i < to; ++i) {
-          if (!touched[i]) continue;
-          old[i] = f.index.Set(start + i, fresh[i]);
-          delta.Add(fresh[i], +1);
-          if (old[i].present()) delta.Add(old[i], -1);
-        }
-        Apply(f, delta);
-      }
-      for (uint64_t i = from; i < to; ++i) {
-        if (touched[i] && old[i].present()) FreeEntry(old[i]);
-      }
-      RecordRawPages(id, start + from, fresh + from, touched + from, to - from);
-      EndInFlight(fresh + from, touched + from, to - from);  // Reclaim may take them now.
-      return Status::OK();
-    };
-    Status st;
-    uint64_t published = 0;    // Pages [0, published) of the batch are in the index.
-    uint64_t done = 0;         // Pages [published, done) are encoded, not yet published.
-    PageCodec::Streak streak;  // Neighbouring pages compress alike.
-    int idle_waits = 0;        // WaitForRoom's rounds with nothing in flight, in a row.
-    while (done < count) {
-      const uint64_t page = start + done;
-      st = Status::OK();  // fill() sets it only when it fails; a retried page starts afresh.
-      const uint8_t* data = fill(page, merge, &st);
-      if (!st.ok()) break;
-      touched[done] = data != nullptr;
-      bool passed_limit = false;
-      if (data != nullptr) {
-        // The memory the current entry holds (0: hole, same, overflow), read now: reclaim
-        // may have moved the old page out since the batch began.
-        // (kAdmitShrink: as if it replaced any amount, so that it is always admitted.)
-        uint64_t replaced_mem = limit == Limit::kAdmitShrink ? UINT64_MAX : 0;
-        if (limit == Limit::kEnforce) {
-          std::shared_lock<std::shared_mutex> lock(f.index_mu);
-          const PageEntry* e = f.index.Find(page);
-          if (e != nullptr && e->kind != PageEntry::kOverflow) replaced_mem = EntryCost(*e);
-          // Its zbud header is needed again when it is freed, after compression: load it now.
-          if (e != nullptr && e->kind == PageEntry::kZbud) ZbudPool::Prefetch(e->value);
-        }
-        st = EncodePage(id, page, data, replaced_mem, &streak, &fresh[done], &passed_limit);
-      }
-      if (st.code() == EAGAIN) {
-        // Nothing evictable: the memory is in pages not yet published, ours or other
-        // writers'. Publish ours (reclaim may then take them), or wait for theirs.
-        if (done > published) {
-          st = publish(published, done);
-          published = done;
-          if (!st.ok()) return st;
-          continue;
-        }
-        // Wait with write_mu released: the pages waited for may be those of a lock-free
-        // writer of this very file, which needs write_mu to publish them. Nothing of ours is
-        // pending, and fill() runs again for this page after the wait.
-        if (mode == WriteMuMode::kCallerHoldsWriteMu) f.write_mu.unlock();
-        st = WaitForRoom(&idle_waits);
-        if (mode == WriteMuMode::kCallerHoldsWriteMu) {
-          f.write_mu.lock();
-          if (f.removed) return Status::Error(ESTALE, "file removed during the write");
-        }
-        if (!st.ok()) break;  // Nothing pending: nothing to discard.
-        continue;
-      }
-      if (!st.ok()) break;
-      ++done;
-      if (passed_limit) {
-        // Past mem_limit on the strength of the page it replaces: swap it in and free that
-        // one now, before the next allocation (freeing one zbud buddy releases no zbud page
-        // while the other lives, so a whole batch admitted this way could stay over).
-        st = publish(published, done);
-        published = done;
-        if (!st.ok()) return st;
-      }
-    }
-    if (!st.ok()) {
-      discard(published, done);
-      return st;
-    }
-    st = publish(published, count);
+    Batch b(start, std::min(kBatchPages, first + n - start));
+    Status st = RewriteBatch(id, f, b, fill, mode, limit);
     if (!st.ok()) return st;
   }
   return Status::OK();
 }
 
+template <typename Fill>
+Status PageStore::RewriteBatch(FileId id, File& f, Batch& b, Fill& fill, WriteMuMode mode,
+                               Limit limit) {
+  thread_local uint8_t merge[kPageSize];
+  while (b.done < b.count) {
+    Status st;  // fill() sets it only when it fails; a retried page starts afresh.
+    const uint8_t* data = fill(b.start + b.done, merge, &st);
+    if (st.ok()) st = AddPage(id, f, b, data, mode, limit);
+    if (!st.ok()) {
+      Discard(b, b.published, b.done);  // Empty after a failed publication.
+      return st;
+    }
+  }
+  return Publish(id, f, b, b.count, mode);
+}
+
+// Encodes the next page of b from data (nullptr: leave it), or, with no room for it,
+// publishes what b holds or waits for others' pages (b.done stays: the page is filled again).
+Status PageStore::AddPage(FileId id, File& f, Batch& b, const uint8_t* data, WriteMuMode mode,
+                          Limit limit) {
+  if (data == nullptr) {
+    b.touched[b.done++] = false;
+    return Status::OK();
+  }
+  const uint64_t page = b.start + b.done;
+  bool passed_limit = false;
+  Status st = EncodePage(id, page, data, ReplacedMemory(f, page, limit), &b.streak,
+                         &b.fresh[b.done], &passed_limit);
+  if (st.code() == EAGAIN) return NoRoom(id, f, b, mode);
+  if (!st.ok()) return st;
+  b.touched[b.done++] = true;
+  // Past mem_limit on the strength of the page it replaces: swap it in and free that one
+  // now, before the next allocation (freeing one zbud buddy releases no zbud page while the
+  // other lives, so a whole batch admitted this way could stay over).
+  if (passed_limit) return Publish(id, f, b, b.done, mode);
+  return Status::OK();
+}
+
+// The memory the current entry of page holds (0: hole, same, overflow), read now: reclaim
+// may have moved the old page out since the batch began. kAdmitShrink: as if it replaced any
+// amount, so that the new page is always admitted.
+uint64_t PageStore::ReplacedMemory(File& f, uint64_t page, Limit limit) {
+  if (limit == Limit::kAdmitShrink) return UINT64_MAX;
+  ReaderLock lock(&f.index_mu);
+  const PageEntry* e = f.index.Find(page);
+  if (e == nullptr || e->kind == PageEntry::kOverflow) return 0;
+  // Its zbud header is needed again when it is freed, after compression: load it now.
+  if (e->kind == PageEntry::kZbud) ZbudPool::Prefetch(e->value);
+  return PageStorage::EntryCost(*e);
+}
+
+// New storage for a page. A page that takes no more memory than the one it replaces (freed
+// right after the swap) may pass mem_limit for that moment (*passed_limit): truncate, punch
+// and shrinking overwrites never fail for memory.
+Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
+                             PageCodec::Streak* streak, PageEntry* out, bool* passed_limit) {
+  *passed_limit = false;
+  if (storage_.EncodeSame(data, out)) return Status::OK();
+  thread_local uint8_t scratch[kPageSize];
+  const size_t n = storage_.Compress(data, streak, scratch);
+  const size_t length = n != 0 ? n : PageStorage::kRawLength;
+  Status room = reclaimer_.MakeRoom();
+  if (!room.ok() && PageStorage::StoredCost(length) > replaced_mem) return room;
+  *passed_limit = !room.ok();
+  Status st = storage_.Store(id, page, n != 0 ? scratch : data, length, out);
+  if (st.ok()) reclaimer_.BeginInFlight(1);  // Until EndInFlight.
+  return st;
+}
+
+// Nothing evictable: the memory is in pages not yet published, ours or other writers'.
+// Publish ours (reclaim may then take them), or wait for theirs; nothing of ours is pending
+// then, and fill() runs again for this page after the wait.
+Status PageStore::NoRoom(FileId id, File& f, Batch& b, WriteMuMode mode) {
+  if (b.done > b.published) return Publish(id, f, b, b.done, mode);
+  return WaitForRoom(f, mode, &b.idle_waits);
+}
+
+// Waits with write_mu released: the pages waited for may be those of a lock-free writer of
+// this very file, which needs write_mu to publish them. Whether the caller holds write_mu
+// depends on mode, a conditional unlock the analysis cannot follow: hence unchecked.
+Status PageStore::WaitForRoom(File& f, WriteMuMode mode,
+                              int* idle_waits) NO_THREAD_SAFETY_ANALYSIS {
+  if (mode == WriteMuMode::kLockToPublish) return reclaimer_.WaitForRoom(idle_waits);
+  f.write_mu.Unlock();
+  Status st = reclaimer_.WaitForRoom(idle_waits);
+  f.write_mu.Lock();
+  if (f.removed) return Status::Error(ESTALE, "file removed during the write");
+  return st;
+}
+
+// Publishes pages [published, to) of b, taking write_mu for kLockToPublish; b.published
+// becomes `to` whatever happens (on failure those pages are freed).
+Status PageStore::Publish(FileId id, File& f, Batch& b, uint64_t to, WriteMuMode mode) {
+  const uint64_t from = b.published;
+  b.published = to;
+  if (mode == WriteMuMode::kCallerHoldsWriteMu) {
+    f.write_mu.AssertHeld();
+    return SwapIn(id, f, b, from, to);
+  }
+  MutexLock lock(&f.write_mu);
+  if (f.removed) {
+    Discard(b, from, to);
+    return Status::Error(ESTALE, "file removed during the write");
+  }
+  return SwapIn(id, f, b, from, to);
+}
+
+// Puts pages [from, to) of b into the index (one exclusive section) and frees what they
+// replace; on ENOSPC past capacity frees them instead.
+Status PageStore::SwapIn(FileId id, File& f, Batch& b, uint64_t from, uint64_t to) {
+  {
+    WriterLock lock(&f.index_mu);
+    uint64_t holes = 0;  // Pages that add to what the store holds (capacity).
+    for (uint64_t i = from; i < to; ++i) {
+      holes += b.touched[i] && f.index.Find(b.start + i) == nullptr;
+    }
+    if (!ReservePages(holes)) {
+      lock.Unlock();
+      Discard(b, from, to);
+      return Status::Error(ENOSPC, "file system full (size)");
+    }
+    AccountDelta delta;
+    for (uint64_t i = from; i < to; ++i) {
+      if (!b.touched[i]) continue;
+      b.old[i] = f.index.Set(b.start + i, b.fresh[i]);
+      delta.Add(b.fresh[i], +1);
+      if (b.old[i].present()) delta.Add(b.old[i], -1);
+    }
+    Apply(f, delta);
+  }
+  for (uint64_t i = from; i < to; ++i) {
+    if (b.touched[i] && b.old[i].present()) storage_.Free(b.old[i]);
+  }
+  storage_.RecordRawPages(id, b.start + from, b.fresh + from, b.touched + from, to - from);
+  EndInFlight(b, from, to);  // Reclaim may take them now.
+  return Status::OK();
+}
+
+void PageStore::Discard(Batch& b, uint64_t from, uint64_t to) {
+  for (uint64_t i = from; i < to; ++i) {
+    if (b.touched[i]) storage_.Free(b.fresh[i]);
+  }
+  EndInFlight(b, from, to);
+}
+
+void PageStore::EndInFlight(Batch& b, uint64_t from, uint64_t to) {
+  uint64_t pages = 0;
+  for (uint64_t i = from; i < to; ++i) {
+    pages +=
+        b.touched[i] && (b.fresh[i].kind == PageEntry::kZbud || b.fresh[i].kind == PageEntry::kRaw);
+  }
+  reclaimer_.EndInFlight(pages);
+}
+
+// ---- Other mutations --------------------------------------------------------------------------
+
 // Reads page p of f into buf (zeros for a hole). Takes index_mu shared.
 Status PageStore::LoadPage(const File& f, uint64_t page, uint8_t* buf) const {
-  std::shared_lock<std::shared_mutex> lock(f.index_mu);
+  ReaderLock lock(&f.index_mu);
   const PageEntry* e = f.index.Find(page);
   if (e == nullptr) {
     std::memset(buf, 0, kPageSize);
     return Status::OK();
   }
-  return DecodePage(*e, buf);
+  return storage_.Load(*e, buf);
 }
 
 // Erases pages [first, last) of f, freeing their storage, write_mu held. In batches of
@@ -226,13 +307,13 @@ Status PageStore::LoadPage(const File& f, uint64_t page, uint8_t* buf) const {
 // than a batch. Zero runs (fallocate) go whole: they hold no memory.
 void PageStore::DropPages(File& f, uint64_t first, uint64_t last, bool keep_reserved) {
   thread_local std::vector<PageEntry> gone;  // One batch; reused.
-  PageArena::DeferredFree deferred(arena_);
+  PageArena::DeferredFree deferred(storage_.arena());
   for (uint64_t from = first; from < last;) {
     gone.clear();
     AccountDelta delta;
     uint64_t zero_pages = 0;
     {
-      std::unique_lock<std::shared_mutex> lock(f.index_mu);
+      WriterLock lock(&f.index_mu);
       const uint64_t to = f.index.BatchEnd(from, last, kDropBatch);
       f.index.EraseRange(
           from, to,
@@ -245,25 +326,11 @@ void PageStore::DropPages(File& f, uint64_t first, uint64_t last, bool keep_rese
       const uint64_t next = f.index.NextPresent(to);  // Skips the empty stretch, if any.
       from = next >= last ? last : next;
     }
-    for (const PageEntry& e : gone) FreeEntry(e);
+    for (const PageEntry& e : gone) storage_.Free(e);
     delta.same -= static_cast<int64_t>(zero_pages);
     AddCounters(f, delta);
     if (!keep_reserved) UnreservePages(gone.size() + zero_pages);
     dropped_pages_.fetch_add(gone.size() + 1, std::memory_order_relaxed);
-  }
-}
-
-// Runs op(file) with f's write_mu held, on a live File (retrying if Remove raced us).
-template <typename Op>
-Status PageStore::WithFile(FileId id, bool create, Op&& op) {
-  for (;;) {
-    std::shared_ptr<File> f = create ? FindOrCreateFile(id) : FindFile(id);
-    if (!f) return Status::OK();
-    std::lock_guard<std::mutex> lock(f->write_mu);
-    if (f->removed) continue;
-    Status st = op(*f);
-    if (st.code() == ESTALE && f->removed) continue;  // Removed while op waited for memory.
-    return st;
   }
 }
 
@@ -316,67 +383,98 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
     std::memset(dst, 0, len);
     return Status::OK();
   }
-  struct Promotion {
-    uint64_t page;
-    uint64_t loc;
-    uint16_t stamp;
-    uint32_t len;
-    std::unique_ptr<uint8_t[]> payload;
-  };
   std::vector<Promotion> promotions;
-  thread_local uint8_t bounce[kPageSize];
   {
-    std::shared_lock<std::shared_mutex> lock(f->index_mu);
-    uint64_t pos = off;
-    const uint64_t end = off + len;
-    while (pos < end) {
-      const uint64_t page = pos / kPageSize;
-      const uint64_t in_page = pos % kPageSize;
-      const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
-      uint8_t* out = dst + (pos - off);
-      const PageEntry* e = f->index.Find(page);
-      uint8_t* into = (in_page == 0 && n == kPageSize) ? out : bounce;
-      if (e == nullptr) {
-        std::memset(out, 0, n);
-        pos += n;
-        continue;
-      }
-      if (e->kind == PageEntry::kOverflow) {
-        // One pread of the payload, decompressed into the reply; kept if it is to come back.
-        const uint8_t before = std::atomic_ref<uint8_t>(const_cast<uint8_t&>(e->flags))
-                                   .fetch_or(kFlagAccessed, std::memory_order_relaxed);
-        auto payload = std::make_unique<uint8_t[]>(e->length);
-        Status st = ReadOverflow(*e, payload.get());
-        if (st.ok()) {
-          if (e->length == kPageSize) {
-            std::memcpy(into, payload.get(), kPageSize);
-          } else {
-            st = PageCodec::Decompress(payload.get(), e->length, into);
-            if (!st.ok()) Report(StoreErrorKind::kCheckFailed, st);
-          }
-        }
-        if (!st.ok()) return st;
-        if ((before & kFlagAccessed) != 0 && promotions.size() < kMaxPromotePerRead &&
-            MemUsed() + kPageSize < low_wm_) {
-          promotions.push_back(Promotion{page, e->value, e->stamp, e->length, std::move(payload)});
-        }
-      } else {
-        Status st = DecodePage(*e, into);
-        if (!st.ok()) return st;
-      }
-      if (into == bounce) std::memcpy(out, bounce + in_page, n);
-      pos += n;
-    }
+    ReaderLock lock(&f->index_mu);
+    Status st = ReadLocked(*f, off, dst, len, &promotions);
+    if (!st.ok()) return st;
   }
-  for (const Promotion& p : promotions) {
-    Promote(id, p.page, p.loc, p.stamp, p.payload.get(), p.len);
+  for (const Promotion& p : promotions) Promote(id, p);
+  return Status::OK();
+}
+
+Status PageStore::ReadLocked(const File& f, uint64_t off, uint8_t* dst, size_t len,
+                             std::vector<Promotion>* promotions) {
+  thread_local uint8_t bounce[kPageSize];
+  const uint64_t end = off + len;
+  for (uint64_t pos = off; pos < end;) {
+    const uint64_t page = pos / kPageSize;
+    const uint64_t in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+    uint8_t* out = dst + (pos - off);
+    const PageEntry* e = f.index.Find(page);
+    uint8_t* into = (in_page == 0 && n == kPageSize) ? out : bounce;
+    if (e == nullptr) {
+      std::memset(out, 0, n);
+      pos += n;
+      continue;
+    }
+    Status st = e->kind == PageEntry::kOverflow ? ReadOverflowPage(*e, page, into, promotions)
+                                                : storage_.Load(*e, into);
+    if (!st.ok()) return st;
+    if (into == bounce) std::memcpy(out, bounce + in_page, n);
+    pos += n;
   }
   return Status::OK();
+}
+
+// One pread of the payload, decoded into the reply; kept if the page is to come back (its
+// second read, with memory below the low watermark).
+Status PageStore::ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* into,
+                                   std::vector<Promotion>* promotions) {
+  const uint8_t before = std::atomic_ref<uint8_t>(const_cast<uint8_t&>(e.flags))
+                             .fetch_or(kFlagAccessed, std::memory_order_relaxed);
+  auto payload = std::make_unique<uint8_t[]>(e.length);
+  Status st = storage_.ReadOverflow(e, payload.get());
+  if (st.ok()) st = storage_.DecodeOverflow(e, payload.get(), into);
+  if (!st.ok()) return st;
+  if ((before & kFlagAccessed) != 0 && promotions->size() < kMaxPromotePerRead &&
+      MemUsed() + kPageSize < reclaimer_.low_wm()) {
+    promotions->push_back(Promotion{page, e.value, e.stamp, e.length, std::move(payload)});
+  }
+  return Status::OK();
+}
+
+// Brings an overflow page (p.payload: its stored bytes) back into memory, if its entry still
+// points at p.loc. Best effort: on any failure the page simply stays in the overflow store.
+void PageStore::Promote(FileId id, const Promotion& p) {
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) return;
+  PageEntry fresh;
+  if (!storage_.Store(id, p.page, p.payload.get(), p.len, &fresh).ok()) return;
+  PageEntry old;
+  {
+    WriterLock lock(&f->index_mu);
+    PageEntry* e = f->index.FindMutable(p.page);
+    // loc alone is not enough: the page may have been overwritten and written back again
+    // into the same (reused, LIFO) slot since we read it. The stamp tells the two apart
+    // unless it wrapped (16 bits), so the slot's bytes are compared too: one pread under
+    // this file's lock, on a path taken once per promoted page.
+    if (e != nullptr && e->kind == PageEntry::kOverflow && e->value == p.loc &&
+        e->stamp == p.stamp && e->length == p.len && SlotHolds(p.loc, p.payload.get(), p.len)) {
+      old = *e;
+      *e = fresh;
+      AccountSwap(*f, old, fresh);
+    }
+  }
+  if (!old.present()) {
+    storage_.Free(fresh);  // Changed meanwhile: the page is someone else's business now.
+    return;
+  }
+  storage_.Free(old);
+  storage_.RecordRawPage(id, p.page, fresh);
+}
+
+// True if the overflow slot at loc holds exactly payload[0..len).
+bool PageStore::SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const {
+  uint8_t current[kPageSize];
+  return options_.overflow->Read(loc, current, len).ok() && std::memcmp(current, payload, len) == 0;
 }
 
 Status PageStore::Truncate(FileId id, uint64_t size) {
   if (size > kMaxFileSize) return Status::Error(EFBIG);
   return WithFile(id, /*create=*/false, [&](File& f) -> Status {
+    f.write_mu.AssertHeld();  // WithFile's.
     // Whole pages first: what they free makes room for the tail page's new form.
     DropPages(f, (size + kPageSize - 1) / kPageSize, PageIndex::kNone);
     if (size % kPageSize == 0) return Status::OK();
@@ -390,7 +488,7 @@ Status PageStore::Truncate(FileId id, uint64_t size) {
 // of the range, while the operation frees the rest.
 Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to) {
   {
-    std::shared_lock<std::shared_mutex> lock(f.index_mu);
+    ReaderLock lock(&f.index_mu);
     if (f.index.Find(page) == nullptr) return Status::OK();
   }
   return RewritePages(
@@ -434,10 +532,12 @@ Status PageStore::PunchHole(FileId id, uint64_t off, uint64_t len) {
     return SplitRange(
         off, len,
         [&](uint64_t first, uint64_t last) {
+          f.write_mu.AssertHeld();  // WithFile's.
           DropPages(f, first, last);
           return Status::OK();
         },
         [&](uint64_t page, uint64_t from, uint64_t to) {
+          f.write_mu.AssertHeld();
           return ZeroInPage(id, f, page, from, to);
         });
   });
@@ -450,14 +550,14 @@ Status PageStore::PunchHole(FileId id, uint64_t off, uint64_t len) {
 Status PageStore::ZeroWholePages(File& f, uint64_t first, uint64_t last) {
   uint64_t present;
   {
-    std::shared_lock<std::shared_mutex> lock(f.index_mu);
+    ReaderLock lock(&f.index_mu);
     present = f.index.CountPresent(first, last);
   }
   if (!ReservePages((last - first) - present)) {
     return Status::Error(ENOSPC, "file system full (size)");
   }
   DropPages(f, first, last, /*keep_reserved=*/true);
-  std::unique_lock<std::shared_mutex> lock(f.index_mu);
+  WriterLock lock(&f.index_mu);
   AccountDelta delta;
   delta.same = static_cast<int64_t>(f.index.FillZeroRuns(first, last));
   Apply(f, delta);
@@ -467,7 +567,11 @@ Status PageStore::ZeroWholePages(File& f, uint64_t first, uint64_t last) {
 Status PageStore::ZeroRange(FileId id, uint64_t off, uint64_t len) {
   return WithFile(id, /*create=*/true, [&](File& f) {
     return SplitRange(
-        off, len, [&](uint64_t first, uint64_t last) { return ZeroWholePages(f, first, last); },
+        off, len,
+        [&](uint64_t first, uint64_t last) {
+          f.write_mu.AssertHeld();  // WithFile's.
+          return ZeroWholePages(f, first, last);
+        },
         [&](uint64_t page, uint64_t from, uint64_t to) {
           return RewritePages(id, f, page, 1, [&](uint64_t p, uint8_t* merge, Status* st) {
             *st = LoadPage(f, p, merge);
@@ -486,7 +590,7 @@ Status PageStore::Allocate(FileId id, uint64_t off, uint64_t len) {
   const uint64_t first = off / kPageSize;
   const uint64_t last = (off + len - 1) / kPageSize + 1;
   return WithFile(id, /*create=*/true, [&](File& f) -> Status {
-    std::unique_lock<std::shared_mutex> lock(f.index_mu);
+    WriterLock lock(&f.index_mu);
     const uint64_t holes = (last - first) - f.index.CountPresent(first, last);
     if (!ReservePages(holes)) return Status::Error(ENOSPC, "file system full (size)");
     AccountDelta delta;
@@ -501,13 +605,13 @@ void PageStore::Remove(FileId id) {
     std::shared_ptr<File> f;
     {
       FileShard& shard = ShardOf(id);
-      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      WriterLock lock(&shard.mu);
       auto it = shard.files.find(id);
       if (it == shard.files.end()) return;
       f = std::move(it->second);
       shard.files.erase(it);
     }
-    std::lock_guard<std::mutex> lock(f->write_mu);
+    MutexLock lock(&f->write_mu);
     f->removed = true;
     DropPages(*f, 0, PageIndex::kNone);
   }
@@ -520,7 +624,7 @@ FileUsage PageStore::Usage(FileId id) const {
   FileUsage u;
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return u;
-  std::shared_lock<std::shared_mutex> lock(f->index_mu);
+  ReaderLock lock(&f->index_mu);
   u.pages = f->index.size();
   u.stored_bytes = f->stored_bytes.load(std::memory_order_relaxed);
   return u;
@@ -529,7 +633,7 @@ FileUsage PageStore::Usage(FileId id) const {
 uint64_t PageStore::SeekData(FileId id, uint64_t off, bool want_data) const {
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return want_data ? UINT64_MAX : off;
-  std::shared_lock<std::shared_mutex> lock(f->index_mu);
+  ReaderLock lock(&f->index_mu);
   const uint64_t page = off / kPageSize;
   const uint64_t found = want_data ? f->index.NextPresent(page) : f->index.NextHole(page);
   if (found == PageIndex::kNone) return UINT64_MAX;
@@ -540,20 +644,185 @@ StoreStats PageStore::Stats() const {
   StoreStats s;
   s.orig_data_size = pages_held_.load(std::memory_order_relaxed) * kPageSize;
   s.compr_data_size = compr_bytes_.load(std::memory_order_relaxed);
-  s.pool_pages = pool_->PoolPages();
-  s.buddied_pages = pool_->BuddiedPages();
+  s.pool_pages = storage_.PoolPages();
+  s.buddied_pages = storage_.BuddiedPages();
   s.same_pages = same_pages_.load(std::memory_order_relaxed);
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
   s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
   s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
-  s.mem_used_total = (s.pool_pages + raw_mem_pages_.load(std::memory_order_relaxed)) * kPageSize +
-                     s.index_bytes + s.metadata_bytes;
+  s.mem_used_total =
+      (s.pool_pages + storage_.RawPages()) * kPageSize + s.index_bytes + s.metadata_bytes;
   s.mem_limit = options_.mem_limit;
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
   s.written_back_pages = written_back_.load(std::memory_order_relaxed);
-  s.faulted_pages = faulted_.load(std::memory_order_relaxed);
+  s.faulted_pages = storage_.FaultedPages();
   return s;
+}
+
+// ---- Eviction's access to the indexes (PageOwners) --------------------------------------------
+
+bool PageStore::Holds(uint64_t file, uint64_t page, const PageEntry& expect) {
+  std::shared_ptr<File> f = FindFile(file);
+  if (!f) return false;
+  ReaderLock lock(&f->index_mu);
+  return Matches(f->index.Find(page), expect);
+}
+
+bool PageStore::CopyIfHolds(uint64_t file, uint64_t page, const PageEntry& expect, uint8_t* payload,
+                            uint32_t* length) {
+  std::shared_ptr<File> f = FindFile(file);
+  if (!f) return false;
+  ReaderLock lock(&f->index_mu);
+  const PageEntry* e = f->index.Find(page);
+  if (!Matches(e, expect)) return false;
+  *length = storage_.CopyPayload(*e, payload);
+  return true;
+}
+
+// The one place an entry is repointed to the overflow store.
+bool PageStore::RepointIfHolds(uint64_t file, uint64_t page, const PageEntry& expect,
+                               const uint8_t* payload, const PageEntry& to) {
+  std::shared_ptr<File> f = FindFile(file);
+  if (!f) return false;
+  WriterLock lock(&f->index_mu);
+  PageEntry* e = f->index.FindMutable(page);
+  if (!Matches(e, expect) || !storage_.StillHolds(*e, payload)) return false;
+  const PageEntry old = *e;
+  *e = to;
+  e->flags = 0;
+  e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
+  AccountSwap(*f, old, *e);
+  written_back_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+// ---- Memory and reclaim (Reclaimer::Host) -------------------------------------------------------
+
+uint64_t PageStore::MemUsed() const {
+  return storage_.MemBytes() + index_bytes_.load(std::memory_order_relaxed) +
+         metadata_bytes_.load(std::memory_order_relaxed);
+}
+
+Status PageStore::ReclaimTo(uint64_t target) { return reclaimer_.ReclaimTo(target); }
+
+uint64_t PageStore::DroppedPages() const { return dropped_pages_.load(std::memory_order_relaxed); }
+
+// The arena unmaps its wholly free regions first (a no-op unless a region's worth was
+// freed), so that the free list it shrinks is part of what malloc_trim gives back.
+void PageStore::TrimQuietHeap() {
+  storage_.arena()->Trim();
+  TrimHeap(store_internal::kTrimWhenQuiet);
+}
+
+void PageStore::TrimHeap(uint64_t min_drops) {
+  const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
+  uint64_t at = trimmed_at_.load(std::memory_order_relaxed);
+  if (dropped - at < min_drops) return;
+  if (!trimmed_at_.compare_exchange_strong(at, dropped, std::memory_order_relaxed)) return;
+  malloc_trim(0);  // Another thread's trim may still run: harmless, glibc locks each arena.
+}
+
+// ---- Accounting -------------------------------------------------------------------------------
+
+void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
+  stored += sign * static_cast<int64_t>(PageStorage::EntryCost(e));
+  switch (e.kind) {
+    case PageEntry::kSame:
+      same += sign;
+      break;
+    case PageEntry::kZbud:
+      compr += sign * static_cast<int64_t>(e.length);
+      break;
+    case PageEntry::kRaw:
+      huge += sign;
+      compr += sign * static_cast<int64_t>(kPageSize);
+      break;
+    case PageEntry::kOverflow:
+      overflow += sign;
+      compr += sign * static_cast<int64_t>(e.length);
+      break;
+    default:
+      break;
+  }
+}
+
+void PageStore::Apply(File& f, const AccountDelta& d) {
+  AddCounters(f, d);
+  ChargeIndex(f);
+}
+
+void PageStore::ChargeIndex(File& f) {
+  const size_t now = f.index.HeapBytes();
+  if (now == f.index_bytes) return;
+  index_bytes_.fetch_add(static_cast<uint64_t>(now) - static_cast<uint64_t>(f.index_bytes),
+                         std::memory_order_relaxed);
+  f.index_bytes = now;
+}
+
+void PageStore::AddCounters(File& f, const AccountDelta& d) {
+  // Two's complement: adding the unsigned image of a negative delta subtracts it.
+  auto add = [](std::atomic<uint64_t>& counter, int64_t delta) {
+    if (delta != 0) counter.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+  };
+  add(f.stored_bytes, d.stored);
+  add(same_pages_, d.same);
+  add(compr_bytes_, d.compr);
+  add(huge_pages_, d.huge);
+  add(overflow_pages_, d.overflow);
+}
+
+void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) {
+  AccountDelta d;
+  d.Add(old, -1);
+  d.Add(fresh, +1);
+  Apply(f, d);
+}
+
+// Pages and metadata share one counter of capacity, so that neither can pass it when they
+// race; pages_held_ then follows for the statistics.
+bool PageStore::ReserveCapacity(uint64_t bytes) {
+  const uint64_t cap = options_.capacity_bytes;
+  uint64_t used = capacity_used_.load(std::memory_order_relaxed);
+  do {
+    if (cap != 0 && (bytes > cap || used > cap - bytes)) return false;
+  } while (!capacity_used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return true;
+}
+
+bool PageStore::ReservePages(uint64_t n) {
+  if (n == 0) return true;
+  if (!ReserveCapacity(n * kPageSize)) return false;
+  pages_held_.fetch_add(n, std::memory_order_relaxed);
+  return true;
+}
+
+void PageStore::UnreservePages(uint64_t n) {
+  pages_held_.fetch_sub(n, std::memory_order_relaxed);
+  capacity_used_.fetch_sub(n * kPageSize, std::memory_order_relaxed);
+}
+
+Status PageStore::ChargeMetadata(int64_t bytes) {
+  if (bytes <= 0) {
+    const uint64_t back = static_cast<uint64_t>(-bytes);
+    metadata_bytes_.fetch_sub(back, std::memory_order_relaxed);
+    capacity_used_.fetch_sub(back, std::memory_order_relaxed);
+    // Freed metadata is heap given back: it counts towards the next malloc_trim as dropped
+    // pages do, so that RSS falls after a flood of xattrs is deleted.
+    dropped_pages_.fetch_add((back + kPageSize - 1) / kPageSize, std::memory_order_relaxed);
+    return Status::OK();
+  }
+  const uint64_t n = static_cast<uint64_t>(bytes);
+  if (!ReserveCapacity(n)) return Status::Error(ENOSPC, "capacity reached (metadata)");
+  metadata_bytes_.fetch_add(n, std::memory_order_relaxed);
+  const uint64_t limit = options_.mem_limit;
+  if (limit == 0 || MemUsed() <= limit) return Status::OK();
+  // Make room by pushing file pages out; what cannot go (metadata, pages in flight) stays.
+  Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
+                                               : ReclaimTo(limit);
+  if (st.ok()) return st;
+  ChargeMetadata(-bytes);
+  return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
 }
 
 }  // namespace zbudfs

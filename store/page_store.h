@@ -1,50 +1,54 @@
 // PageStore: file data as compressed 4 KiB pages. The FUSE daemon's only way to file data.
 //
-// Owns: one PageIndex per file (page number -> where the page lives), the ZbudPool holding
-// compressed pages, raw ("huge") pages for data that does not compress below zbud's limit,
-// and the statistics of ../shared/CONTRACT.md. Files are named by a caller-chosen FileId (the
-// daemon uses the inode number); a file comes into being on its first write and is gone after
-// Remove(). The store knows nothing of file sizes: a read of a page never written (a hole)
-// gives zeros, and the daemon clamps reads to st_size.
+// Owns: the files (FileId -> File, in shards), each with its PageIndex (page number -> where
+// the page lives, store/page_index.h) and its locks; the write, read, truncate, punch and
+// zero protocols; and the statistics of ../shared/CONTRACT.md. Page memory (the zbud pool,
+// raw pages, encoding, eviction) is PageStorage's (store/page_storage.h); keeping memory
+// under mem_limit is the Reclaimer's (store/reclaimer.h). Files are named by a caller-chosen
+// FileId (the daemon uses the inode number); a file comes into being on its first write and
+// is gone after Remove(). The store knows nothing of file sizes: a read of a page never
+// written (a hole) gives zeros, and the daemon clamps reads to st_size.
 //
-// Locking (the lock order; take them only in this order, never the other way):
-//   1. PageStore::files_mu_   (shared_mutex, one per FileShard: 64 shards by FileId)
+// Locking: the lock order of the whole store layer (take them only in this order):
+//   1. FileShard::mu          (SharedMutex, one per shard: 64 shards by FileId)
 //                                             the FileId -> File map; held only to find,
 //                                             create or drop a File, never across 2..5,
 //                                             never two shards at once.
-//   2. File::write_mu_        (mutex, one of 256 stripes shared by files)
+//   2. File::write_mu         (Mutex, one of 256 stripes shared by files)
 //                                             serialises mutations of one file. Partial-page
 //                                             writes, truncate, punch and zero compress under
 //                                             it (and release it only to wait for memory);
 //                                             writes of whole pages (one batch) compress
 //                                             unlocked and take it only to publish.
-//   3. File::index_mu_        (shared_mutex)  the file's page index: shared by readers
+//   3. File::index_mu         (SharedMutex)   the file's page index: shared by readers
 //                                             (decompression of that file's pages happens
 //                                             under it in shared mode), exclusive only to
-//                                             swap entries.
-//   4. ZbudPool::mu_          (mutex)         pool lists; never held across a callback.
-//   5. PageArena::mu_         (mutex)         free page lists; syscalls happen outside it.
-//   5. OverflowStore::mu_     (mutex)         overflow slot lists; pread/pwrite outside it
+//                                             swap entries. Eviction takes it through
+//                                             PageStorage's PageOwners calls.
+//   4. ZbudPool::mu_          (AdaptiveMutex) pool lists; never held across a callback.
+//   5. PageArena::mu_         (Mutex)         free page lists; syscalls happen outside it.
+//   5. OverflowStore::mu_     (Mutex)         overflow slot lists; pread/pwrite outside it
 //                                             (its open_mu_, around creating a class file,
 //                                             comes just before it).
-//   5. PageStore::raw_mu_     (mutex)         the raw-page FIFO; deque work only.
-//   -  PageStore::bg_mu_      (mutex)         the reclaimer's sleep; nothing taken under it.
-//   -  PageStore::room_mu_    (mutex)         writers' sleep while waiting for room; nothing
+//   5. PageStorage::raw_mu_   (Mutex)         the raw-page FIFO; deque work only.
+//   -  Reclaimer::bg_mu_      (Mutex)         the reclaim thread's sleep; nothing taken
+//                                             under it.
+//   -  Reclaimer::room_mu_    (Mutex)         writers' sleep while waiting for room; nothing
 //                                             taken under it, never held while waiting on
-//                                             another lock (a leaf: taken under 2 and 3 too).
+//                                             another lock (a leaf: taken under 2 too).
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
-// overflowed page) runs under that one file's index_mu_ in shared mode, or exclusive for
+// overflowed page) runs under that one file's index_mu in shared mode, or exclusive for
 // promotion's re-check of a slot; readers of other files never need that lock. Freeing an
 // overflow page may punch its disk block out (one fallocate, OverflowStore::Free): that runs
-// after index_mu_ is released, under the file's write_mu_ at most. Statistics are
-// atomics and take no lock.
+// after index_mu is released, under the file's write_mu at most. Statistics are atomics and
+// take no lock.
 //
-// Reclaim (when mem_limit and an overflow store are set): the pool's evict callback reads
-// the owner tag (file, page) stored before each compressed page, copies the payload out
-// under the file's index_mu_ (shared), writes it to the overflow store with no lock, then
-// re-checks the index entry under index_mu_ (exclusive) and only then repoints it and frees
-// the handle; a page overwritten, truncated, punched or removed meanwhile is simply gone and
-// its new overflow slot is freed. Raw pages have their own FIFO and the same re-check. A
+// Reclaim (when mem_limit and an overflow store are set): PageStorage::EvictColdest takes the
+// pool's LRU tail (the owner tag stored before each compressed page names its file and page)
+// or the oldest raw page, copies it out under the file's index_mu (shared), writes it to the
+// overflow store with no lock, then re-checks the index entry under index_mu (exclusive) and
+// only then repoints it and frees the memory; a page overwritten, truncated, punched or
+// removed meanwhile is simply gone and its new overflow slot is freed. The Reclaimer's
 // background thread keeps memory between 90 % and 95 % of mem_limit; a writer that finds no
 // room reclaims itself, so memory exceeds mem_limit by at most one page per writing thread.
 // When all that memory is in pages reclaim cannot take yet (other writers' pages encoded but
@@ -62,38 +66,36 @@
 // (overwrite, or the edge of a truncate or punch) is stored even when reclaim cannot make
 // room, since the old page is freed right after: such a page is swapped in (and the old one
 // freed) at once, not with the rest of its batch, so this adds at most one page per writing
-// thread, and only when the overflow store is full or absent. So: reads of one file run in parallel
-// with each other and with compression of writes to the same file; writes to different files run in
-// parallel, and so does the compression of whole-page writes to one file (the kernel's writeback
-// sends a file's pages as concurrent 1 MiB requests); nothing shared by all files is held while
-// (de)compressing.
+// thread, and only when the overflow store is full or absent. So: reads of one file run in
+// parallel with each other and with compression of writes to the same file; writes to
+// different files run in parallel, and so does the compression of whole-page writes to one
+// file (the kernel's writeback sends a file's pages as concurrent 1 MiB requests); nothing
+// shared by all files is held while (de)compressing.
 #ifndef ZBUDFS_STORE_PAGE_STORE_H_
 #define ZBUDFS_STORE_PAGE_STORE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
+#include <vector>
 
+#include "store/mutex.h"
 #include "store/page_codec.h"
+#include "store/page_index.h"
 #include "store/page_size.h"
+#include "store/page_storage.h"
+#include "store/reclaimer.h"
 #include "store/status.h"
+#include "store/thread_annotations.h"
 
 namespace zbudfs {
 
 class OverflowStore;
 class PageArena;
-class ZbudPool;
-struct PageEntry;
-class PageIndex;
 
 // Errors the store meets on its own data, reported (besides being returned as EIO) so that
 // the daemon can log them: nothing else tells an administrator that a disk is failing.
@@ -146,7 +148,7 @@ struct FileUsage {
       0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
 };
 
-class PageStore {
+class PageStore : private PageOwners, private Reclaimer::Host {
  public:
   using FileId = uint64_t;
   // Largest offset + 1 accepted: the kernel's MAX_LFS_FILESIZE, which is what FUSE gives
@@ -214,7 +216,7 @@ class PageStore {
   Status ReclaimTo(uint64_t target);
 
   // Memory held now: pool pages, raw pages, the page indexes and charged metadata, in bytes.
-  uint64_t MemUsed() const;
+  uint64_t MemUsed() const override;
 
   // Charges bytes the caller keeps in memory besides file data (the daemon's extended
   // attributes) against the capacity and the memory limit: they count in metadata_bytes,
@@ -229,98 +231,128 @@ class PageStore {
   const PageStoreOptions& options() const { return options_; }
 
  private:
-  struct File;
-  std::shared_ptr<File> FindFile(FileId file) const;    // nullptr if unknown.
-  std::shared_ptr<File> FindOrCreateFile(FileId file);  // Never nullptr.
-  template <typename Op>
-  Status WithFile(FileId id, bool create, Op&& op);  // op(File&) under write_mu.
-  // Who holds File::write_mu during RewritePages.
+  // One file: its index and the locks around it. Files share write_mu in stripes
+  // (PageStore::kWriteStripes): a mutex is 40 bytes and small files are the common case
+  // (100,000 small files save 4 MiB). A stripe is never held together with another (every
+  // mutation is of one file), so sharing adds no lock-order edge; two files of one stripe
+  // only wait for each other's publication or partial-page writes.
+  struct File {
+    explicit File(Mutex& stripe) : write_mu(stripe) {}
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
+
+    Mutex& write_mu;                                        // Serialises mutations (a stripe).
+    mutable SharedMutex index_mu ACQUIRED_AFTER(write_mu);  // Shared for reads.
+    PageIndex index GUARDED_BY(index_mu);                   // Page number -> entry.
+    bool removed GUARDED_BY(write_mu) = false;              // Set by Remove: File is dead.
+    std::atomic<uint64_t> stored_bytes{0};                  // What the pages cost (FileUsage).
+    // index.HeapBytes() as last charged to index_bytes_.
+    size_t index_bytes GUARDED_BY(index_mu) = 0;
+  };
+  struct Batch;
+  struct Promotion;
+  // Who holds File::write_mu while pages are rewritten.
   enum class WriteMuMode {
-    kCallerHoldsWriteMu,  // The caller, throughout.
+    kCallerHoldsWriteMu,  // The caller, throughout (released only to wait for room).
     kLockToPublish,       // Nobody while compressing; taken to publish each batch.
   };
-  // Whether RewritePages' pages may pass mem_limit regardless of what they replace.
+  // Whether rewritten pages may pass mem_limit regardless of what they replace.
   enum class Limit {
     kEnforce,     // Only a page that costs no more memory than the one it replaces.
     kAdmitShrink  // Always: the caller frees space (truncate, punch); it must not fail.
   };
-  template <typename Fill>
-  Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
-                      WriteMuMode mode = WriteMuMode::kCallerHoldsWriteMu,
-                      Limit limit = Limit::kEnforce);
-  template <typename Whole, typename Part>
-  static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
-  Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to);
-  Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const;  // Zeros for a hole.
-  // Frees [first, last); keep_reserved: their capacity stays taken (ZeroRange refills it).
-  void DropPages(File& f, uint64_t first, uint64_t last, bool keep_reserved = false);
-  Status ZeroWholePages(File& f, uint64_t first, uint64_t last);  // ZeroRange's whole pages.
-  Status EncodePage(FileId file, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
-                    PageCodec::Streak* streak, PageEntry* out,
-                    bool* passed_limit);                      // New storage for a page.
-  Status DecodePage(const PageEntry& e, uint8_t* out) const;  // EIO if corrupt.
-  void FreeEntry(const PageEntry& e);                         // Releases e's storage.
   // Statistics changes of several entries, summed so that a batch, a dropped range (or an
   // overwrite of a page by one of the same kind) costs at most one atomic add per counter.
   struct AccountDelta {
     int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0;
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
-  // Adds d to the counters and charges the index's change in size; index_mu exclusive.
-  void Apply(File& f, const AccountDelta& d);
+
+  // Files.
+  std::shared_ptr<File> FindFile(FileId file) const;    // nullptr if unknown.
+  std::shared_ptr<File> FindOrCreateFile(FileId file);  // Never nullptr.
+  template <typename Op>
+  Status WithFile(FileId id, bool create, Op&& op);  // op(File&) under write_mu.
+
+  // The write protocol (page_store.cc, "Rewriting pages").
+  template <typename Fill>
+  Status RewritePages(FileId id, File& f, uint64_t first, uint64_t n, Fill&& fill,
+                      WriteMuMode mode = WriteMuMode::kCallerHoldsWriteMu,
+                      Limit limit = Limit::kEnforce);
+  template <typename Fill>
+  Status RewriteBatch(FileId id, File& f, Batch& b, Fill& fill, WriteMuMode mode, Limit limit);
+  Status AddPage(FileId id, File& f, Batch& b, const uint8_t* data, WriteMuMode mode, Limit limit);
+  uint64_t ReplacedMemory(File& f, uint64_t page, Limit limit) EXCLUDES(f.index_mu);
+  Status EncodePage(FileId id, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
+                    PageCodec::Streak* streak, PageEntry* out, bool* passed_limit);
+  Status NoRoom(FileId id, File& f, Batch& b, WriteMuMode mode);
+  Status WaitForRoom(File& f, WriteMuMode mode, int* idle_waits);
+  Status Publish(FileId id, File& f, Batch& b, uint64_t to, WriteMuMode mode);
+  Status SwapIn(FileId id, File& f, Batch& b, uint64_t from, uint64_t to) REQUIRES(f.write_mu)
+      EXCLUDES(f.index_mu);
+  void Discard(Batch& b, uint64_t from, uint64_t to);      // Frees unpublished pages.
+  void EndInFlight(Batch& b, uint64_t from, uint64_t to);  // Published or freed.
+
+  // The other mutations, under write_mu.
+  Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const EXCLUDES(f.index_mu);
+  Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to)
+      REQUIRES(f.write_mu);
+  // Frees [first, last); keep_reserved: their capacity stays taken (ZeroRange refills it).
+  void DropPages(File& f, uint64_t first, uint64_t last, bool keep_reserved = false)
+      REQUIRES(f.write_mu) EXCLUDES(f.index_mu);
+  Status ZeroWholePages(File& f, uint64_t first, uint64_t last) REQUIRES(f.write_mu)
+      EXCLUDES(f.index_mu);
+  template <typename Whole, typename Part>
+  static Status SplitRange(uint64_t off, uint64_t len, Whole&& whole, Part&& part);
+
+  // The read protocol.
+  Status ReadLocked(const File& f, uint64_t off, uint8_t* dst, size_t len,
+                    std::vector<Promotion>* promotions) REQUIRES_SHARED(f.index_mu);
+  Status ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* into,
+                          std::vector<Promotion>* promotions);
+  void Promote(FileId id, const Promotion& p);  // Brings an overflow page back if unchanged.
+  bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
+
+  // PageOwners: eviction's access to the index entries.
+  bool Holds(uint64_t file, uint64_t page, const PageEntry& expect) override;
+  bool CopyIfHolds(uint64_t file, uint64_t page, const PageEntry& expect, uint8_t* payload,
+                   uint32_t* length) override;
+  bool RepointIfHolds(uint64_t file, uint64_t page, const PageEntry& expect, const uint8_t* payload,
+                      const PageEntry& to) override;
+  // Reclaimer::Host.
+  uint64_t DroppedPages() const override;
+  void TrimQuietHeap() override;
+
+  // Accounting.
+  // Adds d to the counters and charges the index's change in size.
+  void Apply(File& f, const AccountDelta& d) REQUIRES(f.index_mu);
   void AddCounters(File& f, const AccountDelta& d);  // Adds d to the counters (no lock).
-  void ChargeIndex(File& f);  // index_bytes_ follows f's index; index_mu exclusive.
+  void ChargeIndex(File& f) REQUIRES(f.index_mu);    // index_bytes_ follows f's index.
   // Statistics of old replaced by fresh in one Apply: a counter both touch (compr_data_size
   // when a page moves to overflow unchanged) is not seen to dip in between.
-  void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh);
-  static uint64_t EntryCost(const PageEntry& e);  // Bytes e's storage takes.
-  bool ReservePages(uint64_t n);                  // False past capacity.
+  void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) REQUIRES(f.index_mu);
+  bool ReservePages(uint64_t n);  // False past capacity.
   void UnreservePages(uint64_t n);
   bool ReserveCapacity(uint64_t bytes);  // False past capacity: pages and metadata.
-  // After MakeRoom's EAGAIN, with none of the caller's pages unpublished and no lock held:
-  // sleeps until pages are published (kRoomWait at most). OK to try again; ENOSPC after
-  // kMaxIdleRoomWaits rounds in a row with nothing in flight (*idle_waits counts them).
-  Status WaitForRoom(int* idle_waits);
-  // Pages [0, n) of a batch (those touched) leave the in-flight count: published or freed.
-  void EndInFlight(const PageEntry* entries, const bool* touched, uint64_t n);
-  Status MakeRoom();  // Reclaims to fit a page; EAGAIN if only unpublished pages are left.
-  // ReclaimTo; with enough_when_no_pages, OK once no page is left in memory to evict.
-  Status Reclaim(uint64_t target, bool enough_when_no_pages);
-  Status ReclaimOne();                // Evicts one zbud or raw page.
-  Status EvictZbud(uint64_t handle);  // The pool's evict callback.
-  Status EvictRaw();                  // Evicts the oldest raw page.
-  void CompactRawFifo();              // Drops stale raw records.
-  void RecordRawPages(FileId file, uint64_t first, const PageEntry* entries, const bool* touched,
-                      uint64_t n);  // Queues published raw pages.
-  void Promote(FileId id, uint64_t page, uint64_t loc, uint16_t stamp, const uint8_t* payload,
-               uint32_t len);  // Brings an overflow page back if unchanged.
-  void ReclaimerLoop();        // Background reclaim thread.
   // Hands freed heap back to the system (malloc_trim) if at least `min_drops` pages or files
   // were dropped since the last trim; one thread at a time, no lock held.
   void TrimHeap(uint64_t min_drops);
-  bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
-  // Reads an overflow entry's payload (e.length bytes), verified; EIO on any failure
-  // (reported).
-  Status ReadOverflow(const PageEntry& e, uint8_t* payload) const;
-  // Reports st (an error) to options_.report_error, if set, and returns it.
-  Status Report(StoreErrorKind kind, Status st) const;
 
   PageStoreOptions options_;
-  std::unique_ptr<PageArena> owned_arena_;
-  PageArena* arena_;
-  std::unique_ptr<ZbudPool> pool_;
+  PageStorage storage_;  // Page memory: pool, raw pages, arena; eviction.
+  Reclaimer reclaimer_;  // Watermarks, the reclaim thread, writers' wait for room.
 
   static constexpr size_t kWriteStripes = 256;  // Mutexes shared by files as write_mu.
   struct alignas(64) WriteStripe {              // One cache line each.
-    std::mutex mu;
+    Mutex mu;
   };
   std::unique_ptr<WriteStripe[]> write_stripes_;  // File::write_mu of every file.
   // The FileId -> File map, in shards by id, so that writers of different files do not
   // bounce one reader-count cache line between cores on every request.
   static constexpr size_t kFileShards = 64;
   struct alignas(64) FileShard {
-    mutable std::shared_mutex mu;                             // This shard's files_mu_.
-    std::unordered_map<FileId, std::shared_ptr<File>> files;  // Files with pages.
+    mutable SharedMutex mu;  // Lock order 1 (see the top).
+    std::unordered_map<FileId, std::shared_ptr<File>> files GUARDED_BY(mu);  // Files with pages.
   };
   FileShard& ShardOf(FileId id) const { return file_shards_[id % kFileShards]; }
   std::unique_ptr<FileShard[]> file_shards_;
@@ -331,43 +363,12 @@ class PageStore {
   std::atomic<uint64_t> compr_bytes_{0};      // Compressed payload bytes held.
   std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.
   std::atomic<uint64_t> huge_pages_{0};       // Raw pages in the index (huge_pages).
-  std::atomic<uint64_t> raw_mem_pages_{0};    // Raw pages allocated, in flight included.
   std::atomic<uint64_t> index_bytes_{0};      // Heap bytes of all files' page indexes.
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
   std::atomic<uint64_t> dropped_pages_{0};    // Pages and files ever dropped (for trimming).
   std::atomic<uint64_t> trimmed_at_{0};       // dropped_pages_ at the last malloc_trim.
   std::atomic<uint32_t> writeback_stamp_{0};  // Stamps overflow entries (16 bits are kept).
-  mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read back from overflow.
-
-  // Raw pages in the order they were stored, for their own eviction path (they have no
-  // zbud header to carry an owner tag). Records go stale when a page is freed; they are
-  // skipped when popped and dropped by CompactRawFifo.
-  struct RawRecord {
-    FileId file;
-    uint64_t page;
-    uint64_t addr;
-  };
-  std::mutex raw_mu_;               // Guards raw_fifo_; innermost, held for deque work only.
-  std::deque<RawRecord> raw_fifo_;  // Oldest first.
-
-  uint64_t high_wm_ = 0;           // Background reclaim starts above this many bytes...
-  uint64_t low_wm_ = 0;            // ...and stops at this many.
-  std::mutex bg_mu_;               // Guards bg_stop_ (and pairs with bg_cv_).
-  std::condition_variable bg_cv_;  // Wakes the reclaimer.
-  bool bg_stop_ = false;           // Set by the destructor.
-  std::thread reclaimer_;          // Runs ReclaimerLoop when mem_limit and overflow are set.
-
-  // Writers waiting for room (WaitForRoom). Memory is "in flight" while it is in pages
-  // encoded but not yet published or discarded (unpublished_) or in an eviction
-  // (reclaiming_: threads inside ReclaimOne); room_events_ counts publications, which wake
-  // the sleepers of room_cv_ (notified only when room_waiters_ says someone sleeps).
-  std::atomic<uint64_t> unpublished_{0};   // Zbud and raw pages encoded, not yet in an index.
-  std::atomic<uint64_t> reclaiming_{0};    // Threads inside ReclaimOne.
-  std::atomic<uint64_t> room_events_{0};   // Bumped by each publication or discard.
-  std::atomic<uint32_t> room_waiters_{0};  // Threads in WaitForRoom.
-  std::mutex room_mu_;                     // Pairs with room_cv_; a leaf lock.
-  std::condition_variable room_cv_;        // Wakes writers waiting for room.
 };
 
 }  // namespace zbudfs

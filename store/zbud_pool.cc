@@ -181,7 +181,7 @@ void ZbudPool::Free(Handle handle) {
   arena_->FreePage(zhdr);
 }
 
-Status ZbudPool::ReclaimPage(unsigned retries) {
+Status ZbudPool::ReclaimPage(unsigned retries, Status* evict_error) {
   AdaptiveLock lock(&mu_);
   if (!evict_ || ListEmpty(&lru_) || retries == 0) {
     return Status::Error(EINVAL, "zbud: nothing to reclaim or no evict callback");
@@ -203,6 +203,7 @@ Status ZbudPool::ReclaimPage(unsigned retries) {
     Status st;
     if (first != 0) st = evict_(*this, first);
     if (st.ok() && last != 0) st = evict_(*this, last);
+    if (!st.ok() && evict_error != nullptr) *evict_error = st;
 
     lock.Lock();
     zhdr->under_reclaim = false;

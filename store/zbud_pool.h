@@ -98,8 +98,9 @@ class ZbudPool {
 
   // Evicts the zpages of up to `retries` LRU-tail pages until one page is freed.
   // Errors: EINVAL with no evict callback, an empty LRU or retries == 0; EAGAIN when
-  // `retries` pages were tried and none could be freed.
-  Status ReclaimPage(unsigned retries);
+  // `retries` pages were tried and none could be freed. A failed evict callback's error is
+  // stored in *evict_error (if given; the last one), so that the owner learns why as a value.
+  Status ReclaimPage(unsigned retries, Status* evict_error = nullptr);
 
   // Zbud pages held by the pool. Lock-free.
   uint64_t PoolPages() const { return pages_nr_.load(std::memory_order_relaxed); }

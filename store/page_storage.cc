@@ -1,0 +1,322 @@
+#include "store/page_storage.h"
+
+#include <cstring>
+
+#include "store/overflow_store.h"
+#include "store/page_arena.h"
+#include "store/page_store.h"
+
+namespace zbudfs {
+
+namespace {
+
+// Every zbud allocation starts with the owner's tag, so that eviction can find the index
+// entry that points at a handle (as zswap keeps its swap entry beside the data).
+struct OwnerTag {
+  uint64_t file;  // FileId.
+  uint64_t page;  // Page number in the file.
+};
+static_assert(sizeof(OwnerTag) == 16);
+static_assert(PageCodec::kMaxCompressed + sizeof(OwnerTag) > ZbudPool::kMaxAllocSize,
+              "pages compressing to between 3952 and 3968 bytes are kept raw");
+constexpr size_t kMaxZbudPayload = ZbudPool::kMaxAllocSize - sizeof(OwnerTag);
+// The largest payload that fits half a zbud page (31 of 63 chunks) and so can pair with any
+// buddy of its size: compressing a page below this saves it no memory.
+constexpr size_t kPairedPayload =
+    (ZbudPool::kNumChunks / 2) * ZbudPool::kChunkSize - sizeof(OwnerTag);
+static_assert(kPairedPayload == 1968);
+
+constexpr unsigned kReclaimRetries = 8;  // LRU pages tried per pool eviction.
+
+// The tag is written and read through atomic_ref: eviction may read a tag of a handle that a
+// writer has allocated but not yet filled in. It then finds no index entry pointing at the
+// handle and leaves it alone; the atomics make that benign race well defined.
+void StoreTag(void* dst, const OwnerTag& tag) {
+  auto* words = static_cast<uint64_t*>(dst);
+  std::atomic_ref<uint64_t>(words[0]).store(tag.file, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(words[1]).store(tag.page, std::memory_order_relaxed);
+}
+
+OwnerTag LoadTag(void* src) {
+  auto* words = static_cast<uint64_t*>(src);
+  return {std::atomic_ref<uint64_t>(words[0]).load(std::memory_order_relaxed),
+          std::atomic_ref<uint64_t>(words[1]).load(std::memory_order_relaxed)};
+}
+
+}  // namespace
+
+PageStorage::PageStorage(const Options& options, PageOwners* owners)
+    : options_(options), owners_(owners) {
+  if (options_.arena == nullptr) {
+    owned_arena_ = std::make_unique<PageArena>();
+    arena_ = owned_arena_.get();
+  } else {
+    arena_ = options_.arena;
+  }
+  pool_ = std::make_unique<ZbudPool>(
+      arena_, [this](ZbudPool&, ZbudPool::Handle handle) { return EvictZbud(handle); });
+}
+
+PageStorage::~PageStorage() = default;
+
+// ---- Encode, store, load, free ----------------------------------------------------------------
+
+bool PageStorage::EncodeSame(const uint8_t* data, PageEntry* out) const {
+  uint64_t word;
+  if (!PageCodec::IsSameFilled(data, &word)) return false;
+  *out = PageEntry();
+  out->kind = PageEntry::kSame;
+  out->value = word;
+  return true;
+}
+
+size_t PageStorage::Compress(const uint8_t* data, PageCodec::Streak* streak,
+                             uint8_t* scratch) const {
+  const size_t n = PageCodec::CompressFastFirst(data, options_.zstd_level, options_.zstd_fast_level,
+                                                kPairedPayload, streak, scratch);
+  return n > kMaxZbudPayload ? 0 : n;
+}
+
+uint64_t PageStorage::StoredCost(size_t length) {
+  if (length >= kRawLength) return kPageSize;
+  return ZbudPool::AllocatedBytes(sizeof(OwnerTag) + length);
+}
+
+// The one place a page's memory is allocated and filled: new pages and promoted ones.
+Status PageStorage::Store(uint64_t file, uint64_t page, const uint8_t* payload, size_t length,
+                          PageEntry* out) {
+  *out = PageEntry();
+  if (length >= kRawLength) {
+    void* raw = arena_->AllocPage();
+    if (raw == nullptr) return Status::Error(ENOSPC, "no memory for a raw page");
+    raw_pages_.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(raw, payload, kPageSize);
+    out->kind = PageEntry::kRaw;
+    out->value = reinterpret_cast<uint64_t>(raw);
+    return Status::OK();
+  }
+  StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + length);
+  if (!h.ok()) return Status::Error(ENOSPC, h.status().message());
+  auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
+  StoreTag(dst, OwnerTag{file, page});
+  std::memcpy(dst + sizeof(OwnerTag), payload, length);
+  pool_->Unmap(*h);
+  out->kind = PageEntry::kZbud;
+  out->value = *h;
+  out->length = static_cast<uint32_t>(length);
+  return Status::OK();
+}
+
+Status PageStorage::Load(const PageEntry& e, uint8_t* out) const {
+  switch (e.kind) {
+    case PageEntry::kSame:
+      PageCodec::FillSame(out, e.value);
+      return Status::OK();
+    case PageEntry::kZbud: {
+      const auto* src = static_cast<const uint8_t*>(pool_->Map(e.value));
+      Status st = PageCodec::Decompress(src + sizeof(OwnerTag), e.length, out);
+      pool_->Unmap(e.value);
+      return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
+    }
+    case PageEntry::kRaw:
+      std::memcpy(out, reinterpret_cast<const void*>(e.value), kPageSize);
+      return Status::OK();
+    case PageEntry::kOverflow: {
+      if (e.length == kPageSize) return ReadOverflow(e, out);
+      uint8_t payload[kPageSize];
+      Status st = ReadOverflow(e, payload);
+      return st.ok() ? DecodeOverflow(e, payload, out) : st;
+    }
+    default:
+      return Status::Error(EIO, "page in an unknown state");
+  }
+}
+
+Status PageStorage::ReadOverflow(const PageEntry& e, uint8_t* payload) const {
+  faulted_.fetch_add(1, std::memory_order_relaxed);
+  Status st = options_.overflow->Read(e.value, payload, e.length);
+  if (st.ok()) return st;
+  const StoreErrorKind kind =
+      st.code() == EBADMSG ? StoreErrorKind::kCheckFailed : StoreErrorKind::kOverflowIo;
+  return Report(kind, Status::Error(EIO, st.message()));  // EBADMSG is EIO to callers.
+}
+
+Status PageStorage::DecodeOverflow(const PageEntry& e, const uint8_t* payload, uint8_t* out) const {
+  if (e.length == kPageSize) {
+    std::memcpy(out, payload, kPageSize);
+    return Status::OK();
+  }
+  Status st = PageCodec::Decompress(payload, e.length, out);
+  return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
+}
+
+uint32_t PageStorage::CopyPayload(const PageEntry& e, uint8_t* payload) const {
+  if (e.kind == PageEntry::kRaw) {
+    std::memcpy(payload, reinterpret_cast<const void*>(e.value), kPageSize);
+    return kPageSize;
+  }
+  std::memcpy(payload, static_cast<uint8_t*>(pool_->Map(e.value)) + sizeof(OwnerTag), e.length);
+  pool_->Unmap(e.value);
+  return e.length;
+}
+
+// A zbud handle cannot be reused while its page is under reclaim (ZbudPool's contract), so
+// an entry still naming it holds the bytes copied. A raw page's address can come back from
+// the arena (LIFO) to a later overwrite of the same page, holding newer data: compare.
+bool PageStorage::StillHolds(const PageEntry& e, const uint8_t* payload) const {
+  if (e.kind != PageEntry::kRaw) return true;
+  return std::memcmp(payload, reinterpret_cast<const void*>(e.value), kPageSize) == 0;
+}
+
+void PageStorage::Free(const PageEntry& e) {
+  if (e.kind == PageEntry::kZbud) {
+    pool_->Free(e.value);
+  } else if (e.kind == PageEntry::kRaw) {
+    arena_->FreePage(reinterpret_cast<void*>(e.value));
+    raw_pages_.fetch_sub(1, std::memory_order_relaxed);
+  } else if (e.kind == PageEntry::kOverflow) {
+    options_.overflow->Free(e.value, e.length);
+  }
+}
+
+uint64_t PageStorage::EntryCost(const PageEntry& e) {
+  switch (e.kind) {
+    case PageEntry::kZbud:
+      return ZbudPool::AllocatedBytes(e.length + sizeof(OwnerTag));
+    case PageEntry::kRaw:
+      return kPageSize;
+    case PageEntry::kOverflow:
+      return e.length;
+    default:
+      return 0;
+  }
+}
+
+Status PageStorage::Report(StoreErrorKind kind, Status st) const {
+  if (options_.report_error) options_.report_error(kind, st.message());
+  return st;
+}
+
+// ---- Eviction ---------------------------------------------------------------------------------
+
+// Records raw pages for their eviction once they are in the index (a record of an
+// unpublished page would be dropped as stale by EvictRaw and the page never evicted).
+void PageStorage::RecordRawPages(uint64_t file, uint64_t first, const PageEntry* entries,
+                                 const bool* touched, uint64_t n) {
+  if (options_.overflow == nullptr) return;
+  // Most batches hold no raw page: then raw_mu_, shared by all writers, is not taken.
+  bool any = false;
+  for (uint64_t i = 0; i < n && !any; ++i) any = touched[i] && entries[i].kind == PageEntry::kRaw;
+  if (!any) return;
+  bool compact;
+  {
+    MutexLock lock(&raw_mu_);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (touched[i] && entries[i].kind == PageEntry::kRaw) {
+        raw_fifo_.push_back(RawRecord{file, first + i, entries[i].value});
+      }
+    }
+    compact = raw_fifo_.size() > 2 * RawPages() + 4096;
+  }
+  if (compact) CompactRawFifo();
+}
+
+void PageStorage::RecordRawPage(uint64_t file, uint64_t page, const PageEntry& e) {
+  if (e.kind != PageEntry::kRaw) return;
+  MutexLock lock(&raw_mu_);
+  raw_fifo_.push_back(RawRecord{file, page, e.value});
+}
+
+// Which memory goes first: raw pages when they are the larger part of memory, zbud pages
+// (the pool's LRU tail) otherwise; each falls back to the other when it has nothing.
+Status PageStorage::EvictColdest() {
+  if (options_.overflow == nullptr) return Status::Error(ENOSPC, "no overflow store");
+  const bool raw_first = RawPages() > PoolPages();
+  if (raw_first) {
+    Status st = EvictRaw();
+    if (st.code() != EAGAIN) return st;
+  }
+  Status evict_error;
+  Status st = pool_->ReclaimPage(kReclaimRetries, &evict_error);
+  if (st.ok()) return st;
+  if (!evict_error.ok()) return evict_error;  // The overflow store failed (ENOSPC/EIO).
+  if (!raw_first) {
+    Status raw = EvictRaw();
+    if (raw.code() != EAGAIN) return raw;
+  }
+  return Status::Error(EAGAIN, "nothing to reclaim now");
+}
+
+Status PageStorage::EvictZbud(ZbudPool::Handle handle) {
+  const OwnerTag tag = LoadTag(pool_->Map(handle));
+  PageEntry expect;
+  expect.kind = PageEntry::kZbud;
+  expect.value = handle;
+  uint8_t payload[kPageSize];
+  uint32_t length;
+  // Freed with its file, overwritten, or not yet published: not ours to move.
+  if (!owners_->CopyIfHolds(tag.file, tag.page, expect, payload, &length)) return Status::OK();
+  return MoveToOverflow(tag.file, tag.page, expect, payload, length);
+}
+
+Status PageStorage::EvictRaw() {
+  RawRecord r;
+  {
+    MutexLock lock(&raw_mu_);
+    if (raw_fifo_.empty()) return Status::Error(EAGAIN, "no raw pages");
+    r = raw_fifo_.front();
+    raw_fifo_.pop_front();
+  }
+  PageEntry expect;
+  expect.kind = PageEntry::kRaw;
+  expect.value = r.addr;
+  uint8_t data[kPageSize];
+  uint32_t length;
+  if (!owners_->CopyIfHolds(r.file, r.page, expect, data, &length)) return Status::OK();  // Stale.
+  Status st = MoveToOverflow(r.file, r.page, expect, data, length);
+  if (!st.ok()) {
+    MutexLock lock(&raw_mu_);
+    raw_fifo_.push_front(r);
+  }
+  return st;
+}
+
+// The one way a page leaves memory: its copy is written with no lock held, then the entry is
+// repointed only if it still holds what was copied.
+Status PageStorage::MoveToOverflow(uint64_t file, uint64_t page, const PageEntry& expect,
+                                   const uint8_t* payload, uint32_t length) {
+  StatusOr<uint64_t> loc = options_.overflow->Write(payload, length);
+  if (!loc.ok()) {
+    if (loc.status().code() == EIO) Report(StoreErrorKind::kOverflowIo, loc.status());
+    return loc.status();
+  }
+  PageEntry to;
+  to.kind = PageEntry::kOverflow;
+  to.value = *loc;
+  to.length = length;
+  if (owners_->RepointIfHolds(file, page, expect, payload, to)) {
+    Free(expect);
+    return Status::OK();
+  }
+  options_.overflow->Free(*loc, length);  // Overwritten or dropped meanwhile.
+  return Status::OK();
+}
+
+void PageStorage::CompactRawFifo() {
+  std::deque<RawRecord> old;
+  {
+    MutexLock lock(&raw_mu_);
+    old.swap(raw_fifo_);
+  }
+  std::deque<RawRecord> live;
+  for (const RawRecord& r : old) {
+    PageEntry expect;
+    expect.kind = PageEntry::kRaw;
+    expect.value = r.addr;
+    if (owners_->Holds(r.file, r.page, expect)) live.push_back(r);
+  }
+  MutexLock lock(&raw_mu_);
+  raw_fifo_.insert(raw_fifo_.begin(), live.begin(), live.end());  // Older than any new ones.
+}
+
+}  // namespace zbudfs

@@ -1,0 +1,153 @@
+// PageStorage: where a page's bytes live in memory, and how they get there and out.
+//
+// Owns: the page arena (or borrows the test's), the ZbudPool holding compressed pages behind
+// the owner tag (file, page) that lets eviction find a page's index entry, raw ("huge") pages
+// for data that does not compress below zbud's limit, the FIFO of raw pages for their
+// eviction, and the memory those pages take. Offers: encode a page (same-filled word, zbud
+// object or raw page), store a payload, load (decode) a page, free an entry, and evict the
+// coldest page to the overflow store. It knows nothing of files: the index entries are the
+// owner's (PageStore), reached through the PageOwners interface under the owner's locks.
+//
+// Locking: see store/page_store.h for the lock order. raw_mu_ guards the raw FIFO (deque work
+// only, innermost); the pool and the arena lock themselves. Eviction copies a page out under
+// its file's index lock (through PageOwners), writes it to the overflow store with no lock
+// held, and repoints the entry only if it is unchanged.
+#ifndef ZBUDFS_STORE_PAGE_STORAGE_H_
+#define ZBUDFS_STORE_PAGE_STORAGE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "store/mutex.h"
+#include "store/page_codec.h"
+#include "store/page_index.h"
+#include "store/page_size.h"
+#include "store/status.h"
+#include "store/thread_annotations.h"
+#include "store/zbud_pool.h"
+
+namespace zbudfs {
+
+class OverflowStore;
+class PageArena;
+enum class StoreErrorKind;
+
+// The owner of the index entries pointing at stored pages (PageStore). Each call finds page
+// `page` of file `file` under that file's index lock and acts only if its entry is still
+// `expect` (same kind and location): a page overwritten, truncated, punched or removed
+// meanwhile is someone else's business.
+class PageOwners {
+ public:
+  // True if the entry is still `expect`.
+  virtual bool Holds(uint64_t file, uint64_t page, const PageEntry& expect) = 0;
+  // Copies the stored payload (PageStorage::CopyPayload) into payload and its length into
+  // *length if the entry is still `expect`; false otherwise.
+  virtual bool CopyIfHolds(uint64_t file, uint64_t page, const PageEntry& expect, uint8_t* payload,
+                           uint32_t* length) = 0;
+  // Replaces the entry by `to` (an overflow slot holding payload) if it is still `expect`
+  // and its bytes still are payload's; true if it did (the caller then frees `expect`).
+  virtual bool RepointIfHolds(uint64_t file, uint64_t page, const PageEntry& expect,
+                              const uint8_t* payload, const PageEntry& to) = 0;
+
+ protected:
+  ~PageOwners() = default;
+};
+
+class PageStorage {
+ public:
+  // A page's payload is compressed (length < kPageSize, in zbud behind the owner tag) or raw.
+  static constexpr size_t kRawLength = kPageSize;
+
+  struct Options {
+    int zstd_level = 1;
+    int zstd_fast_level = -1;
+    PageArena* arena = nullptr;         // nullptr: an arena of its own.
+    OverflowStore* overflow = nullptr;  // Where evictions go; nullptr = none.
+    // Told of every EIO met on stored data (may be empty).
+    std::function<void(StoreErrorKind, const std::string&)> report_error;
+  };
+
+  PageStorage(const Options& options, PageOwners* owners);
+  ~PageStorage();
+  PageStorage(const PageStorage&) = delete;
+  PageStorage& operator=(const PageStorage&) = delete;
+
+  // A same-filled page: true, with *out set (such a page needs no storage).
+  bool EncodeSame(const uint8_t* data, PageEntry* out) const;
+  // Compresses data into scratch (kPageSize bytes); returns the payload length, or 0 when
+  // the page does not compress below zbud's limit (then it is stored raw, from data).
+  size_t Compress(const uint8_t* data, PageCodec::Streak* streak, uint8_t* scratch) const;
+  // Memory a payload of `length` bytes takes once stored (kRawLength: a raw page).
+  static uint64_t StoredCost(size_t length);
+  // Allocates room for payload[0..length) (zbud behind the tag, or a raw page for
+  // kRawLength), tags and copies it. ENOSPC when no memory can be had.
+  Status Store(uint64_t file, uint64_t page, const uint8_t* payload, size_t length, PageEntry* out);
+  // Decodes e into out (a page). EIO (reported) if corrupt or unreadable; e must be kept
+  // alive by the caller's index lock.
+  Status Load(const PageEntry& e, uint8_t* out) const;
+  // Reads an overflow entry's payload (e.length bytes), verified; EIO (reported) on failure.
+  Status ReadOverflow(const PageEntry& e, uint8_t* payload) const;
+  // Decompresses an overflow page's payload into out; EIO (reported) if corrupt.
+  Status DecodeOverflow(const PageEntry& e, const uint8_t* payload, uint8_t* out) const;
+  // Copies a zbud or raw entry's stored payload into payload; returns its length.
+  uint32_t CopyPayload(const PageEntry& e, uint8_t* payload) const;
+  // True if a zbud or raw entry's bytes still are payload's (see PageOwners::RepointIfHolds).
+  bool StillHolds(const PageEntry& e, const uint8_t* payload) const;
+  void Free(const PageEntry& e);                  // Releases e's storage.
+  static uint64_t EntryCost(const PageEntry& e);  // Bytes e's storage takes.
+
+  // Queues raw pages, now in an index, for eviction (pages [0, n) of a batch, if touched).
+  void RecordRawPages(uint64_t file, uint64_t first, const PageEntry* entries, const bool* touched,
+                      uint64_t n) EXCLUDES(raw_mu_);
+  void RecordRawPage(uint64_t file, uint64_t page, const PageEntry& e) EXCLUDES(raw_mu_);
+  // Moves one cold page (raw pages first when they are most of memory, else the pool's LRU
+  // tail) to the overflow store. EAGAIN when nothing can be evicted now; ENOSPC or EIO when
+  // the overflow store refused, as a value.
+  Status EvictColdest() EXCLUDES(raw_mu_);
+
+  // Memory of pages (pool and raw pages, in flight included), in bytes.
+  uint64_t MemBytes() const { return (PoolPages() + RawPages()) * kPageSize; }
+  bool HasPages() const { return PoolPages() != 0 || RawPages() != 0; }
+  uint64_t PoolPages() const { return pool_->PoolPages(); }
+  uint64_t BuddiedPages() const { return pool_->BuddiedPages(); }
+  uint64_t RawPages() const { return raw_pages_.load(std::memory_order_relaxed); }
+  uint64_t FaultedPages() const { return faulted_.load(std::memory_order_relaxed); }
+  PageArena* arena() const { return arena_; }
+  OverflowStore* overflow() const { return options_.overflow; }
+  // Reports st (an error) to the reporter, if any, and returns it.
+  Status Report(StoreErrorKind kind, Status st) const;
+
+ private:
+  // Raw pages in the order they were stored: they have no zbud header to carry an owner
+  // tag. Records go stale when a page is freed; skipped when popped, dropped by CompactRaw.
+  struct RawRecord {
+    uint64_t file;
+    uint64_t page;
+    uint64_t addr;
+  };
+  Status EvictZbud(ZbudPool::Handle handle);  // The pool's evict callback.
+  Status EvictRaw() EXCLUDES(raw_mu_);        // Evicts the oldest raw page.
+  // Writes payload to the overflow store and repoints the entry; frees what lost.
+  Status MoveToOverflow(uint64_t file, uint64_t page, const PageEntry& expect,
+                        const uint8_t* payload, uint32_t length);
+  void CompactRawFifo() EXCLUDES(raw_mu_);
+
+  Options options_;
+  PageOwners* const owners_;
+  std::unique_ptr<PageArena> owned_arena_;
+  PageArena* arena_;
+  std::unique_ptr<ZbudPool> pool_;
+  std::atomic<uint64_t> raw_pages_{0};        // Raw pages allocated, in flight too.
+  mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read from overflow.
+  Mutex raw_mu_;
+  std::deque<RawRecord> raw_fifo_ GUARDED_BY(raw_mu_);  // Oldest first.
+};
+
+}  // namespace zbudfs
+
+#endif  // ZBUDFS_STORE_PAGE_STORAGE_H_
