@@ -287,7 +287,7 @@ Status PageStorage::MoveToOverflow(uint64_t file, uint64_t page, const PageEntry
                                    const uint8_t* payload, uint32_t length) {
   StatusOr<uint64_t> loc = options_.overflow->Write(payload, length);
   if (!loc.ok()) {
-    if (loc.status().code() == EIO) Report(StoreErrorKind::kOverflowIo, loc.status());
+    if (loc.status().code() == EIO) (void)Report(StoreErrorKind::kOverflowIo, loc.status());
     return loc.status();
   }
   PageEntry to;

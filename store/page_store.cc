@@ -821,7 +821,7 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
   Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
                                                : ReclaimTo(limit);
   if (st.ok()) return st;
-  ChargeMetadata(-bytes);
+  (void)ChargeMetadata(-bytes);  // Giving a charge back cannot fail.
   return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
 }
 

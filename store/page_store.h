@@ -148,7 +148,7 @@ struct FileUsage {
       0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
 };
 
-class PageStore : private PageOwners, private Reclaimer::Host {
+class PageStore final : private PageOwners, private Reclaimer::Host {
  public:
   using FileId = uint64_t;
   // Largest offset + 1 accepted: the kernel's MAX_LFS_FILESIZE, which is what FUSE gives
