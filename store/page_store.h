@@ -2,8 +2,8 @@
 //
 // Owns: the files (FileId -> File, in shards), each with its PageIndex (page number -> where
 // the page lives, store/page_index.h) and its locks; the write, read, truncate, punch and
-// zero protocols; and the statistics of ../shared/CONTRACT.md. Page memory (the zbud pool,
-// raw pages, encoding, eviction) is PageStorage's (store/page_storage.h); keeping memory
+// zero protocols; and the statistics (StoreStats; README.md lists them). Page memory (the zbud
+// pool, raw pages, encoding, eviction) is PageStorage's (store/page_storage.h); keeping memory
 // under mem_limit is the Reclaimer's (store/reclaimer.h). Files are named by a caller-chosen
 // FileId (the daemon uses the inode number); a file comes into being on its first write and
 // is gone after Remove(). The store knows nothing of file sizes: a read of a page never
