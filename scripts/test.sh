@@ -91,7 +91,7 @@ fi
 
 if ((!quick)); then
   step "unit tests (AddressSanitizer + UBSan)"
-  if build_or_fail asan scripts/build.sh asan --target store_tests fs_tests; then
+  if build_or_fail asan scripts/build.sh asan --target store_tests fs_tests exerciser; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       run_ctest asan build-asan
   fi
