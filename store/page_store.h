@@ -41,7 +41,8 @@
 // promotion's re-check of a slot; readers of other files never need that lock. Freeing an
 // overflow page may punch its disk block out (one fallocate, OverflowStore::Free): that runs
 // after index_mu is released, under the file's write_mu at most. Statistics are atomics and
-// take no lock.
+// take no lock. Each lock class above has a LockProfile (store/lock_profile.h) counting the
+// time threads waited for it; LockWaits() reports them (tests/bench/store_scaling_bench.cc).
 //
 // Reclaim (when mem_limit and an overflow store are set): PageStorage::EvictColdest takes the
 // pool's LRU tail (the owner tag stored before each compressed page names its file and page)
