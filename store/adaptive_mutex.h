@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "store/lock_profile.h"
 #include "store/thread_annotations.h"
 
 namespace zbudfs {
@@ -22,17 +23,26 @@ class CAPABILITY("mutex") AdaptiveMutex {
     pthread_mutex_init(&mu_, &attr);
     pthread_mutexattr_destroy(&attr);
   }
+  explicit AdaptiveMutex(LockProfile* profile) : AdaptiveMutex() { profile_ = profile; }
   ~AdaptiveMutex() { pthread_mutex_destroy(&mu_); }
   AdaptiveMutex(const AdaptiveMutex&) = delete;
   AdaptiveMutex& operator=(const AdaptiveMutex&) = delete;
 
-  void Lock() ACQUIRE() { pthread_mutex_lock(&mu_); }  // Spins, then sleeps.
+  // Before first use only, as Mutex::SetProfile (store/mutex.h). A wait includes the spin.
+  void SetProfile(LockProfile* profile) { profile_ = profile; }
+
+  void Lock() ACQUIRE() {  // Spins, then sleeps.
+    ProfiledLock(
+        profile_, [this] { return pthread_mutex_trylock(&mu_) == 0; },
+        [this] { pthread_mutex_lock(&mu_); });
+  }
   bool TryLock() TRY_ACQUIRE(true) { return pthread_mutex_trylock(&mu_) == 0; }  // Never waits.
   void Unlock() RELEASE() { pthread_mutex_unlock(&mu_); }  // Wakes a sleeper, if any.
   void AssertHeld() ASSERT_CAPABILITY(this) {}
 
  private:
   pthread_mutex_t mu_;
+  LockProfile* profile_ = nullptr;
 };
 
 }  // namespace zbudfs

@@ -8,6 +8,9 @@
 //   CondVar                   waits on a Mutex the caller holds. A predicate lambda would be
 //                             analysed without the caller's locks, so callers loop themselves:
 //                             while (!ready_) cv_.Wait(&mu_);
+// Each lockable type may carry a LockProfile (store/lock_profile.h), given to the constructor
+// or to SetProfile() before the mutex is first used, which counts the time spent waiting for
+// it; without one (the default) Lock() is the plain lock.
 #ifndef ZBUDFS_STORE_MUTEX_H_
 #define ZBUDFS_STORE_MUTEX_H_
 
@@ -17,6 +20,7 @@
 #include <shared_mutex>
 
 #include "store/adaptive_mutex.h"
+#include "store/lock_profile.h"
 #include "store/thread_annotations.h"
 
 namespace zbudfs {
@@ -24,10 +28,17 @@ namespace zbudfs {
 class CAPABILITY("mutex") Mutex {
  public:
   Mutex() = default;
+  explicit Mutex(LockProfile* profile) : profile_(profile) {}
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void Lock() ACQUIRE() { mu_.lock(); }
+  // Before first use only: the field is read unsynchronised by Lock().
+  void SetProfile(LockProfile* profile) { profile_ = profile; }
+
+  void Lock() ACQUIRE() {
+    ProfiledLock(
+        profile_, [this] { return mu_.try_lock(); }, [this] { mu_.lock(); });
+  }
   void Unlock() RELEASE() { mu_.unlock(); }
   bool TryLock() TRY_ACQUIRE(true) { return mu_.try_lock(); }
   // Tells the analysis the caller holds this mutex where it cannot see it (no runtime check).
@@ -36,23 +47,35 @@ class CAPABILITY("mutex") Mutex {
  private:
   friend class CondVar;
   std::mutex mu_;
+  LockProfile* profile_ = nullptr;
 };
 
 class CAPABILITY("shared_mutex") SharedMutex {
  public:
   SharedMutex() = default;
+  explicit SharedMutex(LockProfile* profile) : profile_(profile) {}
   SharedMutex(const SharedMutex&) = delete;
   SharedMutex& operator=(const SharedMutex&) = delete;
 
-  void Lock() ACQUIRE() { mu_.lock(); }
+  // Before first use only, as Mutex::SetProfile. Shared and exclusive waits count alike.
+  void SetProfile(LockProfile* profile) { profile_ = profile; }
+
+  void Lock() ACQUIRE() {
+    ProfiledLock(
+        profile_, [this] { return mu_.try_lock(); }, [this] { mu_.lock(); });
+  }
   void Unlock() RELEASE() { mu_.unlock(); }
-  void LockShared() ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void LockShared() ACQUIRE_SHARED() {
+    ProfiledLock(
+        profile_, [this] { return mu_.try_lock_shared(); }, [this] { mu_.lock_shared(); });
+  }
   void UnlockShared() RELEASE_SHARED() { mu_.unlock_shared(); }
   void AssertHeld() ASSERT_CAPABILITY(this) {}
   void AssertReaderHeld() ASSERT_SHARED_CAPABILITY(this) {}
 
  private:
   std::shared_mutex mu_;
+  LockProfile* profile_ = nullptr;
 };
 
 // An exclusive scoped hold of M (Mutex or AdaptiveMutex), released at scope end unless

@@ -110,6 +110,11 @@ class OverflowStore {
   uint64_t SlotsInUse() const { return slots_in_use_.load(std::memory_order_relaxed); }
   const std::string& dir() const { return dir_; }                    // The directory in use.
   uint64_t leftovers_removed() const { return leftovers_removed_; }  // Files of a crashed mount.
+  // Appends the time waited for open_mu_ and mu_ (store/lock_profile.h). Lock-free.
+  void AddLockWaits(std::vector<LockWait>* out) const {
+    out->push_back(open_profile_.Snapshot());
+    out->push_back(mu_profile_.Snapshot());
+  }
 
  private:
   struct Block {  // One kBlock of a class file.
@@ -165,9 +170,11 @@ class OverflowStore {
 
   std::atomic<uint64_t> bytes_used_{0};
   std::atomic<uint64_t> slots_in_use_{0};
-  std::atomic<bool> punch_works_{true};  // False once the file system refused a punch.
-  Mutex open_mu_ ACQUIRED_BEFORE(mu_);   // Serialises creating class files.
-  mutable Mutex mu_;                     // Guards classes_ (see the top comment).
+  std::atomic<bool> punch_works_{true};        // False once the file system refused a punch.
+  LockProfile open_profile_{"overflow open"};  // Waits for open_mu_ (LockWaits).
+  LockProfile mu_profile_{"overflow slots"};   // Waits for mu_.
+  Mutex open_mu_ ACQUIRED_BEFORE(mu_){&open_profile_};  // Serialises creating class files.
+  mutable Mutex mu_{&mu_profile_};                      // Guards classes_ (see the top comment).
   SizeClass classes_[kNumClasses] GUARDED_BY(mu_);
 };
 

@@ -79,6 +79,9 @@ class PageArena {
   // Mappings currently held.
   size_t Regions() const;
 
+  // Appends the time waited for the arena's lock (store/lock_profile.h). Lock-free.
+  void AddLockWaits(std::vector<LockWait>* out) const { out->push_back(mu_profile_.Snapshot()); }
+
  private:
   void GiveBack(std::vector<void*>& pages) EXCLUDES(mu_);  // madvise in runs, then cold_.
 
@@ -86,7 +89,8 @@ class PageArena {
   const size_t defer_pages_;  // Most pages a DeferredFree holds back before giving them back.
   std::atomic<uint64_t> in_use_{0};
 
-  mutable Mutex mu_;                            // Guards everything below.
+  LockProfile mu_profile_{"page arena"};        // Waits for mu_ (LockWaits).
+  mutable Mutex mu_{&mu_profile_};              // Guards everything below.
   std::vector<void*> regions_ GUARDED_BY(mu_);  // Every mapping, for the destructor.
   std::vector<void*> warm_ GUARDED_BY(mu_);     // Free pages still resident.
   std::vector<void*> cold_ GUARDED_BY(mu_);     // Free pages given back with MADV_DONTNEED.

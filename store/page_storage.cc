@@ -192,6 +192,13 @@ uint64_t PageStorage::EntryCost(const PageEntry& e) {
   }
 }
 
+void PageStorage::AddLockWaits(std::vector<LockWait>* out) const {
+  pool_->AddLockWaits(out);
+  arena_->AddLockWaits(out);
+  out->push_back(raw_profile_.Snapshot());
+  if (options_.overflow != nullptr) options_.overflow->AddLockWaits(out);
+}
+
 Status PageStorage::Report(StoreErrorKind kind, Status st) const {
   if (options_.report_error) options_.report_error(kind, st.message());
   return st;

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/mutex.h"
 #include "store/page_codec.h"
@@ -119,6 +120,9 @@ class PageStorage {
   uint64_t FaultedPages() const { return faulted_.load(std::memory_order_relaxed); }
   PageArena* arena() const { return arena_; }
   OverflowStore* overflow() const { return options_.overflow; }
+  // Appends the time waited for the locks of page memory: the pool, the arena, the raw FIFO
+  // and the overflow store (if any). Lock-free.
+  void AddLockWaits(std::vector<LockWait>* out) const;
   // Reports st (an error) to the reporter, if any, and returns it.
   Status Report(StoreErrorKind kind, Status st) const;
 
@@ -144,7 +148,8 @@ class PageStorage {
   std::unique_ptr<ZbudPool> pool_;
   std::atomic<uint64_t> raw_pages_{0};        // Raw pages allocated, in flight too.
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read from overflow.
-  Mutex raw_mu_;
+  LockProfile raw_profile_{"raw fifo"};       // Waits for raw_mu_ (LockWaits).
+  Mutex raw_mu_{&raw_profile_};
   std::deque<RawRecord> raw_fifo_ GUARDED_BY(raw_mu_);  // Oldest first.
 };
 

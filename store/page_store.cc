@@ -63,6 +63,8 @@ PageStore::PageStore(const PageStoreOptions& options)
       reclaimer_(ReclaimerOptions(options), &storage_, this),
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
+  for (size_t i = 0; i < kWriteStripes; ++i) write_stripes_[i].mu.SetProfile(&stripe_profile_);
+  for (size_t i = 0; i < kFileShards; ++i) file_shards_[i].mu.SetProfile(&shard_profile_);
   reclaimer_.Start();
 }
 
@@ -88,7 +90,8 @@ std::shared_ptr<PageStore::File> PageStore::FindOrCreateFile(FileId file) {
   FileShard& shard = ShardOf(file);
   WriterLock lock(&shard.mu);
   auto& slot = shard.files[file];
-  if (!slot) slot = std::make_shared<File>(write_stripes_[file % kWriteStripes].mu);
+  if (!slot)
+    slot = std::make_shared<File>(write_stripes_[file % kWriteStripes].mu, &index_profile_);
   return slot;
 }
 
@@ -638,6 +641,14 @@ uint64_t PageStore::SeekData(FileId id, uint64_t off, bool want_data) const {
   const uint64_t found = want_data ? f->index.NextPresent(page) : f->index.NextHole(page);
   if (found == PageIndex::kNone) return UINT64_MAX;
   return std::max(off, found * kPageSize);
+}
+
+std::vector<LockWait> PageStore::LockWaits() const {
+  std::vector<LockWait> out = {shard_profile_.Snapshot(), stripe_profile_.Snapshot(),
+                               index_profile_.Snapshot()};
+  storage_.AddLockWaits(&out);
+  reclaimer_.AddLockWaits(&out);
+  return out;
 }
 
 StoreStats PageStore::Stats() const {

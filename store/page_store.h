@@ -41,7 +41,8 @@
 // promotion's re-check of a slot; readers of other files never need that lock. Freeing an
 // overflow page may punch its disk block out (one fallocate, OverflowStore::Free): that runs
 // after index_mu is released, under the file's write_mu at most. Statistics are atomics and
-// take no lock.
+// take no lock. Each lock class above has a LockProfile (store/lock_profile.h) counting the
+// time threads waited for it; LockWaits() reports them (tests/bench/store_scaling_bench.cc).
 //
 // Reclaim (when mem_limit and an overflow store are set): PageStorage::EvictColdest takes the
 // pool's LRU tail (the owner tag stored before each compressed page names its file and page)
@@ -227,6 +228,11 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   // a charge back: atomics only, no lock, never fails (callable under any caller's lock).
   Status ChargeMetadata(int64_t bytes);
 
+  // Time threads waited for the store's locks, one entry per lock class (all files' index
+  // locks are one class, the 256 write stripes another, ...; store/lock_profile.h), in lock
+  // order. Totals since the store was made; lock-free.
+  std::vector<LockWait> LockWaits() const;
+
   // The options this store runs with.
   const PageStoreOptions& options() const { return options_; }
 
@@ -237,7 +243,7 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   // mutation is of one file), so sharing adds no lock-order edge; two files of one stripe
   // only wait for each other's publication or partial-page writes.
   struct File {
-    explicit File(Mutex& stripe) : write_mu(stripe) {}
+    File(Mutex& stripe, LockProfile* index_profile) : write_mu(stripe), index_mu(index_profile) {}
     File(const File&) = delete;
     File& operator=(const File&) = delete;
 
@@ -341,6 +347,11 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   PageStoreOptions options_;
   PageStorage storage_;  // Page memory: pool, raw pages, arena; eviction.
   Reclaimer reclaimer_;  // Watermarks, the reclaim thread, writers' wait for room.
+
+  // Waits for the locks of each class below (LockWaits); before the locks, which use them.
+  LockProfile shard_profile_{"file shards"};     // FileShard::mu.
+  LockProfile stripe_profile_{"write stripes"};  // File::write_mu.
+  LockProfile index_profile_{"file index"};      // File::index_mu.
 
   static constexpr size_t kWriteStripes = 256;  // Mutexes shared by files as write_mu.
   struct alignas(64) WriteStripe {              // One cache line each.

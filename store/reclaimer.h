@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include "store/mutex.h"
 #include "store/status.h"
@@ -74,6 +75,12 @@ class Reclaimer {
 
   uint64_t low_wm() const { return low_wm_; }
 
+  // Appends the time waited for bg_mu_ and room_mu_ (store/lock_profile.h). Lock-free.
+  void AddLockWaits(std::vector<LockWait>* out) const {
+    out->push_back(bg_profile_.Snapshot());
+    out->push_back(room_profile_.Snapshot());
+  }
+
  private:
   // ReclaimTo; with enough_when_no_pages, OK once no page is left in memory to evict.
   Status Reclaim(uint64_t target, bool enough_when_no_pages);
@@ -87,7 +94,9 @@ class Reclaimer {
   const uint64_t high_wm_;  // Background reclaim starts above this many bytes...
   const uint64_t low_wm_;   // ...and stops at this many.
 
-  Mutex bg_mu_;
+  LockProfile bg_profile_{"reclaim thread"};  // Waits for bg_mu_ (LockWaits).
+  LockProfile room_profile_{"reclaim room"};  // Waits for room_mu_.
+  Mutex bg_mu_{&bg_profile_};
   CondVar bg_cv_;  // Wakes the thread.
   bool bg_stop_ GUARDED_BY(bg_mu_) = false;
   std::thread thread_;
@@ -99,7 +108,7 @@ class Reclaimer {
   std::atomic<uint64_t> reclaiming_{0};
   std::atomic<uint64_t> room_events_{0};
   std::atomic<uint32_t> room_waiters_{0};
-  Mutex room_mu_;
+  Mutex room_mu_{&room_profile_};
   CondVar room_cv_;
 };
 

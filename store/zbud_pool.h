@@ -47,6 +47,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "store/mutex.h"
 #include "store/page_size.h"
@@ -111,6 +112,9 @@ class ZbudPool {
   // Bytes a zpage of `size` bytes occupies in its zbud page (whole chunks).
   static size_t AllocatedBytes(size_t size) { return SizeToChunks(size) * kChunkSize; }
 
+  // Appends the time waited for the pool's lock (store/lock_profile.h). Lock-free.
+  void AddLockWaits(std::vector<LockWait>* out) const { out->push_back(mu_profile_.Snapshot()); }
+
  private:
   // An intrusive doubly linked list node, like the kernel's list_head.
   struct ListNode {
@@ -143,7 +147,8 @@ class ZbudPool {
   std::atomic<uint64_t> pages_nr_{0};    // Zbud pages held.
   std::atomic<uint64_t> buddied_nr_{0};  // Pages whose first and last chunks are both set.
 
-  AdaptiveMutex mu_;                                // Guards the lists and every page header.
+  LockProfile mu_profile_{"zbud pool"};             // Waits for mu_ (LockWaits).
+  AdaptiveMutex mu_{&mu_profile_};                  // Guards the lists and every page header.
   ListNode unbuddied_[kNumChunks] GUARDED_BY(mu_);  // Pages with one buddy, by free chunks.
   ListNode buddied_ GUARDED_BY(mu_);                // Pages with two buddies.
   ListNode lru_ GUARDED_BY(mu_);  // All pages, most recently allocated into first.
