@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "fs/log.h"
 
@@ -21,6 +22,9 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   so.capacity_bytes = options_.size;
   so.mem_limit = options_.mem_limit;
   so.overflow = std::move(overflow);
+  // One decode helper per other core (at most 8): they only take parts of large reads, and
+  // only while idle, so a busy daemon runs as it would without them.
+  so.decode_threads = std::min(std::max(std::thread::hardware_concurrency(), 1u) - 1, 8u);
   so.report_error = [](StoreErrorKind kind, const std::string& message) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,

@@ -19,6 +19,8 @@ using store_internal::kBatchPages;
 using store_internal::kDropBatch;
 using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
+using store_internal::kParallelReadMin;
+using store_internal::kReadPart;
 
 namespace {
 
@@ -61,6 +63,7 @@ PageStore::PageStore(const PageStoreOptions& options)
     : options_(options),
       storage_(StorageOptions(options), this),
       reclaimer_(ReclaimerOptions(options), &storage_, this),
+      decode_pool_(options.decode_threads),
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
   for (size_t i = 0; i < kWriteStripes; ++i) write_stripes_[i].mu.SetProfile(&stripe_profile_);
@@ -389,7 +392,9 @@ Status PageStore::Read(FileId id, uint64_t off, void* buf, size_t len) {
   std::vector<Promotion> promotions;
   {
     ReaderLock lock(&f->index_mu);
-    Status st = ReadLocked(*f, off, dst, len, &promotions);
+    Status st = len >= kParallelReadMin && decode_pool_.threads() > 0
+                    ? ReadParallel(*f, off, dst, len, &promotions)
+                    : ReadLocked(*f, off, dst, len, &promotions);
     if (!st.ok()) return st;
   }
   for (const Promotion& p : promotions) Promote(id, p);
@@ -417,6 +422,31 @@ Status PageStore::ReadLocked(const File& f, uint64_t off, uint8_t* dst, size_t l
     if (!st.ok()) return st;
     if (into == bounce) std::memcpy(out, bounce + in_page, n);
     pos += n;
+  }
+  return Status::OK();
+}
+
+// A large read in parts of kReadPart bytes (page aligned, so each decodes whole pages in
+// place), on this thread and idle DecodePool helpers. All of it runs under this thread's
+// shared hold of index_mu: Run returns only when every part is done.
+Status PageStore::ReadParallel(const File& f, uint64_t off, uint8_t* dst, size_t len,
+                               std::vector<Promotion>* promotions) {
+  const uint64_t end = off + len;
+  const uint64_t first_end = std::min<uint64_t>(end, (off / kReadPart + 1) * kReadPart);
+  const size_t n = 1 + (end - first_end + kReadPart - 1) / kReadPart;
+  std::vector<Status> status(n);
+  std::vector<std::vector<Promotion>> promoted(n);
+  decode_pool_.Run(n, [&](size_t i) {
+    f.index_mu.AssertReaderHeld();  // By the thread in Run, which waits for this part.
+    const uint64_t from = i == 0 ? off : first_end + (i - 1) * kReadPart;
+    const uint64_t to = i == 0 ? first_end : std::min<uint64_t>(end, from + kReadPart);
+    status[i] = ReadLocked(f, from, dst + (from - off), to - from, &promoted[i]);
+  });
+  for (size_t i = 0; i < n; ++i) {
+    if (!status[i].ok()) return status[i];
+    for (Promotion& p : promoted[i]) {
+      if (promotions->size() < kMaxPromotePerRead) promotions->push_back(std::move(p));
+    }
   }
   return Status::OK();
 }

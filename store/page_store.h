@@ -84,6 +84,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "store/decode_pool.h"
 #include "store/mutex.h"
 #include "store/page_codec.h"
 #include "store/page_index.h"
@@ -121,6 +122,7 @@ struct PageStoreOptions {
   bool background_reclaim = true;           // A thread keeps memory between the watermarks.
   PageArena* arena = nullptr;       // Page memory source (a test seam); nullptr = own arena.
   StoreErrorReporter report_error;  // Told of every EIO the store meets; empty = nobody.
+  unsigned decode_threads = 0;      // Helpers that decode parts of large reads when idle (0: none).
 };
 
 // The statistics of the contract, all in bytes or pages as named there.
@@ -314,6 +316,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   // The read protocol.
   Status ReadLocked(const File& f, uint64_t off, uint8_t* dst, size_t len,
                     std::vector<Promotion>* promotions) REQUIRES_SHARED(f.index_mu);
+  Status ReadParallel(const File& f, uint64_t off, uint8_t* dst, size_t len,
+                      std::vector<Promotion>* promotions) REQUIRES_SHARED(f.index_mu);
   Status ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* into,
                           std::vector<Promotion>* promotions);
   void Promote(FileId id, const Promotion& p);  // Brings an overflow page back if unchanged.
@@ -345,8 +349,9 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   void TrimHeap(uint64_t min_drops);
 
   PageStoreOptions options_;
-  PageStorage storage_;  // Page memory: pool, raw pages, arena; eviction.
-  Reclaimer reclaimer_;  // Watermarks, the reclaim thread, writers' wait for room.
+  PageStorage storage_;     // Page memory: pool, raw pages, arena; eviction.
+  Reclaimer reclaimer_;     // Watermarks, the reclaim thread, writers' wait for room.
+  DecodePool decode_pool_;  // Idle helpers for the parts of large reads.
 
   // Waits for the locks of each class below (LockWaits); before the locks, which use them.
   LockProfile shard_profile_{"file shards"};     // FileShard::mu.

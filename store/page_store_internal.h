@@ -25,6 +25,10 @@ constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was
 constexpr uint64_t kTrimAfterDrops = 4096;  // Pages (+1 per file) dropped before malloc_trim.
 constexpr uint64_t kTrimWhenQuiet = 64;     // ... or this many, once drops have stopped.
 constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 MiB).
+// A read of at least kParallelReadMin bytes is decoded in parts of kReadPart bytes, some by
+// idle DecodePool helpers; smaller parts would cost more in hand-offs than they save.
+constexpr uint64_t kParallelReadMin = 256 * 1024;
+constexpr uint64_t kReadPart = 128 * 1024;
 
 }  // namespace store_internal
 
