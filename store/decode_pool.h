@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/lock_profile.h"
 #include "store/mutex.h"
 #include "store/thread_annotations.h"
 
@@ -40,6 +41,8 @@ class DecodePool {
   void Run(size_t n, const std::function<void(size_t)>& fn) EXCLUDES(mu_);
 
   unsigned threads() const { return static_cast<unsigned>(threads_.size()); }
+  // Appends the time waited for mu_ (store/lock_profile.h). Lock-free.
+  void AddLockWaits(std::vector<LockWait>* out) const { out->push_back(profile_.Snapshot()); }
 
  private:
   struct Job {
@@ -53,7 +56,8 @@ class DecodePool {
   void Unqueue(Job* job) REQUIRES(mu_);  // Takes job out of the queue if it is there.
   void HelperLoop() EXCLUDES(mu_);
 
-  Mutex mu_;
+  LockProfile profile_{"decode pool"};  // Waits for mu_.
+  Mutex mu_{&profile_};
   CondVar work_cv_;                         // Wakes helpers: a job was queued, or stop_.
   CondVar done_cv_;                         // Wakes a caller: a helper detached from its job.
   std::deque<Job*> queue_ GUARDED_BY(mu_);  // Jobs with parts maybe unclaimed.

@@ -678,6 +678,7 @@ std::vector<LockWait> PageStore::LockWaits() const {
                                index_profile_.Snapshot()};
   storage_.AddLockWaits(&out);
   reclaimer_.AddLockWaits(&out);
+  decode_pool_.AddLockWaits(&out);
   return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include "store/mutex.h"
 #include "store/page_store.h"
+#include "tests/same_bytes.h"
 
 namespace zbudfs {
 namespace {
@@ -104,7 +105,7 @@ TEST(LockProfileConcurrentTest, PageStoreNamesEveryLockClass) {
   ASSERT_TRUE(store.Write(1, 0, data.data(), data.size()).ok());
   std::vector<uint8_t> back(data.size());
   ASSERT_TRUE(store.Read(1, 0, back.data(), back.size()).ok());
-  ASSERT_EQ(0, std::memcmp(back.data(), data.data(), data.size()));
+  ASSERT_TRUE(test::SameBytes(back, data));
 
   std::set<std::string> names;
   for (const LockWait& w : store.LockWaits()) {
@@ -112,7 +113,7 @@ TEST(LockProfileConcurrentTest, PageStoreNamesEveryLockClass) {
     EXPECT_EQ(w.waits, 0u) << w.name << ": one thread never waits";
   }
   for (const char* name : {"file shards", "write stripes", "file index", "zbud pool", "page arena",
-                           "raw fifo", "reclaim thread", "reclaim room"}) {
+                           "raw fifo", "reclaim thread", "reclaim room", "decode pool"}) {
     EXPECT_EQ(names.count(name), 1u) << name;
   }
 }
