@@ -36,6 +36,9 @@
 //   -  Reclaimer::room_mu_    (Mutex)         writers' sleep while waiting for room; nothing
 //                                             taken under it, never held while waiting on
 //                                             another lock (a leaf: taken under 2 too).
+//   -  DecodePool::mu_        (Mutex)         its queue of large reads' parts; a leaf. The
+//                                             helpers decode under the reader's shared
+//                                             index_mu (3), which it holds until they finish.
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
 // overflowed page) runs under that one file's index_mu in shared mode, or exclusive for
 // promotion's re-check of a slot; readers of other files never need that lock. Freeing an
