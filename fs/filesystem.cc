@@ -24,7 +24,10 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   so.overflow = std::move(overflow);
   // One decode helper per other core (at most 8): they only take parts of large reads, and
   // only while idle, so a busy daemon runs as it would without them.
-  so.decode_threads = std::min(std::max(std::thread::hardware_concurrency(), 1u) - 1, 8u);
+  const unsigned cores = std::max(std::thread::hardware_concurrency(), 1u);
+  so.decode_threads = std::min(cores - 1, 8u);
+  // A zbud pool per core: writers on different cores then rarely wait for one pool's lock.
+  so.zbud_pools = cores;
   so.report_error = [](StoreErrorKind kind, const std::string& message) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,

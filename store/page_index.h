@@ -50,7 +50,8 @@ struct PageEntry {
   uint32_t length = 0;   // Compressed payload bytes for kZbud and kOverflow.
   uint8_t kind = kHole;  // One of Kind.
   uint8_t flags = 0;     // Per-page bits for reclaim policy.
-  uint16_t stamp = 0;    // kOverflow: which write-back put it there (see PageStore::Promote).
+  uint16_t stamp = 0;    // kOverflow: which write-back put it there (see PageStore::Promote);
+                         // kZbud: which of PageStorage's zbud pools holds it.
 
   bool present() const { return kind != kHole; }
 };

@@ -1,5 +1,6 @@
 #include "store/page_storage.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "store/overflow_store.h"
@@ -27,6 +28,7 @@ constexpr size_t kPairedPayload =
 static_assert(kPairedPayload == 1968);
 
 constexpr unsigned kReclaimRetries = 8;  // LRU pages tried per pool eviction.
+constexpr unsigned kMaxPools = 32;       // As zswap's ZSWAP_NR_ZPOOLS.
 
 // The tag is written and read through atomic_ref: eviction may read a tag of a handle that a
 // writer has allocated but not yet filled in. It then finds no index entry pointing at the
@@ -53,8 +55,38 @@ PageStorage::PageStorage(const Options& options, PageOwners* owners)
   } else {
     arena_ = options_.arena;
   }
-  pool_ = std::make_unique<ZbudPool>(
-      arena_, [this](ZbudPool&, ZbudPool::Handle handle) { return EvictZbud(handle); });
+  const unsigned n = std::clamp(options_.pools, 1u, kMaxPools);
+  for (unsigned i = 0; i < n; ++i) {
+    const auto index = static_cast<uint16_t>(i);
+    pools_.push_back(std::make_unique<ZbudPool>(
+        arena_, [this, index](ZbudPool&, ZbudPool::Handle h) { return EvictZbud(index, h); }));
+  }
+}
+
+// Threads are dealt pools in turn as they first allocate, so that concurrent writers mostly
+// take different pool locks while one thread's pages still pair with each other.
+uint16_t PageStorage::ThisThreadsPool() const {
+  static std::atomic<unsigned> next_thread{0};
+  thread_local const unsigned ticket = next_thread.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<uint16_t>(ticket % pools_.size());
+}
+
+uint64_t PageStorage::PoolPages() const {
+  uint64_t n = 0;
+  for (const auto& p : pools_) n += p->PoolPages();
+  return n;
+}
+
+std::vector<uint64_t> PageStorage::PagesPerPool() const {
+  std::vector<uint64_t> out;
+  for (const auto& p : pools_) out.push_back(p->PoolPages());
+  return out;
+}
+
+uint64_t PageStorage::BuddiedPages() const {
+  uint64_t n = 0;
+  for (const auto& p : pools_) n += p->BuddiedPages();
+  return n;
 }
 
 PageStorage::~PageStorage() = default;
@@ -95,14 +127,17 @@ Status PageStorage::Store(uint64_t file, uint64_t page, const uint8_t* payload, 
     out->value = reinterpret_cast<uint64_t>(raw);
     return Status::OK();
   }
-  StatusOr<ZbudPool::Handle> h = pool_->Alloc(sizeof(OwnerTag) + length);
+  const uint16_t index = ThisThreadsPool();
+  ZbudPool& pool = *pools_[index];
+  StatusOr<ZbudPool::Handle> h = pool.Alloc(sizeof(OwnerTag) + length);
   if (!h.ok()) return Status::Error(ENOSPC, h.status().message());
-  auto* dst = static_cast<uint8_t*>(pool_->Map(*h));
+  auto* dst = static_cast<uint8_t*>(pool.Map(*h));
   StoreTag(dst, OwnerTag{file, page});
   std::memcpy(dst + sizeof(OwnerTag), payload, length);
-  pool_->Unmap(*h);
+  pool.Unmap(*h);
   out->kind = PageEntry::kZbud;
   out->value = *h;
+  out->stamp = index;
   out->length = static_cast<uint32_t>(length);
   return Status::OK();
 }
@@ -113,9 +148,10 @@ Status PageStorage::Load(const PageEntry& e, uint8_t* out) const {
       PageCodec::FillSame(out, e.value);
       return Status::OK();
     case PageEntry::kZbud: {
-      const auto* src = static_cast<const uint8_t*>(pool_->Map(e.value));
+      ZbudPool& pool = PoolOf(e);
+      const auto* src = static_cast<const uint8_t*>(pool.Map(e.value));
       Status st = PageCodec::Decompress(src + sizeof(OwnerTag), e.length, out);
-      pool_->Unmap(e.value);
+      pool.Unmap(e.value);
       return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
     }
     case PageEntry::kRaw:
@@ -155,8 +191,8 @@ uint32_t PageStorage::CopyPayload(const PageEntry& e, uint8_t* payload) const {
     std::memcpy(payload, reinterpret_cast<const void*>(e.value), kPageSize);
     return kPageSize;
   }
-  std::memcpy(payload, static_cast<uint8_t*>(pool_->Map(e.value)) + sizeof(OwnerTag), e.length);
-  pool_->Unmap(e.value);
+  std::memcpy(payload, static_cast<uint8_t*>(PoolOf(e).Map(e.value)) + sizeof(OwnerTag), e.length);
+  PoolOf(e).Unmap(e.value);
   return e.length;
 }
 
@@ -170,7 +206,7 @@ bool PageStorage::StillHolds(const PageEntry& e, const uint8_t* payload) const {
 
 void PageStorage::Free(const PageEntry& e) {
   if (e.kind == PageEntry::kZbud) {
-    pool_->Free(e.value);
+    PoolOf(e).Free(e.value);
   } else if (e.kind == PageEntry::kRaw) {
     arena_->FreePage(reinterpret_cast<void*>(e.value));
     raw_pages_.fetch_sub(1, std::memory_order_relaxed);
@@ -193,7 +229,15 @@ uint64_t PageStorage::EntryCost(const PageEntry& e) {
 }
 
 void PageStorage::AddLockWaits(std::vector<LockWait>* out) const {
-  pool_->AddLockWaits(out);
+  // The pools are one lock class: their waits are summed.
+  std::vector<LockWait> pools;
+  for (const auto& p : pools_) p->AddLockWaits(&pools);
+  LockWait sum = pools.front();
+  for (size_t i = 1; i < pools.size(); ++i) {
+    sum.waits += pools[i].waits;
+    sum.wait_ns += pools[i].wait_ns;
+  }
+  out->push_back(sum);
   arena_->AddLockWaits(out);
   out->push_back(raw_profile_.Snapshot());
   if (options_.overflow != nullptr) options_.overflow->AddLockWaits(out);
@@ -243,10 +287,8 @@ Status PageStorage::EvictColdest() {
     Status st = EvictRaw();
     if (st.code() != EAGAIN) return st;
   }
-  Status evict_error;
-  Status st = pool_->ReclaimPage(kReclaimRetries, &evict_error);
-  if (st.ok()) return st;
-  if (!evict_error.ok()) return evict_error;  // The overflow store failed (ENOSPC/EIO).
+  Status st = EvictFromPools();
+  if (st.code() != EAGAIN) return st;
   if (!raw_first) {
     Status raw = EvictRaw();
     if (raw.code() != EAGAIN) return raw;
@@ -254,11 +296,28 @@ Status PageStorage::EvictColdest() {
   return Status::Error(EAGAIN, "nothing to reclaim now");
 }
 
-Status PageStorage::EvictZbud(ZbudPool::Handle handle) {
-  const OwnerTag tag = LoadTag(pool_->Map(handle));
+Status PageStorage::EvictFromPools() {
+  std::vector<uint16_t> order(pools_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint16_t>(i);
+  std::stable_sort(order.begin(), order.end(), [this](uint16_t a, uint16_t b) {
+    return pools_[a]->PoolPages() > pools_[b]->PoolPages();
+  });
+  for (uint16_t i : order) {
+    if (pools_[i]->PoolPages() == 0) break;
+    Status evict_error;
+    Status st = pools_[i]->ReclaimPage(kReclaimRetries, &evict_error);
+    if (st.ok()) return st;
+    if (!evict_error.ok()) return evict_error;  // The overflow store failed (ENOSPC/EIO).
+  }
+  return Status::Error(EAGAIN, "no zbud page to reclaim now");
+}
+
+Status PageStorage::EvictZbud(uint16_t pool, ZbudPool::Handle handle) {
+  const OwnerTag tag = LoadTag(pools_[pool]->Map(handle));
   PageEntry expect;
   expect.kind = PageEntry::kZbud;
   expect.value = handle;
+  expect.stamp = pool;
   uint8_t payload[kPageSize];
   uint32_t length;
   // Freed with its file, overwritten, or not yet published: not ours to move.

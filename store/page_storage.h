@@ -1,7 +1,9 @@
 // PageStorage: where a page's bytes live in memory, and how they get there and out.
 //
-// Owns: the page arena (or borrows the test's), the ZbudPool holding compressed pages behind
-// the owner tag (file, page) that lets eviction find a page's index entry, raw ("huge") pages
+// Owns: the page arena (or borrows the test's), the ZbudPools holding compressed pages behind
+// the owner tag (file, page) that lets eviction find a page's index entry (one pool per
+// shard: each thread allocates from its own, as zswap kept 32 zbud pools, so that writers
+// do not queue on one pool lock; an entry names its pool in PageEntry::stamp), raw ("huge") pages
 // for data that does not compress below zbud's limit, the FIFO of raw pages for their
 // eviction, and the memory those pages take. Offers: encode a page (same-filled word, zbud
 // object or raw page), store a payload, load (decode) a page, free an entry, and evict the
@@ -69,6 +71,7 @@ class PageStorage {
     int zstd_fast_level = -1;
     PageArena* arena = nullptr;         // nullptr: an arena of its own.
     OverflowStore* overflow = nullptr;  // Where evictions go; nullptr = none.
+    unsigned pools = 1;                 // Zbud pools; a thread allocates from one of them.
     // Told of every EIO met on stored data (may be empty).
     std::function<void(StoreErrorKind, const std::string&)> report_error;
   };
@@ -114,8 +117,10 @@ class PageStorage {
   // Memory of pages (pool and raw pages, in flight included), in bytes.
   uint64_t MemBytes() const { return (PoolPages() + RawPages()) * kPageSize; }
   bool HasPages() const { return PoolPages() != 0 || RawPages() != 0; }
-  uint64_t PoolPages() const { return pool_->PoolPages(); }
-  uint64_t BuddiedPages() const { return pool_->BuddiedPages(); }
+  uint64_t PoolPages() const;     // Pages of all pools.
+  uint64_t BuddiedPages() const;  // Pages holding two buddies, in all pools.
+  unsigned pools() const { return static_cast<unsigned>(pools_.size()); }
+  std::vector<uint64_t> PagesPerPool() const;  // Each pool's pages, in pool order.
   uint64_t RawPages() const { return raw_pages_.load(std::memory_order_relaxed); }
   uint64_t FaultedPages() const { return faulted_.load(std::memory_order_relaxed); }
   PageArena* arena() const { return arena_; }
@@ -134,8 +139,13 @@ class PageStorage {
     uint64_t page;
     uint64_t addr;
   };
-  Status EvictZbud(ZbudPool::Handle handle);  // The pool's evict callback.
-  Status EvictRaw() EXCLUDES(raw_mu_);        // Evicts the oldest raw page.
+  Status EvictZbud(uint16_t pool, ZbudPool::Handle handle);  // Pool `pool`'s evict callback.
+  uint16_t ThisThreadsPool() const;                          // The pool this thread allocates from.
+  ZbudPool& PoolOf(const PageEntry& e) const { return *pools_[e.stamp]; }
+  // Reclaims a page of the pool with the most pages, then of the others; EAGAIN if none
+  // could, or the overflow store's error.
+  Status EvictFromPools();
+  Status EvictRaw() EXCLUDES(raw_mu_);  // Evicts the oldest raw page.
   // Writes payload to the overflow store and repoints the entry; frees what lost.
   Status MoveToOverflow(uint64_t file, uint64_t page, const PageEntry& expect,
                         const uint8_t* payload, uint32_t length);
@@ -145,7 +155,7 @@ class PageStorage {
   PageOwners* const owners_;
   std::unique_ptr<PageArena> owned_arena_;
   PageArena* arena_;
-  std::unique_ptr<ZbudPool> pool_;
+  std::vector<std::unique_ptr<ZbudPool>> pools_;
   std::atomic<uint64_t> raw_pages_{0};        // Raw pages allocated, in flight too.
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read from overflow.
   LockProfile raw_profile_{"raw fifo"};       // Waits for raw_mu_ (LockWaits).

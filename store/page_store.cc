@@ -31,6 +31,7 @@ PageStorage::Options StorageOptions(const PageStoreOptions& o) {
   s.arena = o.arena;
   s.overflow = o.overflow.get();
   s.report_error = o.report_error;
+  s.pools = o.zbud_pools;
   return s;
 }
 

@@ -126,6 +126,7 @@ struct PageStoreOptions {
   PageArena* arena = nullptr;       // Page memory source (a test seam); nullptr = own arena.
   StoreErrorReporter report_error;  // Told of every EIO the store meets; empty = nobody.
   unsigned decode_threads = 0;      // Helpers that decode parts of large reads when idle (0: none).
+  unsigned zbud_pools = 1;          // Zbud pools, threads dealt among them (1..32; more: 32).
 };
 
 // The statistics of the contract, all in bytes or pages as named there.
@@ -236,6 +237,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   // Time threads waited for the store's locks, one entry per lock class (all files' index
   // locks are one class, the 256 write stripes another, ...; store/lock_profile.h), in lock
   // order. Totals since the store was made; lock-free.
+  // Pages of each zbud pool (PageStoreOptions::zbud_pools), to see how evenly threads use them.
+  std::vector<uint64_t> PagesPerPool() const { return storage_.PagesPerPool(); }
   std::vector<LockWait> LockWaits() const;
 
   // The options this store runs with.

@@ -3,10 +3,11 @@
 // For each thread count (1, 2, 4, 8, 16 unless --threads=a,b,...), a fresh store; every thread
 // writes its own file of --mib MiB (default 32) in 1 MiB writes, then reads it back in 1 MiB
 // reads, then does --rand (default 2048) random 4 KiB operations on it (odd ones rewrite a page
-// with its own bytes, even ones read a page). Every read is compared with what was written: a
-// mismatch aborts. The data is real: C headers from /usr/include and shared objects from
-// /usr/lib/x86_64-linux-gnu when present, else this repository's sources and this binary's
-// machine code (tests/corpus.h), in 1 MiB pieces taken alternately; thread t starts t MiB in.
+// with its own bytes, even ones read a page); --pools=N zbud pools (default 1). Every read is
+// compared with what was written: a mismatch aborts. The data is real: C headers from /usr/include
+// and shared objects from /usr/lib/x86_64-linux-gnu when present, else this repository's sources
+// and this binary's machine code (tests/corpus.h), in 1 MiB pieces taken alternately; thread t
+// starts t MiB in.
 //
 // Prints two tables: throughput per phase (wall clock) with the process's CPU time over all
 // three phases, and the time threads waited for each lock class (PageStore::LockWaits) as a
@@ -64,6 +65,7 @@ struct Config {
   std::vector<int> threads = {1, 2, 4, 8, 16};
   size_t mib = 32;      // Per thread.
   int rand_ops = 2048;  // Per thread.
+  unsigned pools = 1;   // PageStoreOptions::zbud_pools (the daemon uses one per core).
 };
 
 // What thread t's file holds at [off, off + len): the data from t MiB in, wrapping around.
@@ -132,7 +134,9 @@ struct Row {
 };
 
 Row RunOne(const Config& c, const std::vector<uint8_t>& data, int n) {
-  PageStore store(PageStoreOptions{});
+  PageStoreOptions o;
+  o.zbud_pools = c.pools;
+  PageStore store(o);
   Row r;
   r.threads = n;
   const double cpu0 = CpuSeconds();
@@ -177,6 +181,8 @@ Config ParseArgs(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg.rfind("--mib=", 0) == 0) {
       c.mib = std::stoul(arg.substr(6));
+    } else if (arg.rfind("--pools=", 0) == 0) {
+      c.pools = static_cast<unsigned>(std::stoul(arg.substr(8)));
     } else if (arg.rfind("--rand=", 0) == 0) {
       c.rand_ops = std::stoi(arg.substr(7));
     } else if (arg.rfind("--threads=", 0) == 0) {
@@ -188,7 +194,8 @@ Config ParseArgs(int argc, char** argv) {
         pos = end + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: %s [--mib=N] [--rand=N] [--threads=1,2,...]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--mib=N] [--rand=N] [--pools=N] [--threads=1,2,...]\n",
+                   argv[0]);
       std::exit(2);
     }
   }
