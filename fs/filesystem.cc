@@ -26,8 +26,9 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   // only while idle, so a busy daemon runs as it would without them.
   const unsigned cores = std::max(std::thread::hardware_concurrency(), 1u);
   so.decode_threads = std::min(cores - 1, 8u);
-  // A zbud pool per core: writers on different cores then rarely wait for one pool's lock.
-  so.zbud_pools = cores;
+  // A zbud pool per worker thread (threads are dealt pools in turn; at most 32, as zswap
+  // kept): writers then rarely wait for one pool's lock (docs/BENCHMARKS.md).
+  so.zbud_pools = std::max(options_.max_threads, cores);
   so.report_error = [](StoreErrorKind kind, const std::string& message) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,
