@@ -25,7 +25,8 @@
 //                                             under it in shared mode), exclusive only to
 //                                             swap entries. Eviction takes it through
 //                                             PageStorage's PageOwners calls.
-//   4. ZbudPool::mu_          (AdaptiveMutex) pool lists; never held across a callback.
+//   4. ZbudPool::mu_          (AdaptiveMutex) pool lists; never held across a callback;
+//                                             one per pool, never two at once.
 //   5. PageArena::mu_         (Mutex)         free page lists; syscalls happen outside it.
 //   5. OverflowStore::mu_     (Mutex)         overflow slot lists; pread/pwrite outside it
 //                                             (its open_mu_, around creating a class file,
