@@ -297,13 +297,17 @@ Status PageStorage::EvictColdest() {
 }
 
 Status PageStorage::EvictFromPools() {
-  std::vector<uint16_t> order(pools_.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint16_t>(i);
-  std::stable_sort(order.begin(), order.end(), [this](uint16_t a, uint16_t b) {
-    return pools_[a]->PoolPages() > pools_[b]->PoolPages();
+  // Sorted on a snapshot: the counts move while we sort, and a comparison that changes its
+  // mind midway is undefined behaviour for std::sort (it ran off the array).
+  std::vector<std::pair<uint64_t, uint16_t>> order(pools_.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = {pools_[i]->PoolPages(), static_cast<uint16_t>(i)};
+  }
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
   });
-  for (uint16_t i : order) {
-    if (pools_[i]->PoolPages() == 0) break;
+  for (const auto& [pages, i] : order) {
+    if (pages == 0) break;
     Status evict_error;
     Status st = pools_[i]->ReclaimPage(kReclaimRetries, &evict_error);
     if (st.ok()) return st;
