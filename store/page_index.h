@@ -49,11 +49,15 @@ struct PageEntry {
   uint64_t value = 0;    // Meaning depends on kind (see above).
   uint32_t length = 0;   // Compressed payload bytes for kZbud and kOverflow.
   uint8_t kind = kHole;  // One of Kind.
-  uint8_t flags = 0;     // Per-page bits for reclaim policy.
+  uint8_t flags = 0;     // Per-page bits: kFlagStaged, and reclaim policy's (page_store.cc).
   uint16_t stamp = 0;    // kOverflow: which write-back put it there (see PageStore::Promote);
                          // kZbud: which of PageStorage's zbud pools holds it.
 
+  // A kRaw page written as it came, not yet compressed: the staging tier (store/stager.h).
+  static constexpr uint8_t kFlagStaged = 2;
+
   bool present() const { return kind != kHole; }
+  bool staged() const { return kind == kRaw && (flags & kFlagStaged) != 0; }
 };
 static_assert(sizeof(PageEntry) == 16, "the index budget is 16 bytes an entry");
 

@@ -257,13 +257,16 @@ void PageStorage::RecordRawPages(uint64_t file, uint64_t first, const PageEntry*
   if (options_.overflow == nullptr) return;
   // Most batches hold no raw page: then raw_mu_, shared by all writers, is not taken.
   bool any = false;
-  for (uint64_t i = 0; i < n && !any; ++i) any = touched[i] && entries[i].kind == PageEntry::kRaw;
+  auto evictable = [&](uint64_t i) {  // Staged pages are compressed, not evicted raw.
+    return touched[i] && entries[i].kind == PageEntry::kRaw && !entries[i].staged();
+  };
+  for (uint64_t i = 0; i < n && !any; ++i) any = evictable(i);
   if (!any) return;
   bool compact;
   {
     MutexLock lock(&raw_mu_);
     for (uint64_t i = 0; i < n; ++i) {
-      if (touched[i] && entries[i].kind == PageEntry::kRaw) {
+      if (evictable(i)) {
         raw_fifo_.push_back(RawRecord{file, first + i, entries[i].value});
       }
     }
@@ -273,7 +276,7 @@ void PageStorage::RecordRawPages(uint64_t file, uint64_t first, const PageEntry*
 }
 
 void PageStorage::RecordRawPage(uint64_t file, uint64_t page, const PageEntry& e) {
-  if (e.kind != PageEntry::kRaw) return;
+  if (e.kind != PageEntry::kRaw || e.staged() || options_.overflow == nullptr) return;
   MutexLock lock(&raw_mu_);
   raw_fifo_.push_back(RawRecord{file, page, e.value});
 }

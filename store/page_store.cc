@@ -65,14 +65,17 @@ PageStore::PageStore(const PageStoreOptions& options)
       storage_(StorageOptions(options), this),
       reclaimer_(ReclaimerOptions(options), &storage_, this),
       decode_pool_(options.decode_threads),
+      stager_(options.staging_bytes / kPageSize, options.compress_threads, this),
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
   for (size_t i = 0; i < kWriteStripes; ++i) write_stripes_[i].mu.SetProfile(&stripe_profile_);
   for (size_t i = 0; i < kFileShards; ++i) file_shards_[i].mu.SetProfile(&shard_profile_);
   reclaimer_.Start();
+  stager_.Start();
 }
 
 PageStore::~PageStore() {
+  stager_.Stop();
   reclaimer_.Stop();
   std::vector<FileId> ids;
   for (size_t i = 0; i < kFileShards; ++i) {
@@ -190,21 +193,32 @@ uint64_t PageStore::ReplacedMemory(File& f, uint64_t page, Limit limit) {
   return PageStorage::EntryCost(*e);
 }
 
-// New storage for a page. A page that takes no more memory than the one it replaces (freed
-// right after the swap) may pass mem_limit for that moment (*passed_limit): truncate, punch
-// and shrinking overwrites never fail for memory.
+// New storage for a page: staged as it is while memory and the staging budget have room (a
+// compressor takes it later), else compressed here. A page that takes no more memory than
+// the one it replaces (freed right after the swap) may pass mem_limit for that moment
+// (*passed_limit): truncate, punch and shrinking overwrites never fail for memory.
 Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
                              PageCodec::Streak* streak, PageEntry* out, bool* passed_limit) {
   *passed_limit = false;
   if (storage_.EncodeSame(data, out)) return Status::OK();
-  thread_local uint8_t scratch[kPageSize];
-  const size_t n = storage_.Compress(data, streak, scratch);
-  const size_t length = n != 0 ? n : PageStorage::kRawLength;
   Status room = reclaimer_.MakeRoom();
+  const bool stage = room.ok() && stager_.TryReserve();
+  const uint8_t* payload = data;
+  size_t length = PageStorage::kRawLength;
+  thread_local uint8_t scratch[kPageSize];
+  if (!stage) {
+    const size_t n = storage_.Compress(data, streak, scratch);
+    if (n != 0) payload = scratch, length = n;
+  }
   if (!room.ok() && PageStorage::StoredCost(length) > replaced_mem) return room;
   *passed_limit = !room.ok();
-  Status st = storage_.Store(id, page, n != 0 ? scratch : data, length, out);
-  if (st.ok()) reclaimer_.BeginInFlight(1);  // Until EndInFlight.
+  Status st = storage_.Store(id, page, payload, length, out);
+  if (!st.ok()) {
+    if (stage) stager_.Release(1);
+    return st;
+  }
+  if (stage) out->flags |= PageEntry::kFlagStaged;
+  reclaimer_.BeginInFlight(1);  // Until EndInFlight; a staged page until it is compressed.
   return st;
 }
 
@@ -273,23 +287,42 @@ Status PageStore::SwapIn(FileId id, File& f, Batch& b, uint64_t from, uint64_t t
     if (b.touched[i] && b.old[i].present()) storage_.Free(b.old[i]);
   }
   storage_.RecordRawPages(id, b.start + from, b.fresh + from, b.touched + from, to - from);
-  EndInFlight(b, from, to);  // Reclaim may take them now.
+  QueueStaged(id, b, from, to);
+  EndInFlight(b, from, to, /*published=*/true);  // Reclaim may take them now.
   return Status::OK();
+}
+
+// Hands the staged pages among [from, to) of b, now in the index, to the compressors.
+void PageStore::QueueStaged(FileId id, const Batch& b, uint64_t from, uint64_t to) {
+  thread_local std::vector<Stager::Record> records;
+  records.clear();
+  for (uint64_t i = from; i < to; ++i) {
+    if (b.touched[i] && b.fresh[i].staged()) {
+      records.push_back(Stager::Record{id, b.start + i, b.fresh[i].value});
+    }
+  }
+  stager_.Enqueue(records.data(), records.size());
 }
 
 void PageStore::Discard(Batch& b, uint64_t from, uint64_t to) {
   for (uint64_t i = from; i < to; ++i) {
     if (b.touched[i]) storage_.Free(b.fresh[i]);
   }
-  EndInFlight(b, from, to);
+  EndInFlight(b, from, to, /*published=*/false);
 }
 
-void PageStore::EndInFlight(Batch& b, uint64_t from, uint64_t to) {
-  uint64_t pages = 0;
+// A staged page stays in flight once published (reclaim cannot take it: a compressor will),
+// and its budget stays taken, until CompressStaged is done with it.
+void PageStore::EndInFlight(Batch& b, uint64_t from, uint64_t to, bool published) {
+  uint64_t pages = 0, staged = 0;
   for (uint64_t i = from; i < to; ++i) {
+    if (!b.touched[i]) continue;
+    const PageEntry& e = b.fresh[i];
+    staged += e.staged();
     pages +=
-        b.touched[i] && (b.fresh[i].kind == PageEntry::kZbud || b.fresh[i].kind == PageEntry::kRaw);
+        e.kind == PageEntry::kZbud || (e.kind == PageEntry::kRaw && !(published && e.staged()));
   }
+  if (!published) stager_.Release(staged);
   reclaimer_.EndInFlight(pages);
 }
 
@@ -680,6 +713,7 @@ std::vector<LockWait> PageStore::LockWaits() const {
   storage_.AddLockWaits(&out);
   reclaimer_.AddLockWaits(&out);
   decode_pool_.AddLockWaits(&out);
+  stager_.AddLockWaits(&out);
   return out;
 }
 
@@ -700,6 +734,7 @@ StoreStats PageStore::Stats() const {
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
   s.written_back_pages = written_back_.load(std::memory_order_relaxed);
   s.faulted_pages = storage_.FaultedPages();
+  s.staged_pages = staged_pages_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -766,6 +801,72 @@ void PageStore::TrimHeap(uint64_t min_drops) {
   malloc_trim(0);  // Another thread's trim may still run: harmless, glibc locks each arena.
 }
 
+// ---- The staging tier (Stager::Host) ----------------------------------------------------------
+//
+// A compressor copies the staged page out under its file's index_mu (shared), compresses and
+// stores it with no lock held, then swaps the entry under index_mu (exclusive) only if it is
+// still that staged page holding those bytes (its memory may have been freed and reused for
+// another staged page of the same file and page meanwhile; then equal bytes make the swap
+// harmless, and unequal ones are left to that page's own record). Like eviction, it takes
+// no write_mu: a swap of one entry's storage changes no byte a reader sees.
+
+// The staged pages freed are given back to the arena in one batch (one madvise per
+// stretch past its warm cache, not one per page).
+void PageStore::CompressStaged(const Stager::Record* records, size_t n) {
+  PageArena::DeferredFree deferred(storage_.arena());
+  std::shared_ptr<File> f;
+  for (size_t i = 0; i < n; ++i) {
+    const Stager::Record& r = records[i];
+    if (i == 0 || r.file != records[i - 1].file) f = FindFile(r.file);
+    if (f) (void)CompressAndSwap(*f, r);
+  }
+  reclaimer_.EndInFlight(n);  // Each staged page is compressed, kept raw, or gone.
+}
+
+void PageStore::DropStaged(const Stager::Record&) { reclaimer_.EndInFlight(1); }
+
+bool PageStore::CompressAndSwap(File& f, const Stager::Record& r) {
+  thread_local uint8_t data[kPageSize];
+  thread_local uint8_t scratch[kPageSize];
+  thread_local PageCodec::Streak streak;
+  const void* staged = reinterpret_cast<const void*>(r.addr);
+  {
+    ReaderLock lock(&f.index_mu);
+    const PageEntry* e = f.index.Find(r.page);
+    if (e == nullptr || !e->staged() || e->value != r.addr) return false;
+    std::memcpy(data, staged, kPageSize);
+  }
+  const size_t n = storage_.Compress(data, &streak, scratch);
+  PageEntry fresh;  // kHole: the page stays raw, as an incompressible write leaves it.
+  // Memory was made for the staged page; its compressed form passes mem_limit by at most
+  // this one allocation, until the staged page is freed below.
+  if (n != 0) (void)reclaimer_.MakeRoom();
+  if (n != 0 && !storage_.Store(r.file, r.page, scratch, n, &fresh).ok()) fresh = PageEntry();
+  PageEntry old;
+  {
+    WriterLock lock(&f.index_mu);
+    PageEntry* e = f.index.FindMutable(r.page);
+    if (e != nullptr && e->staged() && e->value == r.addr &&
+        std::memcmp(staged, data, kPageSize) == 0) {
+      old = *e;
+      if (!fresh.present()) fresh = old;
+      fresh.flags = static_cast<uint8_t>(old.flags & ~PageEntry::kFlagStaged);
+      *e = fresh;
+      AccountSwap(f, old, fresh);
+    }
+  }
+  if (!old.present()) {
+    if (fresh.present()) storage_.Free(fresh);
+    return false;
+  }
+  if (fresh.kind == PageEntry::kZbud) {
+    storage_.Free(old);
+  } else {
+    storage_.RecordRawPage(r.file, r.page, fresh);  // Raw for good: reclaim may take it.
+  }
+  return true;
+}
+
 // ---- Accounting -------------------------------------------------------------------------------
 
 void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
@@ -778,7 +879,7 @@ void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
       compr += sign * static_cast<int64_t>(e.length);
       break;
     case PageEntry::kRaw:
-      huge += sign;
+      (e.staged() ? staged : huge) += sign;
       compr += sign * static_cast<int64_t>(kPageSize);
       break;
     case PageEntry::kOverflow:
@@ -813,6 +914,7 @@ void PageStore::AddCounters(File& f, const AccountDelta& d) {
   add(compr_bytes_, d.compr);
   add(huge_pages_, d.huge);
   add(overflow_pages_, d.overflow);
+  add(staged_pages_, d.staged);
 }
 
 void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) {

@@ -40,6 +40,9 @@
 //   -  DecodePool::mu_        (Mutex)         its queue of large reads' parts; a leaf. The
 //                                             helpers decode under the reader's shared
 //                                             index_mu (3), which it holds until they finish.
+//   -  Stager::mu_            (Mutex)         the queue of staged pages; a leaf. Compressors
+//                                             take a file's index_mu (3) as eviction does
+//                                             (no write_mu), with mu_ released.
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
 // overflowed page) runs under that one file's index_mu in shared mode, or exclusive for
 // promotion's re-check of a slot; readers of other files never need that lock. Freeing an
@@ -61,6 +64,12 @@
 // with nothing of its own pending, sleeps (write_mu released) until a publication and tries
 // again, for as long as anything is in flight: a write never fails for memory while reclaim
 // can still make room, and gets ENOSPC only when the overflow store is full or absent.
+// Staging (staging_bytes, compress_threads): a whole page may be stored as written (a staged
+// page, PageEntry::kFlagStaged) while memory is under mem_limit and the Stager's budget has
+// room; a compressor then swaps it for its compressed form (CompressAndSwap). A staged page
+// counts as a raw page in memory and as in flight for reclaim (which never evicts it) until
+// its compressor is done with it, so waiting writers wait for the compressors as they wait
+// for other writers; a compressor may pass mem_limit by the one allocation it swaps in.
 // Memory (MemUsed, mem_used_total) is pool pages + raw pages + the page indexes' heap bytes
 // + metadata charged by the caller (ChargeMetadata); the last two cannot be evicted, so
 // reclaim pushes pages out to make room for them. Once no page is left in memory, a page
@@ -95,6 +104,7 @@
 #include "store/page_size.h"
 #include "store/page_storage.h"
 #include "store/reclaimer.h"
+#include "store/stager.h"
 #include "store/status.h"
 #include "store/thread_annotations.h"
 
@@ -128,6 +138,11 @@ struct PageStoreOptions {
   StoreErrorReporter report_error;  // Told of every EIO the store meets; empty = nobody.
   unsigned decode_threads = 0;      // Helpers that decode parts of large reads when idle (0: none).
   unsigned zbud_pools = 1;          // Zbud pools, threads dealt among them (1..32; more: 32).
+  // The staging tier (store/stager.h): up to staging_bytes of whole pages are kept as written
+  // and compressed by compress_threads background threads. Either 0: off, every page is
+  // compressed by its writer.
+  uint64_t staging_bytes = 0;
+  unsigned compress_threads = 0;
 };
 
 // The statistics of the contract, all in bytes or pages as named there.
@@ -147,6 +162,7 @@ struct StoreStats {
   uint64_t written_back_pages = 0;  // Pages ever written to the overflow directory.
   uint64_t faulted_pages = 0;       // Pages ever read back from the overflow directory.
   uint64_t metadata_bytes = 0;      // Charged by the caller (ChargeMetadata): xattrs, symlinks.
+  uint64_t staged_pages = 0;        // Pages kept as written until a compressor takes them.
 };
 
 // What one file costs: the daemon turns stored_bytes into st_blocks.
@@ -156,7 +172,7 @@ struct FileUsage {
       0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
 };
 
-class PageStore final : private PageOwners, private Reclaimer::Host {
+class PageStore final : private PageOwners, private Reclaimer::Host, private Stager::Host {
  public:
   using FileId = uint64_t;
   // Largest offset + 1 accepted: the kernel's MAX_LFS_FILESIZE, which is what FUSE gives
@@ -242,6 +258,9 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   std::vector<uint64_t> PagesPerPool() const { return storage_.PagesPerPool(); }
   std::vector<LockWait> LockWaits() const;
 
+  // Waits until the compressors have handled every page staged so far (tests, benchmarks).
+  void WaitForStaging() { stager_.WaitIdle(); }
+
   // The options this store runs with.
   const PageStoreOptions& options() const { return options_; }
 
@@ -279,7 +298,7 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   // Statistics changes of several entries, summed so that a batch, a dropped range (or an
   // overwrite of a page by one of the same kind) costs at most one atomic add per counter.
   struct AccountDelta {
-    int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0;
+    int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0, staged = 0;
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
 
@@ -300,13 +319,15 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   uint64_t ReplacedMemory(File& f, uint64_t page, Limit limit) EXCLUDES(f.index_mu);
   Status EncodePage(FileId id, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
                     PageCodec::Streak* streak, PageEntry* out, bool* passed_limit);
+  void QueueStaged(FileId id, const Batch& b, uint64_t from, uint64_t to);
   Status NoRoom(FileId id, File& f, Batch& b, WriteMuMode mode);
   Status WaitForRoom(File& f, WriteMuMode mode, int* idle_waits);
   Status Publish(FileId id, File& f, Batch& b, uint64_t to, WriteMuMode mode);
   Status SwapIn(FileId id, File& f, Batch& b, uint64_t from, uint64_t to) REQUIRES(f.write_mu)
       EXCLUDES(f.index_mu);
-  void Discard(Batch& b, uint64_t from, uint64_t to);      // Frees unpublished pages.
-  void EndInFlight(Batch& b, uint64_t from, uint64_t to);  // Published or freed.
+  void Discard(Batch& b, uint64_t from, uint64_t to);  // Frees unpublished pages.
+  // Pages [from, to) published (staged ones stay in flight until compressed) or freed.
+  void EndInFlight(Batch& b, uint64_t from, uint64_t to, bool published);
 
   // The other mutations, under write_mu.
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const EXCLUDES(f.index_mu);
@@ -339,6 +360,11 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   // Reclaimer::Host.
   uint64_t DroppedPages() const override;
   void TrimQuietHeap() override;
+  // Stager::Host: a staged page becomes a zbud page (or a plain raw page).
+  void CompressStaged(const Stager::Record* records, size_t n) override;
+  void DropStaged(const Stager::Record& r) override;
+  // Compresses the page r names; false if it is no longer that staged page.
+  bool CompressAndSwap(File& f, const Stager::Record& r) EXCLUDES(f.index_mu);
 
   // Accounting.
   // Adds d to the counters and charges the index's change in size.
@@ -359,6 +385,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host {
   PageStorage storage_;     // Page memory: pool, raw pages, arena; eviction.
   Reclaimer reclaimer_;     // Watermarks, the reclaim thread, writers' wait for room.
   DecodePool decode_pool_;  // Idle helpers for the parts of large reads.
+  Stager stager_;           // The staging budget and the background compressors.
+  std::atomic<uint64_t> staged_pages_{0};  // Staged pages in indexes (staged_pages).
 
   // Waits for the locks of each class below (LockWaits); before the locks, which use them.
   LockProfile shard_profile_{"file shards"};     // FileShard::mu.

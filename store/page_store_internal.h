@@ -19,8 +19,9 @@ namespace store_internal {
 constexpr uint64_t kBatchPages = 256;  // Pages encoded before one index swap (1 MiB).
 constexpr uint64_t kDropBatch = 1024;  // Entries a delete takes out of the index at once.
 
-// PageEntry::flags bits.
+// PageEntry::flags bits (PageEntry::kFlagStaged, 2, is the other).
 constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was written back.
+static_assert(kFlagAccessed != PageEntry::kFlagStaged);
 
 constexpr uint64_t kTrimAfterDrops = 4096;  // Pages (+1 per file) dropped before malloc_trim.
 constexpr uint64_t kTrimWhenQuiet = 64;     // ... or this many, once drops have stopped.

@@ -117,8 +117,8 @@ inline void WriteOk(PageStore& store, PageStore::FileId file, uint64_t off, cons
 
 // The formula of the contract that must hold at every quiet moment.
 inline void ExpectMemFormula(const StoreStats& s) {
-  EXPECT_EQ(s.mem_used_total,
-            (s.pool_pages + s.huge_pages) * kPage + s.index_bytes + s.metadata_bytes);
+  EXPECT_EQ(s.mem_used_total, (s.pool_pages + s.huge_pages + s.staged_pages) * kPage +
+                                  s.index_bytes + s.metadata_bytes);
   EXPECT_LE(s.buddied_pages, s.pool_pages);
 }
 
@@ -131,6 +131,7 @@ inline void ExpectEmpty(const StoreStats& s) {
   EXPECT_EQ(s.buddied_pages, 0u);
   EXPECT_EQ(s.same_pages, 0u);
   EXPECT_EQ(s.huge_pages, 0u);
+  EXPECT_EQ(s.staged_pages, 0u);
   EXPECT_EQ(s.overflow_pages, 0u);
   EXPECT_EQ(s.index_bytes, 0u);
   EXPECT_EQ(s.metadata_bytes, 0u);
@@ -229,7 +230,8 @@ inline Bytes MixedData(size_t bytes, uint64_t seed) {
 struct OverflowFixture {
   explicit OverflowFixture(uint64_t mem_limit, uint64_t overflow_limit = 0, bool background = true,
                            OverflowIo* io = nullptr, PageArena* arena = nullptr,
-                           StoreErrorReporter report = {}) {
+                           StoreErrorReporter report = {}, uint64_t staging_pages = 0,
+                           unsigned compress_threads = 0) {
     auto ov = OverflowStore::Open({dir.path(), overflow_limit, io});
     EXPECT_TRUE(ov.ok()) << ov.status().ToString();
     overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
@@ -239,6 +241,8 @@ struct OverflowFixture {
     o.background_reclaim = background;
     o.arena = arena;
     o.report_error = std::move(report);
+    o.staging_bytes = staging_pages * kPage;
+    o.compress_threads = compress_threads;
     store = std::make_unique<PageStore>(o);
   }
   OverflowFixture(const OverflowFixture&) = delete;
