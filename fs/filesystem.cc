@@ -29,6 +29,10 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   // A zbud pool per worker thread (threads are dealt pools in turn; at most 32, as zswap
   // kept): writers then rarely wait for one pool's lock (docs/BENCHMARKS.md).
   so.zbud_pools = std::max(options_.max_threads, cores);
+  // Staged pages are compressed by one thread per core (at most 8); writers compress their
+  // own pages once the staging budget is spent.
+  so.staging_bytes = options_.staging;
+  so.compress_threads = std::min(cores, 8u);
   so.report_error = [](StoreErrorKind kind, const std::string& message) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,
@@ -150,6 +154,7 @@ std::string FormatStats(const StoreStats& s) {
       {"faulted_pages", s.faulted_pages},
       {"metadata_bytes", s.metadata_bytes},
       {"index_bytes", s.index_bytes},
+      {"staged_pages", s.staged_pages},
   };
   std::string out;
   for (const auto& [name, value] : fields) {

@@ -153,6 +153,17 @@ std::vector<OptionSpec> SizeOptions() {
        .section = kZbudfs,
        .label = "-o overflow_limit=SIZE",
        .help = "most bytes the overflow may hold (default: size)"},
+      {.spellings = {"staging="},
+       .kind = Kind::kSize,
+       .field = &M::staging,
+       .round_up_to_pages = true,
+       .section = kZbudfs,
+       .label = "-o staging=SIZE",
+       .help = "whole pages a write keeps as written, counted in\n"
+               "mem_limit, for background threads to compress: a\n"
+               "write costs a copy, not zstd; 0 = off, every write\n"
+               "compresses its own pages (default: mem_limit/8, at\n"
+               "most 64M)"},
   };
 }
 
@@ -446,6 +457,12 @@ uint64_t DefaultMemLimit() {
   return quarter < kPageSize ? kPageSize : quarter;
 }
 
+// An eighth of mem_limit leaves the pool most of memory; 64 MiB absorbs a burst of writes
+// without leaving much for the compressors to catch up on (docs/BENCHMARKS.md).
+uint64_t DefaultStaging(uint64_t mem_limit) {
+  return std::min<uint64_t>(uint64_t{64} << 20, mem_limit / 8) / kPageSize * kPageSize;
+}
+
 }  // namespace
 
 std::optional<uint64_t> ParseSize(std::string_view text) {
@@ -501,6 +518,7 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
   if (!Seen(st, "size=")) opts->size = DefaultSize();
   if (!Seen(st, "mem_limit=")) opts->mem_limit = DefaultMemLimit();
   if (!Seen(st, "overflow_limit=")) opts->overflow_limit = opts->size;
+  if (!Seen(st, "staging=")) opts->staging = DefaultStaging(opts->mem_limit);
   if (!Seen(st, "nr_inodes=")) opts->nr_inodes = DefaultNrInodes();
 
   // Our defaults go first so that the user's own -o fsname=/subtype= win.
@@ -522,6 +540,12 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
 bool ValidateOptions(const MountOptions& opts, std::string* error) {
   if (opts.mountpoint.empty()) {
     *error = "no mountpoint given (try --help)";
+    return false;
+  }
+  // Staged pages cannot be evicted (only compressed): most of memory must stay evictable.
+  if (opts.staging > opts.mem_limit / 2) {
+    *error = "invalid value for option -o staging=SIZE: " + std::to_string(opts.staging) +
+             " bytes is more than half of mem_limit (" + std::to_string(opts.mem_limit) + " bytes)";
     return false;
   }
   // overflow_dir is checked by OverflowStore::Open (store/overflow_store.h), in main.cc.

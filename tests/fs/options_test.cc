@@ -124,6 +124,7 @@ TEST(ParseCommandLineTest, DefaultsFollowThisMachine) {
   EXPECT_EQ(o.size, std::max<uint64_t>(ram / 2 / 4096 * 4096, 4096));       // Half of RAM.
   EXPECT_EQ(o.mem_limit, std::max<uint64_t>(ram / 4 / 4096 * 4096, 4096));  // A quarter.
   EXPECT_EQ(o.overflow_limit, o.size);
+  EXPECT_EQ(o.staging, std::min<uint64_t>(64 * kMiB, o.mem_limit / 8 / 4096 * 4096));
   EXPECT_EQ(o.overflow_dir, "");
   EXPECT_EQ(o.nr_inodes, std::max<uint64_t>(ram / 4096 / 2, 1024));
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -320,6 +321,32 @@ TEST(MemLimitOptionTest, Bad) {
   EXPECT_EQ(ParseError("mem_limit"), "option mem_limit needs a value (mem_limit=...)");
 }
 
+// ---- staging= ---------------------------------------------------------------------------------
+
+TEST(StagingOptionTest, FollowsMemLimitUnlessGiven) {
+  EXPECT_EQ(ParseOk("mem_limit=8M").staging, 1 * kMiB);       // An eighth...
+  EXPECT_EQ(ParseOk("mem_limit=4G").staging, 64 * kMiB);      // ...at most 64M.
+  EXPECT_EQ(ParseOk("mem_limit=4097").staging, uint64_t{0});  // Under a page: off.
+  EXPECT_EQ(ParseOk("mem_limit=8M,staging=0").staging, uint64_t{0});
+  EXPECT_EQ(ParseOk("mem_limit=8M,staging=5000").staging, uint64_t{8192});  // Whole pages.
+  EXPECT_EQ(ParseError("staging=1X"),
+            "invalid size for option staging: '1X' (expected a byte count with an optional "
+            "K, M, G or T suffix)");
+}
+
+TEST(StagingOptionTest, AtMostHalfOfMemLimit) {
+  std::string error;
+  Parsed p = Parse({"-o", "mem_limit=8M,staging=4M", "/mnt"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_TRUE(ValidateOptions(p.opts, &error)) << error;
+  p = Parse({"-o", "mem_limit=8M,staging=5M", "/mnt"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_FALSE(ValidateOptions(p.opts, &error));
+  EXPECT_EQ(error,
+            "invalid value for option -o staging=SIZE: 5242880 bytes is more than half of "
+            "mem_limit (8388608 bytes)");
+}
+
 // ---- overflow_limit= and overflow_dir= ---------------------------------------------------------
 
 TEST(OverflowOptionTest, Good) {
@@ -436,8 +463,8 @@ TEST(ValidateOptionsTest, DefaultOverflowDirIsFine) {
 TEST(HelpTextTest, NamesEveryOption) {
   const std::string help = HelpText("zbudfs");
   EXPECT_THAT(help, HasSubstr("usage: zbudfs "));
-  for (const char* opt : {"size=", "mem_limit=", "overflow_dir=", "overflow_limit=", "zstd_level=",
-                          "zstd_fast=", "nr_inodes=", "max_threads=", "clone_fd"}) {
+  for (const char* opt : {"size=", "mem_limit=", "overflow_dir=", "overflow_limit=", "staging=",
+                          "zstd_level=", "zstd_fast=", "nr_inodes=", "max_threads=", "clone_fd"}) {
     EXPECT_THAT(help, HasSubstr("-o " + std::string(opt))) << opt;
   }
 }
@@ -461,7 +488,7 @@ TEST(HelpTextTest, OptionTextStartsInColumn27) {
       EXPECT_EQ(line.substr(0, 27), std::string(27, ' ')) << line;  // A continuation.
     }
   }
-  EXPECT_EQ(options, 14);  // -f, -d, -s, -h, -V and the nine -o options.
+  EXPECT_EQ(options, 15);  // -f, -d, -s, -h, -V and the ten -o options.
 }
 
 }  // namespace
