@@ -458,7 +458,7 @@ uint64_t DefaultMemLimit() {
 }
 
 // An eighth of mem_limit leaves the pool most of memory; 64 MiB absorbs a burst of writes
-// without leaving much for the compressors to catch up on (docs/BENCHMARKS.md).
+// without leaving much for the compressors to catch up on.
 uint64_t DefaultStaging(uint64_t mem_limit) {
   return std::min<uint64_t>(uint64_t{64} << 20, mem_limit / 8) / kPageSize * kPageSize;
 }
