@@ -54,8 +54,11 @@ PageEntry* OldEntries() {
   return entries;
 }
 
+// A staged page at the address of an old raw page (the arena reuses pages) is not that page:
+// eviction must not take it raw, its compressor will.
 bool Matches(const PageEntry* e, const PageEntry& expect) {
-  return e != nullptr && e->kind == expect.kind && e->value == expect.value;
+  return e != nullptr && e->kind == expect.kind && e->value == expect.value &&
+         e->staged() == expect.staged();
 }
 
 }  // namespace
@@ -210,7 +213,11 @@ Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, uint
     const size_t n = storage_.Compress(data, streak, scratch);
     if (n != 0) payload = scratch, length = n;
   }
-  if (!room.ok() && PageStorage::StoredCost(length) > replaced_mem) return room;
+  if (!room.ok() && PageStorage::StoredCost(length) > replaced_mem) {
+    // Staged pages will shrink once compressed: wait for them (NoRoom) before giving up.
+    if (room.code() == ENOSPC && stager_.staged() > 0) return Status::Error(EAGAIN);
+    return room;
+  }
   *passed_limit = !room.ok();
   Status st = storage_.Store(id, page, payload, length, out);
   if (!st.ok()) {
@@ -839,8 +846,8 @@ bool PageStore::CompressAndSwap(File& f, const Stager::Record& r) {
   const size_t n = storage_.Compress(data, &streak, scratch);
   PageEntry fresh;  // kHole: the page stays raw, as an incompressible write leaves it.
   // Memory was made for the staged page; its compressed form passes mem_limit by at most
-  // this one allocation, until the staged page is freed below.
-  if (n != 0) (void)reclaimer_.MakeRoom();
+  // this one allocation, until the staged page is freed below. No MakeRoom: reclaim cannot
+  // take staged pages, and compressing them is what makes room.
   if (n != 0 && !storage_.Store(r.file, r.page, scratch, n, &fresh).ok()) fresh = PageEntry();
   PageEntry old;
   {

@@ -200,3 +200,33 @@ TEST(PageStoreStagingTest, DestroyedWithPagesQueued) {
 
 }  // namespace
 }  // namespace zbudfs
+
+namespace zbudfs {
+namespace {
+
+using namespace store_test;  // NOLINT(build/namespaces): the shared test helpers.
+
+// With no overflow store, memory full of staged pages is not "no room": once compressed they
+// take half as much or less. Writes of text that fits mem_limit compressed must all succeed
+// (they failed with ENOSPC whenever the writer ran ahead of the compressor).
+TEST(PageStoreStagingTest, FullOfStagedPagesWaitsForTheCompressorNotENOSPC) {
+  TestArena arena;
+  PageStoreOptions o = WithArena(&arena);
+  o.mem_limit = 72 * kPage;
+  o.staging_bytes = 32 * kPage;
+  o.compress_threads = 1;
+  PageStore store(o);
+  Bytes model;
+  for (uint64_t i = 0; i < 8; ++i) {  // 128 pages of text: about 64 zbud pages.
+    const Bytes data = TextBytes(16 * kPage, i * 16 * kPage);
+    const Status st = store.Write(1, i * 16 * kPage, data.data(), data.size());
+    ASSERT_TRUE(st.ok()) << "write " << i << ": " << st.ToString();
+    model.insert(model.end(), data.begin(), data.end());
+  }
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+  store.WaitForStaging();
+  EXPECT_LE(store.MemUsed(), o.mem_limit);
+}
+
+}  // namespace
+}  // namespace zbudfs
