@@ -10,9 +10,10 @@ namespace {
 // Records a compressor takes per visit to the queue: fewer lock round trips, and neighbouring
 // pages of a file (which compress alike, PageCodec::Streak) stay on one thread.
 constexpr size_t kTakeAtOnce = 16;
-// A compressor woken for fewer than kTakeAtOnce records waits this long for more: random
-// 4 KiB writes would otherwise cost a wakeup (two context switches) each, which on a busy
-// machine costs more than the compression it moves off the request path.
+// A compressor woken from an empty queue for fewer than kTakeAtOnce records waits this long
+// for more: random 4 KiB writes would otherwise cost a wakeup (two context switches) each,
+// which on a busy machine costs more than the compression it moves off the request path.
+// It never lingers after a batch: what is left then is a backlog writers may be waiting on.
 constexpr std::chrono::microseconds kLinger{500};
 
 }  // namespace
@@ -80,9 +81,13 @@ void Stager::Loop() {
   Record batch[kTakeAtOnce];
   MutexLock lock(&mu_);
   for (;;) {
-    while (!stop_ && queue_.empty()) work_cv_.Wait(&mu_);
+    bool woken = false;
+    while (!stop_ && queue_.empty()) {
+      work_cv_.Wait(&mu_);
+      woken = true;
+    }
     const auto linger_end = std::chrono::steady_clock::now() + kLinger;
-    while (!stop_ && queue_.size() < kTakeAtOnce && idle_waiters_ == 0) {
+    while (woken && !stop_ && queue_.size() < kTakeAtOnce && idle_waiters_ == 0) {
       const auto now = std::chrono::steady_clock::now();
       if (now >= linger_end) break;
       work_cv_.WaitFor(&mu_, linger_end - now);
