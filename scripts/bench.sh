@@ -326,6 +326,19 @@ settle() { # target
   log "WARNING: zbudfs still holds data 30 s after the files were deleted: $s"
 }
 
+# Statistics once the background compressors have emptied the staging tier (staged pages
+# are whole 4 KiB pages until then), polled for up to 10 s after a step: the density a
+# mount settles at, beside what the step left at its end.
+compressed_stats() { # stats json at the end of the step -> stats json with staged_pages 0
+  local s=$1 n
+  for ((n = 0; n < 100; n++)); do
+    [[ $s =~ \"staged_pages\":\ *0[,}] || ! $s =~ staged_pages ]] && { echo "$s"; return 0; }
+    sleep 0.1
+    s=$(zstats)
+  done
+  echo null
+}
+
 # before/after probes around one measured step, written as one JSON line to records.jsonl
 probe_before() { # target
   pb_cpu=0 pb_stats=null pb_rss=0
@@ -340,8 +353,9 @@ probe_after() { # target -> sets pa_json fragment
   if [[ -n ${tpid[$1]:-} ]]; then
     cpu=$(ticks "${tpid[$1]}"); hwm=$(status_kb "${tpid[$1]}" VmHWM); rss=$(status_kb "${tpid[$1]}" VmRSS)
   fi
-  [[ $1 == zbudfs ]] && st=$(zstats)
-  pa_json="\"rss_before_kb\":${pb_rss:-0},\"cpu_ticks\":$((cpu - pb_cpu)),\"hwm_kb\":${hwm:-0},\"rss_kb\":${rss:-0},\"stats_before\":${pb_stats:-null},\"stats\":${st:-null}"
+  local packed=null
+  if [[ $1 == zbudfs ]]; then st=$(zstats) && packed=$(compressed_stats "$st"); fi
+  pa_json="\"rss_before_kb\":${pb_rss:-0},\"cpu_ticks\":$((cpu - pb_cpu)),\"hwm_kb\":${hwm:-0},\"rss_kb\":${rss:-0},\"stats_before\":${pb_stats:-null},\"stats\":${st:-null},\"stats_compressed\":${packed:-null}"
 }
 
 clk_tck=$(getconf CLK_TCK)

@@ -90,7 +90,9 @@ for r in recs:
     a['runs'].append({'mibs': x['mib_s'], 'iops': x['iops'], 'bytes': x['bytes'], 'ops': x['ops'],
                       'corpus': x.get('corpus_bytes'), 'cpu': r['cpu_ticks'] / M['clk_tck'],
                       'orig': s.get('orig_data_size'), 'compr': s.get('compr_data_size'),
-                      'mem': s.get('mem_used_total')})
+                      'mem': s.get('mem_used_total'),
+                      'mem_packed': (r.get('stats_compressed') or {}).get('mem_used_total'),
+                      'compr_packed': (r.get('stats_compressed') or {}).get('compr_data_size')})
 RTHREADS = sorted({k[0] for k in ragg})
 def rm(k, field):
     xs = [x[field] for x in ragg.get(k, {'runs': []})['runs'] if x.get(field) is not None]
@@ -197,12 +199,16 @@ def realdata_section():
     else:
         P('zstd benchmark on the corpus unreadable (see zstd-real-*.txt in the results directory).')
     P('')
-    dens = [(x['orig'] / x['compr'] if x.get('compr') else None, x['orig'] / x['mem'] if x.get('mem') else None)
+    def ratio(x, field):
+        return x['orig'] / x[field] if x.get(field) and x.get('orig') else None
+    dens = [tuple(ratio(x, f) for f in ('compr', 'mem', 'compr_packed', 'mem_packed'))
             for (nt, job, t), a in ragg.items() if t == 'zbudfs' and job == 'seqwrite' for x in a['runs']]
     if dens:
-        P('zbudfs after its sequential writes: orig/compr %s, orig/mem %s (medians; orig_data_size ÷ '
-          'compr_data_size and ÷ mem_used_total).' % tuple(
-              '%.2f' % med([d[i] for d in dens if d[i]]) if any(d[i] for d in dens) else 'n/a' for i in (0, 1)))
+        fig = ['%.2f' % med([d[i] for d in dens if d[i]]) if any(d[i] for d in dens) else 'n/a'
+               for i in range(4)]
+        P('zbudfs after its sequential writes: orig/compr %s, orig/mem %s at the end of the write '
+          '(staged pages still whole), orig/compr %s, orig/mem %s once the compressors have emptied '
+          'the staging tier (medians; orig_data_size ÷ compr_data_size and ÷ mem_used_total).' % tuple(fig))
         P('')
     realdata_cpu_table()
     if issue16:
