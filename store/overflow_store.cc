@@ -264,7 +264,8 @@ StatusOr<uint64_t> OverflowStore::TakeSlot(int cls) {
   if (c.blocks.size() <= last) c.blocks.resize(last + 1);
   uint64_t new_blocks = 0;  // Blocks of the slot that take no disk yet: it will.
   for (uint64_t b = first; b <= last; ++b) new_blocks += c.blocks[b].state == Block::kHole;
-  if (limit_ != 0 && bytes_used_.load(std::memory_order_relaxed) + new_blocks * kBlock > limit_) {
+  const uint64_t limit = limit_.load(std::memory_order_relaxed);
+  if (limit != 0 && bytes_used_.load(std::memory_order_relaxed) + new_blocks * kBlock > limit) {
     if (slot < c.high_water) c.free.push_back(slot);
     return Status::Error(ENOSPC, "overflow_limit reached");
   }

@@ -108,6 +108,9 @@ class OverflowStore {
     return bytes_used_.load(std::memory_order_relaxed);
   }  // Disk blocks held (see the top comment).
   uint64_t SlotsInUse() const { return slots_in_use_.load(std::memory_order_relaxed); }
+  uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  // A new limit for writes from now on (remount; 0 = the disk's); what is held stays.
+  void SetLimit(uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
   const std::string& dir() const { return dir_; }                    // The directory in use.
   uint64_t leftovers_removed() const { return leftovers_removed_; }  // Files of a crashed mount.
   // Appends the time waited for open_mu_ and mu_ (store/lock_profile.h). Lock-free.
@@ -163,7 +166,7 @@ class OverflowStore {
   const std::string dir_;
   const bool owns_dir_;
   const int lock_fd_;
-  const uint64_t limit_;
+  std::atomic<uint64_t> limit_;  // Options::limit until SetLimit.
   OverflowIo default_io_;
   OverflowIo* io_;
   uint64_t leftovers_removed_ = 0;

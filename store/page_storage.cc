@@ -48,7 +48,10 @@ OwnerTag LoadTag(void* src) {
 }  // namespace
 
 PageStorage::PageStorage(const Options& options, PageOwners* owners)
-    : options_(options), owners_(owners) {
+    : options_(options),
+      zstd_level_(options.zstd_level),
+      zstd_fast_level_(options.zstd_fast_level),
+      owners_(owners) {
   if (options_.arena == nullptr) {
     owned_arena_ = std::make_unique<PageArena>();
     arena_ = owned_arena_.get();
@@ -104,7 +107,8 @@ bool PageStorage::EncodeSame(const uint8_t* data, PageEntry* out) const {
 
 size_t PageStorage::Compress(const uint8_t* data, PageCodec::Streak* streak,
                              uint8_t* scratch) const {
-  const size_t n = PageCodec::CompressFastFirst(data, options_.zstd_level, options_.zstd_fast_level,
+  const size_t n = PageCodec::CompressFastFirst(data, zstd_level_.load(std::memory_order_relaxed),
+                                                zstd_fast_level_.load(std::memory_order_relaxed),
                                                 kPairedPayload, streak, scratch);
   return n > kMaxZbudPayload ? 0 : n;
 }

@@ -125,6 +125,13 @@ class PageStorage {
   uint64_t FaultedPages() const { return faulted_.load(std::memory_order_relaxed); }
   PageArena* arena() const { return arena_; }
   OverflowStore* overflow() const { return options_.overflow; }
+  // New zstd levels for pages compressed from now on (remount); pages stored stay as they are.
+  void SetLevels(int zstd_level, int zstd_fast_level) {
+    zstd_fast_level_.store(zstd_fast_level, std::memory_order_relaxed);
+    zstd_level_.store(zstd_level, std::memory_order_relaxed);
+  }
+  int zstd_level() const { return zstd_level_.load(std::memory_order_relaxed); }
+  int zstd_fast_level() const { return zstd_fast_level_.load(std::memory_order_relaxed); }
   // Appends the time waited for the locks of page memory: the pool, the arena, the raw FIFO
   // and the overflow store (if any). Lock-free.
   void AddLockWaits(std::vector<LockWait>* out) const;
@@ -152,6 +159,8 @@ class PageStorage {
   void CompactRawFifo() EXCLUDES(raw_mu_);
 
   Options options_;
+  std::atomic<int> zstd_level_;       // options_.zstd_level until SetLevels.
+  std::atomic<int> zstd_fast_level_;  // options_.zstd_fast_level until SetLevels.
   PageOwners* const owners_;
   std::unique_ptr<PageArena> owned_arena_;
   PageArena* arena_;

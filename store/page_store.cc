@@ -71,6 +71,7 @@ PageStore::PageStore(const PageStoreOptions& options)
       stager_(options.staging_bytes / kPageSize, options.compress_threads, this),
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
+  capacity_bytes_.store(options.capacity_bytes, std::memory_order_relaxed);
   for (size_t i = 0; i < kWriteStripes; ++i) write_stripes_[i].mu.SetProfile(&stripe_profile_);
   for (size_t i = 0; i < kFileShards; ++i) file_shards_[i].mu.SetProfile(&shard_profile_);
   reclaimer_.Start();
@@ -736,7 +737,7 @@ StoreStats PageStore::Stats() const {
   s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
   s.mem_used_total =
       (s.pool_pages + storage_.RawPages()) * kPageSize + s.index_bytes + s.metadata_bytes;
-  s.mem_limit = options_.mem_limit;
+  s.mem_limit = reclaimer_.mem_limit();
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
   s.written_back_pages = written_back_.load(std::memory_order_relaxed);
@@ -934,7 +935,7 @@ void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fres
 // Pages and metadata share one counter of capacity, so that neither can pass it when they
 // race; pages_held_ then follows for the statistics.
 bool PageStore::ReserveCapacity(uint64_t bytes) {
-  const uint64_t cap = options_.capacity_bytes;
+  const uint64_t cap = capacity_bytes_.load(std::memory_order_relaxed);
   uint64_t used = capacity_used_.load(std::memory_order_relaxed);
   do {
     if (cap != 0 && (bytes > cap || used > cap - bytes)) return false;
@@ -967,7 +968,7 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
   const uint64_t n = static_cast<uint64_t>(bytes);
   if (!ReserveCapacity(n)) return Status::Error(ENOSPC, "capacity reached (metadata)");
   metadata_bytes_.fetch_add(n, std::memory_order_relaxed);
-  const uint64_t limit = options_.mem_limit;
+  const uint64_t limit = reclaimer_.mem_limit();
   if (limit == 0 || MemUsed() <= limit) return Status::OK();
   // Make room by pushing file pages out; what cannot go (metadata, pages in flight) stays.
   Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
@@ -975,6 +976,78 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
   if (st.ok()) return st;
   (void)ChargeMetadata(-bytes);  // Giving a charge back cannot fail.
   return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
+}
+
+// ---- Limits changed while running (a remount) -----------------------------------------------
+
+uint64_t PageStore::overflow_limit() const {
+  return options_.overflow ? options_.overflow->limit() : 0;
+}
+
+namespace {
+
+// EINVAL unless a new limit keeps "limited" as it was: 0 means unlimited to the store, and the
+// background reclaim thread exists only for a store started with a memory limit.
+Status SameKind(const char* name, uint64_t was, uint64_t now) {
+  if ((was == 0) == (now == 0)) return Status::OK();
+  return Status::Error(EINVAL, std::string(name) + (was == 0 ? " was unlimited" : " cannot be 0"));
+}
+
+std::string Bytes(uint64_t n) { return std::to_string(n) + " bytes"; }
+
+}  // namespace
+
+Status PageStore::CheckLimits(const StoreLimits& l) const {
+  if (l.capacity_bytes) {
+    if (Status s = SameKind("size", capacity_bytes(), *l.capacity_bytes); !s.ok()) return s;
+    const uint64_t used = capacity_used_.load(std::memory_order_relaxed);
+    if (*l.capacity_bytes < used) {
+      return Status::Error(EINVAL, "size " + Bytes(*l.capacity_bytes) +
+                                       " is below what is stored (" + Bytes(used) + ")");
+    }
+  }
+  if (l.mem_limit) {
+    if (Status s = SameKind("mem_limit", mem_limit(), *l.mem_limit); !s.ok()) return s;
+    const uint64_t staging = stager_.max_pages() * kPageSize;
+    if (*l.mem_limit / 2 < staging) {
+      return Status::Error(EINVAL, "mem_limit " + Bytes(*l.mem_limit) +
+                                       " is under twice the staging budget (" + Bytes(staging) +
+                                       ")");
+    }
+  }
+  if (l.overflow_limit) {
+    if (!options_.overflow) return Status::Error(EINVAL, "there is no overflow directory");
+    const uint64_t used = options_.overflow->BytesUsed();
+    if (*l.overflow_limit < used) {
+      return Status::Error(EINVAL, "overflow_limit " + Bytes(*l.overflow_limit) +
+                                       " is below what the overflow holds (" + Bytes(used) + ")");
+    }
+  }
+  return Status::OK();
+}
+
+Status PageStore::SetLimits(const StoreLimits& l) {
+  if (Status s = CheckLimits(l); !s.ok()) return s;
+  if (l.mem_limit && MemUsed() > *l.mem_limit) {
+    if (!options_.overflow) {
+      return Status::Error(EINVAL, "mem_limit " + Bytes(*l.mem_limit) +
+                                       " is below the memory in use (" + Bytes(MemUsed()) +
+                                       ") and there is no overflow directory");
+    }
+    Status s = ReclaimTo(*l.mem_limit);
+    if (!s.ok()) {
+      return Status::Error(s.code() == EIO ? EIO : ENOSPC,
+                           "cannot push memory under the new mem_limit: " + s.message());
+    }
+  }
+  if (l.capacity_bytes) capacity_bytes_.store(*l.capacity_bytes, std::memory_order_relaxed);
+  if (l.overflow_limit) options_.overflow->SetLimit(*l.overflow_limit);
+  if (l.mem_limit) reclaimer_.SetMemLimit(*l.mem_limit);
+  if (l.zstd_level || l.zstd_fast_level) {
+    const int level = l.zstd_level.value_or(storage_.zstd_level());
+    storage_.SetLevels(level, l.zstd_fast_level.value_or(storage_.zstd_fast_level()));
+  }
+  return Status::OK();
 }
 
 }  // namespace zbudfs

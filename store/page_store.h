@@ -93,6 +93,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -143,6 +144,15 @@ struct PageStoreOptions {
   // compressed by its writer.
   uint64_t staging_bytes = 0;
   unsigned compress_threads = 0;
+};
+
+// Limits a running store may change (a remount). Fields left empty stay as they are.
+struct StoreLimits {
+  std::optional<uint64_t> capacity_bytes{};  // Not 0: a store started unlimited stays so.
+  std::optional<uint64_t> mem_limit{};       // Likewise.
+  std::optional<uint64_t> overflow_limit{};  // Needs an overflow store.
+  std::optional<int> zstd_level{};           // For pages compressed from now on.
+  std::optional<int> zstd_fast_level{};
 };
 
 // The statistics of the contract, all in bytes or pages as named there.
@@ -261,8 +271,21 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   // Waits until the compressors have handled every page staged so far (tests, benchmarks).
   void WaitForStaging() { stager_.WaitIdle(); }
 
-  // The options this store runs with.
+  // The options this store started with; the limits SetLimits may have changed since are
+  // capacity_bytes(), mem_limit(), overflow_limit() and zstd_level().
   const PageStoreOptions& options() const { return options_; }
+
+  // Changes limits of a running store, all or none. Errors (nothing changes then): EINVAL
+  // when a new capacity or overflow_limit is below what is held now, when a store started
+  // without such a limit is given one (or the other way round), or when mem_limit would be
+  // under twice the staging budget; ENOSPC (or EIO) when memory held above a lower
+  // mem_limit cannot be pushed out to the overflow store. Lowering mem_limit pushes cold
+  // pages out first, so it may take a while; safe to call from any thread holding no lock.
+  Status SetLimits(const StoreLimits& limits);
+  uint64_t capacity_bytes() const { return capacity_bytes_.load(std::memory_order_relaxed); }
+  uint64_t mem_limit() const { return reclaimer_.mem_limit(); }
+  uint64_t overflow_limit() const;  // 0 without an overflow store.
+  int zstd_level() const { return storage_.zstd_level(); }
 
  private:
   // One file: its index and the locks around it. Files share write_mu in stripes
@@ -376,7 +399,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) REQUIRES(f.index_mu);
   bool ReservePages(uint64_t n);  // False past capacity.
   void UnreservePages(uint64_t n);
-  bool ReserveCapacity(uint64_t bytes);  // False past capacity: pages and metadata.
+  bool ReserveCapacity(uint64_t bytes);                 // False past capacity: pages and metadata.
+  Status CheckLimits(const StoreLimits& limits) const;  // SetLimits' checks before any change.
   // Hands freed heap back to the system (malloc_trim) if at least `min_drops` pages or files
   // were dropped since the last trim; one thread at a time, no lock held.
   void TrimHeap(uint64_t min_drops);
@@ -410,6 +434,7 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
 
   std::atomic<uint64_t> pages_held_{0};       // Non-hole pages (orig_data_size / 4096).
   std::atomic<uint64_t> capacity_used_{0};    // pages_held_ x 4096 + metadata_bytes_.
+  std::atomic<uint64_t> capacity_bytes_;      // options_.capacity_bytes until SetLimits.
   std::atomic<uint64_t> metadata_bytes_{0};   // ChargeMetadata's total.
   std::atomic<uint64_t> compr_bytes_{0};      // Compressed payload bytes held.
   std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.

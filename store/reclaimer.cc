@@ -24,16 +24,22 @@ constexpr std::chrono::milliseconds kFailureSleep{200};  // Its back-off after a
 }  // namespace
 
 Reclaimer::Reclaimer(const Options& options, PageStorage* storage, Host* host)
-    : options_(options),
-      storage_(storage),
-      host_(host),
-      high_wm_(options.mem_limit - options.mem_limit / 20),
-      low_wm_(options.mem_limit - options.mem_limit / 10) {}
+    : options_(options), storage_(storage), host_(host) {
+  SetMemLimit(options.mem_limit);
+}
+
+void Reclaimer::SetMemLimit(uint64_t limit) {
+  // The watermarks first: a writer that sees the new limit never meets stale marks above it.
+  high_wm_.store(limit - limit / 20, std::memory_order_relaxed);
+  low_wm_.store(limit - limit / 10, std::memory_order_relaxed);
+  mem_limit_.store(limit, std::memory_order_relaxed);
+  if (thread_.joinable()) bg_cv_.Signal();  // Above the new marks: start now.
+}
 
 Reclaimer::~Reclaimer() { Stop(); }
 
 void Reclaimer::Start() {
-  if (options_.mem_limit != 0 && options_.overflow && options_.background) {
+  if (mem_limit() != 0 && options_.overflow && options_.background) {
     thread_ = std::thread([this] { Loop(); });
   }
 }
@@ -49,15 +55,18 @@ void Reclaimer::Stop() {
 }
 
 Status Reclaimer::MakeRoom() {
-  if (options_.mem_limit == 0) return Status::OK();
+  const uint64_t limit = mem_limit();
+  if (limit == 0) return Status::OK();
   const uint64_t used = host_->MemUsed();
-  if (thread_.joinable() && used + kPageSize > high_wm_) bg_cv_.Signal();
-  if (used + kPageSize <= options_.mem_limit) return Status::OK();
+  if (thread_.joinable() && used + kPageSize > high_wm_.load(std::memory_order_relaxed)) {
+    bg_cv_.Signal();
+  }
+  if (used + kPageSize <= limit) return Status::OK();
   if (!options_.overflow) return Status::Error(ENOSPC, "mem_limit reached (no overflow)");
   // When no page is left in memory, what fills mem_limit is the page indexes (and metadata),
   // which overflow pages need too: the page may still pass through memory on its way to the
   // overflow directory (one page per writing thread, as always); the next MakeRoom evicts it.
-  Status st = Reclaim(options_.mem_limit - kPageSize, /*enough_when_no_pages=*/true);
+  Status st = Reclaim(limit - kPageSize, /*enough_when_no_pages=*/true);
   if (st.ok() || st.code() == EAGAIN) return st;  // EAGAIN: only unpublished pages left.
   return Status::Error(st.code() == EIO ? EIO : ENOSPC, st.message());
 }
@@ -138,7 +147,7 @@ Status Reclaimer::WaitForRoom(int* idle_waits) {
 
 void Reclaimer::SleepUntilNeeded() {
   const auto deadline = std::chrono::steady_clock::now() + kIdleSleep;
-  while (!bg_stop_ && host_->MemUsed() <= high_wm_) {
+  while (!bg_stop_ && host_->MemUsed() <= high_wm_.load(std::memory_order_relaxed)) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return;
     bg_cv_.WaitFor(&bg_mu_, deadline - now);
@@ -161,9 +170,9 @@ void Reclaimer::Loop() {
       lock.Lock();
     }
     last_seen = dropped;
-    if (host_->MemUsed() <= high_wm_) continue;
+    if (host_->MemUsed() <= high_wm_.load(std::memory_order_relaxed)) continue;
     lock.Unlock();
-    Status st = ReclaimTo(low_wm_);
+    Status st = ReclaimTo(low_wm_.load(std::memory_order_relaxed));
     lock.Lock();
     if (st.ok()) continue;
     // The overflow store is full or failing: writers will see ENOSPC/EIO; back off.

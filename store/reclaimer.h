@@ -44,7 +44,7 @@ class Reclaimer {
   };
 
   struct Options {
-    uint64_t mem_limit = 0;  // 0: unlimited, nothing to reclaim.
+    uint64_t mem_limit = 0;  // 0: unlimited, nothing to reclaim (SetMemLimit changes it).
     bool overflow = false;   // An overflow store to evict to exists.
     bool background = true;  // Run the background thread (with mem_limit and overflow).
   };
@@ -73,7 +73,12 @@ class Reclaimer {
   // Those pages are in an index now (or freed): wakes writers waiting for room.
   void EndInFlight(uint64_t pages) EXCLUDES(room_mu_);
 
-  uint64_t low_wm() const { return low_wm_; }
+  uint64_t low_wm() const { return low_wm_.load(std::memory_order_relaxed); }
+  uint64_t mem_limit() const { return mem_limit_.load(std::memory_order_relaxed); }
+  // A new mem_limit (remount; not 0 when the store started with one): MakeRoom holds to it
+  // from now on, the background thread from its next look. Memory above it is not pushed
+  // out here (PageStore::SetLimits does that first).
+  void SetMemLimit(uint64_t limit);
 
   // Appends the time waited for bg_mu_ and room_mu_ (store/lock_profile.h). Lock-free.
   void AddLockWaits(std::vector<LockWait>* out) const {
@@ -91,8 +96,9 @@ class Reclaimer {
   const Options options_;
   PageStorage* const storage_;
   Host* const host_;
-  const uint64_t high_wm_;  // Background reclaim starts above this many bytes...
-  const uint64_t low_wm_;   // ...and stops at this many.
+  std::atomic<uint64_t> mem_limit_{0};  // options_.mem_limit until SetMemLimit.
+  std::atomic<uint64_t> high_wm_{0};    // Background reclaim starts above this many bytes...
+  std::atomic<uint64_t> low_wm_{0};     // ...and stops at this many.
 
   LockProfile bg_profile_{"reclaim thread"};  // Waits for bg_mu_ (LockWaits).
   LockProfile room_profile_{"reclaim room"};  // Waits for room_mu_.
