@@ -11,7 +11,8 @@
 
 namespace zbudfs {
 
-Filesystem::Filesystem(const MountOptions& options) : options_(options) {}
+Filesystem::Filesystem(const MountOptions& options)
+    : options_(options), nr_inodes_(options.nr_inodes), current_(options) {}
 
 Filesystem::~Filesystem() = default;
 
@@ -21,6 +22,10 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   so.zstd_fast_level = options_.zstd_fast_level.value_or(options_.zstd_level);
   so.capacity_bytes = options_.size;
   so.mem_limit = options_.mem_limit;
+  {
+    MutexLock lock(&remount_mu_);
+    overflow_dir_ = overflow ? overflow->dir() : "";
+  }
   so.overflow = std::move(overflow);
   // One decode helper per other core (at most 8): they only take parts of large reads, and
   // only while idle, so a busy daemon runs as it would without them.
@@ -116,11 +121,13 @@ void Filesystem::Forget(fuse_ino_t ino, uint64_t n) {
 uint64_t Filesystem::RoomBytes() const {
   const StoreStats s = store_->Stats();
   uint64_t room = UINT64_MAX;
-  if (options_.size != 0) room = options_.size - std::min(options_.size, s.orig_data_size);
-  if (options_.mem_limit != 0) {
-    uint64_t mem = options_.mem_limit - std::min(options_.mem_limit, s.mem_used_total);
+  const uint64_t size = store_->capacity_bytes(), mem_limit = store_->mem_limit();
+  if (size != 0) room = size - std::min(size, s.orig_data_size);
+  if (mem_limit != 0) {
+    uint64_t mem = mem_limit - std::min(mem_limit, s.mem_used_total);
     if (store_->options().overflow != nullptr) {
-      mem += options_.overflow_limit - std::min(options_.overflow_limit, s.overflow_bytes);
+      const uint64_t overflow_limit = store_->overflow_limit();
+      mem += overflow_limit - std::min(overflow_limit, s.overflow_bytes);
     }
     room = std::min(room, mem);
   }
@@ -163,6 +170,71 @@ std::string FormatStats(const StoreStats& s) {
     out += std::to_string(value);
     out += '\n';
   }
+  return out;
+}
+
+// ---- Remount
+// -------------------------------------------------------------------------------------
+
+// nr_inodes is checked against the inodes in use before the store's limits change, and set
+// after: an inode created in between may leave the count above the new limit, and creation
+// is then refused until it is below (as with size, where the store does the same).
+Status Filesystem::Remount(std::string_view list) {
+  MutexLock lock(&remount_mu_);
+  MountOptions next;
+  std::string error;
+  if (!ParseRemount(list, current_, &next, &error)) {
+    remount_error_ = error;
+    return Status::Error(EINVAL, error);
+  }
+  Status s = ApplyRemount(next);
+  remount_error_ = s.ok() ? "" : s.message();
+  return s;
+}
+
+Status Filesystem::ApplyRemount(const MountOptions& next) {
+  if (next.nr_inodes != 0) {
+    const uint64_t used = table_.CountInUse() + table_.extra_links();
+    if (next.nr_inodes < used) {
+      return Status::Error(EINVAL, "nr_inodes " + std::to_string(next.nr_inodes) +
+                                       " is below the inodes in use (" + std::to_string(used) +
+                                       ")");
+    }
+  }
+  StoreLimits limits;
+  limits.capacity_bytes = next.size;
+  limits.mem_limit = next.mem_limit;
+  if (store_->options().overflow != nullptr) limits.overflow_limit = next.overflow_limit;
+  limits.zstd_level = next.zstd_level;
+  limits.zstd_fast_level = next.zstd_fast_level.value_or(next.zstd_level);
+  if (Status s = store_->SetLimits(limits); !s.ok()) return s;
+  nr_inodes_.store(next.nr_inodes, std::memory_order_relaxed);
+  current_ = next;
+  return Status::OK();
+}
+
+std::string Filesystem::LastRemountError() {
+  MutexLock lock(&remount_mu_);
+  return remount_error_;
+}
+
+std::string Filesystem::OptionsText() {
+  MutexLock lock(&remount_mu_);
+  const MountOptions& o = current_;
+  std::string out;
+  auto line = [&out](const char* name, const std::string& value) {
+    out += std::string(name) + " " + value + "\n";
+  };
+  line("source", o.source.empty() ? "zbudfs" : o.source);
+  line("size", std::to_string(o.size));
+  line("mem_limit", std::to_string(o.mem_limit));
+  line("overflow_dir", overflow_dir_);
+  line("overflow_limit", std::to_string(o.overflow_limit));
+  line("staging", std::to_string(o.staging));
+  line("zstd_level", std::to_string(o.zstd_level));
+  line("zstd_fast", o.zstd_fast_level ? std::to_string(*o.zstd_fast_level) : "off");
+  line("nr_inodes", std::to_string(o.nr_inodes));
+  line("max_threads", std::to_string(o.max_threads));
   return out;
 }
 

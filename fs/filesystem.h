@@ -6,6 +6,9 @@
 // returning an errno value (0 = success) and then replies.
 //
 // Lock order of the fs layer (written here only; take them only in this order):
+//   0. Filesystem::remount_mu_ (Mutex)     one remount at a time; held across the store's
+//                                          SetLimits (which may push pages out), never
+//                                          across a reply.
 //   1. Filesystem::tree_mu_ (SharedMutex)  every Directory and Inode's parent link: shared
 //                                          for lookup/readdir, exclusive for namespace changes.
 //   2. Inode::data_mu       (SharedMutex)  one file's data against size changes: shared for
@@ -25,6 +28,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "fs/full_mount.h"
@@ -37,8 +41,13 @@
 
 namespace zbudfs {
 
-// Name of the root directory's read-only statistics xattr.
-inline constexpr char kStatsXattr[] = "user.zbudfs.stats";
+// The root directory's control attributes: readable (and the remount one writable) by name,
+// never listed, so that xattr dumps and restores of the root (getfattr -R, tar --xattrs,
+// rsync -X) neither see nor try to restore them.
+inline constexpr char kStatsXattr[] = "user.zbudfs.stats";      // Statistics (read only).
+inline constexpr char kOptionsXattr[] = "user.zbudfs.options";  // Options in effect (read only).
+// Set to a remount's option list (root or the mount's owner); read: the last remount's error.
+inline constexpr char kRemountXattr[] = "user.zbudfs.remount";
 // Longest file name, as for tmpfs.
 inline constexpr size_t kNameMax = 255;
 // Entry and attribute cache timeout: the daemon is the only one changing the tree.
@@ -61,9 +70,18 @@ class Filesystem {
     return static_cast<Filesystem*>(fuse_req_userdata(req));
   }
 
-  PageStore& store() { return *store_; }                                   // File data.
-  InodeTable& table() { return table_; }                                   // Metadata.
-  const MountOptions& options() const { return options_; }                 // Mount options.
+  PageStore& store() { return *store_; }  // File data.
+  InodeTable& table() { return table_; }  // Metadata.
+  // The options the mount started with; size, mem_limit, overflow_limit, zstd_level and
+  // nr_inodes may have changed since (Remount): read those from the store and nr_inodes().
+  const MountOptions& options() const { return options_; }
+  uint64_t nr_inodes() const { return nr_inodes_.load(std::memory_order_relaxed); }
+  // Applies a remount's option list (ParseRemount) to the options in effect: all or
+  // nothing. The error (EINVAL, ENOSPC, EIO) says why, and LastRemountError() keeps it.
+  Status Remount(std::string_view list) EXCLUDES(remount_mu_);
+  // The options in effect, one "name value" line each (kOptionsXattr).
+  std::string OptionsText() EXCLUDES(remount_mu_);
+  std::string LastRemountError() EXCLUDES(remount_mu_);
   SharedMutex& tree_mu() RETURN_CAPABILITY(tree_mu_) { return tree_mu_; }  // Lock 1.
   // A directory's contents and parent link (dir->is_dir()), under tree_mu_: shared to
   // read, exclusive to change.
@@ -111,6 +129,12 @@ class Filesystem {
 
  private:
   MountOptions options_;
+  std::atomic<uint64_t> nr_inodes_;
+  Mutex remount_mu_;
+  MountOptions current_ GUARDED_BY(remount_mu_);       // options_ as remounts changed it.
+  std::string remount_error_ GUARDED_BY(remount_mu_);  // The last remount's, "" if it worked.
+  std::string overflow_dir_ GUARDED_BY(remount_mu_);   // The overflow directory in use.
+  Status ApplyRemount(const MountOptions& next) REQUIRES(remount_mu_);
   std::unique_ptr<PageStore> store_;
   InodeTable table_;
   SharedMutex tree_mu_;  // Every Directory and Inode's parent link (see the order above).

@@ -1,19 +1,27 @@
-// Logging for the daemon: stderr while in the foreground, syslog once daemonized.
+// Logging for the daemon: stderr while in the foreground; once daemonized, syslog, or a
+// file where there is no syslog (no /dev/log, as in many containers): /var/log/zbudfs.log
+// for root, /tmp/zbudfs-UID.log for other users.
 //
-// Owns: the choice of sink (a process-wide flag) and the libfuse log hook, so that libfuse's
-// own messages follow the same sink; and the rate limits of runtime error messages.
-// Locking: LogToSyslog() is called once, before the session loop starts any thread;
+// Owns: the choice of sink (process-wide, set once) and the libfuse log hook, so that
+// libfuse's own messages follow the same sink; and the rate limits of runtime error messages.
+// Locking: ChooseBackgroundLog() and LogInBackground() are called before any thread starts;
 // LogRateLimited takes one small mutex per kind, never across the write of the line.
 #ifndef ZBUDFS_FS_LOG_H_
 #define ZBUDFS_FS_LOG_H_
+
+#include <string>
 
 namespace zbudfs {
 
 // Routes libfuse's messages through our sink; call once at start.
 void LogInit();
 
-// Sends every later message to syslog (ident "zbudfs") instead of stderr.
-void LogToSyslog();
+// Where a daemonized zbudfs will log: "syslog", or the fallback file (opened now, so that a
+// file that cannot be written is known before the mount). Call before daemonizing; the
+// caller tells the user about a file while stderr still reaches them.
+std::string ChooseBackgroundLog();
+// Sends every later message there (syslog ident "zbudfs") instead of stderr.
+void LogInBackground();
 
 // printf-style messages at two levels.
 void LogError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -30,6 +30,7 @@
 #include "fs/log.h"
 #include "fs/mount_table.h"
 #include "fs/options.h"
+#include "fs/remount.h"
 #include "fs/session_loop.h"
 
 namespace zbudfs {
@@ -153,6 +154,7 @@ std::optional<int> ParseAndCheck(FuseArgs* args, const char* prog, MountOptions*
     return 1;
   }
   *mountpoint = resolved;
+  if (opts->remount) return RemountMounted(*opts, *mountpoint);
   if (std::string err = CheckMountpoint(*mountpoint); !err.empty()) {
     LogError("bad mountpoint '%s': %s", opts->mountpoint.c_str(), err.c_str());
     return 1;
@@ -236,8 +238,13 @@ int Serve(FuseArgs* args, const MountOptions& opts, const std::string& mountpoin
   // The kernel names the mount's bdi after its st_dev: its max_bytes bounds what the kernel
   // holds dirty for us (full_mount.h).
   fs.set_bdi_dir(BdiOfMount(mountpoint));
+  if (!opts.foreground) {
+    if (const std::string where = ChooseBackgroundLog(); where != "syslog") {
+      std::fprintf(stderr, "zbudfs: no syslog here: messages go to %s\n", where.c_str());
+    }
+  }
   if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) return 1;
-  if (!opts.foreground) LogToSyslog();
+  if (!opts.foreground) LogInBackground();
 
   fs.StartStore(std::move(overflow));
   int ret;

@@ -139,7 +139,7 @@ void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   Filesystem* fs = Filesystem::From(req);
   StoreStats s = fs->store().Stats();
   const uint64_t page = kPageSize;
-  const uint64_t total = fs->options().size / page;
+  const uint64_t total = fs->store().capacity_bytes() / page;
   // File pages and, rounded up to pages, extended attributes (PageStore::ChargeMetadata).
   const uint64_t used =
       std::min<uint64_t>(total, (s.orig_data_size + s.metadata_bytes + page - 1) / page);
@@ -150,7 +150,7 @@ void StatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   st.f_blocks = total;
   st.f_bfree = total - used;
   st.f_bavail = total - used;
-  const uint64_t limit = fs->options().nr_inodes;
+  const uint64_t limit = fs->nr_inodes();
   st.f_files = limit != 0 ? std::max<uint64_t>(limit, inodes) : std::max<uint64_t>(total, inodes);
   st.f_ffree = st.f_files - inodes;
   st.f_favail = st.f_ffree;

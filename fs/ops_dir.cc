@@ -58,7 +58,7 @@ void TouchDir(Inode* dir, int delta, int dlinks, const timespec& now) EXCLUDES(d
 // kernel has not forgotten yet (a little after rm) does not count, as on tmpfs; the exact
 // count is taken only at the limit.
 bool InodesExhausted(Filesystem* fs) REQUIRES(fs->tree_mu()) {
-  const uint64_t limit = fs->options().nr_inodes;
+  const uint64_t limit = fs->nr_inodes();
   InodeTable& table = fs->table();
   return limit != 0 && table.size() + table.extra_links() >= limit &&
          table.CountInUse() + table.extra_links() >= limit;

@@ -1,5 +1,7 @@
 // FUSE handlers for extended attributes: setxattr, getxattr, listxattr, removexattr, plus the
-// root directory's read-only statistics attribute user.zbudfs.stats.
+// root directory's control attributes (filesystem.h): user.zbudfs.stats and
+// user.zbudfs.options to read, user.zbudfs.remount to change a running mount's limits. They
+// are answered by name and never listed.
 //
 // Memory: every stored attribute is charged to the PageStore (ChargeMetadata: against size=
 // and mem_limit, shown in df and mem_used_total) before it is stored, and given back when it
@@ -10,12 +12,14 @@
 // made and the caller's capabilities read from /proc with no lock held. The kernel itself enforces
 // name length (ERANGE), value size (E2BIG), permissions and the user.* rules for special files.
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include "fs/filesystem.h"
+#include "fs/log.h"
 #include "fs/privileges.h"
 
 namespace zbudfs {
@@ -31,8 +35,23 @@ bool EmptySuffix(std::string_view name) {
   return name == "user." || name == "trusted." || name == "security.";
 }
 
-bool IsStats(fuse_ino_t ino, std::string_view name) {
-  return ino == FUSE_ROOT_ID && name == kStatsXattr;
+bool IsControl(fuse_ino_t ino, std::string_view name) {
+  return ino == FUSE_ROOT_ID &&
+         (name == kStatsXattr || name == kOptionsXattr || name == kRemountXattr);
+}
+
+// A remount through the control attribute: root or the user the daemon runs as (the mount's
+// owner) only; the kernel has already checked write permission on the root directory.
+int DoRemount(Filesystem* fs, fuse_req_t req, std::string_view list) {
+  const uid_t uid = fuse_req_ctx(req)->uid;
+  if (uid != 0 && uid != getuid()) return EPERM;
+  Status s = fs->Remount(list);
+  if (!s.ok()) {
+    LogError("remount refused: %s", s.message().c_str());
+    return StoreErrno(s, EINVAL);
+  }
+  LogInfo("remounted: %.*s", static_cast<int>(list.size()), list.data());
+  return 0;
 }
 
 // Replies with value, or its size when size == 0, or ERANGE when it does not fit.
@@ -104,9 +123,12 @@ int StoreXattr(Inode* inode, std::string_view name, const char* value, size_t si
   return 0;
 }
 
-int DoSetXattr(Filesystem* fs, Inode* inode, std::string_view name, const char* value, size_t size,
-               int flags) {
-  if (IsStats(inode->ino, name)) return EPERM;
+int DoSetXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view name,
+               const char* value, size_t size, int flags) {
+  if (inode->ino == FUSE_ROOT_ID && name == kRemountXattr) {
+    return DoRemount(fs, req, std::string_view(value, size));
+  }
+  if (IsControl(inode->ino, name)) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
   if (EmptySuffix(name)) return EINVAL;
   // Charged in full first and the replaced value given back after, as tmpfs does: a
@@ -123,14 +145,19 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
               int flags) {
   Filesystem* fs = Filesystem::From(req);
   std::shared_ptr<Inode> inode = fs->Get(ino);
-  fuse_reply_err(req,
-                 inode == nullptr ? ENOENT : DoSetXattr(fs, inode.get(), name, value, size, flags));
+  fuse_reply_err(
+      req, inode == nullptr ? ENOENT : DoSetXattr(fs, req, inode.get(), name, value, size, flags));
 }
 
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Filesystem* fs = Filesystem::From(req);
-  if (IsStats(ino, name)) {
-    ReplyValue(req, FormatStats(fs->store().Stats()), size);
+  if (IsControl(ino, name)) {
+    const std::string_view n = name;
+    ReplyValue(req,
+               n == kStatsXattr     ? FormatStats(fs->store().Stats())
+               : n == kOptionsXattr ? fs->OptionsText()
+                                    : fs->LastRemountError(),
+               size);
     return;
   }
   std::shared_ptr<Inode> inode = fs->Get(ino);
@@ -165,7 +192,6 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   }
   std::string names;
   std::string trusted;  // trusted.* names, listed only to callers with CAP_SYS_ADMIN.
-  if (ino == FUSE_ROOT_ID) names.append(kStatsXattr, sizeof(kStatsXattr));
   {
     MutexLock lock(&inode->mu);
     if (const XattrMap* map = inode->xattrs.get()) {
@@ -182,7 +208,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 int DoRemoveXattr(Filesystem* fs, Inode* inode, std::string_view name) {
-  if (IsStats(inode->ino, name)) return EPERM;
+  if (IsControl(inode->ino, name)) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
   uint64_t cost;

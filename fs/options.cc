@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -49,14 +51,16 @@ struct OptionSpec {
   long min = 0;                    // kInteger, kIntegerOrOff.
   long max = 0;
   Section section = Section::kHidden;
-  std::string label{};  // --help's left column ("-o size=SIZE").
-  std::string help{};   // --help's right column; lines separated by '\n'.
+  bool remountable = false;  // May change on a running mount (ParseRemount).
+  std::string label{};       // --help's left column ("-o size=SIZE").
+  std::string help{};        // --help's right column; lines separated by '\n'.
 };
 
 // fuse_opt keys: an index into Options(), or this plus the index for "name" without a value.
 constexpr int kNeedsValueKey = 1 << 16;
 
 std::string HumanSize(uint64_t bytes);
+std::string ApproxSize(uint64_t bytes);
 uint64_t DefaultSize();
 uint64_t DefaultMemLimit();
 uint64_t DefaultNrInodes();
@@ -120,20 +124,22 @@ std::vector<OptionSpec> SizeOptions() {
        .max_bytes = uint64_t{1} << 52,
        .round_up_to_pages = true,
        .section = kZbudfs,
+       .remountable = true,
        .label = "-o size=SIZE",
        .help = "logical capacity, what df shows; writes past it get\n"
                "ENOSPC (default: half of RAM, like tmpfs: " +
-               HumanSize(DefaultSize()) + ")"},
+               ApproxSize(DefaultSize()) + ")"},
       {.spellings = {"mem_limit="},
        .kind = Kind::kSize,
        .field = &M::mem_limit,
        .min_bytes = kPageSize,
        .section = kZbudfs,
+       .remountable = true,
        .label = "-o mem_limit=SIZE",
        .help = "memory the compressed store may hold; above it, reclaim\n"
                "moves the coldest pages to the overflow directory\n"
                "(default: a quarter of RAM: " +
-               HumanSize(DefaultMemLimit()) +
+               ApproxSize(DefaultMemLimit()) +
                "; data compresses about 2x,\n"
                "so a full default-sized mount fits in it, and the\n"
                "overflow takes the rest: the default never makes the\n"
@@ -151,6 +157,7 @@ std::vector<OptionSpec> SizeOptions() {
        .field = &M::overflow_limit,
        .min_bytes = kPageSize,
        .section = kZbudfs,
+       .remountable = true,
        .label = "-o overflow_limit=SIZE",
        .help = "most bytes the overflow may hold (default: size)"},
       {.spellings = {"staging="},
@@ -179,6 +186,7 @@ std::vector<OptionSpec> TuningOptions() {
        .min = zmin,
        .max = zmax,
        .section = kZbudfs,
+       .remountable = true,
        .label = "-o zstd_level=N",
        .help = "zstd level, negative allowed (default: " + std::to_string(store.zstd_level) +
                ", range " + std::to_string(zmin) + ".." + std::to_string(zmax) + ")"},
@@ -188,6 +196,7 @@ std::vector<OptionSpec> TuningOptions() {
        .min = zmin,
        .max = zmax,
        .section = kZbudfs,
+       .remountable = true,
        .label = "-o zstd_fast=N|off",
        .help = "level tried first: a page that already fits half a zbud\n"
                "page at it keeps that result, others are compressed\n"
@@ -199,6 +208,7 @@ std::vector<OptionSpec> TuningOptions() {
        .kind = Kind::kCount,
        .field = &M::nr_inodes,
        .section = kZbudfs,
+       .remountable = true,
        .label = "-o nr_inodes=N",
        .help = "most inodes (files, directories, symlinks; each extra\n"
                "hard link counts as one, as on tmpfs); creating more\n"
@@ -214,6 +224,16 @@ std::vector<OptionSpec> TuningOptions() {
        .label = "-o max_threads=N",
        .help = "FUSE worker threads (default: twice the cores, 4..16: " +
                std::to_string(DefaultMaxThreads()) + ")"},
+      {.spellings = {"remount"},
+       .kind = Kind::kFlag,
+       .field = &M::remount,
+       .section = kZbudfs,
+       .label = "-o remount",
+       .help = "change size, mem_limit, overflow_limit, nr_inodes,\n"
+               "zstd_level and zstd_fast (and ro/rw) of the zbudfs\n"
+               "mounted at MOUNTPOINT, as mount -o remount does (root\n"
+               "or the mount's owner); shrinking below what is stored\n"
+               "is refused"},
       {.spellings = {"clone_fd"},
        .kind = Kind::kFlag,
        .field = &M::clone_fd,
@@ -335,7 +355,7 @@ bool IntegerValue(const OptionSpec& spec, std::string_view value, MountOptions* 
       v > spec.max) {
     *error = "invalid value for option " + NameOf(spec) + ": '" + std::string(value) +
              "' (expected an integer from " + std::to_string(spec.min) + " to " +
-             std::to_string(spec.max) + ")";
+             std::to_string(spec.max) + (spec.kind == Kind::kIntegerOrOff ? ", or off)" : ")");
     return false;
   }
   std::visit(
@@ -386,13 +406,16 @@ int OtherArg(ParseState* st, const char* arg, int key) {
       *st->error = std::string("too many arguments: '") + arg + "' (try --help)";
       return -1;
     }
-    st->opts->mountpoint = arg;  // SOURCE MOUNTPOINT: the last one wins, SOURCE is ignored.
+    // SOURCE MOUNTPOINT: the first becomes the source /proc/mounts shows (fsname=).
+    if (st->positionals == 2) st->opts->source = st->opts->mountpoint;
+    st->opts->mountpoint = arg;
     return 0;
   }
   if (arg[0] == '-') {
     *st->error = std::string("unknown option '") + arg + "' (try --help)";
     return -1;
   }
+  st->opts->other_args.emplace_back(arg);  // Read by a remount (ro, rw, nosuid, ...).
   return 1;  // A -o option for libfuse; fuse_session_new() rejects unknown ones.
 }
 
@@ -409,6 +432,9 @@ int ProcessArg(void* data, const char* arg, int key, struct fuse_args* /*outargs
   const std::string_view value = eq == nullptr ? std::string_view() : std::string_view(eq + 1);
   if (!ApplyOption(spec, value, st->opts, st->error)) return -1;
   st->seen[key] = true;
+  if (spec.section == Section::kZbudfs && spec.field != Field(&MountOptions::remount)) {
+    st->opts->zbudfs_args.emplace_back(arg);
+  }
   return spec.to_libfuse ? 1 : 0;
 }
 
@@ -436,6 +462,20 @@ std::string HumanSize(uint64_t bytes) {
   return std::to_string(bytes) + kUnits[u];
 }
 
+// For --help: 12341872K reads better as 11.8G.
+std::string ApproxSize(uint64_t bytes) {
+  static const char* kUnits[] = {"", "K", "M", "G", "T", "P"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (u < 5 && v >= 1024) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), v == std::floor(v) ? "%.0f%s" : "%.1f%s", v, kUnits[u]);
+  return buf;
+}
+
 uint64_t DefaultSize() {
   uint64_t half = PhysicalMemory() / 2 / kPageSize * kPageSize;
   return half < kPageSize ? kPageSize : half;
@@ -461,6 +501,16 @@ uint64_t DefaultMemLimit() {
 // without leaving much for the compressors to catch up on.
 uint64_t DefaultStaging(uint64_t mem_limit) {
   return std::min<uint64_t>(uint64_t{64} << 20, mem_limit / 8) / kPageSize * kPageSize;
+}
+
+// A value inside a -o list: libfuse splits at commas and takes a backslash as an escape.
+std::string EscapeOption(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
 }
 
 }  // namespace
@@ -523,7 +573,11 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error) {
 
   // Our defaults go first so that the user's own -o fsname=/subtype= win.
   std::string defaults;
-  if (!Seen(st, "fsname=")) defaults += "fsname=zbudfs,";
+  // The source of "SOURCE MOUNTPOINT" (mount -t fuse.zbudfs SOURCE DIR) is what
+  // /proc/mounts and df show, as for other file systems; "zbudfs" when none was given.
+  if (!Seen(st, "fsname=")) {
+    defaults += "fsname=" + EscapeOption(opts->source.empty() ? "zbudfs" : opts->source) + ",";
+  }
   if (!Seen(st, "subtype=")) defaults += "subtype=zbudfs,";
   // The kernel checks permissions exactly as for tmpfs (generic_permission on cached
   // attributes); this is what allow_other needs and what a single-user mount wants too.
@@ -543,7 +597,8 @@ bool ValidateOptions(const MountOptions& opts, std::string* error) {
     return false;
   }
   // Staged pages cannot be evicted (only compressed): most of memory must stay evictable.
-  if (opts.staging > opts.mem_limit / 2) {
+  // (A remount's values are checked against the running mount's, by ParseRemount.)
+  if (!opts.remount && opts.staging > opts.mem_limit / 2) {
     *error = "invalid value for option -o staging=SIZE: " + std::to_string(opts.staging) +
              " bytes is more than half of mem_limit (" + std::to_string(opts.mem_limit) + " bytes)";
     return false;
@@ -552,11 +607,70 @@ bool ValidateOptions(const MountOptions& opts, std::string* error) {
   return true;
 }
 
+namespace {
+
+// The zbudfs option of item ("size=2G", "clone_fd"), or nullptr for one that is not ours.
+const OptionSpec* ZbudfsOption(std::string_view item, std::string_view* value) {
+  const size_t eq = item.find('=');
+  const std::string spelling(eq == std::string_view::npos ? item : item.substr(0, eq + 1));
+  size_t i = IndexOf(spelling);
+  if (i == Options().size() && eq == std::string_view::npos) i = IndexOf(spelling + "=");
+  if (i == Options().size() || Options()[i].section != Section::kZbudfs) return nullptr;
+  *value = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+  return &Options()[i];
+}
+
+// The options a running mount keeps: a new value needs a new mount.
+bool Unchanged(const MountOptions& a, const MountOptions& b, std::string* name) {
+  if (a.overflow_dir != b.overflow_dir) *name = "overflow_dir";
+  if (a.staging != b.staging) *name = "staging";
+  if (a.max_threads != b.max_threads) *name = "max_threads";
+  if (a.clone_fd != b.clone_fd) *name = "clone_fd";
+  return name->empty();
+}
+
+}  // namespace
+
+bool ParseRemount(std::string_view list, const MountOptions& current, MountOptions* next,
+                  std::string* error) {
+  *next = current;
+  bool overflow_limit_given = false;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    std::string_view value;
+    const OptionSpec* spec = ZbudfsOption(item, &value);
+    if (spec == nullptr) continue;  // ro, nosuid, user_id=0, ...: the kernel's.
+    if (spec->kind != Kind::kFlag && item.find('=') == std::string_view::npos) {
+      *error = "option " + std::string(item) + " needs a value (" + std::string(item) + "=...)";
+      return false;
+    }
+    if (!ApplyOption(*spec, value, next, error)) return false;
+    overflow_limit_given |= spec->field == Field(&MountOptions::overflow_limit);
+  }
+  next->remount = false;
+  // An overflow_limit that was size's (its default) follows a new size.
+  if (!overflow_limit_given && current.overflow_limit == current.size) {
+    next->overflow_limit = next->size;
+  }
+  if (std::string name; !Unchanged(current, *next, &name)) {
+    *error = "option " + name + " cannot change on a mounted zbudfs (unmount and mount again)";
+    return false;
+  }
+  if (next->staging > next->mem_limit / 2) {
+    *error = "invalid value for option mem_limit: " + std::to_string(next->mem_limit) +
+             " bytes is less than twice staging (" + std::to_string(next->staging) + " bytes)";
+    return false;
+  }
+  return true;
+}
+
 std::string HelpText(const char* prog) {
   std::string p = prog;
   return "usage: " + p + " [-f] [-d] [-s] [-o OPTION[,OPTION...]] MOUNTPOINT\n" + "       " + p +
-         " SOURCE MOUNTPOINT -o OPTIONS   (mount.fuse3 form; SOURCE ignored)\n" + "       " + p +
-         " --help | --version\n" +
+         " SOURCE MOUNTPOINT -o OPTIONS   (the mount.fuse3 form; df shows SOURCE)\n" + "       " +
+         p + " -o remount,OPTIONS MOUNTPOINT\n" + "       " + p + " --help | --version\n" +
          "\n"
          "zbudfs: a compressed RAM disk. File data lives as zstd-compressed 4 KiB pages in\n"
          "a zbud pool in this process's memory.\n"
@@ -569,7 +683,9 @@ std::string HelpText(const char* prog) {
          "\n"
          "zbudfs always mounts with default_permissions: the kernel checks permissions as\n"
          "for tmpfs, which is also what allow_other needs. Statistics: `zbudfsctl stats\n"
-         "MOUNTPOINT` or the xattr user.zbudfs.stats of the mount's root directory.\n"
+         "MOUNTPOINT` or the xattr user.zbudfs.stats of the mount's root directory (read by\n"
+         "name; not listed). Daemonized, it logs to syslog, or to /var/log/zbudfs.log\n"
+         "(/tmp/zbudfs-UID.log for other users) where there is no /dev/log.\n"
          "\n"
          "standard FUSE options (allow_other, fsname=, ro, ...):\n";
 }

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zbudfs {
 
@@ -38,7 +39,11 @@ struct MountOptions {
   bool allow_other = false;                 // -o allow_other was given.
   bool show_help = false;                   // -h / --help.
   bool show_version = false;                // -V / --version.
+  bool remount = false;                     // -o remount: change a running mount's options.
   std::string mountpoint;                   // Last positional argument, as given.
+  std::string source;                       // SOURCE of "SOURCE MOUNTPOINT"; "" if none.
+  std::vector<std::string> zbudfs_args;     // The zbudfs options given ("size=2G"), in order.
+  std::vector<std::string> other_args;      // -o options left for libfuse ("ro", "nosuid").
 };
 
 // Owns a struct fuse_args; frees it on destruction.
@@ -70,6 +75,15 @@ bool ParseCommandLine(FuseArgs* args, MountOptions* opts, std::string* error);
 // Checks what the parse alone cannot: that a mountpoint was given. (The overflow directory is
 // checked by OverflowStore::Open, the mountpoint itself by main.cc.)
 bool ValidateOptions(const MountOptions& opts, std::string* error);
+
+// The options of a remount (a comma-separated list, as the remount channel carries it) applied
+// to current: the zbudfs options that may change on a running mount (size, mem_limit,
+// overflow_limit, nr_inodes, zstd_level, zstd_fast) are checked as at mount time; the others
+// must keep their value; names that are not zbudfs's (ro, nosuid, user_id=...) are left to
+// the kernel and ignored here. False with *error set (one line naming the option) on a bad
+// value or a change that needs a new mount.
+bool ParseRemount(std::string_view list, const MountOptions& current, MountOptions* next,
+                  std::string* error);
 
 // The --help text, with the defaults of this machine.
 std::string HelpText(const char* prog);

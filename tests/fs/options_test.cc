@@ -20,6 +20,7 @@
 namespace zbudfs {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -251,6 +252,29 @@ TEST(ParseCommandLineTest, SourceAndMountpointLastWins) {
   Parsed p = Parse({"zbudfs", "/mnt/z"});  // The mount.fuse3 form: SOURCE MOUNTPOINT.
   ASSERT_TRUE(p.ok) << p.error;
   EXPECT_EQ(p.opts.mountpoint, "/mnt/z");
+  EXPECT_EQ(p.opts.source, "zbudfs");
+}
+
+TEST(ParseCommandLineTest, SourceBecomesFsnameEscaped) {
+  Parsed p = Parse({"ram,disk", "/mnt/z"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_EQ(p.opts.source, "ram,disk");
+  EXPECT_THAT(FuseOptions(p), HasSubstr("fsname=ram\\,disk,"));
+  Parsed given = Parse({"src", "/mnt/z", "-o", "fsname=mine"});
+  ASSERT_TRUE(given.ok) << given.error;
+  EXPECT_THAT(FuseOptions(given), Not(HasSubstr("fsname=src")));
+}
+
+TEST(ParseCommandLineTest, RemountKeepsTheOptionsGiven) {
+  Parsed p = Parse({"zbudfs", "/mnt/z", "-o", "rw,remount,size=2G,user_id=0,nosuid,zstd_level=3"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_TRUE(p.opts.remount);
+  EXPECT_THAT(p.opts.zbudfs_args, ElementsAre("size=2G", "zstd_level=3"));
+  EXPECT_THAT(p.opts.other_args, ElementsAre("rw", "user_id=0", "nosuid"));
+  // staging's default (from the default mem_limit) is not checked against a remount's values.
+  Parsed tiny = Parse({"/mnt/z", "-o", "remount,mem_limit=64K"});
+  ASSERT_TRUE(tiny.ok) << tiny.error;
+  EXPECT_TRUE(ValidateOptions(tiny.opts, &tiny.error)) << tiny.error;
 }
 
 TEST(ParseCommandLineTest, ThreePositionalsAreTooMany) {
@@ -403,6 +427,7 @@ TEST(ZstdOptionTest, FastLevelAndOff) {
   EXPECT_THAT(ParseError(std::string("zstd_fast=") + std::to_string(ZSTD_maxCLevel() + 1)),
               HasSubstr("invalid value for option zstd_fast: "));
   EXPECT_EQ(ParseError("zstd_fast"), "option zstd_fast needs a value (zstd_fast=...)");
+  EXPECT_THAT(ParseError("zstd_fast=x"), HasSubstr(", or off)"));
 }
 
 // ---- nr_inodes= --------------------------------------------------------------------------------
@@ -458,13 +483,71 @@ TEST(ValidateOptionsTest, DefaultOverflowDirIsFine) {
   EXPECT_TRUE(ValidateOptions(p.opts, &error)) << error;
 }
 
+// ---- ParseRemount ------------------------------------------------------------------------------
+
+MountOptions Mounted() {
+  MountOptions o = ParseOk("size=1G,mem_limit=512M,staging=16M");
+  return o;
+}
+
+TEST(ParseRemountTest, ChangesWhatMayChangeAndIgnoresKernelFlags) {
+  const MountOptions cur = Mounted();
+  MountOptions next;
+  std::string error;
+  ASSERT_TRUE(
+      ParseRemount("rw,relatime,remount,user_id=0,size=2G,mem_limit=1G,nr_inodes=10K,"
+                   "zstd_level=7,zstd_fast=off,dev,suid",
+                   cur, &next, &error))
+      << error;
+  EXPECT_EQ(next.size, 2 * kGiB);
+  EXPECT_EQ(next.mem_limit, kGiB);
+  EXPECT_EQ(next.nr_inodes, 10 * kKiB);
+  EXPECT_EQ(next.zstd_level, 7);
+  EXPECT_EQ(next.zstd_fast_level, std::nullopt);
+  EXPECT_EQ(next.overflow_limit, 2 * kGiB) << "a default overflow_limit follows size";
+  EXPECT_EQ(next.staging, cur.staging);
+  EXPECT_FALSE(next.remount);
+}
+
+TEST(ParseRemountTest, LastValueWinsAndAGivenOverflowLimitStays) {
+  MountOptions cur = Mounted();
+  MountOptions next;
+  std::string error;
+  ASSERT_TRUE(ParseRemount("size=32M,size=64M,overflow_limit=8M", cur, &next, &error)) << error;
+  EXPECT_EQ(next.size, 64 * kMiB);
+  EXPECT_EQ(next.overflow_limit, 8 * kMiB);
+  cur = next;
+  ASSERT_TRUE(ParseRemount("size=128M", cur, &next, &error)) << error;
+  EXPECT_EQ(next.overflow_limit, 8 * kMiB) << "an overflow_limit that is not size's stays";
+}
+
+TEST(ParseRemountTest, BadValuesAndFixedOptionsAreRefused) {
+  const MountOptions cur = Mounted();
+  MountOptions next;
+  std::string error;
+  EXPECT_FALSE(ParseRemount("size=banana", cur, &next, &error));
+  EXPECT_THAT(error, HasSubstr("invalid size for option size: 'banana'"));
+  EXPECT_FALSE(ParseRemount("size", cur, &next, &error));
+  EXPECT_EQ(error, "option size needs a value (size=...)");
+  for (const char* fixed : {"staging=1M", "overflow_dir=/tmp", "max_threads=99", "clone_fd"}) {
+    error.clear();
+    EXPECT_FALSE(ParseRemount(fixed, cur, &next, &error)) << fixed;
+    EXPECT_THAT(error, HasSubstr("cannot change on a mounted zbudfs")) << fixed;
+  }
+  // The same value again is no change (fstab lines repeat what the mount was given).
+  EXPECT_TRUE(ParseRemount("staging=16M", cur, &next, &error)) << error;
+  EXPECT_FALSE(ParseRemount("mem_limit=16M", cur, &next, &error));
+  EXPECT_THAT(error, HasSubstr("less than twice staging"));
+}
+
 // ---- HelpText ----------------------------------------------------------------------------------
 
 TEST(HelpTextTest, NamesEveryOption) {
   const std::string help = HelpText("zbudfs");
   EXPECT_THAT(help, HasSubstr("usage: zbudfs "));
-  for (const char* opt : {"size=", "mem_limit=", "overflow_dir=", "overflow_limit=", "staging=",
-                          "zstd_level=", "zstd_fast=", "nr_inodes=", "max_threads=", "clone_fd"}) {
+  for (const char* opt :
+       {"size=", "mem_limit=", "overflow_dir=", "overflow_limit=", "staging=", "zstd_level=",
+        "zstd_fast=", "nr_inodes=", "max_threads=", "clone_fd", "remount"}) {
     EXPECT_THAT(help, HasSubstr("-o " + std::string(opt))) << opt;
   }
 }
@@ -488,7 +571,7 @@ TEST(HelpTextTest, OptionTextStartsInColumn27) {
       EXPECT_EQ(line.substr(0, 27), std::string(27, ' ')) << line;  // A continuation.
     }
   }
-  EXPECT_EQ(options, 15);  // -f, -d, -s, -h, -V and the ten -o options.
+  EXPECT_EQ(options, 16);  // -f, -d, -s, -h, -V and the eleven -o options.
 }
 
 }  // namespace

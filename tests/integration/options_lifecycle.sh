@@ -125,3 +125,16 @@ rc=0
 wait "$ZPID" || rc=$?
 ZPID=
 [[ $rc == 0 ]] || fail "exit status $rc after SIGTERM with an open file"
+
+check "daemonized without syslog: messages go to a file the mount names"
+if [[ -S /dev/log ]]; then
+  note "this machine has /dev/log (syslog): the fallback is not exercised"
+else
+  "$ZBUDFS_BIN" "$MNT" -o size=1M 2>"$WORK/bg.err" || fail "background mount failed: $(cat "$WORK/bg.err")"
+  pid=$(pid_of_mount)
+  grep -q "messages go to /var/log/zbudfs.log" "$WORK/bg.err" || fail "no notice: $(cat "$WORK/bg.err")"
+  dd if=/dev/zero of="$MNT/big" bs=64K count=64 status=none 2>/dev/null && fail "2M fitted in size=1M"
+  grep -q "zbudfs\[$pid\]: write of .* refused" /var/log/zbudfs.log || fail "the refused write is not in /var/log/zbudfs.log"
+  umount "$MNT"
+  wait_gone "$pid"
+fi

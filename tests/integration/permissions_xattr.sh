@@ -224,7 +224,13 @@ t("user.* on dir", A, lambda: (os.setxattr("adir", "user.d", b"dd"), os.getxattr
 t("xattr ctime", A, lambda: (lambda c: (os.setxattr("private", "user.c", b"1"), os.stat("private").st_ctime_ns != c)[1])(os.stat("private").st_ctime_ns))
 if only_zbudfs:
     t("Z stats readable by bob", B, lambda: os.getxattr(".", "user.zbudfs.stats").split()[0])
-    t("Z stats listed", B, lambda: "user.zbudfs.stats" in os.listxattr("."))
+    t("Z control names listed", B, lambda: [x for x in os.listxattr(".") if x.startswith("user.zbudfs")])
+    t("Z options readable by bob", B, lambda: os.getxattr(".", "user.zbudfs.options").split()[0])
+    t("Z bob remounts", B, lambda: os.setxattr(".", "user.zbudfs.remount", b"size=128M"))
+    t("Z root remounts with a bad size", None, lambda: os.setxattr(".", "user.zbudfs.remount", b"size=abc"))
+    t("Z the remount's error", B, lambda: os.getxattr(".", "user.zbudfs.remount").split(b":")[0])
+    t("Z root removes remount", None, lambda: os.removexattr(".", "user.zbudfs.remount"))
+    t("Z root sets options", None, lambda: os.setxattr(".", "user.zbudfs.options", b"x"))
     t("Z root sets stats", None, lambda: os.setxattr(".", "user.zbudfs.stats", b"x"))
     t("Z root removes stats", None, lambda: os.removexattr(".", "user.zbudfs.stats"))
     t("Z stats on a subdir", None, lambda: os.getxattr("adir", "user.zbudfs.stats"))
@@ -241,10 +247,16 @@ require_mounted
 check "transcripts are identical ($(wc -l <"$WORK/tmpfs.out") operations)"
 diff -u "$WORK/tmpfs.out" <(grep -v '^Z ' "$WORK/zbudfs.out") ||
   fail "zbudfs differs from tmpfs (- tmpfs, + zbudfs)"
-check "statistics xattr: readable by any user, listed, read-only, root only"
+check "control xattrs: readable by any user, never listed, remount by root only"
 cat >"$WORK/z.expected" <<'EXP'
 Z stats readable by bob [bob]: b'orig_data_size'
-Z stats listed [bob]: True
+Z control names listed [bob]: []
+Z options readable by bob [bob]: b'source'
+Z bob remounts [bob]: EPERM
+Z root remounts with a bad size [root]: EINVAL
+Z the remount's error [bob]: b'invalid size for option size'
+Z root removes remount [root]: EPERM
+Z root sets options [root]: EPERM
 Z root sets stats [root]: EPERM
 Z root removes stats [root]: EPERM
 Z stats on a subdir [root]: ENODATA
