@@ -7,9 +7,15 @@ cd "$(dirname "$0")/.."
 mnt=${1:-/mnt/zbudfs}
 shift || true
 
+source scripts/lib.sh
+
 scripts/deps.sh
-echo "zbudfs: building (Release, incremental)..."
-scripts/build.sh release --target zbudfs zbudfsctl >/dev/null
+echo "zbudfs: building Release (about 2.5 minutes the first time on 2 cores, then only what changed)"
+mkdir -p build
+if ! zb_build "build" build/mount-build.log scripts/build.sh release --target zbudfs zbudfsctl; then
+  echo "zbudfs: the build failed (see above)" >&2
+  exit 1
+fi
 
 mkdir -p "$mnt"
 if mountpoint -q "$mnt"; then
