@@ -11,7 +11,7 @@ packages=(
   libfuse3-dev fuse3 libzstd-dev libxxhash-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # tests
-  fio attr python3 util-linux procps passwd coreutils
+  fio attr python3 util-linux procps passwd coreutils man-db groff-base
   clang libclang-rt-14-dev stress-ng e2fsprogs
   # benchmarks (scripts/bench.sh): the chart, zstd's own speed, zram (modprobe)
   gnuplot-nox zstd kmod gcc
