@@ -56,34 +56,39 @@ bool MaybeDeadDefaultDir(const fs::directory_entry& entry, std::time_t now) {
   return !ec && now - mtime >= kStaleDirSeconds;
 }
 
-// Removes the default directories of mounts that died (SIGKILL, crash): those
-// MaybeDeadDefaultDir accepts whose lock file is not held. Only files zbudfs creates are
-// removed; anything else keeps the dir.
-void RemoveDeadDefaultDirs(const std::string& base) {
+// Takes the lock of a dead mount's directory: an open descriptor holding it, or -1 when
+// a mount holds it (or there is none).
+int LockDeadDir(const fs::path& dir) {
+  const fs::path lock = dir / kLockName;
+  int fd = ::open(lock.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
+// Removes zbudfs's files of a directory whose lock fd holds, then the directory (which
+// fails, harmlessly, if anything else is left). True if the directory is gone.
+bool RemoveLockedDir(const fs::path& dir) {
   boost::system::error_code ec;
-  const std::time_t now = std::time(nullptr);
-  for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!MaybeDeadDefaultDir(*it, now)) continue;
-    const fs::path lock = it->path() / kLockName;
-    int fd = ::open(lock.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) continue;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      boost::system::error_code rm_ec;
-      for (fs::directory_iterator f(it->path(), rm_ec), fend; !rm_ec && f != fend;
-           f.increment(rm_ec)) {
-        if (f->path().filename().string().rfind(kDataPrefix, 0) == 0) fs::remove(f->path(), rm_ec);
-      }
-      fs::remove(lock, rm_ec);
-      fs::remove(it->path(), rm_ec);  // Fails, harmlessly, if anything else is left.
-    }
-    ::close(fd);
+  for (fs::directory_iterator f(dir, ec), end; !ec && f != end; f.increment(ec)) {
+    if (f->path().filename().string().rfind(kDataPrefix, 0) == 0) fs::remove(f->path(), ec);
+  }
+  fs::remove(dir / kLockName, ec);
+  return fs::remove(dir, ec) && !ec;
+}
+
+// Removes the default directories of mounts that died (SIGKILL, crash): those
+// MaybeDeadDefaultDir accepts whose lock file is not held.
+void RemoveDeadDefaultDirs(const std::string& base) {
+  for (const OverflowStore::Leftover& l : OverflowStore::FindLeftovers(base)) {
+    OverflowStore::RemoveLeftover(l.dir);
   }
 }
 
 // A fresh private directory under $TMPDIR or /var/tmp.
 StatusOr<std::string> MakeDefaultDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string base = (tmp != nullptr && *tmp != '\0') ? tmp : "/var/tmp";
+  const std::string base = OverflowStore::DefaultBase();
   RemoveDeadDefaultDirs(base);
   std::string templ = base + "/" + kDefaultDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) return Errno(errno, "overflow_dir: mkdtemp in " + base);
@@ -195,6 +200,40 @@ StatusOr<std::unique_ptr<OverflowStore>> OverflowStore::Open(const OverflowOptio
     }
   }
   return store;
+}
+
+std::string OverflowStore::DefaultBase() {
+  const char* tmp = std::getenv("TMPDIR");
+  return (tmp != nullptr && *tmp != '\0') ? tmp : "/var/tmp";
+}
+
+std::vector<OverflowStore::Leftover> OverflowStore::FindLeftovers(const std::string& base) {
+  std::vector<Leftover> out;
+  boost::system::error_code ec;
+  const std::time_t now = std::time(nullptr);
+  for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!MaybeDeadDefaultDir(*it, now)) continue;
+    const int fd = LockDeadDir(it->path());
+    if (fd < 0) continue;
+    Leftover l{it->path().string(), 0};
+    boost::system::error_code fec;
+    for (fs::directory_iterator f(it->path(), fec), fend; !fec && f != fend; f.increment(fec)) {
+      struct stat sb;
+      if (::lstat(f->path().c_str(), &sb) == 0)
+        l.bytes += static_cast<uint64_t>(sb.st_blocks) * 512;
+    }
+    out.push_back(std::move(l));
+    ::close(fd);
+  }
+  return out;
+}
+
+bool OverflowStore::RemoveLeftover(const std::string& dir) {
+  const int fd = LockDeadDir(dir);
+  if (fd < 0) return false;
+  const bool gone = RemoveLockedDir(dir);
+  ::close(fd);
+  return gone;
 }
 
 OverflowStore::OverflowStore(std::string dir, bool owns_dir, int lock_fd,

@@ -84,6 +84,19 @@ class OverflowStore {
   // whatever mkdtemp/open report.
   static StatusOr<std::unique_ptr<OverflowStore>> Open(const OverflowOptions& options);
 
+  // Default directories (under base: $TMPDIR or /var/tmp) left by mounts that died
+  // (SIGKILL, OOM kill, crash): ours by name and owner, idle for a minute, lock not held.
+  // A later mount removes them (Open); zbudfsctl leftovers lists and removes them at once.
+  struct Leftover {
+    std::string dir;
+    uint64_t bytes = 0;  // Disk blocks its files take.
+  };
+  static std::string DefaultBase();  // $TMPDIR, or /var/tmp.
+  static std::vector<Leftover> FindLeftovers(const std::string& base);
+  // Removes a leftover directory if it is still one (its lock free): zbudfs's own files, then
+  // the directory. False if a mount holds it now or anything else is left in it.
+  static bool RemoveLeftover(const std::string& dir);
+
   ~OverflowStore();  // Removes every file created (and a default directory).
   OverflowStore(const OverflowStore&) = delete;
   OverflowStore& operator=(const OverflowStore&) = delete;

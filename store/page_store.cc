@@ -702,6 +702,8 @@ FileUsage PageStore::Usage(FileId id) const {
   ReaderLock lock(&f->index_mu);
   u.pages = f->index.size();
   u.stored_bytes = f->stored_bytes.load(std::memory_order_relaxed);
+  u.compr_bytes = f->compr_bytes.load(std::memory_order_relaxed);
+  u.overflow_bytes = f->overflow_bytes.load(std::memory_order_relaxed);
   return u;
 }
 
@@ -893,6 +895,7 @@ void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
     case PageEntry::kOverflow:
       overflow += sign;
       compr += sign * static_cast<int64_t>(e.length);
+      overflow_stored += sign * static_cast<int64_t>(e.length);
       break;
     default:
       break;
@@ -918,6 +921,8 @@ void PageStore::AddCounters(File& f, const AccountDelta& d) {
     if (delta != 0) counter.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
   };
   add(f.stored_bytes, d.stored);
+  add(f.compr_bytes, d.compr);
+  add(f.overflow_bytes, d.overflow_stored);
   add(same_pages_, d.same);
   add(compr_bytes_, d.compr);
   add(huge_pages_, d.huge);

@@ -178,8 +178,11 @@ struct StoreStats {
 // What one file costs: the daemon turns stored_bytes into st_blocks.
 struct FileUsage {
   uint64_t pages = 0;  // Pages held (holes excluded).
-  uint64_t stored_bytes =
-      0;  // Memory/disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page.
+  // Memory and disk the pages take: 64-byte zbud chunks, 4096 per raw page, 0 per same page,
+  // the compressed bytes of a page in the overflow directory.
+  uint64_t stored_bytes = 0;
+  uint64_t compr_bytes = 0;     // Compressed payload (4096 for a raw page; 0 for a same page).
+  uint64_t overflow_bytes = 0;  // Of stored_bytes, what is in the overflow directory.
 };
 
 class PageStore final : private PageOwners, private Reclaimer::Host, private Stager::Host {
@@ -303,6 +306,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
     PageIndex index GUARDED_BY(index_mu);                   // Page number -> entry.
     bool removed GUARDED_BY(write_mu) = false;              // Set by Remove: File is dead.
     std::atomic<uint64_t> stored_bytes{0};                  // What the pages cost (FileUsage).
+    std::atomic<uint64_t> compr_bytes{0};                   // FileUsage::compr_bytes.
+    std::atomic<uint64_t> overflow_bytes{0};                // FileUsage::overflow_bytes.
     // index.HeapBytes() as last charged to index_bytes_.
     size_t index_bytes GUARDED_BY(index_mu) = 0;
   };
@@ -322,6 +327,7 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   // overwrite of a page by one of the same kind) costs at most one atomic add per counter.
   struct AccountDelta {
     int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0, staged = 0;
+    int64_t overflow_stored = 0;                 // Of stored: the overflow entries' bytes.
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
 

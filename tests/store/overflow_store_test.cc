@@ -237,6 +237,35 @@ TEST(OverflowStoreTest, DefaultDirectoriesOfDeadMountsAreRemoved) {
   close(held);
 }
 
+TEST(OverflowStoreTest, LeftoversAreListedWithTheirSizeAndRemovedOnRequest) {
+  TempDir parent;
+  const std::string dead = FakeDefaultDir(parent.path(), "zbudfs-overflow.dead00", 3600);
+  const std::string live = FakeDefaultDir(parent.path(), "zbudfs-overflow.live00", 3600);
+  FakeDefaultDir(parent.path(), "zbudfs-overflow.young0", 0);
+  {
+    int fd = open((dead + "/zbudfs-overflow-512").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    const std::string block(8192, 'x');
+    ASSERT_EQ(write(fd, block.data(), block.size()), 8192);
+    close(fd);
+  }
+  struct timeval old[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(utimes(dead.c_str(), old), 0);  // The write made it young again.
+  int held = open((live + "/zbudfs.lock").c_str(), O_RDWR);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(flock(held, LOCK_EX), 0);
+  const auto found = OverflowStore::FindLeftovers(parent.path());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].dir, dead);
+  EXPECT_GE(found[0].bytes, 8192u) << "its data file takes disk blocks";
+  EXPECT_FALSE(OverflowStore::RemoveLeftover(live)) << "a mount holds it";
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_TRUE(OverflowStore::RemoveLeftover(dead));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(OverflowStore::FindLeftovers(parent.path()).empty());
+  close(held);
+}
+
 TEST(OverflowStoreTest, UnusableDirectoriesAreRefusedWithTheirName) {
   TempDir dir;
   auto missing = OverflowStore::Open({dir.path() + "/nope", 0, nullptr});

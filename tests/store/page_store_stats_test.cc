@@ -78,6 +78,39 @@ TEST(PageStoreTest, StatisticsPerPageKind) {
 
 // The index is memory too (issue 14, 4b): mem_used_total (and what reclaim compares with
 // mem_limit) includes it, e.g. for zero pages that hold no other memory.
+// Per-file figures (zbudfsctl du) add up to the store's, through overwrites, eviction to
+// the overflow directory, truncation and removal.
+TEST(PageStoreTest, FileUsageAddsUpToTheStoreFigures) {
+  OverflowFixture fx(/*mem_limit=*/48 * kPage, /*overflow_limit=*/0, /*background=*/false);
+  PageStore& store = *fx.store;
+  std::mt19937_64 rng(11);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, TextBytes(40 * kPage, 3)));
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 2, 0, RandomBytes(40 * kPage, rng)));
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 3, 0, Bytes(8 * kPage, 0)));
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 5 * kPage, RandomBytes(3 * kPage, rng)));
+  auto expect_sums = [&](const char* when) {
+    uint64_t compr = 0, overflow = 0, pages = 0;
+    for (PageStore::FileId id : {1, 2, 3}) {
+      const FileUsage u = store.Usage(id);
+      EXPECT_LE(u.overflow_bytes, u.stored_bytes) << when << " file " << id;
+      compr += u.compr_bytes;
+      overflow += u.overflow_bytes;
+      pages += u.pages;
+    }
+    const StoreStats s = store.Stats();
+    EXPECT_EQ(compr, s.compr_data_size) << when;
+    EXPECT_EQ(pages * kPage, s.orig_data_size) << when;
+    return overflow;
+  };
+  EXPECT_GT(expect_sums("after the writes"), 0u) << "mem_limit pushed pages out";
+  EXPECT_EQ(store.Usage(3).compr_bytes, 0u) << "zero pages cost nothing";
+  ASSERT_TRUE(store.Truncate(2, 10 * kPage).ok());
+  expect_sums("after a truncate");
+  store.Remove(1);
+  expect_sums("after a remove");
+  EXPECT_EQ(store.Usage(1).compr_bytes, 0u);
+}
+
 TEST(PageStoreTest, StatsChargeIndexMemory) {
   PageStore store(PageStoreOptions{});
   const Bytes ones(kPage, 1);
