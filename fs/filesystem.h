@@ -48,6 +48,8 @@ inline constexpr char kStatsXattr[] = "user.zbudfs.stats";      // Statistics (r
 inline constexpr char kOptionsXattr[] = "user.zbudfs.options";  // Options in effect (read only).
 // Set to a remount's option list (root or the mount's owner); read: the last remount's error.
 inline constexpr char kRemountXattr[] = "user.zbudfs.remount";
+// On every regular file, read only and never listed: what the file costs (zbudfsctl du).
+inline constexpr char kUsageXattr[] = "user.zbudfs.usage";
 // Longest file name, as for tmpfs.
 inline constexpr size_t kNameMax = 255;
 // Entry and attribute cache timeout: the daemon is the only one changing the tree.

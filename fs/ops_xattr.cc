@@ -128,7 +128,7 @@ int DoSetXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view na
   if (inode->ino == FUSE_ROOT_ID && name == kRemountXattr) {
     return DoRemount(fs, req, std::string_view(value, size));
   }
-  if (IsControl(inode->ino, name)) return EPERM;
+  if (IsControl(inode->ino, name) || name == kUsageXattr) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
   if (EmptySuffix(name)) return EINVAL;
   // Charged in full first and the replaced value given back after, as tmpfs does: a
@@ -139,6 +139,19 @@ int DoSetXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view na
   const int err = StoreXattr(inode, name, value, size, flags, cost, &refund);
   UnchargeXattrs(fs, refund);
   return err;
+}
+
+// What a regular file costs, one "name value" line each (kUsageXattr).
+std::string UsageText(Filesystem* fs, Inode* inode) {
+  const FileUsage u = fs->store().Usage(inode->ino);
+  off_t size;
+  {
+    MutexLock lock(&inode->mu);
+    size = inode->size;
+  }
+  return "size " + std::to_string(size) + "\npages " + std::to_string(u.pages) + "\nstored_bytes " +
+         std::to_string(u.stored_bytes) + "\ncompr_bytes " + std::to_string(u.compr_bytes) +
+         "\noverflow_bytes " + std::to_string(u.overflow_bytes) + "\n";
 }
 
 void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
@@ -163,6 +176,10 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   std::shared_ptr<Inode> inode = fs->Get(ino);
   if (inode == nullptr) {
     fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (std::string_view(name) == kUsageXattr && inode->is_reg()) {
+    ReplyValue(req, UsageText(fs, inode.get()), size);
     return;
   }
   std::string value;
@@ -208,7 +225,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 int DoRemoveXattr(Filesystem* fs, Inode* inode, std::string_view name) {
-  if (IsControl(inode->ino, name)) return EPERM;
+  if (IsControl(inode->ino, name) || name == kUsageXattr) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
   uint64_t cost;

@@ -48,6 +48,49 @@ note "after rm: orig_data_size=$orig mem_used_total=$used"
 [[ $orig == 0 ]] || fail "orig_data_size $orig after rm -rf"
 ((used <= 65536)) || fail "mem_used_total $used after rm -rf (want near 0)"
 
+check "zbudfsctl stats -h: the ratio, density, memory of mem_limit and the overflow directory"
+mkdir "$MNT/du"
+cp -a /usr/include/linux "$MNT/du/"
+dd if=/dev/urandom of="$MNT/du/rand" bs=1M count=4 status=none
+ln "$MNT/du/rand" "$MNT/du/rand.link"
+truncate -s 1G "$MNT/du/sparse"
+sync -f "$MNT/du/rand"
+"$ZBUDFSCTL_BIN" stats -h "$MNT" >"$WORK/human" || fail "stats -h failed"
+for want in "ratio [0-9]" "density [0-9]" "of mem_limit" "in /" "used of 1.0G"; do
+  grep -q "$want" "$WORK/human" || fail "stats -h lacks '$want': $(cat "$WORK/human")"
+done
+"$ZBUDFSCTL_BIN" stats --bytes "$MNT" | grep -q "data stored   [0-9]* in" || fail "stats --bytes"
+
+check "zbudfsctl du: per file and per tree, each inode once, adding up to the store"
+read -r _ data compr _ _ _ _ < <("$ZBUDFSCTL_BIN" du --bytes "$MNT" | tail -1)
+[[ $data == $(stat_value orig_data_size) ]] || fail "du data $data, orig_data_size $(stat_value orig_data_size)"
+[[ $compr == $(stat_value compr_data_size) ]] || fail "du compressed $compr, compr_data_size $(stat_value compr_data_size)"
+read -r size data _ < <("$ZBUDFSCTL_BIN" du --bytes "$MNT/du/sparse" | tail -1)
+[[ $size == $((1 << 30)) && $data == 0 ]] || fail "sparse file: size $size data $data"
+read -r _ _ _ _ _ ratio _ < <("$ZBUDFSCTL_BIN" du "$MNT/du/linux" | tail -1)
+awk -v r="$ratio" 'BEGIN { exit !(r > 2) }' || fail "headers stored at ratio $ratio, want > 2"
+getfattr --absolute-names -d -m - "$MNT/du/rand" 2>/dev/null | grep -q zbudfs && fail "usage xattr listed"
+getfattr --absolute-names -n user.zbudfs.usage "$MNT/du/rand" | grep -q "stored_bytes" || fail "usage xattr unreadable"
+setfattr -n user.zbudfs.usage -v x "$MNT/du/rand" 2>/dev/null && fail "usage xattr writable"
+rm -rf "$MNT/du"
+
+check "zbudfsctl leftovers: lists and removes overflow directories of dead mounts"
+mkdir -p "$WORK/tmp/zbudfs-overflow.dead01" "$WORK/tmp/zbudfs-overflow.live01"
+for d in dead01 live01; do
+  : >"$WORK/tmp/zbudfs-overflow.$d/zbudfs.lock"
+  head -c 8192 /dev/urandom >"$WORK/tmp/zbudfs-overflow.$d/zbudfs-overflow-512"
+  touch -d "1 hour ago" "$WORK/tmp/zbudfs-overflow.$d"
+done
+exec 8<>"$WORK/tmp/zbudfs-overflow.live01/zbudfs.lock"
+flock -x 8
+"$ZBUDFSCTL_BIN" leftovers "$WORK/tmp" >"$WORK/left" || fail "leftovers failed"
+grep -q "zbudfs-overflow.dead01" "$WORK/left" || fail "dead dir not listed: $(cat "$WORK/left")"
+grep -q "live01" "$WORK/left" && fail "a held directory was listed"
+"$ZBUDFSCTL_BIN" leftovers --remove "$WORK/tmp" >/dev/null || fail "leftovers --remove failed"
+[[ -e $WORK/tmp/zbudfs-overflow.dead01 ]] && fail "dead dir not removed"
+[[ -e $WORK/tmp/zbudfs-overflow.live01 ]] || fail "a held directory was removed"
+exec 8>&-
+
 check "zbudfsctl errors"
 set +e
 msg=$("$ZBUDFSCTL_BIN" stats "$WORK" 2>&1); rc=$?
