@@ -160,7 +160,7 @@ n=0
 while IFS= read -r label; do
   n=$((n + 1))
   note "command: $label"
-  grep -qE -- "^ +$label\$" "$WORK/zbudfsctl.txt" || fail "zbudfsctl.8 has no entry for '$label'"
+  sed 's/^ *//' "$WORK/zbudfsctl.txt" | grep -qxF -- "$label" || fail "zbudfsctl.8 has no entry for '$label'"
 done < <(grep -E '^    [a-z]' "$WORK/zbudfsctl.help" | sed -E 's/^ +//; s/ {2,}.*//')
 ((n >= 1)) || fail "no commands found in zbudfsctl --help"
 
