@@ -28,7 +28,34 @@ PageArena::DeferredFree::~DeferredFree() {
   if (!active_) return;
   PageArena* arena = t_pending.arena;
   t_pending.arena = nullptr;
-  arena->GiveBack(t_pending.pages);
+  arena->ToSpare(t_pending.pages.data(), t_pending.pages.size());
+  t_pending.pages.clear();
+}
+
+void PageArena::ToSpare(void* const* pages, size_t n) {
+  if (n == 0) return;
+  std::vector<void*> batch;
+  {
+    MutexLock lock(&mu_);
+    spare_.insert(spare_.end(), pages, pages + n);
+    if (spare_.size() < spare_pages_) return;
+    batch.swap(spare_);
+  }
+  GiveBack(batch);
+}
+
+void PageArena::FlushSpare() {
+  std::vector<void*> batch;
+  {
+    MutexLock lock(&mu_);
+    batch.swap(spare_);
+  }
+  GiveBack(batch);
+}
+
+size_t PageArena::SparePages() const {
+  MutexLock lock(&mu_);
+  return spare_.size();
 }
 
 void PageArena::GiveBack(std::vector<void*>& pages) {
@@ -48,8 +75,8 @@ void PageArena::GiveBack(std::vector<void*>& pages) {
   pages.clear();
 }
 
-PageArena::PageArena(size_t warm_cache_pages, size_t defer_pages)
-    : warm_cache_pages_(warm_cache_pages), defer_pages_(defer_pages) {}
+PageArena::PageArena(size_t warm_cache_pages, size_t defer_pages, size_t spare_pages)
+    : warm_cache_pages_(warm_cache_pages), defer_pages_(defer_pages), spare_pages_(spare_pages) {}
 
 PageArena::~PageArena() {
   for (void* region : regions_) munmap(region, kRegionPages * kPageSize);
@@ -62,6 +89,9 @@ void* PageArena::AllocPage() {
     if (!warm_.empty()) {
       page = warm_.back();
       warm_.pop_back();
+    } else if (!spare_.empty()) {
+      page = spare_.back();
+      spare_.pop_back();
     } else if (!cold_.empty()) {
       page = cold_.back();
       cold_.pop_back();
@@ -117,9 +147,7 @@ void PageArena::FreePage(void* page) {
     if (t_pending.pages.size() >= defer_pages_) GiveBack(t_pending.pages);
     return;
   }
-  madvise(page, kPageSize, MADV_DONTNEED);
-  MutexLock lock(&mu_);
-  cold_.push_back(page);
+  ToSpare(&page, 1);
 }
 
 size_t PageArena::Trim() {

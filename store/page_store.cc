@@ -796,9 +796,11 @@ Status PageStore::ReclaimTo(uint64_t target) { return reclaimer_.ReclaimTo(targe
 
 uint64_t PageStore::DroppedPages() const { return dropped_pages_.load(std::memory_order_relaxed); }
 
-// The arena unmaps its wholly free regions first (a no-op unless a region's worth was
-// freed), so that the free list it shrinks is part of what malloc_trim gives back.
+// The arena gives back its spare pages and unmaps its wholly free regions first (a no-op
+// unless a region's worth was freed), so that the free list it shrinks is part of what
+// malloc_trim gives back.
 void PageStore::TrimQuietHeap() {
+  storage_.arena()->FlushSpare();
   storage_.arena()->Trim();
   TrimHeap(store_internal::kTrimWhenQuiet);
 }
@@ -808,6 +810,7 @@ void PageStore::TrimHeap(uint64_t min_drops) {
   uint64_t at = trimmed_at_.load(std::memory_order_relaxed);
   if (dropped - at < min_drops) return;
   if (!trimmed_at_.compare_exchange_strong(at, dropped, std::memory_order_relaxed)) return;
+  storage_.arena()->FlushSpare();
   malloc_trim(0);  // Another thread's trim may still run: harmless, glibc locks each arena.
 }
 

@@ -407,8 +407,9 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   void UnreservePages(uint64_t n);
   bool ReserveCapacity(uint64_t bytes);                 // False past capacity: pages and metadata.
   Status CheckLimits(const StoreLimits& limits) const;  // SetLimits' checks before any change.
-  // Hands freed heap back to the system (malloc_trim) if at least `min_drops` pages or files
-  // were dropped since the last trim; one thread at a time, no lock held.
+  // Hands freed heap and the arena's spare pages back to the system (malloc_trim, madvise)
+  // if at least `min_drops` pages or files were dropped since the last trim; one thread at
+  // a time, no lock held.
   void TrimHeap(uint64_t min_drops);
 
   PageStoreOptions options_;

@@ -277,6 +277,41 @@ TEST(PageArenaTest, ConcurrentAllocFreeOnTwoThreads) {
   EXPECT_EQ(arena.PagesInUse(), 0u);
 }
 
+// Frees past the warm cache wait in the spare list, resident, up to its bound: the next
+// allocations take them back first; passing the bound gives the whole list back, and
+// FlushSpare gives back what is left. Frees under a DeferredFree join the list when it ends.
+TEST(PageArenaTest, SpareListHoldsFreesUpToItsBoundAndIsReusedFirst) {
+  PageArena arena(/*warm_cache_pages=*/4, /*defer_pages=*/1024, /*spare_pages=*/16);
+  std::vector<void*> pages;
+  ASSERT_TRUE(AllocPages(arena, 40, &pages));
+  for (size_t i = 0; i < 4 + 10; ++i) arena.FreePage(pages[i]);
+  EXPECT_EQ(arena.SparePages(), 10u) << "4 warm, 10 spare";
+  std::vector<void*> again;
+  ASSERT_TRUE(AllocPages(arena, 14, &again));
+  EXPECT_EQ(arena.SparePages(), 0u);
+  std::set<void*> freed(pages.begin(), pages.begin() + 14);
+  for (void* page : again) EXPECT_TRUE(freed.count(page)) << "a spare page is reused first";
+  for (void* page : again) arena.FreePage(page);   // 4 warm, 10 spare.
+  for (size_t i = 14; i < 20; ++i) arena.FreePage(pages[i]);  // 16: the bound, given back.
+  EXPECT_EQ(arena.SparePages(), 0u);
+  {
+    PageArena::DeferredFree deferred(&arena);
+    for (size_t i = 20; i < 25; ++i) arena.FreePage(pages[i]);
+    EXPECT_EQ(arena.SparePages(), 0u) << "held by the DeferredFree until it ends";
+  }
+  EXPECT_EQ(arena.SparePages(), 5u);
+  arena.FlushSpare();
+  EXPECT_EQ(arena.SparePages(), 0u);
+  for (size_t i = 25; i < pages.size(); ++i) arena.FreePage(pages[i]);
+  EXPECT_EQ(arena.PagesInUse(), 0u);
+  std::vector<void*> all;
+  ASSERT_TRUE(AllocPages(arena, 40, &all));
+  std::sort(pages.begin(), pages.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(pages, all) << "every page comes back, none lost between the lists";
+  for (void* page : all) arena.FreePage(page);
+}
+
 // Two threads start on an empty arena at once, so both are likely to map a region at the same
 // time; the pages left in the region mapped first must still be handed out once only.
 TEST(PageArenaTest, ConcurrentFirstAllocationsFromAFreshArenaAreDistinct) {
