@@ -1,7 +1,10 @@
 // FUSE handlers for extended attributes: setxattr, getxattr, listxattr, removexattr, plus the
 // root directory's control attributes (filesystem.h): user.zbudfs.stats and
 // user.zbudfs.options to read, user.zbudfs.remount to change a running mount's limits. They
-// are answered by name and never listed.
+// are answered by name and never listed. POSIX ACLs (system.posix_acl_*) are never stored:
+// an access ACL that is only a mode sets the mode, removing one succeeds, reading one says
+// ENODATA, as tmpfs does for those; an ACL with named entries or a mask is EOPNOTSUPP
+// (posix_acl.h).
 //
 // Memory: every stored attribute is charged to the PageStore (ChargeMetadata: against size=
 // and mem_limit, shown in df and mem_used_total) before it is stored, and given back when it
@@ -20,6 +23,7 @@
 
 #include "fs/filesystem.h"
 #include "fs/log.h"
+#include "fs/posix_acl.h"
 #include "fs/privileges.h"
 
 namespace zbudfs {
@@ -123,11 +127,75 @@ int StoreXattr(Inode* inode, std::string_view name, const char* value, size_t si
   return 0;
 }
 
+// ACLs are the owner's to change, or a caller's with CAP_FOWNER.
+bool OwnerOrCapable(fuse_req_t req, uid_t owner) {
+  constexpr int kCapFowner = 3;  // CAP_FOWNER in <linux/capability.h>.
+  return fuse_req_ctx(req)->uid == owner || CallerHasCapability(req, kCapFowner);
+}
+
+// Removing an ACL (or setting an empty one) succeeds with nothing stored, as on tmpfs: the
+// mode stays, the ctime changes.
+int RemoveAcl(fuse_req_t req, Inode* inode) {
+  uid_t owner;
+  {
+    MutexLock lock(&inode->mu);
+    owner = inode->uid;
+  }
+  if (!OwnerOrCapable(req, owner)) return EPERM;
+  const timespec now = Now();
+  MutexLock lock(&inode->mu);
+  inode->ctime = now;
+  return 0;
+}
+
+// An access ACL that says no more than a mode is a chmod of the permission bits (posix_acl.h),
+// under posix_acl_update_mode()'s rules: the owner or CAP_FOWNER only; setgid dropped when
+// the caller is outside the file's group and lacks CAP_FSETID. The ctime changes even when
+// the mode does not, as on tmpfs.
+int SetAccessAcl(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view value) {
+  mode_t perms = 0;
+  switch (ParseAccessAcl(value, &perms)) {
+    case AclKind::kMalformed:
+      return EINVAL;
+    case AclKind::kExtended:
+      return EOPNOTSUPP;
+    case AclKind::kMode:
+      break;
+  }
+  uid_t owner;
+  gid_t group;
+  mode_t mode;
+  {
+    MutexLock lock(&inode->mu);
+    owner = inode->uid;
+    group = inode->gid;
+    mode = inode->mode;
+  }
+  if (!OwnerOrCapable(req, owner)) return EPERM;
+  constexpr int kCapFsetid = 4;  // CAP_FSETID in <linux/capability.h>.
+  const bool drop_sgid =
+      (mode & S_ISGID) && !InGroup(req, group) && !CallerHasCapability(req, kCapFsetid);
+  const timespec now = Now();
+  bool changed;
+  {
+    MutexLock lock(&inode->mu);
+    const mode_t before = inode->mode;
+    inode->mode = (inode->mode & ~mode_t{0777}) | perms;
+    if (drop_sgid) inode->mode &= ~mode_t{S_ISGID};
+    inode->ctime = now;
+    changed = inode->mode != before;
+  }
+  // The kernel keeps the mode it has (it only updates the ctime after a setxattr).
+  if (changed) ForgetCachedMode(fs, inode->ino);
+  return 0;
+}
+
 int DoSetXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view name,
                const char* value, size_t size, int flags) {
   if (inode->ino == FUSE_ROOT_ID && name == kRemountXattr) {
     return DoRemount(fs, req, std::string_view(value, size));
   }
+  if (name == kAclAccessXattr) return SetAccessAcl(fs, req, inode, std::string_view(value, size));
   if (IsControl(inode->ino, name) || name == kUsageXattr) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
   if (EmptySuffix(name)) return EINVAL;
@@ -195,7 +263,9 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     }
   }
   if (!found) {
-    fuse_reply_err(req, SupportedName(name) ? ENODATA : EOPNOTSUPP);
+    // No ACL is ever stored (posix_acl.h): the mode is the whole answer, as on tmpfs.
+    const bool acl = name == kAclAccessXattr || name == kAclDefaultXattr;
+    fuse_reply_err(req, SupportedName(name) || acl ? ENODATA : EOPNOTSUPP);
     return;
   }
   ReplyValue(req, value, size);
@@ -224,8 +294,9 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   ReplyValue(req, names, size);
 }
 
-int DoRemoveXattr(Filesystem* fs, Inode* inode, std::string_view name) {
+int DoRemoveXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view name) {
   if (IsControl(inode->ino, name) || name == kUsageXattr) return EPERM;
+  if (name == kAclAccessXattr || name == kAclDefaultXattr) return RemoveAcl(req, inode);
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
   uint64_t cost;
@@ -242,7 +313,7 @@ int DoRemoveXattr(Filesystem* fs, Inode* inode, std::string_view name) {
 void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Filesystem* fs = Filesystem::From(req);
   std::shared_ptr<Inode> inode = fs->Get(ino);
-  fuse_reply_err(req, inode == nullptr ? ENOENT : DoRemoveXattr(fs, inode.get(), name));
+  fuse_reply_err(req, inode == nullptr ? ENOENT : DoRemoveXattr(fs, req, inode.get(), name));
 }
 
 }  // namespace

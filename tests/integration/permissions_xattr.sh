@@ -3,7 +3,8 @@
 # allow_other): ownership of new inodes, 0600 files, chmod/chown rules, the sticky bit,
 # setgid directories, setuid/setgid clearing on write and chown (and a setuid binary run
 # right after another user's change runs as that user), umask; xattrs with flags,
-# ENODATA, ERANGE, E2BIG and namespace rules. Compared with tmpfs result by result; then the
+# ENODATA, ERANGE, E2BIG and namespace rules; POSIX ACLs that are only a mode. Compared with
+# tmpfs result by result (an ACL with named entries is refused on zbudfs only); then the
 # statistics xattr is readable by any user and read-only.
 source "$(dirname "$0")/lib.sh"
 
@@ -222,7 +223,24 @@ t("user.* on symlink", None, lambda: (os.symlink("private", "lnk"), os.setxattr(
 t("user.* on fifo", None, lambda: (os.mkfifo("ff"), os.setxattr("ff", "user.a", b"x"))[1])
 t("user.* on dir", A, lambda: (os.setxattr("adir", "user.d", b"dd"), os.getxattr("adir", "user.d"))[1])
 t("xattr ctime", A, lambda: (lambda c: (os.setxattr("private", "user.c", b"1"), os.stat("private").st_ctime_ns != c)[1])(os.stat("private").st_ctime_ns))
+# POSIX access ACLs that are only a mode (what cp -a and setfacl -b set): a chmod by the
+# owner, with setgid dropped for a caller outside the group; nothing is stored.
+def acl(*entries):  # (tag, perm) or (tag, perm, id): the kernel's xattr form.
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e, *([] if len(e) > 2 else [0xffffffff])) for e in entries)
+ACL_750 = acl((1, 7), (4, 5), (0x20, 0))
+ACL_644 = acl((1, 6), (4, 4), (0x20, 4))
+t("alice sets a mode ACL", A, lambda: (write("acl", b"a", mode=0o644), os.setxattr("acl", "system.posix_acl_access", ACL_750), owner("acl"))[2])
+t("alice reads the ACL", A, lambda: os.getxattr("acl", "system.posix_acl_access"))
+t("bob sets alice's ACL", B, lambda: os.setxattr("acl", "system.posix_acl_access", ACL_644))
+t("bob removes alice's ACL", B, lambda: os.removexattr("acl", "system.posix_acl_access"))
+t("alice removes the ACL", A, lambda: (os.removexattr("acl", "system.posix_acl_access"), owner("acl"))[1])
+t("alice's 2775 file of group root", None, lambda: (os.chown("acl", A.pw_uid, 0), os.chmod("acl", 0o2775), owner("acl"))[2])
+t("alice sets a mode ACL on it", A, lambda: (os.setxattr("acl", "system.posix_acl_access", ACL_644), owner("acl"))[1])
+t("ACL ctime", A, lambda: (lambda c: (os.setxattr("acl", "system.posix_acl_access", ACL_644), os.stat("acl").st_ctime_ns != c)[1])(os.stat("acl").st_ctime_ns))
+t("default ACL of a dir", A, lambda: os.getxattr("adir", "system.posix_acl_default"))
+t("ACLs listed", A, lambda: os.listxattr("acl"))
 if only_zbudfs:
+    t("Z alice sets an ACL with a named user", A, lambda: os.setxattr("acl", "system.posix_acl_access", acl((1, 7), (2, 4, B.pw_uid), (4, 5), (0x10, 5), (0x20, 0))))
     t("Z stats readable by bob", B, lambda: os.getxattr(".", "user.zbudfs.stats").split()[0])
     t("Z control names listed", B, lambda: [x for x in os.listxattr(".") if x.startswith("user.zbudfs")])
     t("Z options readable by bob", B, lambda: os.getxattr(".", "user.zbudfs.options").split()[0])
@@ -249,6 +267,7 @@ diff -u "$WORK/tmpfs.out" <(grep -v '^Z ' "$WORK/zbudfs.out") ||
   fail "zbudfs differs from tmpfs (- tmpfs, + zbudfs)"
 check "control xattrs: readable by any user, never listed, remount by root only"
 cat >"$WORK/z.expected" <<'EXP'
+Z alice sets an ACL with a named user [alice]: ENOTSUP
 Z stats readable by bob [bob]: b'orig_data_size'
 Z control names listed [bob]: []
 Z options readable by bob [bob]: b'source'

@@ -291,7 +291,7 @@ TEST(PageArenaTest, SpareListHoldsFreesUpToItsBoundAndIsReusedFirst) {
   EXPECT_EQ(arena.SparePages(), 0u);
   std::set<void*> freed(pages.begin(), pages.begin() + 14);
   for (void* page : again) EXPECT_TRUE(freed.count(page)) << "a spare page is reused first";
-  for (void* page : again) arena.FreePage(page);   // 4 warm, 10 spare.
+  for (void* page : again) arena.FreePage(page);              // 4 warm, 10 spare.
   for (size_t i = 14; i < 20; ++i) arena.FreePage(pages[i]);  // 16: the bound, given back.
   EXPECT_EQ(arena.SparePages(), 0u);
   {
