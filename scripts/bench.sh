@@ -1,33 +1,48 @@
 #!/usr/bin/env bash
 # The benchmark users run: real data (tests/bench/realio: pages cut from real files, 1 and 2
-# threads), the same fio jobs and a tree copy on zbudfs (default options), tmpfs (the RAM
-# ceiling), libfuse's passthrough_ll over a tmpfs (the FUSE ceiling), libfuse's memfs_ll (the
-# in-memory FUSE peer, compiled from ../shared/peers/memfs_ll.cc; skipped when that is absent)
-# and, where the kernel has it, zram + ext4; zstd's own speed on both data sets. Prints a
-# Markdown report (real data first) and the targets zbudfs aims for, each explained in a
-# sentence, with MET/MISSED lines; draws a PNG chart. Everything goes to the results
-# directory only (build/bench/DATE-TIME-MODE: report.md, targets.txt, bench.png, the raw
-# fio and realio output); --record also appends the report to docs/BENCHMARKS.md and copies
-# the chart to docs/bench.png (files in git: use it for a run you mean to publish).
+# threads), the same fio jobs and metadata work (a real tree copied with cp -a and deleted,
+# one copy and 4 at once; fio's filecreate, filestat and filedelete engines; FUSE requests per
+# copied file) on zbudfs (default options), tmpfs (the RAM ceiling), libfuse's passthrough_ll
+# over a tmpfs (the FUSE ceiling), libfuse's memfs_ll (the in-memory FUSE peer, compiled from
+# ../shared/peers/memfs_ll.cc; skipped when that is absent) and, where the kernel has it,
+# zram + ext4; zstd's own speed on both data sets. Prints a Markdown report (real data first)
+# and the targets zbudfs aims for, each explained in a sentence, with MET/MISSED lines; draws
+# a PNG chart. Everything goes to the results directory only (build/bench/DATE-TIME-MODE:
+# report.md, targets.txt, bench.png, records.jsonl, the raw fio, realio and metadata output);
+# --record also appends the report to docs/BENCHMARKS.md and copies the chart to
+# docs/bench.png (files in git: use it for a run you mean to publish).
 # Packages it needs (fio, gnuplot-nox, zstd, kmod, ...) are installed by scripts/deps.sh,
 # which it runs first.
 #
-# Usage (as root): scripts/bench.sh [--quick] [--runs N] [--targets LIST] [--record] [--out DIR]
-#   --quick          small sizes, one run, a subset of fio jobs: about 8 minutes on a busy
-#                    2-CPU machine (load average 15), less on an idle one; the first run
-#                    also installs packages and builds Release
+# Usage (as root): scripts/bench.sh [--quick] [--runs N] [--targets LIST] [--only STEPS]
+#                                   [--no-build] [--record] [--out DIR]
+#   --quick          small sizes, one run, a subset of fio jobs: about 3 minutes on an idle
+#                    2-CPU machine (half of it the metadata steps), 10 or more on a busy one
+#                    (load average 15); the first run also installs packages and builds
+#                    Release
 #   (default)        the full run: 256 MiB per job, 3 runs, every fio job (much longer)
-#   --runs N         runs of every realio and fio job; the report shows medians (full: 3,
-#                    quick: 1)
+#   --runs N         runs of every realio, fio and metadata job; the report shows medians
+#                    (full: 3, quick: 1)
 #   --targets LIST   comma-separated subset of zbudfs,tmpfs,passthrough_ll,memfs_ll,zram
+#   --only STEPS     comma-separated subset of realio,fio,meta: run only those steps (the
+#                    report leaves out the others; default: all three)
+#   --no-build       do not build: use build/zbudfs, build/zbudfsctl and build/tests/realio
+#                    as they are (waits up to 5 minutes for them to appear, for a build
+#                    running elsewhere), and build/bench-tools' peers if present
 #   --record         also append the report to docs/BENCHMARKS.md and write docs/bench.png
 #                    (--docs is the same; --no-record/--no-docs: do not, the default)
 #   --out DIR        results directory (default: build/bench/DATE-TIME-MODE)
-# Environment: BENCH_TREE="dirs..." (tree to copy; default "/usr/include /usr/lib", quick
-#   "/usr/include"; those missing are dropped, and with none the repository's sources are
-#   copied), BENCH_SIZE (per fio job and per realio thread, default 256M, quick 32M),
-#   BENCH_RUNTIME (seconds per random job, default 5, quick 1), ZRAM_ALGO (default lz4 if
-#   offered).
+# Environment: BENCH_META_TREE="dirs..." (the real tree the metadata steps copy, serially and
+#   4 copies at once; default "/usr/include/linux /usr/include/c++ /usr/share/perl/5.*
+#   /usr/share/cmake-*", the real directories of those that exist: about 6,000 entries, no
+#   symlinks, small enough for passthrough_ll's descriptor limit; those missing are dropped,
+#   and with none the repository's sources are copied; BENCH_TREE, its old name, is read
+#   when it is unset), BENCH_COUNT_TREE=dir (the small tree copied into a second, debug (-d)
+#   mount of each FUSE target to count its requests; default /usr/include/linux, else the
+#   first directory of the metadata tree), BENCH_META_FILES (files per fio job for the
+#   filecreate/filestat/filedelete engines, default 8000, quick 2000), BENCH_SIZE (per fio job
+#   and per realio thread, default 256M, quick 32M), BENCH_RUNTIME (seconds per random job and
+#   per filestat job, default 5, quick 1), ZRAM_ALGO (default lz4 if offered).
 # Everything it mounts or starts is unmounted and stopped on exit, failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +51,14 @@ source scripts/lib.sh
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
-quick=0 runs="" docs=0 targets_arg="zbudfs,tmpfs,passthrough_ll,memfs_ll,zram" out=""
+quick=0 runs="" docs=0 targets_arg="zbudfs,tmpfs,passthrough_ll,memfs_ll,zram" out="" only="realio,fio,meta" build=1
 while (($#)); do
   case $1 in
     --quick) quick=1 ;;
     --runs) runs=${2:?--runs needs a number}; shift ;;
     --targets) targets_arg=${2:?--targets needs a list}; shift ;;
+    --only) only=${2:?--only needs a list of steps}; shift ;;
+    --no-build) build=0 ;;
     --record|--docs) docs=1 ;;
     --no-record|--no-docs) docs=0 ;;
     --out) out=${2:?--out needs a directory}; shift ;;
@@ -54,19 +71,43 @@ done
 if ((quick)); then
   size=${BENCH_SIZE:-32M}; runtime=${BENCH_RUNTIME:-1}; runs=${runs:-1}
   # shellcheck disable=SC2054  # data:numjobs[:job,job...], the commas are ours
-  groups=(c60:1:seqwrite_dir,seqwrite_buf c60:2); tree_default="/usr/include"; zstd_secs=1; mode="quick"
+  groups=(c60:1:seqwrite_dir,seqwrite_buf c60:2); zstd_secs=1; mode="quick"
+  meta_files=${BENCH_META_FILES:-2000}
 else
   size=${BENCH_SIZE:-256M}; runtime=${BENCH_RUNTIME:-5}; runs=${runs:-3}
-  groups=(c60:1 c60:2 rand:2); tree_default="/usr/include /usr/lib"; zstd_secs=2; mode="full"
+  groups=(c60:1 c60:2 rand:2); zstd_secs=2; mode="full"
+  meta_files=${BENCH_META_FILES:-8000}
 fi
-read -r -a tree_src <<<"${BENCH_TREE:-$tree_default}"
-if [[ -z ${BENCH_TREE:-} ]]; then
-  # The default trees this host has; on a host with none, the repository's own sources.
-  present=()
-  for d in "${tree_src[@]}"; do [[ -d $d ]] && present+=("$d"); done
-  ((${#present[@]})) || present=("$repo/store" "$repo/fs" "$repo/tests" "$repo/docs")
-  tree_src=("${present[@]}")
+# The metadata tree: a fixed set of real directories a Debian machine with build-essential
+# and this project's packages has (kernel and C++ headers, perl's and cmake's modules), about
+# 6,000 entries without a symlink (memfs_ll has none), so that passthrough_ll, which keeps a
+# descriptor per inode, can hold one copy within its 20000 descriptors.
+tree_env=${BENCH_META_TREE:-${BENCH_TREE:-}}
+if [[ -n $tree_env ]]; then
+  read -r -a tree_src <<<"$tree_env"
+else
+  # The default directories this host has (real ones: /usr/share/perl/5.36 is a symlink to
+  # 5.36.0); on a host with none, the repository's own sources.
+  tree_src=()
+  for d in /usr/include/linux /usr/include/c++ /usr/share/perl/5.* /usr/share/cmake-*; do
+    [[ -d $d && ! -L $d ]] && tree_src+=("$d")
+  done
+  ((${#tree_src[@]})) || tree_src=("$repo/store" "$repo/fs" "$repo/tests" "$repo/docs")
 fi
+# The small tree copied into a debug mount of each FUSE target to count its requests.
+count_tree=${BENCH_COUNT_TREE:-}
+if [[ -z $count_tree ]]; then
+  count_tree=/usr/include/linux
+  [[ -d $count_tree ]] || count_tree=${tree_src[0]}
+fi
+ncopies=4                                 # tree copies at once in the parallel step
+meta_engines=(filecreate filestat filedelete)
+meta_numjobs=(1 2)
+declare -A step_on=()
+IFS=, read -r -a only_list <<<"$only"
+for st in "${only_list[@]}"; do
+  case $st in realio|fio|meta) step_on[$st]=1 ;; *) echo "bench: --only: unknown step: $st (realio, fio, meta)" >&2; exit 2 ;; esac
+done
 jobs=(seqwrite_dir seqwrite_buf seqread_dir randread_dir randwrite_dir)
 realio_threads=(1 2)
 realio_jobs=(seqwrite seqread randread randwrite)
@@ -77,16 +118,35 @@ die() { log "bench: $*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (it mounts tmpfs, FUSE and zram file systems)"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive number"
+[[ $meta_files =~ ^[1-9][0-9]*$ ]] || die "BENCH_META_FILES wants a positive number"
+((${#step_on[@]})) || die "--only: no step"
 
 # ---------------------------------------------------------------- packages and build
 # deps.sh installs what the benchmark needs too (fio, gnuplot-nox, zstd, kmod, ...).
 log "checking packages"
 scripts/deps.sh
 
-log "building Release (zbudfs, zbudfsctl, realio)"
 mkdir -p build
-zb_build "build" build/bench-build.log scripts/build.sh release --target zbudfs zbudfsctl realio \
-  || die "build failed (log: build/bench-build.log)"
+built=(build/zbudfs build/zbudfsctl build/tests/realio)
+if ((build)); then
+  log "building Release (zbudfs, zbudfsctl, realio)"
+  zb_build "build" build/bench-build.log scripts/build.sh release --target zbudfs zbudfsctl realio \
+    || die "build failed (log: build/bench-build.log)"
+else
+  # A build running elsewhere may have removed them for a moment: wait until all are there
+  # and none has changed for 3 seconds (not half-linked).
+  for ((n = 0; n < 300; n++)); do
+    ok=1
+    for f in "${built[@]}"; do
+      if [[ ! -x $f ]] || (($(date +%s) - $(stat -c %Y "$f") < 3)); then ok=0; break; fi
+    done
+    ((ok)) && break
+    ((n % 30)) || log "--no-build: waiting for ${built[*]} (a build may be running)"
+    sleep 1
+  done
+  ((ok)) || die "--no-build: ${built[*]} not all there after 5 minutes"
+  log "--no-build: using ${built[*]} as they are"
+fi
 
 examples=/usr/share/doc/libfuse3-dev/examples
 tools=$repo/build/bench-tools
@@ -115,7 +175,7 @@ for f in "$repo/../shared/peers/memfs_ll.cc" /work/shared/peers/memfs_ll.cc; do
 done
 if [[ -z $mfsrc ]]; then
   memfs_note="source not found ($repo/../shared/peers/memfs_ll.cc, /work/shared/peers/memfs_ll.cc)"
-elif [[ ! -x $mfbin || $mfsrc -nt $mfbin ]]; then
+elif [[ ! -x $mfbin ]] || { ((build)) && [[ $mfsrc -nt $mfbin ]]; }; then
   log "compiling libfuse's memfs_ll example ($mfsrc) into $tools"
   # It is libfuse's code, warnings and all: no -Werror.
   # shellcheck disable=SC2046
@@ -129,12 +189,18 @@ res=${out:-$repo/build/bench/$stamp-$mode}
 mkdir -p "$res/fio"
 res=$(cd "$res" && pwd)
 work=$(mktemp -d /tmp/zbudfs-bench.XXXXXX)
+# Our own copies of the binaries, so that a build running meanwhile cannot swap them in the
+# middle (the debug mount of the request count uses the same zbudfs as the measured one).
+mkdir -p "$work/bin"
+cp "${built[@]}" "$work/bin/"
+zbbin=$work/bin/zbudfs zbctl=$work/bin/zbudfsctl
 mounts=()               # everything we mounted, in order
 declare -A tdir=()      # target -> directory the jobs use
 declare -A tpid=()      # FUSE target -> daemon PID
 declare -A dead=()      # targets whose daemon or mount went away
 zram_dev="" zram_hot=""
 zb_pid="" pt_pid="" mf_pid=""
+dbg_pids=()             # the debug (-d) mounts' daemons of the request count
 
 mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 
@@ -147,7 +213,7 @@ cleanup() {
     mounted "$m" || continue
     fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
-  for pid in $zb_pid $pt_pid $mf_pid; do
+  for pid in $zb_pid $pt_pid $mf_pid "${dbg_pids[@]}"; do
     for ((n = 0; n < 150; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; sleep 1; kill -9 "$pid" 2>/dev/null; fi
   done
@@ -173,7 +239,7 @@ wait_mount() { # dir pid name
 
 mount_zbudfs() {
   mkdir -p "$work/zbudfs"; mounts+=("$work/zbudfs")
-  build/zbudfs -f "$work/zbudfs" >"$res/zbudfs.log" 2>&1 &
+  "$zbbin" -f "$work/zbudfs" >"$res/zbudfs.log" 2>&1 &
   zb_pid=$!; tpid[zbudfs]=$zb_pid
   wait_mount "$work/zbudfs" "$zb_pid" zbudfs
   tdir[zbudfs]=$work/zbudfs
@@ -276,7 +342,7 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/nul
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 zstats() {
   local s
-  if s=$(build/zbudfsctl stats "${tdir[zbudfs]}" --json 2>/dev/null) && [[ $s == "{"* ]]; then
+  if s=$("$zbctl" stats "${tdir[zbudfs]}" --json 2>/dev/null) && [[ $s == "{"* ]]; then
     echo "${s//$'\n'/}"
   else
     echo null
@@ -406,15 +472,16 @@ run_job() { # run kind nj job target
 # ---------------------------------------------------------------- machine and versions
 mem_total_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
 mem_avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
-zlevel=$(build/zbudfs --help 2>&1 | sed -n 's/.*zstd_level=N.*default: \(-\{0,1\}[0-9][0-9]*\).*/\1/p' | head -1)
+zlevel=$("$zbbin" --help 2>&1 | sed -n 's/.*zstd_level=N.*default: \(-\{0,1\}[0-9][0-9]*\).*/\1/p' | head -1)
 zlevel=${zlevel:-1}
 
 # Tree to copy: its size, and whether it fits in memory next to its page-cache copy.
 log "sizing the tree to copy: ${tree_src[*]}"
-for d in "${tree_src[@]}"; do [[ -d $d ]] || die "BENCH_TREE: $d is not a directory"; done
-tree_sizes() { # -> tree_bytes (regular files), tree_files, tree_inodes (every entry)
-  read -r tree_bytes tree_files tree_inodes < <(find "${tree_src[@]}" -printf '%y %s\n' |
-    awk '$1 == "f" {s += $2; n++} {all++} END {printf "%.0f %d %d\n", s, n, all}')
+for d in "${tree_src[@]}"; do [[ -d $d ]] || die "BENCH_META_TREE: $d is not a directory"; done
+[[ -d $count_tree ]] || die "BENCH_COUNT_TREE: $count_tree is not a directory"
+tree_sizes() { # -> tree_bytes (regular files), tree_files, tree_inodes (every entry), tree_links
+  read -r tree_bytes tree_files tree_inodes tree_links < <(find "${tree_src[@]}" -printf '%y %s\n' |
+    awk '$1 == "f" {s += $2; n++} $1 == "l" {l++} {all++} END {printf "%.0f %d %d %d\n", s, n, all, l}')
 }
 tree_sizes
 tree_note=""
@@ -424,7 +491,12 @@ if ((tree_bytes / 1024 * 2 + 2 * 1024 * 1024 > mem_avail_kb)) && ((${#tree_src[@
   tree_src=("${tree_src[0]}")
   tree_sizes
 fi
-log "tree: ${tree_src[*]}, $((tree_bytes >> 20)) MiB in $tree_files files, $tree_inodes inodes"
+log "tree: ${tree_src[*]}, $((tree_bytes >> 20)) MiB in $tree_files files, $tree_inodes inodes ($tree_links symlinks)"
+par_note=""
+if ((ncopies * tree_bytes * 2 / 1024 + 2 * 1024 * 1024 > mem_avail_kb)); then
+  par_note="$ncopies copies of the tree ($((ncopies * tree_bytes >> 20)) MiB) do not fit in free RAM next to the page cache"
+fi
+count_entries=$(find "$count_tree" | wc -l)
 
 python3 - "$res/machine.json" <<EOF
 import json, platform, subprocess, sys
@@ -444,6 +516,9 @@ m = {
   'zram': '''$zram_note''', 'memfs': '''$memfs_note''', 'memfs_src': '$mfsrc',
   'realio_threads': '${realio_threads[*]}', 'realio_jobs': '${realio_jobs[*]}', 'tree': '${tree_src[*]}', 'tree_bytes': $tree_bytes,
   'tree_files': $tree_files, 'tree_inodes': $tree_inodes, 'zstd_secs': $zstd_secs, 'tree_note': '''$tree_note''', 'clk_tck': $clk_tck,
+  'tree_links': $tree_links, 'ncopies': $ncopies, 'par_note': '''$par_note''', 'meta_files': $meta_files,
+  'meta_engines': '${meta_engines[*]}', 'meta_numjobs': '${meta_numjobs[*]}', 'count_tree': '$count_tree',
+  'count_entries': $count_entries, 'steps': '$only',
 }
 json.dump(m, open(sys.argv[1], 'w'), indent=1)
 EOF
@@ -451,8 +526,10 @@ EOF
 # ---------------------------------------------------------------- zstd's own limit
 # Measured once per run, between the fio jobs, so that its median sees the same noise.
 zdat=$work/zstd-c60.dat
-fio --name=zstdgen --filename="$zdat" --rw=write --bs=1M --size=64M --buffer_compress_percentage=60 \
-  --buffer_compress_chunk=4096 --refill_buffers=1 --output=/dev/null >/dev/null 2>&1 || die "fio could not write $zdat"
+if [[ -n ${step_on[fio]:-} ]]; then
+  fio --name=zstdgen --filename="$zdat" --rw=write --bs=1M --size=64M --buffer_compress_percentage=60 \
+    --buffer_compress_chunk=4096 --refill_buffers=1 --output=/dev/null >/dev/null 2>&1 || die "fio could not write $zdat"
+fi
 zstd_limit() { # run file prefix label single(0/1): FILE's zstd speed, alone and on every CPU
   local run=$1 file=$2 pre=$3 i p zpids=()
   log "run $run/$runs  zstd limit: level $zlevel, 4 KiB blocks, $4, $( (($5)) && echo "1 and ")$(nproc) processes"
@@ -471,9 +548,11 @@ zstd_bench() { zstd_limit "$1" "$zdat" zstd "fio's 60 %-compressible data" $((!q
 # shared libraries), which compress like real files do and unlike fio's buffers. The same
 # runs, rotation, settling and daemon probes as the fio matrix. The corpus is dumped once and
 # every realio run reads the dump (the same pages) instead of walking the trees again.
-realio=$repo/build/tests/realio
+realio=$work/bin/realio
 corpus=$work/realio-corpus.dat
-"$realio" --dump-corpus "$corpus" || die "realio --dump-corpus failed"
+if [[ -n ${step_on[realio]:-} ]]; then
+  "$realio" --dump-corpus "$corpus" || die "realio --dump-corpus failed"
+fi
 mkdir -p "$res/realio"
 realio_cmds=$res/realio-commands.txt
 : >"$realio_cmds"
@@ -507,78 +586,305 @@ run_realio() { # run threads job target
   fi
 }
 
-log "real data: ${#realio_threads[@]} thread counts x ${#realio_jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per thread, random jobs ${runtime} s"
-for ((run = 1; run <= runs; run++)); do
-  zstd_limit "$run" "$corpus" zstd-real "realio's corpus" 1
-  k=$(((run - 1) % ${#targets[@]}))
-  order=("${targets[@]:k}" "${targets[@]:0:k}")
-  for nt in "${realio_threads[@]}"; do
-    for job in "${realio_jobs[@]}"; do
-      log "run $run/$runs  real data  threads=$nt  $job"
-      for t in "${order[@]}"; do run_realio "$run" "$nt" "$job" "$t"; done
+if [[ -n ${step_on[realio]:-} ]]; then
+  log "real data: ${#realio_threads[@]} thread counts x ${#realio_jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per thread, random jobs ${runtime} s"
+  for ((run = 1; run <= runs; run++)); do
+    zstd_limit "$run" "$corpus" zstd-real "realio's corpus" 1
+    k=$(((run - 1) % ${#targets[@]}))
+    order=("${targets[@]:k}" "${targets[@]:0:k}")
+    for nt in "${realio_threads[@]}"; do
+      for job in "${realio_jobs[@]}"; do
+        log "run $run/$runs  real data  threads=$nt  $job"
+        for t in "${order[@]}"; do run_realio "$run" "$nt" "$job" "$t"; done
+      done
     done
   done
-done
-for t in "${targets[@]}"; do
-  alive "$t" || continue
-  rm -rf "${tdir[$t]:?}/realio"; sync -f "${tdir[$t]}"; settle "$t"
-done
+  for t in "${targets[@]}"; do
+    alive "$t" || continue
+    rm -rf "${tdir[$t]:?}/realio"; sync -f "${tdir[$t]}"; settle "$t"
+  done
+fi
 
 # ---------------------------------------------------------------- the fio matrix
-log "fio: ${#groups[@]} data/jobs groups x ${#jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per job, random jobs ${runtime} s"
-for ((run = 1; run <= runs; run++)); do
-  zstd_bench "$run"
-  # Each run starts with the next target, so that no target always runs first after a
-  # group change or last before one: on a shared machine, slow spells then fall on all.
-  k=$(((run - 1) % ${#targets[@]}))
-  order=("${targets[@]:k}" "${targets[@]:0:k}")
-  for g in "${groups[@]}"; do
-    kind=${g%%:*} rest=${g#*:} nj=${g#*:}; nj=${nj%%:*}
-    gjobs=("${jobs[@]}")
-    [[ $rest == *:* ]] && IFS=, read -r -a gjobs <<<"${rest#*:}"
-    for job in "${gjobs[@]}"; do
-      log "run $run/$runs  data=$kind  numjobs=$nj  $job"
-      for t in "${order[@]}"; do run_job "$run" "$kind" "$nj" "$job" "$t"; done
+if [[ -n ${step_on[fio]:-} ]]; then
+  log "fio: ${#groups[@]} data/jobs groups x ${#jobs[@]} jobs x ${#targets[@]} targets x $runs run(s); $size per job, random jobs ${runtime} s"
+  for ((run = 1; run <= runs; run++)); do
+    zstd_bench "$run"
+    # Each run starts with the next target, so that no target always runs first after a
+    # group change or last before one: on a shared machine, slow spells then fall on all.
+    k=$(((run - 1) % ${#targets[@]}))
+    order=("${targets[@]:k}" "${targets[@]:0:k}")
+    for g in "${groups[@]}"; do
+      kind=${g%%:*} rest=${g#*:} nj=${g#*:}; nj=${nj%%:*}
+      gjobs=("${jobs[@]}")
+      [[ $rest == *:* ]] && IFS=, read -r -a gjobs <<<"${rest#*:}"
+      for job in "${gjobs[@]}"; do
+        log "run $run/$runs  data=$kind  numjobs=$nj  $job"
+        for t in "${order[@]}"; do run_job "$run" "$kind" "$nj" "$job" "$t"; done
+      done
     done
   done
-done
-for t in "${targets[@]}"; do alive "$t" && rm -rf "${tdir[$t]:?}/fio"; done
+  for t in "${targets[@]}"; do alive "$t" && rm -rf "${tdir[$t]:?}/fio"; done
+fi
 
-# ---------------------------------------------------------------- tree copy
-log "reading the tree once so that the copies come from the page cache"
-tar -C / -cf - "${tree_src[@]#/}" 2>/dev/null | cat >/dev/null || true
-for t in "${targets[@]}"; do
-  alive "$t" || continue
-  if [[ $t == passthrough_ll ]]; then
-    fdmax=$(awk '/^Max open files/ {print $4}' "/proc/$pt_pid/limits")
-    if ((tree_inodes + 100 > fdmax)); then
-      log "tree copy into passthrough_ll skipped: it keeps a descriptor per inode, the tree has $tree_inodes inodes and its fd limit is $fdmax"
-      printf '{"kind":"step","step":"tree","target":"%s","skipped":"passthrough_ll keeps an open descriptor per inode the kernel caches; the tree has %d inodes, its descriptor limit here is %d (and cannot be raised without CAP_SYS_RESOURCE)"}\n' \
-        "$t" "$tree_inodes" "$fdmax" >>"$records"
-      continue
-    fi
+# ---------------------------------------------------------------- metadata
+# A real tree copied with `cp -a` (+ sync -f) and deleted with `rm -rf` (+ sync -f), one copy
+# and then $ncopies at once into separate directories; fio's filecreate, filestat and
+# filedelete engines with 1 and 2 jobs, a directory each; every run, targets rotated as for
+# fio. Then, once per FUSE target, the requests a copy and a delete of a small tree cost,
+# counted in the debug (-d) output of a second mount.
+mkdir -p "$res/meta"
+meta_cmds=$res/meta-commands.txt
+: >"$meta_cmds"
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# Prints why passthrough_ll cannot take N more inodes, or returns 1 if it can: it holds an
+# O_PATH descriptor for every inode the kernel caches, until the kernel forgets it.
+pt_no_room() { # target inodes what
+  local fdmax
+  [[ $1 == passthrough_ll ]] || return 1
+  fdmax=$(awk '/^Max open files/ {print $4}' "/proc/$pt_pid/limits")
+  (($2 + 100 > fdmax)) || return 1
+  echo "passthrough_ll keeps an open descriptor per inode the kernel caches; $3 needs $2, its descriptor limit here is $fdmax (and cannot be raised without CAP_SYS_RESOURCE)"
+}
+
+# cp's complaints, as JSON fields: memfs_ll has no symlinks, so cp -a cannot create them there.
+err_json() { # cp's stderr file
+  local n l
+  n=$(grep -c . "$1") || true
+  l=$(grep -c 'cannot create symbolic link' "$1") || true
+  printf '"cp_errors":%d,"cp_symlink_errors":%d,"cp_err":"%s"' "${n:-0}" "${l:-0}" "$1"
+}
+
+tree_copy() { # run serial|parallel target
+  local run=$1 mode=$2 t=$3 n=1 base err why what i p s e rs re sec rsec copy_json cprc=0 rmrc=0 pids=()
+  alive "$t" || return 0
+  [[ $mode == parallel ]] && n=$ncopies
+  what="the tree ($tree_inodes entries)"
+  ((n == 1)) || what="$n copies of the tree ($tree_inodes entries each)"
+  why=$(pt_no_room "$t" $((n * tree_inodes)) "$what") || why=""
+  [[ $mode == parallel && -z $why ]] && why=$par_note
+  if [[ -n $why ]]; then
+    printf '          %-15s skipped: %s\n' "$t" "$why"
+    printf '{"kind":"step","step":"tree","mode":"%s","copies":%d,"run":%d,"target":"%s","skipped":"%s"}\n' \
+      "$mode" "$n" "$run" "$t" "$why" >>"$records"
+    return 0
   fi
-  dst=${tdir[$t]}/tree
-  mkdir -p "$dst"; sync -f "$dst" || true
+  base=${tdir[$t]}/tree
+  err=$res/meta/cp-$mode-$t-r$run.err
+  : >"$err"
+  for ((i = 1; i <= n; i++)); do mkdir -p "$base/$i"; done
+  sync -f "$base" || true
   probe_before "$t"
   s=$(date +%s.%N)
-  cprc=0; cp -a "${tree_src[@]}" "$dst/" 2>"$res/cp-$t.err" || cprc=$?
-  sync -f "$dst" 2>>"$res/cp-$t.err" || cprc=${cprc/#0/99}
+  # One cp per directory, all at once; waiting on their PIDs only (the daemons are children too).
+  for ((i = 1; i <= n; i++)); do
+    cp -a "${tree_src[@]}" "$base/$i/" 2>>"$err" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || cprc=$?; done
+  sync -f "$base" 2>>"$err" || cprc=${cprc/#0/99}
   e=$(date +%s.%N)
   probe_after "$t"
   copy_json=$pa_json
   probe_before "$t"
-  rs=$(date +%s.%N); rm -rf "$dst" || true; sync -f "${tdir[$t]}" || true; re=$(date +%s.%N)
+  pids=()
+  rs=$(date +%s.%N)
+  for ((i = 1; i <= n; i++)); do
+    rm -rf "${base:?}/$i" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rmrc=$?; done
+  sync -f "${tdir[$t]}" || rmrc=${rmrc/#0/99}
+  re=$(date +%s.%N)
+  rm -rf "$base"
   settle "$t"
   probe_after "$t"
   alive "$t" || failed=1
-  ((cprc)) && log "WARNING: cp -a into $t returned $cprc ($(wc -l <"$res/cp-$t.err") lines in $res/cp-$t.err)"
-  sec=$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.3f", b - a }')
-  rsec=$(awk -v a="$rs" -v b="$re" 'BEGIN { printf "%.3f", b - a }')
-  printf '{"kind":"step","step":"tree","target":"%s","seconds":%s,"rm_seconds":%s,"settle_s":%s,"cp_rc":%d,%s,"after_rm":{%s}}\n' \
-    "$t" "$sec" "$rsec" "$settle_s" "$cprc" "$copy_json" "$pa_json" >>"$records"
-  log "tree copy into $t: $sec s, $(awk -v b="$tree_bytes" -v s="$sec" 'BEGIN { printf "%.0f", b / 1048576 / s }') MiB/s; rm -rf $rsec s"
-done
+  if ((cprc)); then
+    log "WARNING: cp -a into $t ($mode) returned $cprc ($(wc -l <"$err") lines in $err)"
+  fi
+  ((rmrc == 0)) || { failed=1; log "ERROR: rm -rf in $t ($mode) returned $rmrc"; }
+  sec=$(secs "$s" "$e")
+  rsec=$(secs "$rs" "$re")
+  printf '{"kind":"step","step":"tree","mode":"%s","copies":%d,"run":%d,"target":"%s","seconds":%s,"rm_seconds":%s,"settle_s":%s,"cp_rc":%d,"rm_rc":%d,%s,%s,"after_rm":{%s}}\n' \
+    "$mode" "$n" "$run" "$t" "$sec" "$rsec" "$settle_s" "$cprc" "$rmrc" "$(err_json "$err")" "$copy_json" "$pa_json" >>"$records"
+  [[ -s $err ]] || rm -f "$err"
+  printf '          %-15s cp -a %6.2f s (%4.0f MiB/s)   rm -rf %6.2f s%s\n' "$t" "$sec" \
+    "$(awk -v b="$tree_bytes" -v n="$n" -v s="$sec" 'BEGIN { printf "%.0f", n * b / 1048576 / s }')" "$rsec" \
+    "$( ((cprc == 0)) || echo "   (cp exit status $cprc)")"
+}
+
+meta_fio() { # run numjobs target
+  local run=$1 nj=$2 t=$3 dir eng json why rc j c0 cpu files line="" common mfa
+  alive "$t" || return 0
+  why=$(pt_no_room "$t" $((nj * meta_files)) "$nj x $meta_files files") || why=""
+  if [[ -n $why ]]; then
+    printf '          %-15s skipped: %s\n' "$t" "$why"
+    for eng in "${meta_engines[@]}"; do
+      printf '{"kind":"step","step":"metafio","run":%d,"engine":"%s","numjobs":%d,"target":"%s","skipped":"%s"}\n' \
+        "$run" "$eng" "$nj" "$t" "$why" >>"$records"
+    done
+    return 0
+  fi
+  dir=${tdir[$t]}/meta
+  rm -rf "$dir"
+  for ((j = 0; j < nj; j++)); do mkdir -p "$dir/d$j"; done
+  sync -f "$dir"
+  # One directory per job; fio deletes nothing itself (unlink=0).
+  # shellcheck disable=SC2016  # $jobnum and $filenum are fio's
+  common=(--numjobs="$nj" --group_reporting --nrfiles="$meta_files" --filesize=4k --fallocate=none
+          --unlink=0 '--filename_format=d$jobnum/f.$filenum')
+  for eng in filecreate fill filestat filedelete; do
+    # filecreate: each file is created when fio opens it (create_on_open), so the create is
+    # what is timed, one file open at a time. fill (not measured): a 4 KiB write into each,
+    # opened without O_TRUNC, so that filestat finds the files complete and does not lay them
+    # out itself (fio's layout truncates: O_TRUNC, ftruncate; memfs_ll deadlocks on a
+    # truncate). filestat: stat(2) of the files, round after round for the runtime.
+    # filedelete: unlink(2) of every file once; afterwards none may be left.
+    case $eng in
+      filecreate) mfa=(--create_on_open=1 --openfiles=1) ;;
+      fill) mfa=(--ioengine=psync --rw=write --bs=4k --create_on_open=1 --openfiles=1) ;;
+      filestat) mfa=(--time_based --runtime="${runtime}s") ;;
+      filedelete) mfa=() ;;
+    esac
+    [[ $eng == fill ]] || mfa+=(--ioengine="$eng")
+    mfa=(--name="$eng" "${mfa[@]}" "${common[@]}")
+    json=$res/meta/r${run}_j${nj}_${eng}_${t}.json
+    if [[ $run == 1 && $t == "${targets[0]}" ]]; then
+      printf '%s\t%s\tfio --directory=TARGET/meta %s--output-format=json\n' \
+        "$nj" "$eng" "$(printf '%q ' "${mfa[@]}")" >>"$meta_cmds"
+    fi
+    rc=0 c0=0 cpu=0
+    [[ -n ${tpid[$t]:-} ]] && c0=$(ticks "${tpid[$t]}")
+    fio --directory="$dir" "${mfa[@]}" --output-format=json --output="$json" >"$json.log" 2>&1 || rc=$?
+    [[ -n ${tpid[$t]:-} ]] && cpu=$(($(ticks "${tpid[$t]}") - c0))
+    [[ -s $json.log ]] || rm -f "$json.log"
+    files=$(find "$dir" -type f | wc -l)
+    if ((rc)); then
+      failed=1; log "ERROR: fio $eng failed on $t ($nj jobs): $(tail -1 "$json.log")"
+    elif [[ $eng == filecreate || $eng == fill ]] && ((files != nj * meta_files)); then
+      failed=1; rc=98; log "ERROR: fio $eng on $t ($nj jobs) left $files files, not $((nj * meta_files))"
+    elif [[ $eng == filedelete ]] && ((files)); then
+      failed=1; rc=98; log "ERROR: fio filedelete on $t ($nj jobs) left $files of $((nj * meta_files)) files"
+    fi
+    alive "$t" || failed=1
+    if [[ $eng == fill ]]; then
+      ((rc == 0)) || break
+      continue
+    fi
+    printf '{"kind":"step","step":"metafio","run":%d,"engine":"%s","numjobs":%d,"nrfiles":%d,"target":"%s","json":"%s","rc":%d,"files_after":%d,"cpu_ticks":%d}\n' \
+      "$run" "$eng" "$nj" "$meta_files" "$t" "$json" "$rc" "$files" "$cpu" >>"$records"
+    if ((rc)); then
+      line+="  $eng FAILED"
+    else
+      line+="  $eng $(python3 scripts/benchlib.py columns "$json" | awk '{ print $2 }')"
+    fi
+  done
+  rm -rf "$dir"
+  sync -f "${tdir[$t]}"
+  settle "$t"
+  printf '          %-15s%s IOPS\n' "$t" "$line"
+}
+
+# The FUSE requests of `cp -a` and `rm -rf` of the small tree, per entry: a second mount of
+# the target with -d (libfuse prints a line with "opcode: NAME" for each request it
+# receives), counted between byte offsets of its log, which may hold binary bytes.
+req_json() { # debug log, from, to -> {"total":N,"NAME":n,...}
+  local seg=$work/requests.seg
+  dd if="$1" of="$seg" iflag=skip_bytes,count_bytes skip="$2" count=$(($3 - $2)) bs=1M status=none
+  { grep -a -o 'opcode: [A-Z_0-9]*' "$seg" || true; } |
+    awk '{ n[$2]++; all++ } END { printf "{\"total\":%d", all; for (k in n) printf ",\"%s\":%d", k, n[k]; printf "}" }'
+  rm -f "$seg"
+}
+
+stop_daemon() { # mountpoint pid: unmount, then wait (at most 15 s) for the daemon to exit
+  local n
+  fusermount3 -u "$1" 2>/dev/null || umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true
+  for ((n = 0; n < 150; n++)); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$2" 2>/dev/null; then kill "$2" 2>/dev/null || true; sleep 1; kill -9 "$2" 2>/dev/null || true; fi
+  wait "$2" 2>/dev/null || true
+}
+
+fuse_requests() { # target
+  local t=$1 mnt dlog err src=$work/debug-pt-src pid o0 o1 o2 rc=0 cprc=0 rmrc=0 cpj rmj ncp=0 nrm=0
+  mnt=$work/debug-$t dlog=$res/meta/debug-$t.log err=$res/meta/cp-debug-$t.err
+  mkdir -p "$mnt"
+  : >"$dlog"
+  case $t in
+    zbudfs)
+      mounts+=("$mnt")
+      "$zbbin" -f -d "$mnt" >>"$dlog" 2>&1 & ;;
+    passthrough_ll)
+      mkdir -p "$src"
+      mounts+=("$src"); mount -t tmpfs -o mode=0755 bench-dbgsrc "$src"
+      mounts+=("$mnt")
+      (ulimit -Hn 1048576 2>/dev/null || true; ulimit -n "$(ulimit -Hn)" || true
+       exec "$ptbin" -f -d -o "source=$src,writeback,cache=always" "$mnt") >>"$dlog" 2>&1 & ;;
+    memfs_ll)
+      mounts+=("$mnt")
+      "$mfbin" -f -d "$mnt" >>"$dlog" 2>&1 & ;;
+  esac
+  pid=$!
+  dbg_pids=("$pid")
+  zb_wait_mount "$mnt" "$pid" 100 0.1 || rc=$?
+  if ((rc)); then
+    failed=1; log "ERROR: the debug mount of $t did not come up (log: $dlog)"
+    stop_daemon "$mnt" "$pid"; dbg_pids=()
+    printf '{"kind":"step","step":"fuse_requests","target":"%s","rc":%d,"log":"%s"}\n' "$t" "$rc" "$dlog" >>"$records"
+    return 0
+  fi
+  sleep 0.3                                 # INIT and the first requests before counting
+  o0=$(stat -c %s "$dlog")
+  cp -a "$count_tree" "$mnt/" 2>"$err" || cprc=$?
+  sync -f "$mnt" 2>>"$err" || cprc=${cprc/#0/99}
+  sleep 0.5                                 # RELEASEs, sent after close(2) returned
+  o1=$(stat -c %s "$dlog")
+  rm -rf "${mnt:?}/${count_tree##*/}" || rmrc=$?
+  sync -f "$mnt" || rmrc=${rmrc/#0/99}
+  sleep 0.5                                 # FORGETs of the deleted inodes
+  o2=$(stat -c %s "$dlog")
+  stop_daemon "$mnt" "$pid"
+  dbg_pids=()
+  [[ $t == passthrough_ll ]] && umount "$src"
+  cpj=$(req_json "$dlog" "$o0" "$o1")
+  rmj=$(req_json "$dlog" "$o1" "$o2")
+  ((cprc == 0)) || log "WARNING: cp -a into the debug mount of $t returned $cprc ($(wc -l <"$err") lines in $err)"
+  ((rmrc == 0)) || { failed=1; log "ERROR: rm -rf in the debug mount of $t returned $rmrc"; }
+  printf '{"kind":"step","step":"fuse_requests","target":"%s","op":"cp","tree":"%s","entries":%d,"rc":%d,%s,"requests":%s,"log":"%s"}\n' \
+    "$t" "$count_tree" "$count_entries" "$cprc" "$(err_json "$err")" "$cpj" "$dlog" >>"$records"
+  printf '{"kind":"step","step":"fuse_requests","target":"%s","op":"rm","tree":"%s","entries":%d,"rc":%d,"requests":%s,"log":"%s"}\n' \
+    "$t" "$count_tree" "$count_entries" "$rmrc" "$rmj" "$dlog" >>"$records"
+  [[ -s $err ]] || rm -f "$err"
+  [[ $cpj =~ \"total\":([0-9]+) ]] && ncp=${BASH_REMATCH[1]}
+  [[ $rmj =~ \"total\":([0-9]+) ]] && nrm=${BASH_REMATCH[1]}
+  printf '          %-15s cp -a %d requests (%s per entry)   rm -rf %d (%s per entry)\n' "$t" "$ncp" \
+    "$(awk -v r="$ncp" -v n="$count_entries" 'BEGIN { printf "%.2f", r / n }')" "$nrm" \
+    "$(awk -v r="$nrm" -v n="$count_entries" 'BEGIN { printf "%.2f", r / n }')"
+}
+
+if [[ -n ${step_on[meta]:-} ]]; then
+  log "metadata: tree ${tree_src[*]} ($tree_inodes entries, $((tree_bytes >> 20)) MiB), 1 and $ncopies copies at once; fio ${meta_engines[*]}, ${meta_numjobs[*]} jobs x $meta_files files; x ${#targets[@]} targets x $runs run(s)"
+  log "reading the trees once so that the copies come from the page cache"
+  tar -C / -cf - "${tree_src[@]#/}" "${count_tree#/}" 2>/dev/null | cat >/dev/null || true
+  for ((run = 1; run <= runs; run++)); do
+    k=$(((run - 1) % ${#targets[@]}))
+    order=("${targets[@]:k}" "${targets[@]:0:k}")
+    for mode in serial parallel; do
+      log "run $run/$runs  tree copy, $mode ($( [[ $mode == serial ]] && echo "one cp -a" || echo "$ncopies cp -a at once"))"
+      for t in "${order[@]}"; do tree_copy "$run" "$mode" "$t"; done
+    done
+    for nj in "${meta_numjobs[@]}"; do
+      log "run $run/$runs  fio ${meta_engines[*]}, numjobs=$nj, $meta_files files per job"
+      for t in "${order[@]}"; do meta_fio "$run" "$nj" "$t"; done
+    done
+  done
+  log "FUSE requests: cp -a and rm -rf of $count_tree ($count_entries entries) in a second mount with -d"
+  for t in "${targets[@]}"; do
+    case $t in zbudfs|passthrough_ll|memfs_ll) fuse_requests "$t" ;; esac
+  done
+fi
 
 echo "\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >"$res/loadavg_end.json"
 

@@ -239,128 +239,289 @@ P('Targets: **zbudfs** (`build/zbudfs -f MNT`, defaults); **tmpfs** (defaults, t
   % (M['libfuse'], MEMFS, M['zram'] if 'zram' in TARGETS else 'skipped: ' + (M['zram'] or 'not requested')))
 P('')
 realdata_section()
-P('### fio\'s synthetic buffers')
-P('')
-P('fio jobs: `ioengine=psync` (iodepth 1), %s per job, `numjobs` 1 or 2 with `group_reporting`; '
-  'sequential jobs write into freshly deleted files, reads and random writes use the files the '
-  'buffered sequential write left; random jobs are time-based, %d s. Reads are `direct=1` (the store, '
-  'not the page cache); writes are buffered (with `end_fsync=1`, so the time includes handing the data '
-  'to the store) or `direct=1`, as the table says. Data: fio\'s 60 %%-compressible buffers '
-  '(`buffer_compress_percentage=60 buffer_compress_chunk=4096 refill_buffers=1`) or incompressible '
-  '(`refill_buffers=1`). Every figure is the **median of %d run%s** (runs interleave the targets job by job, each run starting with the next target).'
-  % (M['size'].replace('M', ' MiB'), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
-P('')
-P('![fio and tree copy: %s](bench.png)' % ', '.join(TNAME[t] for t in TARGETS))
-P('')
-P('### Throughput: MiB/s for sequential jobs, IOPS for random ones')
-P('')
-P('| data | jobs | job | writes | ' + ' | '.join(TNAME[t] for t in TARGETS) +
-  (' | zbudfs ÷ passthrough_ll |' if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS else ' |'))
-P('|---|---|---|---|' + '---:|' * len(TARGETS) +
-  ('---:|' if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS else ''))
-for (d, nj) in GROUPS:
-    for job in JOBS:
-        if not has(d, nj, job): continue
-        cells = [fmt_rate(m((d, nj, job, t), key_rate(job)), job) for t in TARGETS]
-        row = '| %s | %d | %s | %s | %s |' % (DNAME[d], nj, JNAME[job][0], JNAME[job][1], ' | '.join(cells))
-        if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS:
-            a, b = m((d, nj, job, 'zbudfs'), key_rate(job)), m((d, nj, job, 'passthrough_ll'), key_rate(job))
-            row += ' %s |' % ('%.2f×' % (a / b) if a and b else 'n/a')
-        P(row)
-P('')
-P('### Every figure: MiB/s · IOPS · p99 completion latency (medians)')
-P('')
-P('| data | jobs | job | writes | ' + ' | '.join(TNAME[t] for t in TARGETS) + ' |')
-P('|---|---|---|---|' + '---|' * len(TARGETS))
-for (d, nj) in GROUPS:
-    for job in JOBS:
-        if not has(d, nj, job): continue
-        cells = []
-        for t in TARGETS:
-            k = (d, nj, job, t)
-            if m(k, 'mibs') is None:
-                cells.append('failed' if agg.get(k, {}).get('fail') else 'n/a')
-            else:
-                cells.append('%.0f MiB/s · %.0f · p99 %s' % (m(k, 'mibs'), m(k, 'iops'), fmt_lat(m(k, 'p99'))))
-        P('| %s | %d | %s | %s | %s |' % (DNAME[d], nj, JNAME[job][0], JNAME[job][1], ' | '.join(cells)))
-P('')
-
-fuse = [t for t in ('zbudfs', 'passthrough_ll') if t in TARGETS]
-if 'zbudfs' in TARGETS:
-    P('### zbudfs: memory and CPU per job (medians)')
+if agg:  # --only without fio: no fio section
+    P('### fio\'s synthetic buffers')
     P('')
-    st = [x['settle'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' for x in a['runs'] if x.get('settle')]
-    P('zbudfs frees a deleted file\'s pages when the kernel forgets the inode, a little after `rm` returns: '
-      'before each sequential write the script deletes the old files and waits until zbudfs reports '
-      '`orig_data_size` and `mem_used_total` 0 (that took up to %.1f s, median %.1f s), then 1 s more, '
-      'in which the daemon hands the freed heap and wholly free mappings back (it does once deletes '
-      'have stopped for 100 ms); the RSS checks after deletes are taken then.' % (max(st) if st else 0, med(st) if st else 0))
+    P('fio jobs: `ioengine=psync` (iodepth 1), %s per job, `numjobs` 1 or 2 with `group_reporting`; '
+      'sequential jobs write into freshly deleted files, reads and random writes use the files the '
+      'buffered sequential write left; random jobs are time-based, %d s. Reads are `direct=1` (the store, '
+      'not the page cache); writes are buffered (with `end_fsync=1`, so the time includes handing the data '
+      'to the store) or `direct=1`, as the table says. Data: fio\'s 60 %%-compressible buffers '
+      '(`buffer_compress_percentage=60 buffer_compress_chunk=4096 refill_buffers=1`) or incompressible '
+      '(`refill_buffers=1`). Every figure is the **median of %d run%s** (runs interleave the targets job by job, each run starting with the next target).'
+      % (M['size'].replace('M', ' MiB'), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
     P('')
-    P('`orig/compr` = orig_data_size ÷ compr_data_size, `orig/mem` = orig_data_size ÷ mem_used_total, '
-      'both after the job; peak RSS = the daemon\'s VmHWM during the job (reset before it); CPU = the '
-      'daemon\'s utime+stime during the job' + (', beside passthrough_ll\'s for the same job.' if len(fuse) == 2 else '.'))
+    P('![fio and tree copy: %s](bench.png)' % ', '.join(TNAME[t] for t in TARGETS))
     P('')
-    P('| data | jobs | job | writes | orig/compr | orig/mem | mem_used | peak RSS | zbudfs CPU | zbudfs CPU s/GiB |'
-      + (' passthrough_ll CPU s/GiB |' if len(fuse) == 2 else ''))
-    P('|---|---|---|---|---:|---:|---:|---:|---:|---:|' + ('---:|' if len(fuse) == 2 else ''))
+    P('### Throughput: MiB/s for sequential jobs, IOPS for random ones')
+    P('')
+    P('| data | jobs | job | writes | ' + ' | '.join(TNAME[t] for t in TARGETS) +
+      (' | zbudfs ÷ passthrough_ll |' if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS else ' |'))
+    P('|---|---|---|---|' + '---:|' * len(TARGETS) +
+      ('---:|' if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS else ''))
     for (d, nj) in GROUPS:
         for job in JOBS:
-            k = (d, nj, job, 'zbudfs')
-            a = agg.get(k)
-            if not a or not a['runs']:
-                continue
-            def per_gib(t):
-                xs = [x['cpu'] / (x['bytes'] / 2**30) for x in agg.get((d, nj, job, t), {'runs': []})['runs'] if x['bytes']]
-                return '%.2f' % med(xs) if xs else 'n/a'
-            r1 = med([x['orig'] / x['compr'] for x in a['runs'] if x.get('compr')])
-            r2 = med([x['orig'] / x['mem'] for x in a['runs'] if x.get('mem')])
-            P('| %s | %d | %s | %s | %s | %s | %.0f MiB | %.0f MiB | %.2f s | %s |%s' % (
-                DNAME[d], nj, JNAME[job][0], JNAME[job][1], '%.2f' % r1 if r1 else 'n/a', '%.2f' % r2 if r2 else 'n/a',
-                m(k, 'mem') / MiB, m(k, 'hwm') / MiB, m(k, 'cpu'), per_gib('zbudfs'),
-                (' %s |' % per_gib('passthrough_ll')) if len(fuse) == 2 else ''))
+            if not has(d, nj, job): continue
+            cells = [fmt_rate(m((d, nj, job, t), key_rate(job)), job) for t in TARGETS]
+            row = '| %s | %d | %s | %s | %s |' % (DNAME[d], nj, JNAME[job][0], JNAME[job][1], ' | '.join(cells))
+            if 'zbudfs' in TARGETS and 'passthrough_ll' in TARGETS:
+                a, b = m((d, nj, job, 'zbudfs'), key_rate(job)), m((d, nj, job, 'passthrough_ll'), key_rate(job))
+                row += ' %s |' % ('%.2f×' % (a / b) if a and b else 'n/a')
+            P(row)
+    P('')
+    P('### Every figure: MiB/s · IOPS · p99 completion latency (medians)')
+    P('')
+    P('| data | jobs | job | writes | ' + ' | '.join(TNAME[t] for t in TARGETS) + ' |')
+    P('|---|---|---|---|' + '---|' * len(TARGETS))
+    for (d, nj) in GROUPS:
+        for job in JOBS:
+            if not has(d, nj, job): continue
+            cells = []
+            for t in TARGETS:
+                k = (d, nj, job, t)
+                if m(k, 'mibs') is None:
+                    cells.append('failed' if agg.get(k, {}).get('fail') else 'n/a')
+                else:
+                    cells.append('%.0f MiB/s · %.0f · p99 %s' % (m(k, 'mibs'), m(k, 'iops'), fmt_lat(m(k, 'p99'))))
+            P('| %s | %d | %s | %s | %s |' % (DNAME[d], nj, JNAME[job][0], JNAME[job][1], ' | '.join(cells)))
     P('')
 
-trees = {r['target']: r for r in recs if r['step'] == 'tree'}
-def cp_errors(t):
-    """Why cp -a failed, when its errors are all of one kind (memfs_ll has no symlink)."""
+    fuse = [t for t in ('zbudfs', 'passthrough_ll') if t in TARGETS]
+    if 'zbudfs' in TARGETS:
+        P('### zbudfs: memory and CPU per job (medians)')
+        P('')
+        st = [x['settle'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' for x in a['runs'] if x.get('settle')]
+        P('zbudfs frees a deleted file\'s pages when the kernel forgets the inode, a little after `rm` returns: '
+          'before each sequential write the script deletes the old files and waits until zbudfs reports '
+          '`orig_data_size` and `mem_used_total` 0 (that took up to %.1f s, median %.1f s), then 1 s more, '
+          'in which the daemon hands the freed heap and wholly free mappings back (it does once deletes '
+          'have stopped for 100 ms); the RSS checks after deletes are taken then.' % (max(st) if st else 0, med(st) if st else 0))
+        P('')
+        P('`orig/compr` = orig_data_size ÷ compr_data_size, `orig/mem` = orig_data_size ÷ mem_used_total, '
+          'both after the job; peak RSS = the daemon\'s VmHWM during the job (reset before it); CPU = the '
+          'daemon\'s utime+stime during the job' + (', beside passthrough_ll\'s for the same job.' if len(fuse) == 2 else '.'))
+        P('')
+        P('| data | jobs | job | writes | orig/compr | orig/mem | mem_used | peak RSS | zbudfs CPU | zbudfs CPU s/GiB |'
+          + (' passthrough_ll CPU s/GiB |' if len(fuse) == 2 else ''))
+        P('|---|---|---|---|---:|---:|---:|---:|---:|---:|' + ('---:|' if len(fuse) == 2 else ''))
+        for (d, nj) in GROUPS:
+            for job in JOBS:
+                k = (d, nj, job, 'zbudfs')
+                a = agg.get(k)
+                if not a or not a['runs']:
+                    continue
+                def per_gib(t):
+                    xs = [x['cpu'] / (x['bytes'] / 2**30) for x in agg.get((d, nj, job, t), {'runs': []})['runs'] if x['bytes']]
+                    return '%.2f' % med(xs) if xs else 'n/a'
+                r1 = med([x['orig'] / x['compr'] for x in a['runs'] if x.get('compr')])
+                r2 = med([x['orig'] / x['mem'] for x in a['runs'] if x.get('mem')])
+                P('| %s | %d | %s | %s | %s | %s | %.0f MiB | %.0f MiB | %.2f s | %s |%s' % (
+                    DNAME[d], nj, JNAME[job][0], JNAME[job][1], '%.2f' % r1 if r1 else 'n/a', '%.2f' % r2 if r2 else 'n/a',
+                    m(k, 'mem') / MiB, m(k, 'hwm') / MiB, m(k, 'cpu'), per_gib('zbudfs'),
+                    (' %s |' % per_gib('passthrough_ll')) if len(fuse) == 2 else ''))
+        P('')
+
+# ---------------------------------------------------------------- metadata
+NCOPIES = M.get('ncopies', 4)
+TREE_ROWS = [('serial', 'seconds', 'cp -a + sync -f, 1 copy'), ('serial', 'rm_seconds', 'rm -rf + sync -f, 1 copy'),
+             ('parallel', 'seconds', 'cp -a + sync -f, %d at once' % NCOPIES),
+             ('parallel', 'rm_seconds', 'rm -rf + sync -f, %d at once' % NCOPIES)]
+trees = {}  # (serial|parallel, target) -> {'runs': [records], 'skipped': reason}
+for r in recs:
+    if r['step'] != 'tree':
+        continue
+    a = trees.setdefault((r.get('mode', 'serial'), r['target']), {'runs': [], 'skipped': None})
+    if r.get('skipped'):
+        a['skipped'] = r['skipped']
+    else:
+        a['runs'].append(r)
+def tm(mode, t, field):
+    """Median over the runs of a tree step's figure (seconds, rm_seconds, ...), or None."""
+    xs = [x[field] for x in trees.get((mode, t), {'runs': []})['runs'] if x.get(field) is not None]
+    return med(xs)
+def best_peer(mode, field):
+    """(seconds, name) of the faster FUSE peer in a tree step (the lower median), or None."""
+    return min([(tm(mode, p, field), p) for p in PEERS if tm(mode, p, field) is not None], default=None)
+mfio = {}  # (engine, numjobs, target) -> {'runs': [fio results], 'fail': n, 'skipped': reason}
+for r in recs:
+    if r['step'] != 'metafio':
+        continue
+    a = mfio.setdefault((r['engine'], r['numjobs'], r['target']), {'runs': [], 'fail': 0, 'skipped': None})
+    if r.get('skipped'):
+        a['skipped'] = r['skipped']
+        continue
+    f = fio_result(r['json']) if r['rc'] == 0 else None
+    if f is None:
+        a['fail'] += 1
+    else:
+        f['cpu'] = r.get('cpu_ticks', 0) / M['clk_tck']
+        a['runs'].append(f)
+MENGINES = M.get('meta_engines', 'filecreate filestat filedelete').split()
+MNJ = [int(x) for x in M.get('meta_numjobs', '1 2').split()]
+def mf(eng, nj, t, field='iops'):
+    return med([x[field] for x in mfio.get((eng, nj, t), {'runs': []})['runs']])
+reqs = {(r['target'], r['op']): r for r in recs if r['step'] == 'fuse_requests' and r.get('op')}
+reqfail = {r['target']: r for r in recs if r['step'] == 'fuse_requests' and not r.get('op')}
+def per_entry(t, op, name='total'):
+    r = reqs.get((t, op))
+    return r['requests'].get(name, 0) / r['entries'] if r and r['entries'] else None
+
+def cp_note(r):
+    """Why cp -a failed, when its errors are all of one kind (memfs_ll has no symlinks)."""
+    n, links = r.get('cp_errors', 0), r.get('cp_symlink_errors', 0)
+    first = ''
     try:
-        errs = [l for l in open(os.path.join(res, 'cp-%s.err' % t)) if l.strip()]
-    except OSError:
-        return ''
-    links = sum('cannot create symbolic link' in l for l in errs)
-    return (' (%d symlinks not created: %s)' % (links, errs[0].rsplit(': ', 1)[-1].strip())
-            if errs and links == len(errs) else ' (%d errors, see cp-%s.err)' % (len(errs), t))
-P('### Copying a real tree: `cp -a %s TARGET/tree/ && sync -f TARGET/tree` (one run)' % M['tree'])
-P('')
-P('%.0f MiB in %d files (%d inodes)%s, read once beforehand so the source comes from the page cache. MiB/s = file '
-  'bytes ÷ (cp + sync) seconds; then `rm -rf` of the copy and `sync -f`.%s'
-  % (M['tree_bytes'] / MiB, M['tree_files'], M['tree_inodes'], '', (' ' + M['tree_note']) if M['tree_note'] else ''))
-P('')
-P('| target | cp + sync | MiB/s | rm -rf | notes |')
-P('|---|---:|---:|---:|---|')
-for t in TARGETS:
-    r = trees.get(t)
-    if not r or r.get('skipped'):
-        P('| %s | n/a | n/a | n/a | %s |' % (TNAME[t], r['skipped'] if r else 'not run')); continue
-    note = []
-    if r['cp_rc']: note.append('cp exit status %d' % r['cp_rc'] + cp_errors(t))
-    if r.get('cpu_ticks') and t in FUSE:
-        note.append('daemon CPU %.1f s' % (r['cpu_ticks'] / M['clk_tck']))
-    s, sb = r.get('stats'), r.get('stats_before')
-    if t == 'zbudfs' and s:
-        o = s['orig_data_size'] - (sb or {}).get('orig_data_size', 0)
-        c = s['compr_data_size'] - (sb or {}).get('compr_data_size', 0)
-        mu = s['mem_used_total'] - (sb or {}).get('mem_used_total', 0)
-        note.append('orig/compr %.2f, orig/mem %.2f, mem_used %.0f MiB, huge_pages %d, same_pages %d, overflow_pages %d, peak RSS %.0f MiB'
-                    % (o / c if c else 0, o / mu if mu else 0, s['mem_used_total'] / MiB, s['huge_pages'],
-                       s['same_pages'], s['overflow_pages'], r['hwm_kb'] / 1024))
-        ar = r['after_rm']
-        if ar.get('stats'):
-            note.append('after rm: mem_used %.0f MiB (reached %.1f s after rm returned), RSS %.0f MiB'
-                        % (ar['stats']['mem_used_total'] / MiB, r.get('settle_s', 0), ar['rss_kb'] / 1024))
-    P('| %s | %.1f s | %.0f | %.1f s | %s |' % (TNAME[t], r['seconds'], M['tree_bytes'] / MiB / r['seconds'],
-                                             r['rm_seconds'], '; '.join(note)))
-P('')
+        first = next(l for l in open(r['cp_err']) if l.strip()).rsplit(': ', 1)[-1].strip()
+    except (OSError, KeyError, StopIteration):
+        pass
+    if n and links == n:
+        return '%d symlinks not created%s' % (links, ': ' + first if first else '')
+    return '%d error lines%s' % (n, ' (see %s)' % os.path.basename(r['cp_err']) if r.get('cp_err') else '')
+
+def meta_section():
+    if not trees and not mfio and not reqs:
+        return
+    P('### Metadata: copying and deleting a real tree, fio\'s file engines, FUSE requests')
+    P('')
+    if not agg:
+        P('![tree copy: %s](bench.png)' % ', '.join(TNAME[t] for t in TARGETS))
+        P('')
+    P('The tree: `%s`, %.0f MiB in %d files, %d entries in all%s; read once beforehand so that '
+      'the copies come from the page cache. **1 copy**: `cp -a TREE TARGET/tree/1/ && sync -f`; then `rm -rf` '
+      'of it and `sync -f`. **%d at once**: %d `cp -a` started together, each into its own directory, timed '
+      'until the last ends, then `sync -f`; then %d `rm -rf` at once and `sync -f`. Seconds, the **median of %d '
+      'run%s** (targets rotated as for fio); MiB/s = file bytes copied ÷ seconds.%s%s'
+      % (M['tree'], M['tree_bytes'] / MiB, M['tree_files'], M['tree_inodes'],
+         ', no symlinks (memfs_ll has none)' if not M.get('tree_links') else
+         ', %d symlinks (memfs_ll has none: cp reports those it cannot create)' % M['tree_links'],
+         NCOPIES, NCOPIES, NCOPIES, M['runs'], '' if M['runs'] == 1 else 's',
+         ' The last column: the faster FUSE peer\'s seconds ÷ zbudfs\'s (above 1: zbudfs is faster).'
+         if PEERS and 'zbudfs' in TARGETS else '',
+         (' ' + M['tree_note']) if M.get('tree_note') else ''))
+    P('')
+    head = [TNAME[t] for t in TARGETS] + (['zbudfs ÷ faster FUSE peer'] if PEERS and 'zbudfs' in TARGETS else [])
+    P('| step | ' + ' | '.join(head) + ' |')
+    P('|---|' + '---:|' * len(head))
+    for mode, field, label in TREE_ROWS:
+        if not any((mode, t) in trees for t in TARGETS):
+            continue
+        cells = []
+        for t in TARGETS:
+            v = tm(mode, t, field)
+            if v is None:
+                cells.append('skipped' if trees.get((mode, t), {}).get('skipped') else 'n/a')
+            elif field == 'seconds':
+                n = NCOPIES if mode == 'parallel' else 1
+                cells.append('%.2f s (%.0f MiB/s)' % (v, n * M['tree_bytes'] / MiB / v) if v else '%.2f s' % v)
+            else:
+                cells.append('%.2f s' % v)
+        if PEERS and 'zbudfs' in TARGETS:
+            z, bp = tm(mode, 'zbudfs', field), best_peer(mode, field)
+            cells.append('%.2f× (%s)' % (bp[0] / z, bp[1]) if z and bp else 'n/a')
+        P('| %s | %s |' % (label, ' | '.join(cells)))
+    P('')
+    notes = []
+    for t in TARGETS:
+        for mode in ('serial', 'parallel'):
+            a = trees.get((mode, t))
+            if not a:
+                continue
+            what = '1 copy' if mode == 'serial' else '%d at once' % NCOPIES
+            if a['skipped']:
+                notes.append('%s, %s: skipped: %s.' % (TNAME[t], what, a['skipped']))
+                continue
+            bad = [r for r in a['runs'] if r.get('cp_rc')]
+            if bad:
+                notes.append('%s, %s: cp exit status %d in %d of %d runs (%s).'
+                             % (TNAME[t], what, bad[0]['cp_rc'], len(bad), len(a['runs']), cp_note(bad[0])))
+            if t in FUSE:
+                cpu = med([r['cpu_ticks'] / M['clk_tck'] for r in a['runs'] if 'cpu_ticks' in r])
+                rcpu = med([r['after_rm']['cpu_ticks'] / M['clk_tck'] for r in a['runs'] if 'cpu_ticks' in r.get('after_rm', {})])
+                if cpu is not None:
+                    notes.append('%s, %s: daemon CPU %.1f s for the copy, %.1f s for the rm -rf (medians).'
+                                 % (TNAME[t], what, cpu, rcpu or 0))
+            if t == 'zbudfs' and mode == 'serial':
+                r = a['runs'][0]
+                s, sb = r.get('stats'), r.get('stats_before')
+                if s:
+                    o = s['orig_data_size'] - (sb or {}).get('orig_data_size', 0)
+                    c = s['compr_data_size'] - (sb or {}).get('compr_data_size', 0)
+                    mu = s['mem_used_total'] - (sb or {}).get('mem_used_total', 0)
+                    note = ('zbudfs after 1 copy (run 1): orig/compr %.2f, orig/mem %.2f, mem_used %.0f MiB, huge_pages %d, '
+                            'same_pages %d, overflow_pages %d, peak RSS %.0f MiB'
+                            % (o / c if c else 0, o / mu if mu else 0, s['mem_used_total'] / MiB, s['huge_pages'],
+                               s['same_pages'], s['overflow_pages'], r['hwm_kb'] / 1024))
+                    ar = r['after_rm']
+                    if ar.get('stats'):
+                        note += ('; after rm -rf: mem_used %.0f MiB (reached %.1f s after rm returned), RSS %.0f MiB'
+                                 % (ar['stats']['mem_used_total'] / MiB, r.get('settle_s', 0), ar['rss_kb'] / 1024))
+                    notes.append(note + '.')
+    for n in notes:
+        P('- ' + n)
+    if notes:
+        P('')
+    if mfio:
+        P('fio\'s file engines (`fio --directory=TARGET/meta`, commands below): `nrfiles=%d filesize=4k` per job, '
+          '`numjobs` 1 or 2 with `group_reporting`, a directory per job. **filecreate** creates the files as fio opens '
+          'them (`create_on_open=1 openfiles=1`: open(O_CREAT) + close, one at a time); then, not measured, a 4 KiB '
+          'write into each (fio\'s own layout would truncate the files, and memfs_ll deadlocks on a truncate); '
+          '**filestat** stat(2)s them round after round for %d s; **filedelete** unlinks every one once (none may be '
+          'left). IOPS = files created, stat()ed or deleted per second, all jobs together; medians of %d run%s.'
+          % (M.get('meta_files', 0), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
+        P('')
+        head = [TNAME[t] for t in TARGETS] + (['zbudfs ÷ memfs_ll'] if 'zbudfs' in TARGETS and 'memfs_ll' in TARGETS else [])
+        P('| engine | jobs | ' + ' | '.join(head) + ' |')
+        P('|---|---:|' + '---:|' * len(head))
+        for eng in MENGINES:
+            for nj in MNJ:
+                cells = []
+                for t in TARGETS:
+                    a = mfio.get((eng, nj, t), {})
+                    v = mf(eng, nj, t)
+                    cells.append('%.1fk' % (v / 1000) if v is not None else
+                                 'skipped' if a.get('skipped') else 'failed' if a.get('fail') else 'n/a')
+                if 'zbudfs' in TARGETS and 'memfs_ll' in TARGETS:
+                    z, p = mf(eng, nj, 'zbudfs'), mf(eng, nj, 'memfs_ll')
+                    cells.append('%.2f×' % (z / p) if z and p else 'n/a')
+                P('| %s | %d | %s |' % (eng, nj, ' | '.join(cells)))
+        P('')
+        sk = sorted({'%s: %s' % (TNAME[t], a['skipped']) for (e, nj, t), a in mfio.items() if a['skipped']})
+        for n in sk:
+            P('- skipped, %s.' % n)
+        if sk:
+            P('')
+    rt = [t for t in FUSE if any((t, op) in reqs for op in ('cp', 'rm')) or t in reqfail]
+    if rt:
+        any_r = next(iter(reqs.values()), None)
+        P('FUSE requests: a second mount of each FUSE target, started with `-d` (same binary and options, '
+          'libfuse prints one line with `opcode: NAME` per request it receives), `cp -a %s` (%d entries) into it '
+          'and `sync -f`, then `rm -rf` of the copy and `sync -f`; the requests counted in its debug log from '
+          'just before each command until 0.5 s after it (the kernel sends RELEASE after close(2) returns, FORGET '
+          'after the unlink), divided by the entries (files and directories). One run.'
+          % (any_r['tree'] if any_r else M.get('count_tree', '?'), any_r['entries'] if any_r else M.get('count_entries', 0)))
+        P('')
+        P('| requests per entry (count) | ' + ' | '.join(TNAME[t] for t in rt) + ' |')
+        P('|---|' + '---:|' * len(rt))
+        def cell(t, op, name='total'):
+            r = reqs.get((t, op))
+            if not r:
+                return 'failed' if t in reqfail else 'n/a'
+            n = r['requests'].get(name, 0)
+            return '%.2f (%d)' % (per_entry(t, op, name), n) if n else '–'
+        for op, label in (('cp', '**cp -a + sync -f, all**'), ('rm', '**rm -rf + sync -f, all**')):
+            P('| %s | %s |' % (label, ' | '.join('**%s**' % cell(t, op) if (t, op) in reqs else cell(t, op) for t in rt)))
+        for op in ('cp', 'rm'):
+            names = {k for t in rt for k in (reqs.get((t, op)) or {}).get('requests', {}) if k != 'total'}
+            for name in sorted(names, key=lambda k: -max((reqs.get((t, op)) or {}).get('requests', {}).get(k, 0) for t in rt)):
+                P('| %s: %s | %s |' % ('cp -a' if op == 'cp' else 'rm -rf', name, ' | '.join(cell(t, op, name) for t in rt)))
+        P('')
+        errs = ['%s: cp exit status %d (%s)' % (TNAME[t], r['rc'], cp_note(r)) for (t, op), r in reqs.items() if op == 'cp' and r['rc']]
+        for n in errs:
+            P('- ' + n + '.')
+        if errs:
+            P('')
+
+meta_section()
 
 # zstd limit
 zl = zstd_limit(res, 'zstd', M['runs'], M['nproc'])
@@ -368,9 +529,12 @@ z1 = (None,) + zl['one'] if zl['one'] else None
 zall = zl['all'][0] if zl['all'] else None
 zalls, zratio = zl['all_runs'], zl['ratio']
 zsecs = M['zstd_secs']
-P('### zstd on this machine')
-P('')
-if zall:
+if agg:  # measured between the fio jobs: not without them (--only)
+    P('### zstd on this machine')
+    P('')
+if not agg:
+    pass
+elif zall:
     P('`zstd -q -b%d -e%d -B4096 -i%d FILE` on 64 MiB of fio\'s 60 %%-compressible data (written by fio with the '
       'buffer options above), at the start of each run, medians%s; %d such processes at once (one per CPU): '
       '%.0f MiB/s compress in all (the sum of their figures; per run: %s; ratio %.2f) — the **zstd limit** for writes.'
@@ -379,11 +543,13 @@ if zall:
          M['nproc'], zall, ', '.join('%.0f' % x for x in zalls), zratio))
 else:
     P('zstd benchmark output unreadable (see zstd-*.txt in the results directory).')
-P('')
+if agg:
+    P('')
 
 # targets
 lines = []
-def verdict(name, have, need, unit, fmt='%.0f', higher=True):
+def verdict(name, have, need, unit, fmt='%.0f', higher=True, out=None):
+    lines = out if out is not None else globals()['lines']
     if have is None or need is None:
         lines.append('SKIPPED  %s: not measured' % name); return
     ok = have >= need if higher else have <= need
@@ -396,7 +562,7 @@ def verdict(name, have, need, unit, fmt='%.0f', higher=True):
     u = (' ' + unit) if unit else ''
     lines.append('%s %s: %s%s, need %s %s%s (%s)' % ('MET   ' if ok else 'MISSED', name, fmt % have, u, rel, fmt % need, u, how))
 def v(d, nj, job, t, f): return m((d, nj, job, t), f)
-if 'zbudfs' in TARGETS:
+if 'zbudfs' in TARGETS and agg:
     hd, hn = ('c60', 2) if ('c60', 2) in GROUPS else GROUPS[-1]
     for job, label in (('seqwrite_buf', 'buffered'), ('seqwrite_dir', 'direct')):
         pt = v(hd, hn, job, 'passthrough_ll', 'mibs')
@@ -431,7 +597,8 @@ if 'zbudfs' in TARGETS:
             and job == 'seqwrite_buf' for x in a['runs'] if x.get('mem')]
     verdict('density orig_data_size/mem_used_total, %s, after the buffered seq write' % DNAME['c60'],
             med(dens), 1.9, '', '%.2f')
-    # RSS: peak during each fresh write and the tree copy vs mem_used at its end; RSS after rm
+if 'zbudfs' in TARGETS:
+    # RSS: peak during each fresh write and the tree copies vs mem_used at their end; RSS after rm
     checks = []
     for (d, nj, job, t), a in agg.items():
         if t == 'zbudfs' and job in ('seqwrite_buf', 'seqwrite_dir'):
@@ -441,11 +608,14 @@ if 'zbudfs' in TARGETS:
                                    x['rss_before'], x['mem_before']))
                 if x.get('mem') is not None:
                     checks.append(('peak RSS during %s, %s, %d job%s' % (job, DNAME[d], nj, '' if nj == 1 else 's'), x['hwm'], x['mem']))
-    r = trees.get('zbudfs')
-    if r and r.get('stats'):
-        checks.append(('peak RSS during the tree copy', r['hwm_kb'] * 1024, r['stats']['mem_used_total']))
-        if r['after_rm'].get('stats'):
-            checks.append(('RSS after rm -rf of the tree', r['after_rm']['rss_kb'] * 1024, r['after_rm']['stats']['mem_used_total']))
+    for mode in ('serial', 'parallel'):
+        what = 'the tree copy' if mode == 'serial' else 'the %d tree copies at once' % NCOPIES
+        for r in trees.get((mode, 'zbudfs'), {'runs': []})['runs']:
+            if r.get('stats'):
+                checks.append(('peak RSS during %s' % what, r['hwm_kb'] * 1024, r['stats']['mem_used_total']))
+            if r['after_rm'].get('stats'):
+                checks.append(('RSS after rm -rf of %s' % what, r['after_rm']['rss_kb'] * 1024,
+                               r['after_rm']['stats']['mem_used_total']))
     if checks:
         allow = lambda c: c[2] * 1.03 + 32 * MiB
         worst = max(checks, key=lambda c: c[1] - allow(c))
@@ -474,7 +644,52 @@ if lines:
     for l in lines: P(l)
     P('```')
     P('')
-P('<details><summary>fio and realio command lines (TARGET = the mount point or the tmpfs/ext4 directory)</summary>')
+META_TARGETS = ('zbudfs should copy a real tree (`cp -a` + `sync -f`) and delete it (`rm -rf` + `sync -f`), '
+                'one copy and %d at once, at least as fast as the faster of the FUSE peers that keep '
+                'everything in memory (passthrough_ll over a tmpfs, memfs_ll: what FUSE itself allows; '
+                'speed ratio = the peer\'s seconds ÷ zbudfs\'s), and delete at least 1.5× as fast as memfs_ll; '
+                'cost the kernel at most one FUSE request per copied entry more than passthrough_ll (its '
+                'requests counted in the debug output of a second mount); and create, stat and delete files '
+                '(fio\'s filecreate, filestat, filedelete engines, 1 and 2 jobs) at least as fast as memfs_ll, '
+                'in IOPS.' % NCOPIES)
+meta_lines = []
+if 'zbudfs' in TARGETS and (trees or mfio or reqs):
+    for mode, field, label in TREE_ROWS:
+        if not any((mode, t) in trees for t in TARGETS):
+            continue
+        z, bp = tm(mode, 'zbudfs', field), best_peer(mode, field)
+        skipped = [p for p in PEERS if trees.get((mode, p), {}).get('skipped')]
+        verdict('%s: zbudfs %s vs the faster FUSE peer%s (%s), speed ratio'
+                % (label, '%.2f s' % z if z else 'n/a', ' measured' if skipped else '',
+                   '%s %.2f s' % (bp[1], bp[0]) if bp else 'none measured'),
+                bp[0] / z if z and bp else None, 1.0, '×', '%.2f', out=meta_lines)
+        if field == 'rm_seconds':
+            mm = tm(mode, 'memfs_ll', field)
+            verdict('%s: zbudfs vs 1.5× memfs_ll (%s), speed ratio' % (label, '%.2f s' % mm if mm else 'n/a'),
+                    mm / z if z and mm else None, 1.5, '×', '%.2f', out=meta_lines)
+    if reqs or reqfail:
+        z, p = per_entry('zbudfs', 'cp'), per_entry('passthrough_ll', 'cp')
+        r = reqs.get(('zbudfs', 'cp')) or reqs.get(('passthrough_ll', 'cp')) or {}
+        verdict('FUSE requests per copied entry (cp -a %s, %s entries) vs passthrough_ll (%s) + 1'
+                % (r.get('tree', '?'), r.get('entries', '?'), '%.2f' % p if p is not None else 'n/a'),
+                z, p + 1 if p is not None else None, 'requests', '%.2f', higher=False, out=meta_lines)
+    for eng in MENGINES if mfio else ():
+        for nj in MNJ:
+            p = mf(eng, nj, 'memfs_ll')
+            verdict('fio %s, %d job%s vs memfs_ll (%s IOPS)' % (eng, nj, '' if nj == 1 else 's', '%.0f' % p if p else 'n/a'),
+                    mf(eng, nj, 'zbudfs'), p, 'IOPS', out=meta_lines)
+if meta_lines:
+    P('### Targets on metadata (zbudfs, medians)')
+    P('')
+    P(META_TARGETS)
+    P('')
+    P('```')
+    for l in meta_lines: P(l)
+    P('```')
+    P('')
+mpath = os.path.join(res, 'meta-commands.txt')
+mcmds = [l.rstrip('\n').split('\t') for l in open(mpath) if l.strip()] if os.path.exists(mpath) else []
+P('<details><summary>fio, realio and metadata command lines (TARGET = the mount point or the tmpfs/ext4 directory)</summary>')
 P('')
 P('```')
 for c in cmds:
@@ -482,6 +697,9 @@ for c in cmds:
     P(c[3])
 for c in rcmds:
     P('# real data, %s thread(s), %s' % (c[0], c[1]))
+    P(c[2])
+for c in mcmds:
+    P('# metadata, %s job(s), %s%s' % (c[0], c[1], ' (not measured: gives each file its 4 KiB for filestat)' if c[1] == 'fill' else ''))
     P(c[2])
 P('```')
 P('</details>')
@@ -493,7 +711,8 @@ def target_block(title, sentence, verdicts):
     return (textwrap.fill('%s: %s' % (title, sentence), 95, break_on_hyphens=False) + '\n'
             + '\n'.join(verdicts) + '\n')
 targets_txt = '\n'.join(b for b in (target_block('Target on real data (zbudfs, medians)', REAL_TARGET, real_targets),
-                                    target_block('Targets on fio\'s buffers (zbudfs, medians)', FIO_TARGETS, lines))
+                                    target_block('Targets on fio\'s buffers (zbudfs, medians)', FIO_TARGETS, lines),
+                                    target_block('Targets on metadata (zbudfs, medians)', META_TARGETS, meta_lines))
                          if b)
 open(os.path.join(res, 'targets.txt'), 'w').write(targets_txt)
 
@@ -517,8 +736,10 @@ for (d, nj) in GROUPS:
                               [(m((d, nj, job, t), 'iops') or 0) / 1000 or None for t in TARGETS]))
 dat('chart-seq.dat', seq_rows)
 dat('chart-rand.dat', rand_rows)
-tree_rows = [('cp -a', [M['tree_bytes'] / MiB / trees[t]['seconds'] if t in trees and 'seconds' in trees[t] else None
-                        for t in TARGETS])]
+tree_rows = [(lab, [n * M['tree_bytes'] / MiB / tm(mode, t, 'seconds') if tm(mode, t, 'seconds') else None
+                    for t in TARGETS])
+             for mode, n, lab in (('serial', 1, 'cp -a, 1 copy'), ('parallel', NCOPIES, 'cp -a, %d at once' % NCOPIES))
+             if any((mode, t) in trees for t in TARGETS)]
 dat('chart-tree.dat', tree_rows)
 n = len(TARGETS)
 colors = {'tmpfs': '#9e9e9e', 'zram': '#e69f00', 'passthrough_ll': '#56b4e9', 'memfs_ll': '#009e73',
@@ -540,6 +761,8 @@ def panel(datfile, fmt, rows):
             labels.append('"%s/%s" using ($0 + (%d - %g) / %d.0):(column(%d) > 1e-6 ? column(%d) * 1.08 : NaN):'
                           '(sprintf("%s", column(%d))) with labels rotate by 90 left font ",8" notitle'
                           % (res, datfile, i, (n - 1) / 2, n + 1, col, col, fmt, col))
+    if not rows:  # a step left out (--only): an empty panel, not a plot of nothing (an error)
+        return 'set title "not run this time (--only)"\nunset key\nplot [0:1] NaN notitle\nset key\n'
     return 'plot ' + ', \\\n     '.join(bars + labels) + '\n'
 with open(os.path.join(res, 'chart.gp'), 'w') as f:
     f.write('''set terminal pngcairo size 1600,1100 font "DejaVu Sans,10"
@@ -572,8 +795,8 @@ set title "Random 4k, direct, psync"
     f.write('''set origin 0.72,0
 set size 0.28,0.5
 set ylabel "MiB/s"
-set title "cp -a %s + sync"
-''' % M['tree'])
+set title "cp -a of a real tree (%d entries) + sync -f"
+''' % M['tree_inodes'])
     f.write('set key top left vertical\n' + yrange(tree_rows) + panel('chart-tree.dat', '%.0f', tree_rows))
     f.write('unset multiplot\n')
 print(targets_txt, end='')
