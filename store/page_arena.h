@@ -7,8 +7,9 @@
 //
 // Between the two, up to spare_pages freed pages (4 MiB by default) wait, still resident, in
 // a spare list shared by all threads: the next allocations take them back without a page
-// fault, and when the list is full it is given back whole, sorted, one madvise per
-// contiguous stretch. An `rm -rf` of small files frees a page or two per file; one madvise
+// fault, and when the list is full it is given back whole: sorted into contiguous stretches,
+// all of them in one process_madvise() call (one TLB shootdown; madvise() per stretch where
+// the kernel cannot). An `rm -rf` of small files frees a page or two per file; one madvise
 // each (with the TLB shootdown it sends to every CPU the daemon runs on) was a fifth of
 // the daemon's time. FlushSpare() (the store calls it once deletes have stopped) gives the
 // rest back, so RSS still falls after a delete.
@@ -19,11 +20,11 @@
 //
 // Deletes: while a DeferredFree is alive on a thread, the pages that thread frees past the
 // warm cache are collected (at most defer_pages, 128 MiB worth by default) and given back
-// sorted, one madvise per contiguous stretch, instead of one per page (a 2 GiB delete frees
+// sorted, by contiguous stretches, instead of page by page (a 2 GiB delete frees
 // half a million pages; a file written by concurrent writeback has its pages interleaved with
 // its neighbours' ranges, so small batches still made a call every three pages):
 // the RSS a free gives back is given back at the latest when the batch fills or the
-// DeferredFree ends, but for what then waits in the spare list (below).
+// DeferredFree ends, but for what then waits in the spare list (above).
 //
 // Locking: one mutex, mu_, guarding the free lists and the region list; mmap, munmap and
 // madvise run outside it, and nothing else is taken under it. The store's lock order is in
