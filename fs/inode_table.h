@@ -139,6 +139,17 @@ struct Inode {
   // Cached writes are to stop while the mount is near full (full_mount.h).
   bool stop_cached_writes GUARDED_BY(mu) = false;
 
+  // The permission bits and owners, read together (for permission decisions).
+  struct Owners {
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+  };
+  Owners ReadOwners() EXCLUDES(mu) {
+    MutexLock lock(&mu);
+    return Owners{mode, uid, gid};
+  }
+
   bool is_dir() const { return dir_ != nullptr; }     // Fixed at creation.
   bool is_reg() const { return S_ISREG(type_); }      // Fixed at creation.
   bool is_symlink() const { return S_ISLNK(type_); }  // Fixed at creation.

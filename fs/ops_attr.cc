@@ -166,15 +166,7 @@ void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
     fuse_reply_err(req, ENOENT);
     return;
   }
-  mode_t mode;
-  uid_t uid;
-  gid_t gid;
-  {
-    MutexLock lock(&inode->mu);
-    mode = inode->mode;
-    uid = inode->uid;
-    gid = inode->gid;
-  }
+  const auto [mode, uid, gid] = inode->ReadOwners();
   const fuse_ctx* ctx = fuse_req_ctx(req);
   int err = 0;
   if (ctx->uid == 0) {

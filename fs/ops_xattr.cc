@@ -136,12 +136,7 @@ bool OwnerOrCapable(fuse_req_t req, uid_t owner) {
 // Removing an ACL (or setting an empty one) succeeds with nothing stored, as on tmpfs: the
 // mode stays, the ctime changes.
 int RemoveAcl(fuse_req_t req, Inode* inode) {
-  uid_t owner;
-  {
-    MutexLock lock(&inode->mu);
-    owner = inode->uid;
-  }
-  if (!OwnerOrCapable(req, owner)) return EPERM;
+  if (!OwnerOrCapable(req, inode->ReadOwners().uid)) return EPERM;
   const timespec now = Now();
   MutexLock lock(&inode->mu);
   inode->ctime = now;
@@ -162,19 +157,11 @@ int SetAccessAcl(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view 
     case AclKind::kMode:
       break;
   }
-  uid_t owner;
-  gid_t group;
-  mode_t mode;
-  {
-    MutexLock lock(&inode->mu);
-    owner = inode->uid;
-    group = inode->gid;
-    mode = inode->mode;
-  }
-  if (!OwnerOrCapable(req, owner)) return EPERM;
+  const Inode::Owners o = inode->ReadOwners();
+  if (!OwnerOrCapable(req, o.uid)) return EPERM;
   constexpr int kCapFsetid = 4;  // CAP_FSETID in <linux/capability.h>.
   const bool drop_sgid =
-      (mode & S_ISGID) && !InGroup(req, group) && !CallerHasCapability(req, kCapFsetid);
+      (o.mode & S_ISGID) && !InGroup(req, o.gid) && !CallerHasCapability(req, kCapFsetid);
   const timespec now = Now();
   bool changed;
   {
