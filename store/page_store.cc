@@ -977,13 +977,21 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
   if (!ReserveCapacity(n)) return Status::Error(ENOSPC, "capacity reached (metadata)");
   metadata_bytes_.fetch_add(n, std::memory_order_relaxed);
   const uint64_t limit = reclaimer_.mem_limit();
-  if (limit == 0 || MemUsed() <= limit) return Status::OK();
-  // Make room by pushing file pages out; what cannot go (metadata, pages in flight) stays.
-  Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
-                                               : ReclaimTo(limit);
-  if (st.ok()) return st;
-  (void)ChargeMetadata(-bytes);  // Giving a charge back cannot fail.
-  return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
+  int idle_waits = 0;
+  while (limit != 0 && MemUsed() > limit) {
+    // Make room by pushing file pages out; what cannot go (metadata, pages in flight) stays.
+    Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
+                                                 : ReclaimTo(limit);
+    if (st.ok()) break;
+    // Pages in flight will become evictable, and staged pages shrink once compressed: wait
+    // for them as a writer does (the caller holds none of them) rather than fail for good.
+    const bool transient =
+        n < limit && (st.code() == EAGAIN || (st.code() == ENOSPC && stager_.staged() > 0));
+    if (transient && (st = reclaimer_.WaitForRoom(&idle_waits)).ok()) continue;
+    (void)ChargeMetadata(-bytes);  // Giving a charge back cannot fail.
+    return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
+  }
+  return Status::OK();
 }
 
 // ---- Limits changed while running (a remount) -----------------------------------------------

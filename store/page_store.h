@@ -260,7 +260,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   // in mem_used_total and so in what is compared with mem_limit (reclaim pushes file pages
   // out to make room for them), and they use capacity as file pages do. Errors: ENOSPC past
   // capacity, or when even after reclaim memory would stay above mem_limit (metadata
-  // cannot go to the overflow directory); nothing is charged then. A negative amount gives
+  // cannot go to the overflow directory; pages in flight and staged pages are waited for
+  // first, as writers do); nothing is charged then. A negative amount gives
   // a charge back: atomics only, no lock, never fails (callable under any caller's lock).
   Status ChargeMetadata(int64_t bytes);
 

@@ -228,5 +228,27 @@ TEST(PageStoreStagingTest, FullOfStagedPagesWaitsForTheCompressorNotENOSPC) {
   EXPECT_LE(store.MemUsed(), o.mem_limit);
 }
 
+// Metadata (xattrs, symlink targets) charged while memory is full of staged pages waits for
+// the compressor too: once compressed, the pages leave room for it (it failed with ENOSPC).
+TEST(PageStoreStagingTest, MetadataChargedWhileFullOfStagedPagesWaitsNotENOSPC) {
+  TestArena arena;
+  PageStoreOptions o = WithArena(&arena);
+  o.mem_limit = 400 * kPage;
+  o.staging_bytes = 256 * kPage;
+  o.compress_threads = 1;
+  PageStore store(o);
+  const Bytes data = TextBytes(256 * kPage, 99);  // About 128 zbud pages once compressed.
+  WriteOk(store, 1, 0, data);
+  const Status st = store.ChargeMetadata(260 * kPage);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_LE(store.MemUsed(), o.mem_limit);
+  EXPECT_EQ(store.Stats().metadata_bytes, 260 * kPage);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, data.size()), data));
+  // More than compression can ever free is still refused, and nothing stays charged.
+  EXPECT_EQ(store.ChargeMetadata(300 * kPage).code(), ENOSPC);
+  EXPECT_EQ(store.Stats().metadata_bytes, 260 * kPage);
+  EXPECT_TRUE(store.ChargeMetadata(-260 * static_cast<int64_t>(kPage)).ok());
+}
+
 }  // namespace
 }  // namespace zbudfs
