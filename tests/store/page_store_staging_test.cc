@@ -211,10 +211,8 @@ using namespace store_test;  // NOLINT(build/namespaces): the shared test helper
 // (they failed with ENOSPC whenever the writer ran ahead of the compressor).
 TEST(PageStoreStagingTest, FullOfStagedPagesWaitsForTheCompressorNotENOSPC) {
   TestArena arena;
-  PageStoreOptions o = WithArena(&arena);
+  PageStoreOptions o = Staging(&arena, 32, 1);
   o.mem_limit = 72 * kPage;
-  o.staging_bytes = 32 * kPage;
-  o.compress_threads = 1;
   PageStore store(o);
   Bytes model;
   for (uint64_t i = 0; i < 8; ++i) {  // 128 pages of text: about 64 zbud pages.
@@ -232,10 +230,8 @@ TEST(PageStoreStagingTest, FullOfStagedPagesWaitsForTheCompressorNotENOSPC) {
 // the compressor too: once compressed, the pages leave room for it (it failed with ENOSPC).
 TEST(PageStoreStagingTest, MetadataChargedWhileFullOfStagedPagesWaitsNotENOSPC) {
   TestArena arena;
-  PageStoreOptions o = WithArena(&arena);
+  PageStoreOptions o = Staging(&arena, 256, 1);
   o.mem_limit = 400 * kPage;
-  o.staging_bytes = 256 * kPage;
-  o.compress_threads = 1;
   PageStore store(o);
   const Bytes data = TextBytes(256 * kPage, 99);  // About 128 zbud pages once compressed.
   WriteOk(store, 1, 0, data);
