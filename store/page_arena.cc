@@ -68,14 +68,17 @@ PageArena::DeferredFree::~DeferredFree() {
   t_pending.pages.clear();
 }
 
+void PageArena::AddSpare(void* const* pages, size_t n, std::vector<void*>* batch) {
+  spare_.insert(spare_.end(), pages, pages + n);
+  if (spare_.size() >= spare_pages_) batch->swap(spare_);
+}
+
 void PageArena::ToSpare(void* const* pages, size_t n) {
   if (n == 0) return;
   std::vector<void*> batch;
   {
     MutexLock lock(&mu_);
-    spare_.insert(spare_.end(), pages, pages + n);
-    if (spare_.size() < spare_pages_) return;
-    batch.swap(spare_);
+    AddSpare(pages, n, &batch);
   }
   GiveBack(batch);
 }
@@ -173,19 +176,22 @@ void* PageArena::AllocPage() {
 
 void PageArena::FreePage(void* page) {
   in_use_.fetch_sub(1, std::memory_order_relaxed);
+  const bool deferred = t_pending.arena == this;  // A DeferredFree batches it instead.
+  std::vector<void*> batch;
   {
-    MutexLock lock(&mu_);
+    MutexLock lock(&mu_);  // Once per free: the warm cache, else the spare list.
     if (warm_.size() < warm_cache_pages_) {
       warm_.push_back(page);
       return;
     }
+    if (!deferred) AddSpare(&page, 1, &batch);
   }
-  if (t_pending.arena == this) {  // A DeferredFree batches it with its neighbours.
-    t_pending.pages.push_back(page);
-    if (t_pending.pages.size() >= defer_pages_) GiveBack(t_pending.pages);
+  if (!deferred) {
+    GiveBack(batch);  // Empty unless the spare list just filled.
     return;
   }
-  ToSpare(&page, 1);
+  t_pending.pages.push_back(page);
+  if (t_pending.pages.size() >= defer_pages_) GiveBack(t_pending.pages);
 }
 
 size_t PageArena::Trim() {

@@ -104,6 +104,8 @@ class PageArena {
   void GiveBack(std::vector<void*>& pages) EXCLUDES(mu_);  // madvise in runs, then cold_.
   // Adds pages to the spare list; when that passes its bound, gives the whole list back.
   void ToSpare(void* const* pages, size_t n) EXCLUDES(mu_);
+  // The same under mu_: a full list is moved to *batch, for the caller to give back after.
+  void AddSpare(void* const* pages, size_t n, std::vector<void*>* batch) REQUIRES(mu_);
 
   const size_t warm_cache_pages_;
   const size_t defer_pages_;  // Most pages a DeferredFree holds back before giving them back.
