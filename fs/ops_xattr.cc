@@ -251,8 +251,7 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   }
   if (!found) {
     // No ACL is ever stored (posix_acl.h): the mode is the whole answer, as on tmpfs.
-    const bool acl = name == kAclAccessXattr || name == kAclDefaultXattr;
-    fuse_reply_err(req, SupportedName(name) || acl ? ENODATA : EOPNOTSUPP);
+    fuse_reply_err(req, SupportedName(name) || IsAclName(name) ? ENODATA : EOPNOTSUPP);
     return;
   }
   ReplyValue(req, value, size);
@@ -283,7 +282,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 int DoRemoveXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view name) {
   if (IsControl(inode->ino, name) || name == kUsageXattr) return EPERM;
-  if (name == kAclAccessXattr || name == kAclDefaultXattr) return RemoveAcl(req, inode);
+  if (IsAclName(name)) return RemoveAcl(req, inode);
   if (!SupportedName(name)) return EOPNOTSUPP;
   const timespec now = Now();
   uint64_t cost;

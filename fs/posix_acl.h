@@ -20,6 +20,9 @@ namespace zbudfs {
 
 inline constexpr std::string_view kAclAccessXattr = "system.posix_acl_access";
 inline constexpr std::string_view kAclDefaultXattr = "system.posix_acl_default";
+inline bool IsAclName(std::string_view name) {
+  return name == kAclAccessXattr || name == kAclDefaultXattr;
+}
 
 // What an access ACL amounts to.
 enum class AclKind {
