@@ -38,6 +38,11 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   // own pages once the staging budget is spent.
   so.staging_bytes = options_.staging;
   so.compress_threads = std::min(cores, 8u);
+  // Files not written for pack_after are packed into clusters; the packer looks twice as
+  // often as that, at most every 5 s, at least every second.
+  so.cluster_pages = static_cast<unsigned>(options_.cluster / kPageSize);
+  so.pack_after_ms = uint64_t{options_.pack_after} * 1000;
+  so.pack_interval_ms = std::clamp<uint64_t>(so.pack_after_ms / 2, 1000, 5000);
   so.report_error = [](StoreErrorKind kind, const std::string& message) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,
@@ -162,6 +167,10 @@ std::string FormatStats(const StoreStats& s) {
       {"metadata_bytes", s.metadata_bytes},
       {"index_bytes", s.index_bytes},
       {"staged_pages", s.staged_pages},
+      {"clustered_pages", s.clustered_pages},
+      {"cluster_allocations", s.cluster_allocations},
+      {"clusters", s.clusters},
+      {"cluster_bytes", s.cluster_bytes},
   };
   std::string out;
   for (const auto& [name, value] : fields) {
@@ -231,6 +240,8 @@ std::string Filesystem::OptionsText() {
   line("overflow_dir", overflow_dir_);
   line("overflow_limit", std::to_string(o.overflow_limit));
   line("staging", std::to_string(o.staging));
+  line("cluster", std::to_string(o.cluster));
+  line("pack_after", std::to_string(o.pack_after));
   line("zstd_level", std::to_string(o.zstd_level));
   line("zstd_fast", o.zstd_fast_level ? std::to_string(*o.zstd_fast_level) : "off");
   line("nr_inodes", std::to_string(o.nr_inodes));

@@ -48,6 +48,9 @@ inline constexpr char kStatsXattr[] = "user.zbudfs.stats";      // Statistics (r
 inline constexpr char kOptionsXattr[] = "user.zbudfs.options";  // Options in effect (read only).
 // Set to a remount's option list (root or the mount's owner); read: the last remount's error.
 inline constexpr char kRemountXattr[] = "user.zbudfs.remount";
+// Set on the root (root or the mount's owner): packs every file's cold pages into clusters
+// now (zbudfsctl pack); never stored, reads say ENODATA.
+inline constexpr char kPackXattr[] = "user.zbudfs.pack";
 // On every regular file, read only and never listed: what the file costs (zbudfsctl du).
 inline constexpr char kUsageXattr[] = "user.zbudfs.usage";
 // Longest file name, as for tmpfs.

@@ -40,8 +40,17 @@ bool EmptySuffix(std::string_view name) {
 }
 
 bool IsControl(fuse_ino_t ino, std::string_view name) {
-  return ino == FUSE_ROOT_ID &&
-         (name == kStatsXattr || name == kOptionsXattr || name == kRemountXattr);
+  return ino == FUSE_ROOT_ID && (name == kStatsXattr || name == kOptionsXattr ||
+                                 name == kRemountXattr || name == kPackXattr);
+}
+
+// Packs every file into clusters now (PageStore::PackAll): root or the mount's owner.
+int DoPack(Filesystem* fs, fuse_req_t req) {
+  const uid_t uid = fuse_req_ctx(req)->uid;
+  if (uid != 0 && uid != getuid()) return EPERM;
+  const uint64_t packed = fs->store().PackAll();
+  LogInfo("packed %llu pages into clusters", static_cast<unsigned long long>(packed));
+  return 0;
 }
 
 // A remount through the control attribute: root or the user the daemon runs as (the mount's
@@ -182,6 +191,7 @@ int DoSetXattr(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view na
   if (inode->ino == FUSE_ROOT_ID && name == kRemountXattr) {
     return DoRemount(fs, req, std::string_view(value, size));
   }
+  if (inode->ino == FUSE_ROOT_ID && name == kPackXattr) return DoPack(fs, req);
   if (name == kAclAccessXattr) return SetAccessAcl(fs, req, inode, std::string_view(value, size));
   if (IsControl(inode->ino, name) || name == kUsageXattr) return EPERM;
   if (!SupportedName(name)) return EOPNOTSUPP;
@@ -221,6 +231,10 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Filesystem* fs = Filesystem::From(req);
   if (IsControl(ino, name)) {
     const std::string_view n = name;
+    if (n == kPackXattr) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
     ReplyValue(req,
                n == kStatsXattr     ? FormatStats(fs->store().Stats())
                : n == kOptionsXattr ? fs->OptionsText()

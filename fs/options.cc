@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "store/cluster.h"
 #include "store/page_store.h"
 
 namespace zbudfs {
@@ -180,6 +181,24 @@ std::vector<OptionSpec> TuningOptions() {
   const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
   const PageStoreOptions store;
   return {
+      {.spellings = {"cluster="},
+       .kind = Kind::kSize,
+       .field = &M::cluster,
+       .max_bytes = kPageSize * Cluster::kMaxPages,
+       .section = kZbudfs,
+       .label = "-o cluster=SIZE",
+       .help = "cold pages of a file are packed this many bytes at a\n"
+               "time into one zstd frame, past zbud's two pages per\n"
+               "pool page (8K, 16K, 32K or 64K; 0 = off; default 16K)"},
+      {.spellings = {"pack_after="},
+       .kind = Kind::kInteger,
+       .field = &M::pack_after,
+       .min = 0,
+       .max = 86400,
+       .section = kZbudfs,
+       .label = "-o pack_after=SECONDS",
+       .help = "a file not written for this long is packed into\n"
+               "clusters (default: 30; zbudfsctl pack packs at once)"},
       {.spellings = {"zstd_level="},
        .kind = Kind::kInteger,
        .field = &M::zstd_level,
@@ -603,6 +622,12 @@ bool ValidateOptions(const MountOptions& opts, std::string* error) {
              " bytes is more than half of mem_limit (" + std::to_string(opts.mem_limit) + " bytes)";
     return false;
   }
+  const uint64_t c = opts.cluster;
+  if (c != 0 && (c < 2 * kPageSize || (c & (c - 1)) != 0)) {
+    *error = "invalid value for option -o cluster=SIZE: " + std::to_string(c) +
+             " bytes (expected 8K, 16K, 32K or 64K, or 0 for off)";
+    return false;
+  }
   // overflow_dir is checked by OverflowStore::Open (store/overflow_store.h), in main.cc.
   return true;
 }
@@ -624,6 +649,8 @@ const OptionSpec* ZbudfsOption(std::string_view item, std::string_view* value) {
 bool Unchanged(const MountOptions& a, const MountOptions& b, std::string* name) {
   if (a.overflow_dir != b.overflow_dir) *name = "overflow_dir";
   if (a.staging != b.staging) *name = "staging";
+  if (a.cluster != b.cluster) *name = "cluster";
+  if (a.pack_after != b.pack_after) *name = "pack_after";
   if (a.max_threads != b.max_threads) *name = "max_threads";
   if (a.clone_fd != b.clone_fd) *name = "clone_fd";
   return name->empty();

@@ -3,10 +3,10 @@
 // Owns: the table of zbudfs's options (options.cc), one entry per option: its spellings, its
 // kind (flag, size, count, integer, path), the MountOptions field it writes, its limits and
 // its --help text, so that each kind's checks and messages are written once. Parses size=,
-// mem_limit=, overflow_dir=, overflow_limit=, staging=, zstd_level=, zstd_fast=, nr_inodes=,
-// max_threads=, clone_fd, -f, -d, -s, --help, --version and the positionals, and keeps the
-// list of standard FUSE options handed on to fuse_session_new(). No locks: used before the
-// session starts.
+// mem_limit=, overflow_dir=, overflow_limit=, staging=, cluster=, pack_after=, zstd_level=,
+// zstd_fast=, nr_inodes=, max_threads=, clone_fd, -f, -d, -s, --help, --version and the
+// positionals, and keeps the list of standard FUSE options handed on to fuse_session_new(). No
+// locks: used before the session starts.
 #ifndef ZBUDFS_FS_OPTIONS_H_
 #define ZBUDFS_FS_OPTIONS_H_
 
@@ -28,6 +28,8 @@ struct MountOptions {
   std::string overflow_dir;                 // Given overflow directory; empty = a private default.
   uint64_t overflow_limit = 0;              // Most bytes the overflow may hold.
   uint64_t staging = 0;                     // Bytes of pages kept as written; 0 = off.
+  uint64_t cluster = 16384;                 // Bytes of cold pages packed as one frame; 0 = off.
+  unsigned pack_after = 30;                 // Seconds without a write before a file is packed.
   int zstd_level = 1;                       // zstd level for new pages.
   std::optional<int> zstd_fast_level = -1;  // Level tried first; nullopt = off.
   uint64_t nr_inodes = 0;                   // Most live inodes; 0 = unlimited.

@@ -5,6 +5,8 @@
 //   du [-h | --bytes] PATH...: what files cost (each regular file's user.zbudfs.usage,
 //     summed over a directory tree as du does, each inode once).
 //   leftovers [--remove] [DIR]: overflow directories of zbudfs mounts that died.
+//   pack MOUNTPOINT: packs every file's cold pages into clusters now (the root's
+//     user.zbudfs.pack), then prints the statistics' density lines.
 // Single-threaded; no locks.
 //
 // Exit status: 0 success, 1 runtime failure (not a zbudfs mount, I/O error), 2 usage error.
@@ -32,12 +34,14 @@ namespace {
 constexpr char kStatsXattr[] = "user.zbudfs.stats";
 constexpr char kOptionsXattr[] = "user.zbudfs.options";
 constexpr char kUsageXattr[] = "user.zbudfs.usage";
+constexpr char kPackXattr[] = "user.zbudfs.pack";
 
 void Usage(FILE* out) {
   std::fputs(
       "usage: zbudfsctl stats MOUNTPOINT [--json | -h | --bytes]\n"
       "       zbudfsctl du [-h | --bytes] PATH...\n"
       "       zbudfsctl leftovers [--remove] [DIR]\n"
+      "       zbudfsctl pack MOUNTPOINT\n"
       "       zbudfsctl --help | --version\n"
       "\n"
       "commands:\n"
@@ -53,6 +57,9 @@ void Usage(FILE* out) {
       "    leftovers [DIR]    default overflow directories of zbudfs mounts that were\n"
       "                       killed (SIGKILL, OOM) and not mounted again, under DIR\n"
       "                       (default: $TMPDIR or /var/tmp); --remove removes them\n"
+      "    pack MOUNTPOINT    pack the cold pages of every file into clusters now\n"
+      "                       (the daemon does it by itself for files not written for\n"
+      "                       pack_after seconds); root or the mount's owner\n"
       "\n"
       "The statistics are the extended attribute user.zbudfs.stats of the mount's root\n"
       "directory, readable by name (not listed) by any user who can see the mountpoint.\n",
@@ -167,6 +174,19 @@ int Stats(const std::string& mnt, const std::string& format) {
   if (format == "-h" || format == "--human") return PrintSummary(mnt, fields, false);
   if (format == "--bytes") return PrintSummary(mnt, fields, true);
   std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+int Pack(const std::string& mnt) {
+  if (setxattr(mnt.c_str(), kPackXattr, "", 0, 0) != 0) return NotZbudfs(mnt, errno);
+  Fields s;
+  std::string text;
+  if (!ReadFields(mnt, kStatsXattr, &s, &text)) return NotZbudfs(mnt, errno);
+  const uint64_t orig = Num(s, "orig_data_size"), mem = Num(s, "mem_used_total");
+  std::printf("%" PRIu64 " pages in %" PRIu64 " clusters (%" PRIu64
+              " allocations); density %s (data / memory)\n",
+              Num(s, "clustered_pages"), Num(s, "clusters"), Num(s, "cluster_allocations"),
+              Ratio(orig, mem).c_str());
   return 0;
 }
 
@@ -300,6 +320,12 @@ int Dispatch(std::string_view cmd, const std::vector<std::string_view>& rest) {
       return UsageError("unknown option '" + bad + "'");
     if (pos.size() > 1) return UsageError("too many arguments");
     return Leftovers(pos.empty() ? zbudfs::OverflowStore::DefaultBase() : pos[0], !opts.empty());
+  }
+  if (cmd == "pack") {
+    if (!Split(rest, {}, &opts, &pos, &bad)) return UsageError("unknown option '" + bad + "'");
+    if (pos.size() != 1)
+      return UsageError(pos.empty() ? "pack needs a MOUNTPOINT" : "too many arguments");
+    return Pack(pos[0]);
   }
   return UsageError("unknown command '" + std::string(cmd) + "'");
 }

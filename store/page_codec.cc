@@ -200,10 +200,15 @@ size_t PageCodec::CompressFastFirst(const void* page, int level, int fast_level,
   return n;
 }
 
-Status PageCodec::Decompress(const void* src, size_t len, void* page) {
+namespace {
+
+// Checks and decodes one payload into out (capacity bytes): its content must be 1..capacity
+// bytes long, or exactly `exact` when that is not 0. Returns the content length.
+StatusOr<size_t> DecodeChecked(const void* src, size_t len, void* out, size_t capacity,
+                               size_t exact) {
   const auto* bytes = static_cast<const unsigned char*>(src);
-  if (len <= kCheckSize) return Status::Error(EIO, "corrupt page: too short");
-  const size_t frame = len - kCheckSize;
+  if (len <= PageCodec::kCheckSize) return Status::Error(EIO, "corrupt page: too short");
+  const size_t frame = len - PageCodec::kCheckSize;
   if (CheckValue(bytes, frame) != GetCheck(bytes + frame)) {
     return Status::Error(EIO, "corrupt page: check value mismatch");
   }
@@ -212,15 +217,38 @@ Status PageCodec::Decompress(const void* src, size_t len, void* page) {
   ZSTD_frameHeader header;
   if (ZSTD_getFrameHeader_advanced(&header, bytes, frame, ZSTD_f_zstd1_magicless) != 0 ||
       header.frameType != ZSTD_frame || header.frameContentSize == 0 ||
-      header.frameContentSize > kPageSize) {
+      header.frameContentSize > capacity || (exact != 0 && header.frameContentSize != exact)) {
     return Status::Error(EIO, "corrupt page: bad frame header");
   }
-  const size_t n = ZSTD_decompressDCtx(dctx, page, kPageSize, bytes, frame);
+  const size_t n = ZSTD_decompressDCtx(dctx, out, capacity, bytes, frame);
   if (ZSTD_isError(n))
     return Status::Error(EIO, std::string("corrupt page: ") + ZSTD_getErrorName(n));
   if (n != header.frameContentSize) return Status::Error(EIO, "corrupt page: wrong length");
-  std::memset(static_cast<unsigned char*>(page) + n, 0, kPageSize - n);  // The elided zeros.
+  return n;
+}
+
+}  // namespace
+
+Status PageCodec::Decompress(const void* src, size_t len, void* page) {
+  StatusOr<size_t> n = DecodeChecked(src, len, page, kPageSize, 0);
+  if (!n.ok()) return n.status();
+  std::memset(static_cast<unsigned char*>(page) + *n, 0, kPageSize - *n);  // The elided zeros.
   return Status::OK();
+}
+
+size_t PageCodec::CompressRun(const void* data, size_t len, int level, void* out, size_t capacity) {
+  ZSTD_CCtx* cctx = ThreadCCtx(level);
+  if (cctx == nullptr || capacity <= kCheckSize) return 0;
+  auto* bytes = static_cast<unsigned char*>(out);
+  const size_t n = ZSTD_compress2(cctx, bytes, capacity - kCheckSize, data, len);
+  if (ZSTD_isError(n)) return 0;
+  PutCheck(CheckValue(bytes, n), bytes + n);
+  return n + kCheckSize;
+}
+
+Status PageCodec::DecompressRun(const void* src, size_t len, void* out, size_t expect) {
+  StatusOr<size_t> n = DecodeChecked(src, len, out, expect, expect);
+  return n.ok() ? Status::OK() : n.status();
 }
 
 int PageCodec::MinLevel() { return ZSTD_minCLevel(); }

@@ -83,6 +83,14 @@ class PageCodec {
   // this thread's decompression context.
   static Status Decompress(const void* src, size_t len, void* page);
 
+  // A run of whole pages as one frame (a cluster, store/cluster.h): compresses data[0, len)
+  // at level into out (capacity bytes), frame then check value. Returns the payload length,
+  // or 0 if it does not fit capacity (or zstd has no context for this thread).
+  static size_t CompressRun(const void* data, size_t len, int level, void* out, size_t capacity);
+  // Decompresses a run's payload src[0..len) into out, which must decode to exactly `expect`
+  // bytes. Errors as Decompress.
+  static Status DecompressRun(const void* src, size_t len, void* out, size_t expect);
+
   // Compress of page[0, len) only, len = ContentLength(page) (at least 1), 1..kPageSize.
   static size_t CompressPrefix(const void* page, size_t len, int level, void* out);
 

@@ -45,6 +45,7 @@ struct PageEntry {
     kZbud = 2,      // value: zbud handle; length: compressed bytes after the owner tag.
     kRaw = 3,       // value: address of a 4 KiB page holding the data as is.
     kOverflow = 4,  // value: overflow location; length: compressed bytes (0 = raw page).
+    kCluster = 5,   // value: Cluster* (store/cluster.h); length: the page's place in it.
   };
   uint64_t value = 0;    // Meaning depends on kind (see above).
   uint32_t length = 0;   // Compressed payload bytes for kZbud and kOverflow.
@@ -109,6 +110,8 @@ class PageIndex {
 
   // The first present page >= page, or kNone.
   uint64_t NextPresent(uint64_t page) const;
+  // The first page >= page with an entry of its own (zero runs skipped), or kNone.
+  uint64_t NextStored(uint64_t page) const { return TrieNextPresent(page); }
 
   // The first hole >= page (kNone only for page == kNone).
   uint64_t NextHole(uint64_t page) const;

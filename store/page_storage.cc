@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "store/cluster.h"
 #include "store/overflow_store.h"
 #include "store/page_arena.h"
 #include "store/page_store.h"
@@ -161,6 +162,8 @@ Status PageStorage::Load(const PageEntry& e, uint8_t* out) const {
     case PageEntry::kRaw:
       std::memcpy(out, reinterpret_cast<const void*>(e.value), kPageSize);
       return Status::OK();
+    case PageEntry::kCluster:
+      return LoadClustered(e, out);
     case PageEntry::kOverflow: {
       if (e.length == kPageSize) return ReadOverflow(e, out);
       uint8_t payload[kPageSize];
@@ -208,6 +211,14 @@ bool PageStorage::StillHolds(const PageEntry& e, const uint8_t* payload) const {
   return std::memcmp(payload, reinterpret_cast<const void*>(e.value), kPageSize) == 0;
 }
 
+bool PageStorage::StillHoldsPayload(const PageEntry& e, const uint8_t* payload,
+                                    uint32_t length) const {
+  const auto* src = static_cast<const uint8_t*>(PoolOf(e).Map(e.value));
+  const bool same = e.length == length && std::memcmp(src + sizeof(OwnerTag), payload, length) == 0;
+  PoolOf(e).Unmap(e.value);
+  return same;
+}
+
 void PageStorage::Free(const PageEntry& e) {
   if (e.kind == PageEntry::kZbud) {
     PoolOf(e).Free(e.value);
@@ -216,6 +227,8 @@ void PageStorage::Free(const PageEntry& e) {
     raw_pages_.fetch_sub(1, std::memory_order_relaxed);
   } else if (e.kind == PageEntry::kOverflow) {
     options_.overflow->Free(e.value, e.length);
+  } else if (e.kind == PageEntry::kCluster) {
+    ReleaseCluster(reinterpret_cast<Cluster*>(e.value));
   }
 }
 
@@ -227,6 +240,8 @@ uint64_t PageStorage::EntryCost(const PageEntry& e) {
       return kPageSize;
     case PageEntry::kOverflow:
       return e.length;
+    case PageEntry::kCluster:
+      return reinterpret_cast<const Cluster*>(e.value)->StoredShare();
     default:
       return 0;
   }
@@ -250,6 +265,97 @@ void PageStorage::AddLockWaits(std::vector<LockWait>* out) const {
 Status PageStorage::Report(StoreErrorKind kind, Status st) const {
   if (options_.report_error) options_.report_error(kind, st.message());
   return st;
+}
+
+// ---- Clusters ---------------------------------------------------------------------------------
+
+StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, const uint8_t* frame,
+                                             size_t length, unsigned pages) {
+  const auto parts =
+      static_cast<unsigned>((length + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload);
+  if (parts == 0 || parts > Cluster::kMaxParts || pages == 0 || pages > Cluster::kMaxPages) {
+    return Status::Error(EINVAL, "not a cluster");
+  }
+  Cluster* c = Cluster::New(parts);
+  c->frame_length = static_cast<uint32_t>(length);
+  c->pages = static_cast<uint8_t>(pages);
+  c->pool = ThisThreadsPool();
+  // One sequence for every store of the process: the decoded-frame cache of a thread is
+  // shared by all of them.
+  static std::atomic<uint64_t> next_id{1};
+  c->id = next_id.fetch_add(1, std::memory_order_relaxed);
+  ZbudPool& pool = *pools_[c->pool];
+  for (unsigned i = 0; i < parts; ++i) {
+    const uint32_t n = c->PartLength(i);
+    StatusOr<ZbudPool::Handle> h = pool.Alloc(sizeof(OwnerTag) + n);
+    if (!h.ok()) {
+      for (unsigned j = 0; j < i; ++j) pool.Free(c->handles()[j]);
+      Cluster::Delete(c);
+      return Status::Error(ENOSPC, h.status().message());
+    }
+    c->handles()[i] = *h;
+    c->stored_bytes += static_cast<uint32_t>(ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n));
+    auto* dst = static_cast<uint8_t*>(pool.Map(*h));
+    StoreTag(dst, OwnerTag{file, first | Cluster::kTagBit});
+    std::memcpy(dst + sizeof(OwnerTag), frame + i * Cluster::kMaxPartPayload, n);
+    pool.Unmap(*h);
+  }
+  clusters_.fetch_add(1, std::memory_order_relaxed);
+  cluster_parts_.fetch_add(parts, std::memory_order_relaxed);
+  cluster_heap_.fetch_add(Cluster::HeapBytes(parts), std::memory_order_relaxed);
+  return c;
+}
+
+void PageStorage::DropCluster(Cluster* c) {
+  ZbudPool& pool = *pools_[c->pool];
+  for (unsigned i = 0; i < c->parts; ++i) pool.Free(c->handles()[i]);
+  clusters_.fetch_sub(1, std::memory_order_relaxed);
+  cluster_parts_.fetch_sub(c->parts, std::memory_order_relaxed);
+  cluster_heap_.fetch_sub(Cluster::HeapBytes(c->parts), std::memory_order_relaxed);
+  Cluster::Delete(c);
+}
+
+void PageStorage::ReleaseCluster(Cluster* c) {
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) DropCluster(c);
+}
+
+void PageStorage::CopyFrame(const Cluster& c, uint8_t* out) const {
+  ZbudPool& pool = *pools_[c.pool];
+  for (unsigned i = 0; i < c.parts; ++i) {
+    const auto* src = static_cast<const uint8_t*>(pool.Map(c.handles()[i]));
+    std::memcpy(out + i * Cluster::kMaxPartPayload, src + sizeof(OwnerTag), c.PartLength(i));
+    pool.Unmap(c.handles()[i]);
+  }
+}
+
+Status PageStorage::DecodeCluster(const Cluster& c, uint8_t* pages) const {
+  thread_local std::unique_ptr<uint8_t[]> frame;  // Made on a thread's first cluster.
+  if (!frame) frame = std::make_unique<uint8_t[]>(Cluster::kMaxPages * kPageSize);
+  CopyFrame(c, frame.get());
+  Status st = PageCodec::DecompressRun(frame.get(), c.frame_length, pages, c.pages * kPageSize);
+  return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
+}
+
+// A reader of consecutive pages of one cluster decodes its frame once: each thread keeps the
+// last frame it decoded, keyed by the cluster's id (never reused; a cluster never changes).
+Status PageStorage::LoadClustered(const PageEntry& e, uint8_t* out) const {
+  struct Decoded {
+    uint64_t id = 0;
+    std::unique_ptr<uint8_t[]> pages;
+  };
+  thread_local Decoded last;
+  const auto* c = reinterpret_cast<const Cluster*>(e.value);
+  if (e.length >= c->pages)
+    return Report(StoreErrorKind::kCheckFailed, Status::Error(EIO, "cluster entry out of range"));
+  if (last.id != c->id) {
+    if (!last.pages) last.pages = std::make_unique<uint8_t[]>(Cluster::kMaxPages * kPageSize);
+    last.id = 0;
+    Status st = DecodeCluster(*c, last.pages.get());
+    if (!st.ok()) return st;
+    last.id = c->id;
+  }
+  std::memcpy(out, last.pages.get() + e.length * kPageSize, kPageSize);
+  return Status::OK();
 }
 
 // ---- Eviction ---------------------------------------------------------------------------------
@@ -325,6 +431,9 @@ Status PageStorage::EvictFromPools() {
 
 Status PageStorage::EvictZbud(uint16_t pool, ZbudPool::Handle handle) {
   const OwnerTag tag = LoadTag(pools_[pool]->Map(handle));
+  if ((tag.page & Cluster::kTagBit) != 0) {
+    return owners_->EvictCluster(tag.file, tag.page & ~Cluster::kTagBit, pool, handle);
+  }
   PageEntry expect;
   expect.kind = PageEntry::kZbud;
   expect.value = handle;
@@ -360,13 +469,19 @@ Status PageStorage::EvictRaw() {
 
 // The one way a page leaves memory: its copy is written with no lock held, then the entry is
 // repointed only if it still holds what was copied.
+StatusOr<uint64_t> PageStorage::WriteOverflow(const uint8_t* payload, uint32_t length) {
+  if (options_.overflow == nullptr) return Status::Error(ENOSPC, "no overflow store");
+  StatusOr<uint64_t> loc = options_.overflow->Write(payload, length);
+  if (!loc.ok() && loc.status().code() == EIO) {
+    (void)Report(StoreErrorKind::kOverflowIo, loc.status());
+  }
+  return loc;
+}
+
 Status PageStorage::MoveToOverflow(uint64_t file, uint64_t page, const PageEntry& expect,
                                    const uint8_t* payload, uint32_t length) {
-  StatusOr<uint64_t> loc = options_.overflow->Write(payload, length);
-  if (!loc.ok()) {
-    if (loc.status().code() == EIO) (void)Report(StoreErrorKind::kOverflowIo, loc.status());
-    return loc.status();
-  }
+  StatusOr<uint64_t> loc = WriteOverflow(payload, length);
+  if (!loc.ok()) return loc.status();
   PageEntry to;
   to.kind = PageEntry::kOverflow;
   to.value = *loc;

@@ -36,6 +36,7 @@
 
 namespace zbudfs {
 
+struct Cluster;
 class OverflowStore;
 class PageArena;
 enum class StoreErrorKind;
@@ -56,6 +57,11 @@ class PageOwners {
   // and its bytes still are payload's; true if it did (the caller then frees `expect`).
   virtual bool RepointIfHolds(uint64_t file, uint64_t page, const PageEntry& expect,
                               const uint8_t* payload, const PageEntry& to) = 0;
+  // Part `handle` of pool `pool` belongs to a cluster of file's pages from `first` on: move
+  // the cluster's live pages to the overflow store if an entry still names it (OK if none
+  // does); ENOSPC or EIO from the overflow store.
+  virtual Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
+                              ZbudPool::Handle handle) = 0;
 
  protected:
   ~PageOwners() = default;
@@ -102,8 +108,28 @@ class PageStorage {
   uint32_t CopyPayload(const PageEntry& e, uint8_t* payload) const;
   // True if a zbud or raw entry's bytes still are payload's (see PageOwners::RepointIfHolds).
   bool StillHolds(const PageEntry& e, const uint8_t* payload) const;
-  void Free(const PageEntry& e);                  // Releases e's storage.
+  // True if a zbud entry's payload is payload[0, length) (the packer's check: a handle may be
+  // freed and reused for a newer page while no page is under reclaim).
+  bool StillHoldsPayload(const PageEntry& e, const uint8_t* payload, uint32_t length) const;
+  void Free(const PageEntry& e);                  // Releases e's storage (a cluster reference).
   static uint64_t EntryCost(const PageEntry& e);  // Bytes e's storage takes.
+
+  // Clusters (store/cluster.h). Stores frame[0, length) (PageCodec::CompressRun of `pages`
+  // pages, the first of them `first`) as a chain of allocations of this thread's pool; the
+  // cluster starts with no reference. ENOSPC when no memory can be had.
+  StatusOr<Cluster*> StoreCluster(uint64_t file, uint64_t first, const uint8_t* frame,
+                                  size_t length, unsigned pages);
+  // Frees a cluster no entry names (one that StoreCluster made but was never published).
+  void DropCluster(Cluster* c);
+  // Copies c's frame into out (c->frame_length bytes).
+  void CopyFrame(const Cluster& c, uint8_t* out) const;
+  // Decodes c's frame into pages (c->pages pages); EIO (reported) if corrupt.
+  Status DecodeCluster(const Cluster& c, uint8_t* pages) const;
+  // Writes a payload to the overflow store; its location, or ENOSPC/EIO (EIO reported).
+  StatusOr<uint64_t> WriteOverflow(const uint8_t* payload, uint32_t length);
+  uint64_t Clusters() const { return clusters_.load(std::memory_order_relaxed); }
+  uint64_t ClusterParts() const { return cluster_parts_.load(std::memory_order_relaxed); }
+  uint64_t ClusterHeapBytes() const { return cluster_heap_.load(std::memory_order_relaxed); }
 
   // Queues raw pages, now in an index, for eviction (pages [0, n) of a batch, if touched).
   void RecordRawPages(uint64_t file, uint64_t first, const PageEntry* entries, const bool* touched,
@@ -114,8 +140,8 @@ class PageStorage {
   // the overflow store refused, as a value.
   Status EvictColdest() EXCLUDES(raw_mu_);
 
-  // Memory of pages (pool and raw pages, in flight included), in bytes.
-  uint64_t MemBytes() const { return (PoolPages() + RawPages()) * kPageSize; }
+  // Memory of pages (pool and raw pages, in flight included, and the clusters' objects).
+  uint64_t MemBytes() const { return (PoolPages() + RawPages()) * kPageSize + ClusterHeapBytes(); }
   bool HasPages() const { return PoolPages() != 0 || RawPages() != 0; }
   uint64_t PoolPages() const;     // Pages of all pools.
   uint64_t BuddiedPages() const;  // Pages holding two buddies, in all pools.
@@ -157,6 +183,8 @@ class PageStorage {
   Status MoveToOverflow(uint64_t file, uint64_t page, const PageEntry& expect,
                         const uint8_t* payload, uint32_t length);
   void CompactRawFifo() EXCLUDES(raw_mu_);
+  Status LoadClustered(const PageEntry& e, uint8_t* out) const;  // One page of a cluster.
+  void ReleaseCluster(Cluster* c);  // Drops a reference; the last one frees it.
 
   Options options_;
   std::atomic<int> zstd_level_;       // options_.zstd_level until SetLevels.
@@ -167,6 +195,9 @@ class PageStorage {
   std::vector<std::unique_ptr<ZbudPool>> pools_;
   std::atomic<uint64_t> raw_pages_{0};        // Raw pages allocated, in flight too.
   mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read from overflow.
+  std::atomic<uint64_t> clusters_{0};         // Clusters alive.
+  std::atomic<uint64_t> cluster_parts_{0};    // Their zbud allocations.
+  std::atomic<uint64_t> cluster_heap_{0};     // Their objects' heap bytes.
   LockProfile raw_profile_{"raw fifo"};       // Waits for raw_mu_ (LockWaits).
   Mutex raw_mu_{&raw_profile_};
   std::deque<RawRecord> raw_fifo_ GUARDED_BY(raw_mu_);  // Oldest first.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "store/cluster.h"
 #include "store/overflow_store.h"
 #include "store/page_arena.h"
 #include "store/page_codec.h"
@@ -69,6 +70,8 @@ PageStore::PageStore(const PageStoreOptions& options)
       reclaimer_(ReclaimerOptions(options), &storage_, this),
       decode_pool_(options.decode_threads),
       stager_(options.staging_bytes / kPageSize, options.compress_threads, this),
+      packer_(std::chrono::milliseconds(options.cluster_pages > 1 ? options.pack_interval_ms : 0),
+              this),
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
   capacity_bytes_.store(options.capacity_bytes, std::memory_order_relaxed);
@@ -76,9 +79,12 @@ PageStore::PageStore(const PageStoreOptions& options)
   for (size_t i = 0; i < kFileShards; ++i) file_shards_[i].mu.SetProfile(&shard_profile_);
   reclaimer_.Start();
   stager_.Start();
+  packer_.Start();
 }
 
 PageStore::~PageStore() {
+  closing_.store(true, std::memory_order_relaxed);
+  packer_.Stop();
   stager_.Stop();
   reclaimer_.Stop();
   std::vector<FileId> ids;
@@ -291,6 +297,7 @@ Status PageStore::SwapIn(FileId id, File& f, Batch& b, uint64_t from, uint64_t t
     }
     Apply(f, delta);
   }
+  NoteWrite(f);
   for (uint64_t i = from; i < to; ++i) {
     if (b.touched[i] && b.old[i].present()) storage_.Free(b.old[i]);
   }
@@ -737,14 +744,18 @@ StoreStats PageStore::Stats() const {
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
   s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
   s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
-  s.mem_used_total =
-      (s.pool_pages + storage_.RawPages()) * kPageSize + s.index_bytes + s.metadata_bytes;
+  s.cluster_bytes = storage_.ClusterHeapBytes();
+  s.mem_used_total = (s.pool_pages + storage_.RawPages()) * kPageSize + s.cluster_bytes +
+                     s.index_bytes + s.metadata_bytes;
   s.mem_limit = reclaimer_.mem_limit();
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
   s.written_back_pages = written_back_.load(std::memory_order_relaxed);
   s.faulted_pages = storage_.FaultedPages();
   s.staged_pages = staged_pages_.load(std::memory_order_relaxed);
+  s.clustered_pages = clustered_pages_.load(std::memory_order_relaxed);
+  s.cluster_allocations = storage_.ClusterParts();
+  s.clusters = storage_.Clusters();
   return s;
 }
 
@@ -900,6 +911,10 @@ void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
       compr += sign * static_cast<int64_t>(e.length);
       overflow_stored += sign * static_cast<int64_t>(e.length);
       break;
+    case PageEntry::kCluster:
+      clustered += sign;
+      compr += sign * static_cast<int64_t>(reinterpret_cast<const Cluster*>(e.value)->ComprShare());
+      break;
     default:
       break;
   }
@@ -931,6 +946,7 @@ void PageStore::AddCounters(File& f, const AccountDelta& d) {
   add(huge_pages_, d.huge);
   add(overflow_pages_, d.overflow);
   add(staged_pages_, d.staged);
+  add(clustered_pages_, d.clustered);
 }
 
 void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) {

@@ -43,6 +43,9 @@
 //   -  Stager::mu_            (Mutex)         the queue of staged pages; a leaf. Compressors
 //                                             take a file's index_mu (3) as eviction does
 //                                             (no write_mu), with mu_ released.
+//   -  Packer::mu_            (Mutex)         the packer thread's sleep; a leaf. Packing
+//                                             (page_store_pack.cc) takes a file's index_mu
+//                                             (3) as the compressors do (no write_mu).
 // I/O: the overflow store's pwrite (eviction) runs with no lock held; its pread (a read of an
 // overflowed page) runs under that one file's index_mu in shared mode, or exclusive for
 // promotion's re-check of a slot; readers of other files never need that lock. Freeing an
@@ -100,6 +103,7 @@
 
 #include "store/decode_pool.h"
 #include "store/mutex.h"
+#include "store/packer.h"
 #include "store/page_codec.h"
 #include "store/page_index.h"
 #include "store/page_size.h"
@@ -144,6 +148,12 @@ struct PageStoreOptions {
   // compressed by its writer.
   uint64_t staging_bytes = 0;
   unsigned compress_threads = 0;
+  // Clusters (store/cluster.h): the pages of a file not written for pack_after_ms are
+  // packed cluster_pages at a time (2..16; 0 or 1: off) by a background thread that looks
+  // every pack_interval_ms (0: no thread; Pack and PackAll still work).
+  unsigned cluster_pages = 0;
+  uint64_t pack_after_ms = 30000;
+  uint64_t pack_interval_ms = 0;
 };
 
 // Limits a running store may change (a remount). Fields left empty stay as they are.
@@ -157,22 +167,26 @@ struct StoreLimits {
 
 // The statistics of the contract, all in bytes or pages as named there.
 struct StoreStats {
-  uint64_t orig_data_size = 0;      // 4096 x pages held (holes excluded).
-  uint64_t compr_data_size = 0;     // Compressed payload bytes, in memory and in overflow.
-  uint64_t mem_used_total = 0;      // Pool pages x 4096 + raw pages x 4096 + index_bytes
-                                    // + metadata_bytes.
-  uint64_t index_bytes = 0;         // Heap bytes of the files' page indexes.
-  uint64_t mem_limit = 0;           // The effective mem_limit (0 = unlimited).
-  uint64_t pool_pages = 0;          // Zbud pages in the pool.
-  uint64_t buddied_pages = 0;       // Zbud pages holding two buddies.
-  uint64_t same_pages = 0;          // Pages stored as one repeated 8-byte word.
-  uint64_t huge_pages = 0;          // Pages kept raw.
-  uint64_t overflow_pages = 0;      // Pages whose data is in the overflow directory now.
-  uint64_t overflow_bytes = 0;      // Bytes the overflow files take.
-  uint64_t written_back_pages = 0;  // Pages ever written to the overflow directory.
-  uint64_t faulted_pages = 0;       // Pages ever read back from the overflow directory.
-  uint64_t metadata_bytes = 0;      // Charged by the caller (ChargeMetadata): xattrs, symlinks.
-  uint64_t staged_pages = 0;        // Pages kept as written until a compressor takes them.
+  uint64_t orig_data_size = 0;       // 4096 x pages held (holes excluded).
+  uint64_t compr_data_size = 0;      // Compressed payload bytes, in memory and in overflow.
+  uint64_t mem_used_total = 0;       // Pool pages x 4096 + raw pages x 4096 + index_bytes
+                                     // + metadata_bytes + cluster_bytes.
+  uint64_t index_bytes = 0;          // Heap bytes of the files' page indexes.
+  uint64_t mem_limit = 0;            // The effective mem_limit (0 = unlimited).
+  uint64_t pool_pages = 0;           // Zbud pages in the pool.
+  uint64_t buddied_pages = 0;        // Zbud pages holding two buddies.
+  uint64_t same_pages = 0;           // Pages stored as one repeated 8-byte word.
+  uint64_t huge_pages = 0;           // Pages kept raw.
+  uint64_t overflow_pages = 0;       // Pages whose data is in the overflow directory now.
+  uint64_t overflow_bytes = 0;       // Bytes the overflow files take.
+  uint64_t written_back_pages = 0;   // Pages ever written to the overflow directory.
+  uint64_t faulted_pages = 0;        // Pages ever read back from the overflow directory.
+  uint64_t metadata_bytes = 0;       // Charged by the caller (ChargeMetadata): xattrs, symlinks.
+  uint64_t staged_pages = 0;         // Pages kept as written until a compressor takes them.
+  uint64_t clustered_pages = 0;      // Pages held in clusters (store/cluster.h).
+  uint64_t cluster_allocations = 0;  // Zbud allocations holding clusters' frames.
+  uint64_t clusters = 0;             // Clusters held.
+  uint64_t cluster_bytes = 0;        // Heap bytes of the clusters' objects (in mem_used_total).
 };
 
 // What one file costs: the daemon turns stored_bytes into st_blocks.
@@ -185,7 +199,10 @@ struct FileUsage {
   uint64_t overflow_bytes = 0;  // Of stored_bytes, what is in the overflow directory.
 };
 
-class PageStore final : private PageOwners, private Reclaimer::Host, private Stager::Host {
+class PageStore final : private PageOwners,
+                        private Reclaimer::Host,
+                        private Stager::Host,
+                        private Packer::Host {
  public:
   using FileId = uint64_t;
   // Largest offset + 1 accepted: the kernel's MAX_LFS_FILESIZE, which is what FUSE gives
@@ -234,6 +251,14 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
 
   // Frees every page of the file and forgets it. Unknown files are fine.
   void Remove(FileId file);
+
+  // Packs the file's cold pages into clusters now, whatever their age (zbudfsctl pack, tests):
+  // every aligned group of cluster_pages pages with two or more single compressed pages, or
+  // with a cluster half dead, becomes one cluster if that takes less memory. Returns the
+  // pages packed; 0 with clusters off. Never fails: a group that cannot be packed (no
+  // memory, changed meanwhile) stays as it is.
+  uint64_t Pack(FileId file);
+  uint64_t PackAll();  // Pack of every file.
 
   // Pages held and their cost. Unknown files have zero usage.
   FileUsage Usage(FileId file) const;
@@ -311,6 +336,9 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
     std::atomic<uint64_t> overflow_bytes{0};                // FileUsage::overflow_bytes.
     // index.HeapBytes() as last charged to index_bytes_.
     size_t index_bytes GUARDED_BY(index_mu) = 0;
+    // Packing (store/page_store_pack.cc): pages published since the last pack, and when.
+    std::atomic<bool> pack_due{false};
+    std::atomic<int64_t> last_write_ms{0};
   };
   struct Batch;
   struct Promotion;
@@ -328,7 +356,8 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   // overwrite of a page by one of the same kind) costs at most one atomic add per counter.
   struct AccountDelta {
     int64_t stored = 0, same = 0, compr = 0, huge = 0, overflow = 0, staged = 0;
-    int64_t overflow_stored = 0;                 // Of stored: the overflow entries' bytes.
+    int64_t overflow_stored = 0;  // Of stored: the overflow entries' bytes.
+    int64_t clustered = 0;
     void Add(const PageEntry& e, int64_t sign);  // +/- one entry.
   };
 
@@ -396,6 +425,14 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   // Compresses the page r names; false if it is no longer that staged page.
   bool CompressAndSwap(File& f, const Stager::Record& r) EXCLUDES(f.index_mu);
 
+  // Clusters (page_store_pack.cc).
+  uint64_t PackFile(FileId id, File& f);
+  uint64_t PackGroup(FileId id, File& f, uint64_t first);  // Pages packed (0: left alone).
+  void PackCold() override;                                // Packer::Host.
+  Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
+                      ZbudPool::Handle handle) override;  // PageOwners.
+  void NoteWrite(File& f);                                // Pages published: due to pack.
+
   // Accounting.
   // Adds d to the counters and charges the index's change in size.
   void Apply(File& f, const AccountDelta& d) REQUIRES(f.index_mu);
@@ -418,7 +455,10 @@ class PageStore final : private PageOwners, private Reclaimer::Host, private Sta
   Reclaimer reclaimer_;     // Watermarks, the reclaim thread, writers' wait for room.
   DecodePool decode_pool_;  // Idle helpers for the parts of large reads.
   Stager stager_;           // The staging budget and the background compressors.
-  std::atomic<uint64_t> staged_pages_{0};  // Staged pages in indexes (staged_pages).
+  Packer packer_;           // Packs cold pages into clusters in the background.
+  std::atomic<uint64_t> staged_pages_{0};     // Staged pages in indexes (staged_pages).
+  std::atomic<uint64_t> clustered_pages_{0};  // Entries naming clusters (clustered_pages).
+  std::atomic<bool> closing_{false};          // The destructor runs: packing stops.
 
   // Waits for the locks of each class below (LockWaits); before the locks, which use them.
   LockProfile shard_profile_{"file shards"};     // FileShard::mu.

@@ -371,6 +371,33 @@ TEST(StagingOptionTest, AtMostHalfOfMemLimit) {
             "mem_limit (8388608 bytes)");
 }
 
+// ---- cluster= and pack_after= ------------------------------------------------------------------
+
+TEST(ClusterOptionTest, DefaultsAndGoodValues) {
+  EXPECT_EQ(ParseOk("size=1M").cluster, 16 * 1024u);
+  EXPECT_EQ(ParseOk("size=1M").pack_after, 30u);
+  EXPECT_EQ(ParseOk("cluster=64K").cluster, 64 * 1024u);
+  EXPECT_EQ(ParseOk("cluster=0").cluster, 0u);
+  EXPECT_EQ(ParseOk("pack_after=0").pack_after, 0u);
+  EXPECT_EQ(ParseError("pack_after=-1"),
+            "invalid value for option pack_after: '-1' (expected an integer from 0 to 86400)");
+  EXPECT_THAT(ParseError("cluster=128K"), HasSubstr("invalid size for option cluster"));
+}
+
+TEST(ClusterOptionTest, PowerOfTwoFrom8K) {
+  for (const char* bad : {"cluster=4K", "cluster=12K", "cluster=5000"}) {
+    std::string error;
+    Parsed p = Parse({"-o", bad, "/mnt"});
+    ASSERT_TRUE(p.ok) << p.error;
+    EXPECT_FALSE(ValidateOptions(p.opts, &error)) << bad;
+    EXPECT_THAT(error, HasSubstr("expected 8K, 16K, 32K or 64K, or 0 for off")) << bad;
+  }
+  std::string error;
+  Parsed p = Parse({"-o", "cluster=32K", "/mnt"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_TRUE(ValidateOptions(p.opts, &error)) << error;
+}
+
 // ---- overflow_limit= and overflow_dir= ---------------------------------------------------------
 
 TEST(OverflowOptionTest, Good) {
@@ -571,7 +598,7 @@ TEST(HelpTextTest, OptionTextStartsInColumn27) {
       EXPECT_EQ(line.substr(0, 27), std::string(27, ' ')) << line;  // A continuation.
     }
   }
-  EXPECT_EQ(options, 16);  // -f, -d, -s, -h, -V and the eleven -o options.
+  EXPECT_EQ(options, 18);  // -f, -d, -s, -h, -V and the thirteen -o options.
 }
 
 }  // namespace

@@ -96,6 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.background_reclaim = false;
   o.staging_bytes = 8 * 4096;  // Staged pages race the operations: a compressor thread.
   o.compress_threads = 1;
+  o.cluster_pages = 4;  // Pack (op 7) makes clusters; reclaim unpacks them.
   PageStore store(o);
   std::vector<uint8_t> model[kFiles];
   std::vector<uint8_t> buf, got;
@@ -150,9 +151,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         store.Remove(f);
         m.clear();
         break;
-      case 7:                                                        // Reclaim everything it can.
-        (void)store.ReclaimTo(in.Take(1) % 2 == 0 ? 0 : 16 * 4096);  // May fail: nothing to take.
+      case 7: {  // Reclaim everything it can (may fail: nothing to take), or pack the file.
+        const uint64_t how = in.Take(1) % 3;
+        if (how == 2) {
+          (void)store.Pack(f);
+        } else {
+          (void)store.ReclaimTo(how == 0 ? 0 : 16 * 4096);
+        }
         break;
+      }
       default: {  // One far page, to keep the index sparse.
         buf.assign(4096, 7);
         const uint64_t far = (uint64_t{1} << 40) + off;
@@ -172,7 +179,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   store.WaitForStaging();  // A compressor may still hold a page it could not swap in.
   const zbudfs::StoreStats s = store.Stats();
   Check(s.orig_data_size == 0 && s.mem_used_total == 0 && s.overflow_pages == 0 &&
-            s.overflow_bytes == 0 && s.compr_data_size == 0,
+            s.clusters == 0 && s.clustered_pages == 0 && s.overflow_bytes == 0 &&
+            s.compr_data_size == 0,
         "the store holds something after every file was removed");
   return 0;
 }

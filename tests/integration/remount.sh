@@ -39,6 +39,8 @@ remount zstd_fast=x && fail "zstd_fast=x accepted"
 grep -q "or off" "$WORK/remount.err" || fail "zstd_fast message does not mention off: $(cat "$WORK/remount.err")"
 remount staging=1M && fail "staging=1M accepted"
 grep -q "cannot change on a mounted zbudfs" "$WORK/remount.err" || fail "$(cat "$WORK/remount.err")"
+remount cluster=64K && fail "cluster=64K accepted"
+grep -q "cannot change on a mounted zbudfs" "$WORK/remount.err" || fail "$(cat "$WORK/remount.err")"
 remount nr_inodes=1 && fail "nr_inodes=1 accepted with 2 inodes in use"
 grep -q "below the inodes in use" "$WORK/remount.err" || fail "$(cat "$WORK/remount.err")"
 

@@ -1,0 +1,256 @@
+// Clusters (store/cluster.h): cold pages packed several to a zstd frame read back exactly,
+// hold more pages per pool page than single pages can, and stay exact through overwrites,
+// truncates, punches, removal, reclaim (unpacked into overflow pages) and concurrent
+// packing, all with memory accounted as the formula says.
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "tests/store/page_store_test_util.h"
+
+namespace zbudfs {
+namespace {
+
+using namespace store_test;  // NOLINT(build/namespaces): the shared test helpers.
+
+PageStoreOptions Clustered(PageArena* arena, unsigned pages = 4) {
+  PageStoreOptions o = WithArena(arena);
+  o.cluster_pages = pages;
+  return o;
+}
+
+// Pages of real text packed four at a time: every byte reads back, every page counts as
+// clustered, and memory falls below what zbud's two-per-page rule allows.
+TEST(PageStoreClusterTest, PackedPagesReadBackInLessMemory) {
+  const Bytes data = TextBytes(256 * kPage, 777);
+  TestArena arena;
+  PageStore store(Clustered(&arena));
+  WriteOk(store, 1, 0, data);
+  const StoreStats before = store.Stats();
+  EXPECT_EQ(store.Pack(1), 256u);
+  const StoreStats after = store.Stats();
+  EXPECT_EQ(after.clustered_pages, 256u);
+  EXPECT_EQ(after.clusters, 64u);
+  EXPECT_GE(after.cluster_allocations, after.clusters);
+  EXPECT_EQ(after.orig_data_size, before.orig_data_size);
+  ExpectMemFormula(after);
+  // Text compresses 3-4x: single pages hit zbud's cap of 2, clusters pass it.
+  EXPECT_GT(static_cast<double>(before.pool_pages), 256 / 2.05);
+  EXPECT_LT(after.mem_used_total * 5, before.mem_used_total * 4)
+      << "before " << before.mem_used_total << " after " << after.mem_used_total;
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, data.size()), data));
+  EXPECT_EQ(store.Usage(1).pages, 256u);
+  EXPECT_LT(store.Usage(1).stored_bytes, before.pool_pages * kPage);
+  EXPECT_EQ(arena.PagesInUse(), after.pool_pages);
+  EXPECT_EQ(store.Pack(1), 0u);  // Nothing left to pack.
+}
+
+// Incompressible, same-filled and zero pages are never clustered; off means off.
+TEST(PageStoreClusterTest, OnlySingleCompressedPagesArePacked) {
+  TestArena arena;
+  std::mt19937_64 rng(3);
+  PageStore store(Clustered(&arena));
+  WriteOk(store, 1, 0, RandomBytes(8 * kPage, rng));
+  WriteOk(store, 2, 0, WordBytes(8 * kPage, 0x4242424242424242));
+  ASSERT_TRUE(store.Allocate(3, 0, uint64_t{1} << 40).ok());  // 2^28 zero pages: skipped whole.
+  EXPECT_EQ(store.PackAll(), 0u);
+  EXPECT_EQ(store.Stats().clustered_pages, 0u);
+  TestArena arena2;
+  PageStore off(WithArena(&arena2));
+  WriteOk(off, 1, 0, TextBytes(16 * kPage));
+  EXPECT_EQ(off.Pack(1), 0u);
+}
+
+// Overwriting a clustered page stores it alone; its neighbours still read from the cluster,
+// and the cluster goes when its last page does.
+TEST(PageStoreClusterTest, OverwriteInsideAClusterKeepsItsNeighbours) {
+  Bytes model = TextBytes(16 * kPage, 99);
+  TestArena arena;
+  PageStore store(Clustered(&arena));
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 16u);
+  const Bytes fresh = TextBytes(kPage, 5000);
+  WriteOk(store, 1, 1 * kPage, fresh);
+  std::copy(fresh.begin(), fresh.end(), model.begin() + kPage);
+  const Bytes part = TextBytes(100, 9000);  // A partial page: read, merged, rewritten.
+  WriteOk(store, 1, 6 * kPage + 10, part);
+  std::copy(part.begin(), part.end(), model.begin() + 6 * kPage + 10);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.clustered_pages, 14u);
+  EXPECT_EQ(s.clusters, 4u);
+  for (uint64_t p : {0, 2, 3}) WriteOk(store, 1, p * kPage, fresh);
+  for (uint64_t p : {0, 2, 3}) std::copy(fresh.begin(), fresh.end(), model.begin() + p * kPage);
+  s = store.Stats();
+  EXPECT_EQ(s.clusters, 3u);  // The first group's cluster had no page left.
+  EXPECT_EQ(s.clustered_pages, 11u);
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+}
+
+// A cluster with half its pages overwritten is packed again with its group's new pages.
+TEST(PageStoreClusterTest, HalfDeadClusterIsRepacked) {
+  Bytes model = TextBytes(4 * kPage, 1234);
+  TestArena arena;
+  PageStore store(Clustered(&arena));
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 4u);
+  const Bytes fresh = TextBytes(2 * kPage, 4321);
+  WriteOk(store, 1, kPage, fresh);
+  std::copy(fresh.begin(), fresh.end(), model.begin() + kPage);
+  EXPECT_EQ(store.Stats().clustered_pages, 2u);
+  EXPECT_EQ(store.Pack(1), 4u);  // Two live pages of the old cluster and two new ones.
+  const StoreStats s = store.Stats();
+  EXPECT_EQ(s.clusters, 1u);
+  EXPECT_EQ(s.clustered_pages, 4u);
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+}
+
+// Truncates and punches through clusters: the bytes are the model's, and removing the file
+// gives every page back.
+TEST(PageStoreClusterTest, TruncatePunchAndRemoveThroughClusters) {
+  Bytes model = TextBytes(64 * kPage, 4242);
+  TestArena arena;
+  PageStore store(Clustered(&arena, 8));
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 64u);
+  ASSERT_TRUE(store.PunchHole(1, 3 * kPage + 100, 10 * kPage).ok());
+  std::fill(model.begin() + 3 * kPage + 100, model.begin() + 13 * kPage + 100, 0);
+  ASSERT_TRUE(store.Truncate(1, 40 * kPage + 7).ok());
+  model.resize(40 * kPage + 7);
+  ASSERT_TRUE(store.ZeroRange(1, 20 * kPage, 3 * kPage + 5).ok());
+  std::fill(model.begin() + 20 * kPage, model.begin() + 23 * kPage + 5, 0);
+  Bytes got = ReadBytes(store, 1, 0, 41 * kPage);
+  model.resize(41 * kPage);  // Past the truncation: zeros.
+  EXPECT_TRUE(SameBytes(got, model));
+  ExpectMemFormula(store.Stats());
+  store.Remove(1);
+  ExpectEmpty(store.Stats());
+  EXPECT_EQ(store.Stats().clusters, 0u);
+  EXPECT_EQ(store.Stats().cluster_bytes, 0u);
+  EXPECT_TRUE(arena.live().empty());
+}
+
+// Reclaim that picks a cluster's allocation unpacks it: its live pages go to the overflow
+// directory as single pages, memory meets the target, and everything reads back.
+TEST(PageStoreClusterTest, ReclaimUnpacksClustersIntoOverflowPages) {
+  test::TempDir dir;
+  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
+  ASSERT_TRUE(ov.ok());
+  PageStoreOptions o;
+  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+  o.mem_limit = 64 << 20;
+  o.background_reclaim = false;
+  o.cluster_pages = 4;
+  PageStore store(o);
+  Bytes model = TextBytes(512 * kPage, 31);
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 512u);
+  const Bytes fresh = TextBytes(kPage, 777);
+  WriteOk(store, 1, 5 * kPage, fresh);  // A dead slot in one cluster.
+  std::copy(fresh.begin(), fresh.end(), model.begin() + 5 * kPage);
+  ASSERT_TRUE(store.ReclaimTo(store.Stats().mem_used_total / 3).ok());
+  const StoreStats s = store.Stats();
+  EXPECT_GT(s.overflow_pages, 100u);
+  EXPECT_LT(s.clustered_pages, 511u);
+  EXPECT_EQ(s.orig_data_size, 512 * kPage);
+  EXPECT_LE(s.mem_used_total, store.Stats().mem_used_total);
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+  (void)store.ReclaimTo(0);  // ENOSPC in the end: the index stays.
+  EXPECT_EQ(store.Stats().clustered_pages, 0u);
+  EXPECT_EQ(store.Stats().clusters, 0u);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+  store.Remove(1);
+  ExpectEmpty(store.Stats());
+}
+
+// The background packer packs a file once it has not been written for pack_after_ms.
+TEST(PageStoreClusterTest, BackgroundPackerPacksColdFiles) {
+  TestArena arena;
+  PageStoreOptions o = Clustered(&arena);
+  o.pack_after_ms = 50;
+  o.pack_interval_ms = 10;
+  PageStore store(o);
+  const Bytes data = TextBytes(64 * kPage, 5);
+  WriteOk(store, 1, 0, data);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.Stats().clustered_pages < 64 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(store.Stats().clustered_pages, 64u);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, data.size()), data));
+}
+
+// Writers, readers, truncates, removes, packing and reclaim all at once (run under TSan by
+// the test command): every file ends as its model says, and memory is accounted exactly.
+TEST(PageStoreClusterTest, ConcurrentPackingWritesReadsAndReclaim) {
+  test::TempDir dir;
+  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
+  ASSERT_TRUE(ov.ok());
+  PageStoreOptions o;
+  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+  o.mem_limit = 1 << 20;  // 256 pages: reclaim runs all the time.
+  o.cluster_pages = 4;
+  o.zbud_pools = 2;
+  PageStore store(o);
+  constexpr int kFiles = 4;
+  constexpr uint64_t kPages = 64;
+  std::vector<Bytes> model(kFiles, Bytes(kPages * kPage, 0));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> bad_reads{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kFiles; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937_64 rng(100 + w);
+      for (int i = 0; i < 600; ++i) {
+        const uint64_t page = rng() % kPages;
+        const uint64_t n = 1 + rng() % 8;
+        const uint64_t end = std::min(kPages, page + n);
+        const Bytes data = TextBytes((end - page) * kPage, rng() % 100000);
+        if (!store.Write(w, page * kPage, data.data(), data.size()).ok()) continue;
+        std::copy(data.begin(), data.end(), model[w].begin() + page * kPage);
+        if (i % 97 == 0) {
+          ASSERT_TRUE(store.PunchHole(w, page * kPage, kPage).ok());
+          std::fill_n(model[w].begin() + page * kPage, kPage, 0);
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop.load()) (void)store.PackAll();
+  });
+  threads.emplace_back([&] {
+    Bytes buf(kPages * kPage);
+    while (!stop.load()) {
+      for (int f = 0; f < kFiles; ++f) {
+        if (!store.Read(f, 0, buf.data(), buf.size()).ok()) bad_reads.fetch_add(1);
+      }
+    }
+  });
+  threads.emplace_back([&] {  // A file created, packed and removed over and over.
+    const Bytes data = TextBytes(32 * kPage, 7);
+    while (!stop.load()) {
+      (void)store.Write(99, 0, data.data(), data.size());
+      (void)store.Pack(99);
+      store.Remove(99);
+    }
+  });
+  for (int w = 0; w < kFiles; ++w) threads[w].join();
+  stop.store(true);
+  for (size_t i = kFiles; i < threads.size(); ++i) threads[i].join();
+  EXPECT_EQ(bad_reads.load(), 0u);
+  (void)store.PackAll();
+  for (int f = 0; f < kFiles; ++f) {
+    EXPECT_TRUE(SameBytes(ReadBytes(store, f, 0, kPages * kPage), model[f])) << "file " << f;
+  }
+  ExpectMemFormula(store.Stats());
+  for (int f = 0; f < kFiles; ++f) store.Remove(f);
+  store.Remove(99);
+  ExpectEmpty(store.Stats());
+  EXPECT_EQ(store.Stats().clusters, 0u);
+}
+
+}  // namespace
+}  // namespace zbudfs
