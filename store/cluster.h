@@ -21,7 +21,7 @@
 // (PageStore::EvictCluster). Nothing in a cluster changes after it is made except refs,
 // so readers need only their file's index_mu (shared) to decode one.
 //
-// Memory: the object (kHeaderBytes + 8 bytes a part, as malloc rounds it) is counted in
+// Memory: the object (24 bytes + 8 a part, as malloc rounds it, HeapBytes) is counted in
 // mem_used_total beside the parts' pool pages (PageStorage::ClusterHeapBytes).
 //
 // Locking: none of its own. refs is atomic (entries are freed after their file's index_mu

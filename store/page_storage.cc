@@ -294,7 +294,9 @@ StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, cons
       return Status::Error(ENOSPC, h.status().message());
     }
     c->handles()[i] = *h;
-    c->stored_bytes += static_cast<uint32_t>(ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n));
+    // A full part leaves no room for a buddy: it takes the whole page.
+    c->stored_bytes += static_cast<uint32_t>(
+        n == Cluster::kMaxPartPayload ? kPageSize : ZbudPool::AllocatedBytes(sizeof(OwnerTag) + n));
     auto* dst = static_cast<uint8_t*>(pool.Map(*h));
     StoreTag(dst, OwnerTag{file, first | Cluster::kTagBit});
     std::memcpy(dst + sizeof(OwnerTag), frame + i * Cluster::kMaxPartPayload, n);

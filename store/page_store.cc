@@ -75,6 +75,7 @@ PageStore::PageStore(const PageStoreOptions& options)
       write_stripes_(std::make_unique<WriteStripe[]>(kWriteStripes)),
       file_shards_(std::make_unique<FileShard[]>(kFileShards)) {
   capacity_bytes_.store(options.capacity_bytes, std::memory_order_relaxed);
+  options_.cluster_pages = std::min(options_.cluster_pages, Cluster::kMaxPages);
   for (size_t i = 0; i < kWriteStripes; ++i) write_stripes_[i].mu.SetProfile(&stripe_profile_);
   for (size_t i = 0; i < kFileShards; ++i) file_shards_[i].mu.SetProfile(&shard_profile_);
   reclaimer_.Start();
@@ -198,6 +199,13 @@ uint64_t PageStore::ReplacedMemory(File& f, uint64_t page, Limit limit) {
   ReaderLock lock(&f.index_mu);
   const PageEntry* e = f.index.Find(page);
   if (e == nullptr || e->kind == PageEntry::kOverflow) return 0;
+  // A cluster's memory goes only with its last page; a slot's share alone frees nothing.
+  if (e->kind == PageEntry::kCluster) {
+    const auto* c = reinterpret_cast<const Cluster*>(e->value);
+    return c->refs.load(std::memory_order_relaxed) == 1
+               ? c->stored_bytes + Cluster::HeapBytes(c->parts)
+               : 0;
+  }
   // Its zbud header is needed again when it is freed, after compression: load it now.
   if (e->kind == PageEntry::kZbud) ZbudPool::Prefetch(e->value);
   return PageStorage::EntryCost(*e);
@@ -877,6 +885,7 @@ bool PageStore::CompressAndSwap(File& f, const Stager::Record& r) {
       fresh.flags = static_cast<uint8_t>(old.flags & ~PageEntry::kFlagStaged);
       *e = fresh;
       AccountSwap(f, old, fresh);
+      NoteWrite(f);  // Packable now: a pack that ran while it was staged skipped it.
     }
   }
   if (!old.present()) {

@@ -428,7 +428,14 @@ class PageStore final : private PageOwners,
   // Clusters (page_store_pack.cc).
   uint64_t PackFile(FileId id, File& f);
   uint64_t PackGroup(FileId id, File& f, uint64_t first);  // Pages packed (0: left alone).
-  void PackCold() override;                                // Packer::Host.
+  struct PackBuffers;                                      // One group's pages and payloads.
+  unsigned CollectCandidates(File& f, uint64_t first, PackBuffers& buf, uint64_t* old_cost)
+      EXCLUDES(f.index_mu);
+  bool SwapCandidates(File& f, const PackBuffers& buf, unsigned k, const PageEntry* fresh)
+      EXCLUDES(f.index_mu);
+  uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf) EXCLUDES(f.index_mu);
+  bool RoomForPacking(unsigned pages);
+  void PackCold() override;  // Packer::Host.
   Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                       ZbudPool::Handle handle) override;  // PageOwners.
   void NoteWrite(File& f);                                // Pages published: due to pack.

@@ -36,17 +36,18 @@ struct Candidate {
   uint32_t length;      // entry is a zbud page: its payload bytes, kept in payload.
 };
 
-// Per-thread buffers of one group: its pages decoded, the zbud payloads copied, the frame.
-struct PackBuffers {
+// Those of a cluster being unpacked for reclaim, apart: PackGroup may reclaim (and so
+// unpack another cluster) on its own thread while its group is in PackBuffers (68 KiB).
+struct UnpackBuffers {
   uint8_t pages[Cluster::kMaxPages * kPageSize];
-  uint8_t payloads[Cluster::kMaxPages][kPageSize];
-  uint8_t frame[Cluster::kMaxPages * kPageSize];
+  uint8_t payload[kPageSize];
   Candidate candidates[Cluster::kMaxPages];
 };
 
-PackBuffers& Buffers() {
-  thread_local std::unique_ptr<PackBuffers> b;  // 192 KiB, made on a thread's first pack.
-  if (!b) b = std::make_unique<PackBuffers>();
+template <typename T>
+T& ThreadBuffers() {
+  thread_local std::unique_ptr<T> b;
+  if (!b) b = std::make_unique<T>();
   return *b;
 }
 
@@ -63,6 +64,15 @@ const Cluster* ClusterOf(const PageEntry& e) { return reinterpret_cast<const Clu
 bool HalfDead(const Cluster& c) { return 2 * c.refs.load(std::memory_order_relaxed) <= c.pages; }
 
 }  // namespace
+
+// Per-thread buffers of one group being packed: its pages decoded, the zbud payloads
+// copied, the frame (192 KiB, made on a thread's first pack).
+struct PageStore::PackBuffers {
+  uint8_t pages[Cluster::kMaxPages * kPageSize];
+  uint8_t payloads[Cluster::kMaxPages][kPageSize];
+  uint8_t frame[Cluster::kMaxPages * kPageSize];
+  Candidate candidates[Cluster::kMaxPages];
+};
 
 void PageStore::NoteWrite(File& f) {
   if (options_.cluster_pages < 2) return;
@@ -126,33 +136,76 @@ uint64_t PageStore::PackFile(FileId id, File& f) {
   }
 }
 
-uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first) {
-  PackBuffers& buf = Buffers();
-  Candidate* cand = buf.candidates;
+// Copies the group's candidates out under the shared lock: single zbud pages (payloads kept
+// for the swap's check) and the pages of clusters half dead (decoded). Returns how many,
+// with *old_cost what they take in zbud.
+unsigned PageStore::CollectCandidates(File& f, uint64_t first, PackBuffers& buf,
+                                      uint64_t* old_cost) {
   unsigned k = 0;
-  uint64_t old_cost = 0;
-  {
-    ReaderLock lock(&f.index_mu);
-    for (uint64_t p = first; p < first + options_.cluster_pages; ++p) {
-      const PageEntry* e = f.index.Find(p);
-      if (e == nullptr) continue;
-      if (e->kind == PageEntry::kZbud) {
-        cand[k] = Candidate{p, *e, 0, storage_.CopyPayload(*e, buf.payloads[k])};
-      } else if (e->kind == PageEntry::kCluster && HalfDead(*ClusterOf(*e))) {
-        if (!storage_.Load(*e, buf.pages + k * kPageSize).ok()) return 0;
-        cand[k] = Candidate{p, *e, ClusterOf(*e)->id, 0};
-      } else {
-        continue;
-      }
-      old_cost +=
-          e->kind == PageEntry::kZbud ? ZbudCost(16 + e->length) : PageStorage::EntryCost(*e);
-      ++k;
+  *old_cost = 0;
+  ReaderLock lock(&f.index_mu);
+  for (uint64_t p = first; p < first + options_.cluster_pages; ++p) {
+    const PageEntry* e = f.index.Find(p);
+    if (e == nullptr) continue;
+    Candidate& c = buf.candidates[k];
+    if (e->kind == PageEntry::kZbud) {
+      c = Candidate{p, *e, 0, storage_.CopyPayload(*e, buf.payloads[k])};
+      *old_cost += ZbudCost(16 + e->length);
+    } else if (e->kind == PageEntry::kCluster && HalfDead(*ClusterOf(*e))) {
+      if (!storage_.Load(*e, buf.pages + k * kPageSize).ok()) return 0;
+      c = Candidate{p, *e, ClusterOf(*e)->id, 0};
+      *old_cost += PageStorage::EntryCost(*e);
+    } else {
+      continue;
     }
+    ++k;
   }
-  if (k < 2) return 0;  // A lone page gains nothing (a lone page of a cluster: later).
+  return k;
+}
+
+// Swaps the k candidates' entries for fresh[0, k) under the exclusive lock if none of them
+// changed since CollectCandidates, and frees what they held; false (nothing done) otherwise.
+bool PageStore::SwapCandidates(File& f, const PackBuffers& buf, unsigned k,
+                               const PageEntry* fresh) {
+  PageEntry old[Cluster::kMaxPages];
+  {
+    WriterLock lock(&f.index_mu);
+    for (unsigned i = 0; i < k; ++i) {
+      const Candidate& c = buf.candidates[i];
+      const PageEntry* e = f.index.Find(c.page);
+      const bool same = e != nullptr && e->kind == c.entry.kind && e->value == c.entry.value &&
+                        (e->kind == PageEntry::kZbud
+                             ? e->stamp == c.entry.stamp && e->length == c.length &&
+                                   storage_.StillHoldsPayload(*e, buf.payloads[i], c.length)
+                             : ClusterOf(*e)->id == c.cluster_id && e->length == c.entry.length);
+      if (!same) return false;
+    }
+    AccountDelta delta;
+    for (unsigned i = 0; i < k; ++i) {
+      PageEntry* e = f.index.FindMutable(buf.candidates[i].page);
+      old[i] = *e;
+      *e = fresh[i];
+      delta.Add(old[i], -1);
+      delta.Add(*e, +1);
+    }
+    Apply(f, delta);
+  }
+  for (unsigned i = 0; i < k; ++i) storage_.Free(old[i]);
+  return true;
+}
+
+uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first) {
+  PackBuffers& buf = ThreadBuffers<PackBuffers>();
+  uint64_t old_cost;
+  const unsigned k = CollectCandidates(f, first, buf, &old_cost);
+  if (k == 1 && buf.candidates[0].entry.kind == PageEntry::kCluster) {
+    return UnpackLastPage(id, f, buf);
+  }
+  if (k < 2) return 0;  // A lone single page gains nothing.
   for (unsigned i = 0; i < k; ++i) {
-    if (cand[i].entry.kind != PageEntry::kZbud) continue;
-    if (!PageCodec::Decompress(buf.payloads[i], cand[i].length, buf.pages + i * kPageSize).ok())
+    const Candidate& c = buf.candidates[i];
+    if (c.entry.kind != PageEntry::kZbud) continue;
+    if (!PageCodec::Decompress(buf.payloads[i], c.length, buf.pages + i * kPageSize).ok())
       return 0;  // Corrupt: left for its reader to report.
   }
   const size_t len = PageCodec::CompressRun(buf.pages, k * kPageSize, storage_.zstd_level(),
@@ -163,48 +216,50 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first) {
   const uint64_t cost = (parts - 1) * kPageSize +
                         ZbudCost(16 + len - (parts - 1) * Cluster::kMaxPartPayload) +
                         Cluster::HeapBytes(parts);
-  if (cost >= old_cost) return 0;
-  const uint64_t limit = reclaimer_.mem_limit();
-  if (limit != 0 && MemUsed() + parts * kPageSize > limit &&
-      (parts * kPageSize >= limit || !ReclaimTo(limit - parts * kPageSize).ok())) {
-    return 0;  // No room for the new parts before the old pages go.
-  }
+  if (cost >= old_cost || !RoomForPacking(parts)) return 0;
   StatusOr<Cluster*> made = storage_.StoreCluster(id, first, buf.frame, len, k);
   if (!made.ok()) return 0;
   Cluster* c = *made;
-  PageEntry old[Cluster::kMaxPages];
-  {
-    WriterLock lock(&f.index_mu);
-    for (unsigned i = 0; i < k; ++i) {
-      const PageEntry* e = f.index.Find(cand[i].page);
-      const bool same =
-          e != nullptr && e->kind == cand[i].entry.kind && e->value == cand[i].entry.value &&
-          (e->kind == PageEntry::kZbud
-               ? e->stamp == cand[i].entry.stamp && e->length == cand[i].length &&
-                     storage_.StillHoldsPayload(*e, buf.payloads[i], cand[i].length)
-               : ClusterOf(*e)->id == cand[i].cluster_id && e->length == cand[i].entry.length);
-      if (!same) {
-        lock.Unlock();
-        storage_.DropCluster(c);
-        return 0;
-      }
-    }
-    c->refs.store(k, std::memory_order_relaxed);
-    AccountDelta delta;
-    for (unsigned i = 0; i < k; ++i) {
-      PageEntry* e = f.index.FindMutable(cand[i].page);
-      old[i] = *e;
-      *e = PageEntry();
-      e->kind = PageEntry::kCluster;
-      e->value = reinterpret_cast<uint64_t>(c);
-      e->length = i;
-      delta.Add(old[i], -1);
-      delta.Add(*e, +1);
-    }
-    Apply(f, delta);
+  c->refs.store(k, std::memory_order_relaxed);  // Published by the swap's lock, if it swaps.
+  PageEntry fresh[Cluster::kMaxPages];
+  for (unsigned i = 0; i < k; ++i) {
+    fresh[i].kind = PageEntry::kCluster;
+    fresh[i].value = reinterpret_cast<uint64_t>(c);
+    fresh[i].length = i;
   }
-  for (unsigned i = 0; i < k; ++i) storage_.Free(old[i]);
-  return k;
+  if (SwapCandidates(f, buf, k, fresh)) return k;
+  storage_.DropCluster(c);
+  return 0;
+}
+
+// The last live page of a cluster keeps all of it: it is stored alone instead.
+uint64_t PageStore::UnpackLastPage(FileId id, File& f, PackBuffers& buf) {
+  const Candidate& c = buf.candidates[0];
+  if (!RoomForPacking(1)) return 0;
+  PageCodec::Streak streak;
+  size_t n = storage_.Compress(buf.pages, &streak, buf.payloads[0]);
+  PageEntry fresh;
+  if (!storage_
+           .Store(id, c.page, n == 0 ? buf.pages : buf.payloads[0],
+                  n == 0 ? PageStorage::kRawLength : n, &fresh)
+           .ok()) {
+    return 0;
+  }
+  if (SwapCandidates(f, buf, 1, &fresh)) {
+    storage_.RecordRawPage(id, c.page, fresh);
+    return 1;
+  }
+  storage_.Free(fresh);
+  return 0;
+}
+
+// Whether mem_limit has room for `pages` new pool pages before the old storage goes (after
+// pushing pages out to make it, if need be). Packing never passes mem_limit.
+bool PageStore::RoomForPacking(unsigned pages) {
+  const uint64_t limit = reclaimer_.mem_limit();
+  const uint64_t need = uint64_t{pages} * kPageSize;
+  if (limit == 0 || MemUsed() + need <= limit) return true;
+  return need < limit && ReclaimTo(limit - need).ok();
 }
 
 // Reclaim chose a part of a cluster: its live pages go to the overflow store one by one,
@@ -216,7 +271,7 @@ Status PageStore::EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                                ZbudPool::Handle handle) {
   std::shared_ptr<File> f = FindFile(file);
   if (!f) return Status::OK();
-  PackBuffers& buf = Buffers();
+  UnpackBuffers& buf = ThreadBuffers<UnpackBuffers>();
   Candidate* cand = buf.candidates;
   unsigned k = 0;
   const Cluster* c = nullptr;
@@ -231,15 +286,16 @@ Status PageStore::EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
     }
     if (c == nullptr) return Status::OK();  // Freed, or not yet published.
     id = c->id;
-    Status st = storage_.DecodeCluster(*c, buf.pages);
-    if (!st.ok()) return st;
+    // A corrupt frame (reported) stays where it is, for its readers to get EIO: reclaim
+    // takes other pages rather than fail writers for it.
+    if (!storage_.DecodeCluster(*c, buf.pages).ok()) return Status::OK();
   }
   PageCodec::Streak streak;
   PageEntry to[Cluster::kMaxPages];
   for (unsigned i = 0; i < k; ++i) {
     const uint8_t* data = buf.pages + cand[i].entry.length * kPageSize;
-    size_t n = storage_.Compress(data, &streak, buf.payloads[i]);
-    const uint8_t* payload = n == 0 ? data : buf.payloads[i];
+    size_t n = storage_.Compress(data, &streak, buf.payload);
+    const uint8_t* payload = n == 0 ? data : buf.payload;
     if (n == 0) n = kPageSize;
     StatusOr<uint64_t> loc = storage_.WriteOverflow(payload, static_cast<uint32_t>(n));
     if (!loc.ok()) {

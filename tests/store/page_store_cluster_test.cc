@@ -150,12 +150,13 @@ TEST(PageStoreClusterTest, ReclaimUnpacksClustersIntoOverflowPages) {
   const Bytes fresh = TextBytes(kPage, 777);
   WriteOk(store, 1, 5 * kPage, fresh);  // A dead slot in one cluster.
   std::copy(fresh.begin(), fresh.end(), model.begin() + 5 * kPage);
-  ASSERT_TRUE(store.ReclaimTo(store.Stats().mem_used_total / 3).ok());
+  const uint64_t target = store.Stats().mem_used_total / 3;
+  ASSERT_TRUE(store.ReclaimTo(target).ok());
   const StoreStats s = store.Stats();
   EXPECT_GT(s.overflow_pages, 100u);
   EXPECT_LT(s.clustered_pages, 511u);
   EXPECT_EQ(s.orig_data_size, 512 * kPage);
-  EXPECT_LE(s.mem_used_total, store.Stats().mem_used_total);
+  EXPECT_LE(s.mem_used_total, target);
   ExpectMemFormula(s);
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
   (void)store.ReclaimTo(0);  // ENOSPC in the end: the index stays.
@@ -164,6 +165,96 @@ TEST(PageStoreClusterTest, ReclaimUnpacksClustersIntoOverflowPages) {
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
   store.Remove(1);
   ExpectEmpty(store.Stats());
+}
+
+// A cluster's last live page is stored alone: the cluster no longer pins its memory.
+TEST(PageStoreClusterTest, LastLivePageOfAClusterIsStoredAlone) {
+  Bytes model = TextBytes(4 * kPage, 2468);
+  TestArena arena;
+  PageStore store(Clustered(&arena));
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 4u);
+  ASSERT_TRUE(store.PunchHole(1, kPage, 3 * kPage).ok());
+  std::fill(model.begin() + kPage, model.end(), 0);
+  EXPECT_EQ(store.Stats().clusters, 1u);
+  EXPECT_EQ(store.Pack(1), 1u);
+  const StoreStats s = store.Stats();
+  EXPECT_EQ(s.clusters, 0u);
+  EXPECT_EQ(s.clustered_pages, 0u);
+  EXPECT_EQ(s.pool_pages, 1u);
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+}
+
+// Overwriting clustered pages frees nothing until a cluster's last page goes: such writes
+// are not admitted past mem_limit as overwrites of single pages are.
+TEST(PageStoreClusterTest, OverwritesOfClusteredPagesStayWithinMemLimit) {
+  TestArena arena;
+  PageStoreOptions o = Clustered(&arena);
+  o.background_reclaim = false;
+  o.mem_limit = 64 << 20;  // No overflow store: past it, writes get ENOSPC.
+  PageStore store(o);
+  WriteOk(store, 1, 0, TextBytes(1024 * kPage, 3));
+  ASSERT_EQ(store.Pack(1), 1024u);
+  StoreLimits limits;
+  limits.mem_limit = store.Stats().mem_used_total + 1;
+  ASSERT_TRUE(store.SetLimits(limits).ok());
+  Bytes small(kPage, 0);
+  const Bytes text = TextBytes(200, 11);
+  std::copy(text.begin(), text.end(), small.begin());
+  int refused = 0;
+  for (uint64_t g = 0; g < 256; ++g) {
+    Status st = store.Write(1, g * 4 * kPage, small.data(), kPage);
+    if (!st.ok()) {
+      EXPECT_EQ(st.code(), ENOSPC);
+      ++refused;
+    }
+  }
+  const StoreStats s = store.Stats();
+  EXPECT_GT(refused, 0);
+  EXPECT_LE(s.mem_used_total, s.mem_limit + kPage) << "refused " << refused;
+}
+
+// Packing that must reclaim first, with the overflow store full so that unpacking another
+// cluster of the same file fails midway: no group ends up holding another's data.
+TEST(PageStoreClusterTest, PackingThatReclaimsKeepsEveryGroupsData) {
+  test::TempDir dir;
+  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
+  ASSERT_TRUE(ov.ok());
+  PageStoreOptions o;
+  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+  o.mem_limit = 64 << 20;
+  o.background_reclaim = false;
+  o.cluster_pages = 4;
+  PageStore store(o);
+  Bytes small(kPage, 0);  // Compresses to about 100 bytes.
+  const Bytes text = TextBytes(200, 11);
+  std::copy(text.begin(), text.end(), small.begin());
+  WriteOk(store, 2, 0, small);
+  ASSERT_TRUE(store.ReclaimTo(store.Stats().mem_used_total - 1).ok());
+  ASSERT_EQ(store.Stats().overflow_pages, 1u);
+  // Group A: four pages of 3000 random bytes each, packed (its pages would not fit the
+  // overflow's room); group B: four small pages, left single.
+  std::mt19937_64 rng(1);
+  Bytes page(kPage, 0);
+  const Bytes random = RandomBytes(3000, rng);
+  std::copy(random.begin(), random.end(), page.begin());
+  Bytes a, b;
+  for (int i = 0; i < 4; ++i) a.insert(a.end(), page.begin(), page.end());
+  for (int i = 0; i < 4; ++i) b.insert(b.end(), small.begin(), small.end());
+  WriteOk(store, 1, 0, a);
+  ASSERT_EQ(store.Pack(1), 4u);
+  WriteOk(store, 1, 4 * kPage, b);
+  StoreLimits full;
+  full.overflow_limit = store.Stats().overflow_bytes;
+  ASSERT_TRUE(store.SetLimits(full).ok());
+  StoreLimits tight;
+  tight.mem_limit = store.Stats().mem_used_total + 2048;
+  ASSERT_TRUE(store.SetLimits(tight).ok());
+  (void)store.Pack(1);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, a.size()), a)) << "group A";
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 4 * kPage, b.size()), b)) << "group B";
+  ExpectMemFormula(store.Stats());
 }
 
 // The background packer packs a file once it has not been written for pack_after_ms.
