@@ -43,6 +43,7 @@ void Filesystem::StartStore(std::shared_ptr<OverflowStore> overflow) {
   so.cluster_pages = static_cast<unsigned>(options_.cluster / kPageSize);
   so.pack_after_ms = uint64_t{options_.pack_after} * 1000;
   so.pack_interval_ms = std::clamp<uint64_t>(so.pack_after_ms / 2, 1000, 5000);
+  so.pack_level = options_.pack_level;
   so.report_error = [](StoreErrorKind kind, const std::string& message) {
     LogRateLimited(
         kind == StoreErrorKind::kCheckFailed ? LogKind::kCheckFailed : LogKind::kOverflowIo,
@@ -242,6 +243,7 @@ std::string Filesystem::OptionsText() {
   line("staging", std::to_string(o.staging));
   line("cluster", std::to_string(o.cluster));
   line("pack_after", std::to_string(o.pack_after));
+  line("pack_level", std::to_string(o.pack_level));
   line("zstd_level", std::to_string(o.zstd_level));
   line("zstd_fast", o.zstd_fast_level ? std::to_string(*o.zstd_fast_level) : "off");
   line("nr_inodes", std::to_string(o.nr_inodes));

@@ -199,6 +199,16 @@ std::vector<OptionSpec> TuningOptions() {
        .label = "-o pack_after=SECONDS",
        .help = "a file not written for this long is packed into\n"
                "clusters (default: 30; zbudfsctl pack packs at once)"},
+      {.spellings = {"pack_level="},
+       .kind = Kind::kInteger,
+       .field = &M::pack_level,
+       .min = zmin,
+       .max = zmax,
+       .section = kZbudfs,
+       .label = "-o pack_level=N",
+       .help = "zstd level of clusters, packed in the background\n"
+               "(default: " +
+               std::to_string(store.pack_level) + ")"},
       {.spellings = {"zstd_level="},
        .kind = Kind::kInteger,
        .field = &M::zstd_level,
@@ -651,6 +661,7 @@ bool Unchanged(const MountOptions& a, const MountOptions& b, std::string* name) 
   if (a.staging != b.staging) *name = "staging";
   if (a.cluster != b.cluster) *name = "cluster";
   if (a.pack_after != b.pack_after) *name = "pack_after";
+  if (a.pack_level != b.pack_level) *name = "pack_level";
   if (a.max_threads != b.max_threads) *name = "max_threads";
   if (a.clone_fd != b.clone_fd) *name = "clone_fd";
   return name->empty();

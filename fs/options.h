@@ -30,6 +30,7 @@ struct MountOptions {
   uint64_t staging = 0;                     // Bytes of pages kept as written; 0 = off.
   uint64_t cluster = 16384;                 // Bytes of cold pages packed as one frame; 0 = off.
   unsigned pack_after = 30;                 // Seconds without a write before a file is packed.
+  int pack_level = 6;                       // zstd level of clusters.
   int zstd_level = 1;                       // zstd level for new pages.
   std::optional<int> zstd_fast_level = -1;  // Level tried first; nullopt = off.
   uint64_t nr_inodes = 0;                   // Most live inodes; 0 = unlimited.

@@ -154,6 +154,9 @@ struct PageStoreOptions {
   unsigned cluster_pages = 0;
   uint64_t pack_after_ms = 30000;
   uint64_t pack_interval_ms = 0;
+  // The zstd level of clusters' frames: packing is off the request path, so it can afford a
+  // slower level than zstd_level, which buys density (docs/BENCHMARKS.md).
+  int pack_level = 6;
 };
 
 // Limits a running store may change (a remount). Fields left empty stay as they are.

@@ -208,7 +208,7 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first) {
     if (!PageCodec::Decompress(buf.payloads[i], c.length, buf.pages + i * kPageSize).ok())
       return 0;  // Corrupt: left for its reader to report.
   }
-  const size_t len = PageCodec::CompressRun(buf.pages, k * kPageSize, storage_.zstd_level(),
+  const size_t len = PageCodec::CompressRun(buf.pages, k * kPageSize, options_.pack_level,
                                             buf.frame, sizeof(buf.frame));
   if (len == 0) return 0;
   const unsigned parts =

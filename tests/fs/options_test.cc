@@ -379,6 +379,8 @@ TEST(ClusterOptionTest, DefaultsAndGoodValues) {
   EXPECT_EQ(ParseOk("cluster=64K").cluster, 64 * 1024u);
   EXPECT_EQ(ParseOk("cluster=0").cluster, 0u);
   EXPECT_EQ(ParseOk("pack_after=0").pack_after, 0u);
+  EXPECT_EQ(ParseOk("size=1M").pack_level, 6);
+  EXPECT_EQ(ParseOk("pack_level=-5").pack_level, -5);
   EXPECT_EQ(ParseError("pack_after=-1"),
             "invalid value for option pack_after: '-1' (expected an integer from 0 to 86400)");
   EXPECT_THAT(ParseError("cluster=128K"), HasSubstr("invalid size for option cluster"));
@@ -598,7 +600,7 @@ TEST(HelpTextTest, OptionTextStartsInColumn27) {
       EXPECT_EQ(line.substr(0, 27), std::string(27, ' ')) << line;  // A continuation.
     }
   }
-  EXPECT_EQ(options, 18);  // -f, -d, -s, -h, -V and the thirteen -o options.
+  EXPECT_EQ(options, 19);  // -f, -d, -s, -h, -V and the fourteen -o options.
 }
 
 }  // namespace
