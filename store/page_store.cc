@@ -304,8 +304,8 @@ Status PageStore::SwapIn(FileId id, File& f, Batch& b, uint64_t from, uint64_t t
       if (b.old[i].present()) delta.Add(b.old[i], -1);
     }
     Apply(f, delta);
+    NoteWrite(f, b.start + from, b.start + to);
   }
-  NoteWrite(f);
   for (uint64_t i = from; i < to; ++i) {
     if (b.touched[i] && b.old[i].present()) storage_.Free(b.old[i]);
   }
@@ -377,6 +377,8 @@ void PageStore::DropPages(File& f, uint64_t first, uint64_t last, bool keep_rese
     uint64_t zero_pages = 0;
     {
       WriterLock lock(&f.index_mu);
+      // Clusters across either edge of the range keep dead slots: due to be packed again.
+      if (from == first) NoteWrite(f, first, last == PageIndex::kNone ? first + 1 : last);
       const uint64_t to = f.index.BatchEnd(from, last, kDropBatch);
       f.index.EraseRange(
           from, to,
@@ -885,7 +887,7 @@ bool PageStore::CompressAndSwap(File& f, const Stager::Record& r) {
       fresh.flags = static_cast<uint8_t>(old.flags & ~PageEntry::kFlagStaged);
       *e = fresh;
       AccountSwap(f, old, fresh);
-      NoteWrite(f);  // Packable now: a pack that ran while it was staged skipped it.
+      NoteWrite(f, r.page, r.page + 1);  // Packable now: a pack may have skipped it staged.
     }
   }
   if (!old.present()) {

@@ -339,9 +339,12 @@ class PageStore final : private PageOwners,
     std::atomic<uint64_t> overflow_bytes{0};                // FileUsage::overflow_bytes.
     // index.HeapBytes() as last charged to index_bytes_.
     size_t index_bytes GUARDED_BY(index_mu) = 0;
-    // Packing (store/page_store_pack.cc): pages published since the last pack, and when.
+    // Packing (store/page_store_pack.cc): whether pages changed since the last pack, the
+    // range they lie in, and when (read without the lock by the packer's scan).
     std::atomic<bool> pack_due{false};
     std::atomic<int64_t> last_write_ms{0};
+    uint64_t pack_first GUARDED_BY(index_mu) = UINT64_MAX;
+    uint64_t pack_last GUARDED_BY(index_mu) = 0;
   };
   struct Batch;
   struct Promotion;
@@ -429,7 +432,9 @@ class PageStore final : private PageOwners,
   bool CompressAndSwap(File& f, const Stager::Record& r) EXCLUDES(f.index_mu);
 
   // Clusters (page_store_pack.cc).
-  uint64_t PackFile(FileId id, File& f);
+  uint64_t PackFile(FileId id, File& f, uint64_t first, uint64_t last);  // Pages [first, last).
+  // The range of pages changed since the file's last pack, [*first, *last), now reset.
+  void TakePackRange(File& f, uint64_t* first, uint64_t* last) EXCLUDES(f.index_mu);
   uint64_t PackGroup(FileId id, File& f, uint64_t first);  // Pages packed (0: left alone).
   struct PackBuffers;                                      // One group's pages and payloads.
   unsigned CollectCandidates(File& f, uint64_t first, PackBuffers& buf, uint64_t* old_cost)
@@ -441,7 +446,8 @@ class PageStore final : private PageOwners,
   void PackCold() override;  // Packer::Host.
   Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                       ZbudPool::Handle handle) override;  // PageOwners.
-  void NoteWrite(File& f);                                // Pages published: due to pack.
+  // Pages [first, last) changed: the file is due to be packed there, once cold.
+  void NoteWrite(File& f, uint64_t first, uint64_t last) REQUIRES(f.index_mu);
 
   // Accounting.
   // Adds d to the counters and charges the index's change in size.

@@ -74,18 +74,31 @@ struct PageStore::PackBuffers {
   Candidate candidates[Cluster::kMaxPages];
 };
 
-void PageStore::NoteWrite(File& f) {
+void PageStore::NoteWrite(File& f, uint64_t first, uint64_t last) {
   if (options_.cluster_pages < 2) return;
+  f.pack_first = std::min(f.pack_first, first);
+  f.pack_last = std::max(f.pack_last, last);
   f.last_write_ms.store(NowMs(), std::memory_order_relaxed);
   if (!f.pack_due.load(std::memory_order_relaxed))
     f.pack_due.store(true, std::memory_order_relaxed);
 }
 
+void PageStore::TakePackRange(File& f, uint64_t* first, uint64_t* last) {
+  WriterLock lock(&f.index_mu);
+  *first = f.pack_first;
+  *last = f.pack_last;
+  f.pack_first = UINT64_MAX;
+  f.pack_last = 0;
+  f.pack_due.store(false, std::memory_order_relaxed);
+}
+
+// Every group of the file, whatever changed (zbudfsctl pack, tests).
 uint64_t PageStore::Pack(FileId id) {
   std::shared_ptr<File> f = FindFile(id);
   if (!f || options_.cluster_pages < 2) return 0;
-  f->pack_due.store(false, std::memory_order_relaxed);
-  return PackFile(id, *f);
+  uint64_t first, last;
+  TakePackRange(*f, &first, &last);
+  return PackFile(id, *f, 0, PageIndex::kNone);
 }
 
 uint64_t PageStore::PackAll() {
@@ -115,20 +128,25 @@ void PageStore::PackCold() {
   }
   for (auto& [id, file] : due) {
     if (closing_.load(std::memory_order_relaxed)) return;
-    file->pack_due.store(false, std::memory_order_relaxed);
-    (void)PackFile(id, *file);
+    uint64_t first, last;
+    TakePackRange(*file, &first, &last);
+    if (first < last) (void)PackFile(id, *file, first, last);
   }
 }
 
-uint64_t PageStore::PackFile(FileId id, File& f) {
+// The groups holding pages [first, last): only those a file's writes touched, so a big
+// file appended to is not scanned whole at every pack.
+uint64_t PageStore::PackFile(FileId id, File& f, uint64_t first, uint64_t last) {
   const uint64_t n = options_.cluster_pages;
   uint64_t packed = 0;
-  for (uint64_t page = 0;;) {
+  for (uint64_t page = first - first % n;;) {
     {
       ReaderLock lock(&f.index_mu);
       page = f.index.NextStored(page);  // Zero runs (fallocate) hold nothing to pack.
     }
-    if (page == PageIndex::kNone || closing_.load(std::memory_order_relaxed)) return packed;
+    if (page == PageIndex::kNone || page >= last || closing_.load(std::memory_order_relaxed)) {
+      return packed;
+    }
     const uint64_t first = page - page % n;
     packed += PackGroup(id, f, first);
     if (first > PageIndex::kNone - n) return packed;

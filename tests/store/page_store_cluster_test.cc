@@ -272,6 +272,24 @@ TEST(PageStoreClusterTest, BackgroundPackerPacksColdFiles) {
   }
   EXPECT_EQ(store.Stats().clustered_pages, 64u);
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, data.size()), data));
+  // Later changes are packed too: three pages of the first group punched (its last page is
+  // then stored alone) and eight pages appended (two new clusters).
+  Bytes model = data;
+  ASSERT_TRUE(store.PunchHole(1, kPage, 3 * kPage).ok());
+  std::fill(model.begin() + kPage, model.begin() + 4 * kPage, 0);
+  const Bytes more = TextBytes(8 * kPage, 77);
+  WriteOk(store, 1, 64 * kPage, more);
+  model.insert(model.end(), more.begin(), more.end());
+  auto settled = [&] {
+    const StoreStats s = store.Stats();
+    return s.clustered_pages == 68 && s.clusters == 17;
+  };
+  const auto again = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!settled() && std::chrono::steady_clock::now() < again) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(settled()) << store.Stats().clustered_pages << " pages in " << store.Stats().clusters;
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
 }
 
 // Writers, readers, truncates, removes, packing and reclaim all at once (run under TSan by
