@@ -25,6 +25,8 @@ note "orig $orig, mem_used_total $used_before -> $used_after, clustered_pages $c
 ((used_after * 10 < used_before * 9)) || fail "packing saved under 10 % ($used_before -> $used_after)"
 ((orig * 100 > used_after * 210)) || fail "density $orig/$used_after is not above 2.1"
 grep -q "density" <<<"$out" || fail "zbudfsctl pack printed no density: $out"
+"$ZBUDFSCTL_BIN" stats -h "$MNT" | grep -q "$clustered pages packed in" ||
+  fail "stats -h does not show the clustered pages: $("$ZBUDFSCTL_BIN" stats -h "$MNT")"
 
 check "the packed tree reads back exactly, from the store"
 got=$(cd "$MNT/tree" && find . -type f -print0 | sort -z |
