@@ -25,23 +25,10 @@ scripts/build.sh release --target zbudfs zbudfsctl realio >/dev/null
 work=$(mktemp -d /tmp/zbudfs-bench-clusters.XXXXXX)
 mnt=$work/mnt
 mkdir -p "$mnt"
-zpid=
-cleanup() {
-  set +e
-  if [[ -n $zpid ]]; then
-    mountpoint -q "$mnt" && fusermount3 -u "$mnt"
-    wait "$zpid" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-mount_z() {
-  build/zbudfs -f -o "size=8G,pack_after=86400$opts" "$mnt" 2>>"$work/daemon.log" &
-  zpid=$!
-  zb_wait_mount "$mnt" "$zpid" || { echo "zbudfs did not mount ($work/daemon.log)" >&2; exit 1; }
-}
-unmount_z() { fusermount3 -u "$mnt"; wait "$zpid"; zpid=; }
-stat_of() { build/zbudfsctl stats "$mnt" | awk -v n="$1" '$1 == n { print $2 }'; }
+trap zb_bench_cleanup EXIT
+mount_z() { zb_bench_mount -o "size=8G,pack_after=86400$opts"; }
+unmount_z() { zb_bench_umount; }
+stat_of() { zb_bench_stat "$1"; }
 density() { echo "scale=3; $(stat_of orig_data_size) / $(stat_of mem_used_total)" | bc; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$zpid/stat"; }
 

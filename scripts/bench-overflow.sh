@@ -22,30 +22,10 @@ mnt=$work/mnt
 ovdir=$work/overflow
 mkdir -p "$mnt" "$ovdir"
 chmod 700 "$ovdir"
-zpid=
-cleanup() {
-  set +e
-  if [[ -n $zpid ]]; then
-    mountpoint -q "$mnt" && fusermount3 -u "$mnt"
-    wait "$zpid" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-mount_z() {
-  build/zbudfs -f "$@" "$mnt" 2>>"$work/daemon.log" &
-  zpid=$!
-  zb_wait_mount "$mnt" "$zpid" && return 0
-  echo "zbudfs did not mount (log: $work/daemon.log)" >&2
-  exit 1
-}
-umount_z() {
-  fusermount3 -u "$mnt"
-  wait "$zpid" || true
-  zpid=
-}
-stat_of() { build/zbudfsctl stats "$mnt" | awk -v n="$1" '$1 == n { print $2 }'; }
+trap zb_bench_cleanup EXIT
+mount_z() { zb_bench_mount "$@"; }
+umount_z() { zb_bench_umount; }
+stat_of() { zb_bench_stat "$1"; }
 
 # One fio job; prints "MiB/s IOPS p99_us".
 run_fio() {

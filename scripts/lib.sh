@@ -91,3 +91,30 @@ zb__progress_lines() {
     printf '  %s: %3d%% (%s)\n' "$label" "$p" "$(zb_duration $((SECONDS - start)))"
   done
 }
+
+# For benchmark scripts that mount zbudfs themselves: with $work (a private directory) and
+# $mnt (a mountpoint in it) set, zb_bench_cleanup (the EXIT trap) unmounts, reaps the daemon
+# and removes $work; zb_bench_mount ARGS... mounts build/zbudfs -f ARGS on $mnt (its PID in
+# $zpid; the script exits when it does not mount); zb_bench_umount unmounts and reaps it;
+# zb_bench_stat NAME is one field of `zbudfsctl stats`.
+zb_bench_cleanup() {
+  set +e
+  if [[ -n ${zpid:-} ]]; then
+    mountpoint -q "$mnt" && fusermount3 -u "$mnt"
+    wait "$zpid" 2>/dev/null
+  fi
+  rm -rf "$work"
+}
+zb_bench_mount() {
+  build/zbudfs -f "$@" "$mnt" 2>>"$work/daemon.log" &
+  zpid=$!
+  zb_wait_mount "$mnt" "$zpid" && return 0
+  echo "zbudfs did not mount (log: $work/daemon.log)" >&2
+  exit 1
+}
+zb_bench_umount() {
+  fusermount3 -u "$mnt"
+  wait "$zpid" || true
+  zpid=
+}
+zb_bench_stat() { build/zbudfsctl stats "$mnt" | awk -v n="$1" '$1 == n { print $2 }'; }

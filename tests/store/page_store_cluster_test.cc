@@ -19,6 +19,26 @@ PageStoreOptions Clustered(PageArena* arena, unsigned pages = 4) {
   return o;
 }
 
+// Clusters of 4 pages over an overflow store in dir, with mem_limit and no reclaim thread.
+PageStoreOptions ClusteredOverflow(const test::TempDir& dir, uint64_t mem_limit) {
+  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
+  EXPECT_TRUE(ov.ok()) << ov.status().ToString();
+  PageStoreOptions o;
+  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+  o.mem_limit = mem_limit;
+  o.background_reclaim = false;
+  o.cluster_pages = 4;
+  return o;
+}
+
+// A page of 200 bytes of text and zeros: it compresses to about 100 bytes.
+Bytes SmallPage() {
+  Bytes page(kPage, 0);
+  const Bytes text = TextBytes(200, 11);
+  std::copy(text.begin(), text.end(), page.begin());
+  return page;
+}
+
 // Pages of real text packed four at a time: every byte reads back, every page counts as
 // clustered, and memory falls below what zbud's two-per-page rule allows.
 TEST(PageStoreClusterTest, PackedPagesReadBackInLessMemory) {
@@ -136,14 +156,7 @@ TEST(PageStoreClusterTest, TruncatePunchAndRemoveThroughClusters) {
 // directory as single pages, memory meets the target, and everything reads back.
 TEST(PageStoreClusterTest, ReclaimUnpacksClustersIntoOverflowPages) {
   test::TempDir dir;
-  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
-  ASSERT_TRUE(ov.ok());
-  PageStoreOptions o;
-  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
-  o.mem_limit = 64 << 20;
-  o.background_reclaim = false;
-  o.cluster_pages = 4;
-  PageStore store(o);
+  PageStore store(ClusteredOverflow(dir, 64 << 20));
   Bytes model = TextBytes(512 * kPage, 31);
   WriteOk(store, 1, 0, model);
   ASSERT_EQ(store.Pack(1), 512u);
@@ -199,9 +212,7 @@ TEST(PageStoreClusterTest, OverwritesOfClusteredPagesStayWithinMemLimit) {
   StoreLimits limits;
   limits.mem_limit = store.Stats().mem_used_total + 1;
   ASSERT_TRUE(store.SetLimits(limits).ok());
-  Bytes small(kPage, 0);
-  const Bytes text = TextBytes(200, 11);
-  std::copy(text.begin(), text.end(), small.begin());
+  const Bytes small = SmallPage();
   int refused = 0;
   for (uint64_t g = 0; g < 256; ++g) {
     Status st = store.Write(1, g * 4 * kPage, small.data(), kPage);
@@ -219,17 +230,8 @@ TEST(PageStoreClusterTest, OverwritesOfClusteredPagesStayWithinMemLimit) {
 // cluster of the same file fails midway: no group ends up holding another's data.
 TEST(PageStoreClusterTest, PackingThatReclaimsKeepsEveryGroupsData) {
   test::TempDir dir;
-  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
-  ASSERT_TRUE(ov.ok());
-  PageStoreOptions o;
-  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
-  o.mem_limit = 64 << 20;
-  o.background_reclaim = false;
-  o.cluster_pages = 4;
-  PageStore store(o);
-  Bytes small(kPage, 0);  // Compresses to about 100 bytes.
-  const Bytes text = TextBytes(200, 11);
-  std::copy(text.begin(), text.end(), small.begin());
+  PageStore store(ClusteredOverflow(dir, 64 << 20));
+  const Bytes small = SmallPage();
   WriteOk(store, 2, 0, small);
   ASSERT_TRUE(store.ReclaimTo(store.Stats().mem_used_total - 1).ok());
   ASSERT_EQ(store.Stats().overflow_pages, 1u);
@@ -296,12 +298,8 @@ TEST(PageStoreClusterTest, BackgroundPackerPacksColdFiles) {
 // the test command): every file ends as its model says, and memory is accounted exactly.
 TEST(PageStoreClusterTest, ConcurrentPackingWritesReadsAndReclaim) {
   test::TempDir dir;
-  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
-  ASSERT_TRUE(ov.ok());
-  PageStoreOptions o;
-  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
-  o.mem_limit = 1 << 20;  // 256 pages: reclaim runs all the time.
-  o.cluster_pages = 4;
+  PageStoreOptions o = ClusteredOverflow(dir, 1 << 20);  // 256 pages: reclaim all the time.
+  o.background_reclaim = true;
   o.zbud_pools = 2;
   PageStore store(o);
   constexpr int kFiles = 4;
