@@ -1,0 +1,128 @@
+// PageStore's accounting: the statistics' counters as entries come and go (AccountDelta,
+// Apply), the index's heap bytes, capacity reserved for pages and metadata, and metadata
+// charged against mem_limit (ChargeMetadata). Locking: store/page_store.h.
+#include "store/cluster.h"
+#include "store/page_store.h"
+
+namespace zbudfs {
+
+// ---- Accounting -------------------------------------------------------------------------------
+
+void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
+  stored += sign * static_cast<int64_t>(PageStorage::EntryCost(e));
+  switch (e.kind) {
+    case PageEntry::kSame:
+      same += sign;
+      break;
+    case PageEntry::kZbud:
+      compr += sign * static_cast<int64_t>(e.length);
+      break;
+    case PageEntry::kRaw:
+      (e.staged() ? staged : huge) += sign;
+      compr += sign * static_cast<int64_t>(kPageSize);
+      break;
+    case PageEntry::kOverflow:
+      overflow += sign;
+      compr += sign * static_cast<int64_t>(e.length);
+      overflow_stored += sign * static_cast<int64_t>(e.length);
+      break;
+    case PageEntry::kCluster:
+      clustered += sign;
+      compr += sign * static_cast<int64_t>(reinterpret_cast<const Cluster*>(e.value)->ComprShare());
+      break;
+    default:
+      break;
+  }
+}
+
+void PageStore::Apply(File& f, const AccountDelta& d) {
+  AddCounters(f, d);
+  ChargeIndex(f);
+}
+
+void PageStore::ChargeIndex(File& f) {
+  const size_t now = f.index.HeapBytes();
+  if (now == f.index_bytes) return;
+  index_bytes_.fetch_add(static_cast<uint64_t>(now) - static_cast<uint64_t>(f.index_bytes),
+                         std::memory_order_relaxed);
+  f.index_bytes = now;
+}
+
+void PageStore::AddCounters(File& f, const AccountDelta& d) {
+  // Two's complement: adding the unsigned image of a negative delta subtracts it.
+  auto add = [](std::atomic<uint64_t>& counter, int64_t delta) {
+    if (delta != 0) counter.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+  };
+  add(f.stored_bytes, d.stored);
+  add(f.compr_bytes, d.compr);
+  add(f.overflow_bytes, d.overflow_stored);
+  add(same_pages_, d.same);
+  add(compr_bytes_, d.compr);
+  add(huge_pages_, d.huge);
+  add(overflow_pages_, d.overflow);
+  add(staged_pages_, d.staged);
+  add(clustered_pages_, d.clustered);
+}
+
+void PageStore::AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) {
+  AccountDelta d;
+  d.Add(old, -1);
+  d.Add(fresh, +1);
+  Apply(f, d);
+}
+
+// Pages and metadata share one counter of capacity, so that neither can pass it when they
+// race; pages_held_ then follows for the statistics.
+bool PageStore::ReserveCapacity(uint64_t bytes) {
+  const uint64_t cap = capacity_bytes_.load(std::memory_order_relaxed);
+  uint64_t used = capacity_used_.load(std::memory_order_relaxed);
+  do {
+    if (cap != 0 && (bytes > cap || used > cap - bytes)) return false;
+  } while (!capacity_used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return true;
+}
+
+bool PageStore::ReservePages(uint64_t n) {
+  if (n == 0) return true;
+  if (!ReserveCapacity(n * kPageSize)) return false;
+  pages_held_.fetch_add(n, std::memory_order_relaxed);
+  return true;
+}
+
+void PageStore::UnreservePages(uint64_t n) {
+  pages_held_.fetch_sub(n, std::memory_order_relaxed);
+  capacity_used_.fetch_sub(n * kPageSize, std::memory_order_relaxed);
+}
+
+Status PageStore::ChargeMetadata(int64_t bytes) {
+  if (bytes <= 0) {
+    const uint64_t back = static_cast<uint64_t>(-bytes);
+    metadata_bytes_.fetch_sub(back, std::memory_order_relaxed);
+    capacity_used_.fetch_sub(back, std::memory_order_relaxed);
+    // Freed metadata is heap given back: it counts towards the next malloc_trim as dropped
+    // pages do, so that RSS falls after a flood of xattrs is deleted.
+    dropped_pages_.fetch_add((back + kPageSize - 1) / kPageSize, std::memory_order_relaxed);
+    return Status::OK();
+  }
+  const uint64_t n = static_cast<uint64_t>(bytes);
+  if (!ReserveCapacity(n)) return Status::Error(ENOSPC, "capacity reached (metadata)");
+  metadata_bytes_.fetch_add(n, std::memory_order_relaxed);
+  const uint64_t limit = reclaimer_.mem_limit();
+  int idle_waits = 0;
+  while (limit != 0 && MemUsed() > limit) {
+    // Make room by pushing file pages out; what cannot go (metadata, pages in flight) stays.
+    Status st = n >= limit || !options_.overflow ? Status::Error(ENOSPC, "mem_limit reached")
+                                                 : ReclaimTo(limit);
+    if (st.ok()) break;
+    // Pages in flight will become evictable, and staged pages shrink once compressed: wait
+    // for them as a writer does (the caller holds none of them) rather than fail for good.
+    const bool transient =
+        n < limit && (st.code() == EAGAIN || (st.code() == ENOSPC && stager_.staged() > 0));
+    if (transient && (st = reclaimer_.WaitForRoom(&idle_waits)).ok()) continue;
+    (void)ChargeMetadata(-bytes);  // Giving a charge back cannot fail.
+    return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
+  }
+  return Status::OK();
+}
+
+}  // namespace zbudfs
