@@ -50,7 +50,7 @@ struct PageEntry {
   uint64_t value = 0;    // Meaning depends on kind (see above).
   uint32_t length = 0;   // Compressed payload bytes for kZbud and kOverflow.
   uint8_t kind = kHole;  // One of Kind.
-  uint8_t flags = 0;     // Per-page bits: kFlagStaged, and reclaim policy's (page_store.cc).
+  uint8_t flags = 0;     // Per-page bits: kFlagStaged, and fault-back's (page_store_read.cc).
   uint16_t stamp = 0;    // kOverflow: which write-back put it there (see PageStore::Promote);
                          // kZbud: which of PageStorage's zbud pools holds it.
 

@@ -228,7 +228,7 @@ class PageStore final : private PageOwners,
   // Errors: EIO when a page fails to decompress (the bad page only; never garbage data);
   // EINVAL for a range past kMaxFileSize.
   // Reading a page from the overflow directory may bring it back into memory (see
-  // page_store.cc, "fault-back policy"), hence not const.
+  // page_store_read.cc, "fault-back policy"), hence not const.
   Status Read(FileId file, uint64_t off, void* buf, size_t len);
 
   // Drops every page at or past ceil(size/4096) and zeroes the tail of the page holding

@@ -1,4 +1,4 @@
-// Internals of PageStore (page_store.cc): a batch of rewritten pages, a pending promotion
+// Internals of PageStore (page_store*.cc): a batch of rewritten pages, a pending promotion
 // and the tuning constants of the write and read protocols. Not part of the store's API. Locking:
 // see store/page_store.h.
 #ifndef ZBUDFS_STORE_PAGE_STORE_INTERNAL_H_
