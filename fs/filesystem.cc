@@ -172,6 +172,7 @@ std::string FormatStats(const StoreStats& s) {
       {"cluster_allocations", s.cluster_allocations},
       {"clusters", s.clusters},
       {"cluster_bytes", s.cluster_bytes},
+      {"reclaim_packed_pages", s.reclaim_packed_pages},
   };
   std::string out;
   for (const auto& [name, value] : fields) {

@@ -395,8 +395,21 @@ void PageStorage::RecordRawPage(uint64_t file, uint64_t page, const PageEntry& e
 
 // Which memory goes first: raw pages when they are the larger part of memory, zbud pages
 // (the pool's LRU tail) otherwise; each falls back to the other when it has nothing.
-Status PageStorage::EvictColdest() {
+namespace {
+// EvictColdest's pack_first, for the pools' evict callback (EvictZbud) on this thread.
+thread_local bool t_pack_first = false;
+}  // namespace
+
+Status PageStorage::EvictColdest(bool pack_first) {
   if (options_.overflow == nullptr) return Status::Error(ENOSPC, "no overflow store");
+  const bool outer = t_pack_first;
+  t_pack_first = pack_first;
+  Status st = EvictColdestOnce();
+  t_pack_first = outer;
+  return st;
+}
+
+Status PageStorage::EvictColdestOnce() {
   const bool raw_first = RawPages() > PoolPages();
   if (raw_first) {
     Status st = EvictRaw();
@@ -443,6 +456,7 @@ Status PageStorage::EvictZbud(uint16_t pool, ZbudPool::Handle handle) {
   uint8_t payload[kPageSize];
   uint32_t length;
   // Freed with its file, overwritten, or not yet published: not ours to move.
+  if (t_pack_first && owners_->PackInstead(tag.file, tag.page, expect)) return Status::OK();
   if (!owners_->CopyIfHolds(tag.file, tag.page, expect, payload, &length)) return Status::OK();
   return MoveToOverflow(tag.file, tag.page, expect, payload, length);
 }

@@ -62,6 +62,10 @@ class PageOwners {
   // does); ENOSPC or EIO from the overflow store.
   virtual Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                               ZbudPool::Handle handle) = 0;
+  // Reclaim chose single page `page` of `file`: pack it into a cluster with its group instead
+  // of writing it out, if that saves memory and fits under mem_limit without reclaiming (it
+  // is called from within reclaim); true if the entry no longer holds `expect` afterwards.
+  virtual bool PackInstead(uint64_t file, uint64_t page, const PageEntry& expect) = 0;
 
  protected:
   ~PageOwners() = default;
@@ -137,8 +141,10 @@ class PageStorage {
   void RecordRawPage(uint64_t file, uint64_t page, const PageEntry& e) EXCLUDES(raw_mu_);
   // Moves one cold page (raw pages first when they are most of memory, else the pool's LRU
   // tail) to the overflow store. EAGAIN when nothing can be evicted now; ENOSPC or EIO when
-  // the overflow store refused, as a value.
-  Status EvictColdest() EXCLUDES(raw_mu_);
+  // the overflow store refused, as a value. With pack_first, a single zbud page reclaim
+  // takes is first offered to its owner to pack with its group (PageOwners::PackInstead),
+  // which frees memory without a write; the overflow store gets it only if that fails.
+  Status EvictColdest(bool pack_first = false) EXCLUDES(raw_mu_);
 
   // Memory of pages (pool and raw pages, in flight included, and the clusters' objects).
   uint64_t MemBytes() const { return (PoolPages() + RawPages()) * kPageSize + ClusterHeapBytes(); }
@@ -172,6 +178,7 @@ class PageStorage {
     uint64_t page;
     uint64_t addr;
   };
+  Status EvictColdestOnce() EXCLUDES(raw_mu_);               // EvictColdest's work.
   Status EvictZbud(uint16_t pool, ZbudPool::Handle handle);  // Pool `pool`'s evict callback.
   uint16_t ThisThreadsPool() const;                          // The pool this thread allocates from.
   ZbudPool& PoolOf(const PageEntry& e) const { return *pools_[e.stamp]; }

@@ -634,6 +634,7 @@ StoreStats PageStore::Stats() const {
   s.clustered_pages = clustered_pages_.load(std::memory_order_relaxed);
   s.cluster_allocations = storage_.ClusterParts();
   s.clusters = storage_.Clusters();
+  s.reclaim_packed_pages = reclaim_packed_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -60,10 +60,11 @@
 // overflow store with no lock, then re-checks the index entry under index_mu (exclusive) and
 // only then repoints it and frees the memory; a page overwritten, truncated, punched or
 // removed meanwhile is simply gone and its new overflow slot is freed. The Reclaimer's
-// background thread keeps memory between 90 % and 95 % of mem_limit; a writer that finds no
-// room reclaims itself, so memory exceeds mem_limit by at most one page per writing thread.
-// When all that memory is in pages reclaim cannot take yet (other writers' pages encoded but
-// not yet published, or being evicted), the writer publishes what it has encoded itself, or,
+// background thread keeps memory between 90 % and 95 % of mem_limit, packing the groups of
+// the single pages it takes into clusters first where that saves memory (PackInstead); a writer
+// that finds no room reclaims itself, so memory exceeds mem_limit by at most one page per writing
+// thread. When all that memory is in pages reclaim cannot take yet (other writers' pages encoded
+// but not yet published, or being evicted), the writer publishes what it has encoded itself, or,
 // with nothing of its own pending, sleeps (write_mu released) until a publication and tries
 // again, for as long as anything is in flight: a write never fails for memory while reclaim
 // can still make room, and gets ENOSPC only when the overflow store is full or absent.
@@ -170,26 +171,27 @@ struct StoreLimits {
 
 // The statistics of the contract, all in bytes or pages as named there.
 struct StoreStats {
-  uint64_t orig_data_size = 0;       // 4096 x pages held (holes excluded).
-  uint64_t compr_data_size = 0;      // Compressed payload bytes, in memory and in overflow.
-  uint64_t mem_used_total = 0;       // Pool pages x 4096 + raw pages x 4096 + index_bytes
-                                     // + metadata_bytes + cluster_bytes.
-  uint64_t index_bytes = 0;          // Heap bytes of the files' page indexes.
-  uint64_t mem_limit = 0;            // The effective mem_limit (0 = unlimited).
-  uint64_t pool_pages = 0;           // Zbud pages in the pool.
-  uint64_t buddied_pages = 0;        // Zbud pages holding two buddies.
-  uint64_t same_pages = 0;           // Pages stored as one repeated 8-byte word.
-  uint64_t huge_pages = 0;           // Pages kept raw.
-  uint64_t overflow_pages = 0;       // Pages whose data is in the overflow directory now.
-  uint64_t overflow_bytes = 0;       // Bytes the overflow files take.
-  uint64_t written_back_pages = 0;   // Pages ever written to the overflow directory.
-  uint64_t faulted_pages = 0;        // Pages ever read back from the overflow directory.
-  uint64_t metadata_bytes = 0;       // Charged by the caller (ChargeMetadata): xattrs, symlinks.
-  uint64_t staged_pages = 0;         // Pages kept as written until a compressor takes them.
-  uint64_t clustered_pages = 0;      // Pages held in clusters (store/cluster.h).
-  uint64_t cluster_allocations = 0;  // Zbud allocations holding clusters' frames.
-  uint64_t clusters = 0;             // Clusters held.
-  uint64_t cluster_bytes = 0;        // Heap bytes of the clusters' objects (in mem_used_total).
+  uint64_t orig_data_size = 0;        // 4096 x pages held (holes excluded).
+  uint64_t compr_data_size = 0;       // Compressed payload bytes, in memory and in overflow.
+  uint64_t mem_used_total = 0;        // Pool pages x 4096 + raw pages x 4096 + index_bytes
+                                      // + metadata_bytes + cluster_bytes.
+  uint64_t index_bytes = 0;           // Heap bytes of the files' page indexes.
+  uint64_t mem_limit = 0;             // The effective mem_limit (0 = unlimited).
+  uint64_t pool_pages = 0;            // Zbud pages in the pool.
+  uint64_t buddied_pages = 0;         // Zbud pages holding two buddies.
+  uint64_t same_pages = 0;            // Pages stored as one repeated 8-byte word.
+  uint64_t huge_pages = 0;            // Pages kept raw.
+  uint64_t overflow_pages = 0;        // Pages whose data is in the overflow directory now.
+  uint64_t overflow_bytes = 0;        // Bytes the overflow files take.
+  uint64_t written_back_pages = 0;    // Pages ever written to the overflow directory.
+  uint64_t faulted_pages = 0;         // Pages ever read back from the overflow directory.
+  uint64_t metadata_bytes = 0;        // Charged by the caller (ChargeMetadata): xattrs, symlinks.
+  uint64_t staged_pages = 0;          // Pages kept as written until a compressor takes them.
+  uint64_t clustered_pages = 0;       // Pages held in clusters (store/cluster.h).
+  uint64_t cluster_allocations = 0;   // Zbud allocations holding clusters' frames.
+  uint64_t clusters = 0;              // Clusters held.
+  uint64_t cluster_bytes = 0;         // Heap bytes of the clusters' objects (in mem_used_total).
+  uint64_t reclaim_packed_pages = 0;  // Pages ever packed by reclaim instead of written out.
 };
 
 // What one file costs: the daemon turns stored_bytes into st_blocks.
@@ -435,17 +437,21 @@ class PageStore final : private PageOwners,
   uint64_t PackFile(FileId id, File& f, uint64_t first, uint64_t last);  // Pages [first, last).
   // The range of pages changed since the file's last pack, [*first, *last), now reset.
   void TakePackRange(File& f, uint64_t* first, uint64_t* last) EXCLUDES(f.index_mu);
-  uint64_t PackGroup(FileId id, File& f, uint64_t first);  // Pages packed (0: left alone).
-  struct PackBuffers;                                      // One group's pages and payloads.
+  // Pages packed (0: left alone); may_reclaim: room for the cluster may be made by pushing
+  // pages out (not when reclaim itself packs).
+  uint64_t PackGroup(FileId id, File& f, uint64_t first, bool may_reclaim = true);
+  struct PackBuffers;  // One group's pages and payloads.
   unsigned CollectCandidates(File& f, uint64_t first, PackBuffers& buf, uint64_t* old_cost)
       EXCLUDES(f.index_mu);
   bool SwapCandidates(File& f, const PackBuffers& buf, unsigned k, const PageEntry* fresh)
       EXCLUDES(f.index_mu);
-  uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf) EXCLUDES(f.index_mu);
-  bool RoomForPacking(unsigned pages);
+  uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf, bool may_reclaim)
+      EXCLUDES(f.index_mu);
+  bool RoomForPacking(unsigned pages, bool may_reclaim);
   void PackCold() override;  // Packer::Host.
   Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                       ZbudPool::Handle handle) override;  // PageOwners.
+  bool PackInstead(uint64_t file, uint64_t page, const PageEntry& expect) override;
   // Pages [first, last) changed: the file is due to be packed there, once cold.
   void NoteWrite(File& f, uint64_t first, uint64_t last) REQUIRES(f.index_mu);
 
@@ -506,6 +512,7 @@ class PageStore final : private PageOwners,
   std::atomic<uint64_t> index_bytes_{0};      // Heap bytes of all files' page indexes.
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
+  std::atomic<uint64_t> reclaim_packed_{0};   // Pages ever packed by reclaim (PackInstead).
   std::atomic<uint64_t> dropped_pages_{0};    // Pages and files ever dropped (for trimming).
   std::atomic<uint64_t> trimmed_at_{0};       // dropped_pages_ at the last malloc_trim.
   std::atomic<uint32_t> writeback_stamp_{0};  // Stamps overflow entries (16 bits are kept).

@@ -75,7 +75,7 @@ Status Reclaimer::ReclaimTo(uint64_t target) {
   return Reclaim(target, /*enough_when_no_pages=*/false);
 }
 
-Status Reclaimer::Reclaim(uint64_t target, bool enough_when_no_pages) {
+Status Reclaimer::Reclaim(uint64_t target, bool enough_when_no_pages, bool pack_first) {
   int failures = 0;
   while (host_->MemUsed() > target) {
     // Only the page indexes (and metadata) left, charged to memory and never evictable: no
@@ -84,7 +84,7 @@ Status Reclaimer::Reclaim(uint64_t target, bool enough_when_no_pages) {
       if (enough_when_no_pages) return Status::OK();
       return Status::Error(ENOSPC, "page indexes alone exceed the memory target");
     }
-    Status st = ReclaimOne();
+    Status st = ReclaimOne(pack_first);
     if (st.ok()) {
       failures = 0;
       continue;
@@ -95,10 +95,10 @@ Status Reclaimer::Reclaim(uint64_t target, bool enough_when_no_pages) {
   return Status::OK();
 }
 
-Status Reclaimer::ReclaimOne() {
+Status Reclaimer::ReclaimOne(bool pack_first) {
   if (!options_.overflow) return Status::Error(ENOSPC, "no overflow store");
   reclaiming_.fetch_add(1, std::memory_order_relaxed);  // Waiting writers see it in flight.
-  Status st = storage_->EvictColdest();
+  Status st = storage_->EvictColdest(pack_first);
   reclaiming_.fetch_sub(1, std::memory_order_relaxed);
   return st;
 }
@@ -172,7 +172,10 @@ void Reclaimer::Loop() {
     last_seen = dropped;
     if (host_->MemUsed() <= high_wm_.load(std::memory_order_relaxed)) continue;
     lock.Unlock();
-    Status st = ReclaimTo(low_wm_.load(std::memory_order_relaxed));
+    // Writers that find no room write pages out themselves; this thread, off the request
+    // path, first packs the pages it takes with their neighbours when that saves memory.
+    Status st = Reclaim(low_wm_.load(std::memory_order_relaxed), /*enough_when_no_pages=*/false,
+                        /*pack_first=*/true);
     lock.Lock();
     if (st.ok()) continue;
     // The overflow store is full or failing: writers will see ENOSPC/EIO; back off.

@@ -2,10 +2,12 @@
 // store (PageStorage::EvictColdest).
 //
 // Owns: the watermarks (background reclaim starts above 95 % of mem_limit and stops at 90 %),
-// the background reclaim thread, and the writers' wait for room: the count of pages encoded
-// but not yet published (in flight: reclaim cannot take them) and of evictions running, and
-// the wakeup of writers sleeping until some are published. It reaches the store's memory
-// figure and heap trimming through the small Host interface (PageStore), never its files.
+// the background reclaim thread (which asks eviction to pack a page's group into a cluster
+// before it writes the page out: PageStorage::EvictColdest's pack_first), and the writers' wait for
+// room: the count of pages encoded but not yet published (in flight: reclaim cannot take them) and
+// of evictions running, and the wakeup of writers sleeping until some are published. It reaches the
+// store's memory figure and heap trimming through the small Host interface (PageStore), never its
+// files.
 //
 // Locking: see store/page_store.h for the lock order. bg_mu_ guards bg_stop_ around the
 // thread's sleep; room_mu_ pairs with room_cv_ for sleeping writers. Both are leaves:
@@ -87,9 +89,10 @@ class Reclaimer {
   }
 
  private:
-  // ReclaimTo; with enough_when_no_pages, OK once no page is left in memory to evict.
-  Status Reclaim(uint64_t target, bool enough_when_no_pages);
-  Status ReclaimOne();                       // Evicts one page, counted in reclaiming_.
+  // ReclaimTo; with enough_when_no_pages, OK once no page is left in memory to evict; with
+  // pack_first (the background thread), packing a page's group comes before writing it out.
+  Status Reclaim(uint64_t target, bool enough_when_no_pages, bool pack_first = false);
+  Status ReclaimOne(bool pack_first);        // Evicts one page, counted in reclaiming_.
   void Loop() EXCLUDES(bg_mu_);              // The background thread.
   void SleepUntilNeeded() REQUIRES(bg_mu_);  // At most 100 ms, or until memory passes high_wm_.
 

@@ -1,7 +1,8 @@
 // Clusters (store/cluster.h): cold pages packed several to a zstd frame read back exactly,
 // hold more pages per pool page than single pages can, and stay exact through overwrites,
-// truncates, punches, removal, reclaim (unpacked into overflow pages) and concurrent
-// packing, all with memory accounted as the formula says.
+// truncates, punches, removal, reclaim (unpacked into overflow pages, or packing the pages
+// it takes before it writes them out) and concurrent packing, all with memory accounted as
+// the formula says.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -292,6 +293,62 @@ TEST(PageStoreClusterTest, BackgroundPackerPacksColdFiles) {
   }
   EXPECT_TRUE(settled()) << store.Stats().clustered_pages << " pages in " << store.Stats().clusters;
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+}
+
+// Reclaim's background thread packs the cold groups it takes before it would write them
+// out: memory falls to the low watermark (90 % of mem_limit) with nothing written to the
+// overflow directory, and every page reads back. Writers that find no room still write
+// pages out themselves (not exercised here: memory never reaches mem_limit).
+TEST(PageStoreClusterTest, BackgroundReclaimPacksBeforeWritingOut) {
+  test::TempDir dir;
+  const uint64_t limit = 2 << 20;
+  PageStoreOptions o = ClusteredOverflow(dir, limit);
+  o.background_reclaim = true;  // Its thread starts above 95 % of mem_limit.
+  PageStore store(o);
+  Bytes model;
+  for (uint64_t p = 0; store.Stats().mem_used_total < limit * 97 / 100; ++p) {
+    const Bytes page = TextBytes(kPage, p * kPage);
+    WriteOk(store, 1, p * kPage, page);
+    model.insert(model.end(), page.begin(), page.end());
+  }
+  ASSERT_GT(model.size(), 3 * limit / 2);  // Single pages of text: about two to a pool page.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.Stats().mem_used_total > limit * 90 / 100 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const StoreStats s = store.Stats();
+  EXPECT_LE(s.mem_used_total, limit * 90 / 100);
+  EXPECT_GT(s.reclaim_packed_pages, 0u);
+  EXPECT_EQ(s.clustered_pages, s.reclaim_packed_pages);
+  EXPECT_EQ(s.written_back_pages, 0u);
+  EXPECT_EQ(s.overflow_pages, 0u);
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+}
+
+// Without clusters the same reclaim writes pages out, as it always did.
+TEST(PageStoreClusterTest, BackgroundReclaimWithoutClustersWritesOut) {
+  test::TempDir dir;
+  const uint64_t limit = 2 << 20;
+  PageStoreOptions o = ClusteredOverflow(dir, limit);
+  o.background_reclaim = true;
+  o.cluster_pages = 0;
+  PageStore store(o);
+  uint64_t pages = 0;
+  for (; store.Stats().mem_used_total < limit * 97 / 100; ++pages) {
+    WriteOk(store, 1, pages * kPage, TextBytes(kPage, pages * kPage));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.Stats().mem_used_total > limit * 90 / 100 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const StoreStats s = store.Stats();
+  EXPECT_LE(s.mem_used_total, limit * 90 / 100);
+  EXPECT_EQ(s.reclaim_packed_pages, 0u);
+  EXPECT_GT(s.written_back_pages, 0u);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, pages * kPage), TextBytes(pages * kPage)));
 }
 
 // Writers, readers, truncates, removes, packing and reclaim all at once (run under TSan by
