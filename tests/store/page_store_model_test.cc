@@ -1,5 +1,6 @@
 // PageStore against an in-memory model: random writes, reads, truncates, punches, zero ranges,
-// allocates and removes, compared byte for byte and in the statistics.
+// allocates and removes, compared byte for byte and in the statistics; inline, with staging,
+// and with clusters (Pack among the operations).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -195,10 +196,14 @@ class StoreModel {
   uint64_t same_ = 0, raw_ = 0, zbud_ = 0, compr_ = 0;
 };
 
-// With staging (GetParam()), whole pages are first kept as written and compressed by two
-// background threads; the statistics are compared once they are done (WaitForStaging), with
-// one zstd pass (no fast-first streak, which depends on the order pages are compressed in).
-class PageStoreModelTest : public ::testing::TestWithParam<bool> {};
+// Staged: whole pages are first kept as written and compressed by two background threads;
+// the statistics are compared once they are done (WaitForStaging), with one zstd pass (no
+// fast-first streak, which depends on the order pages are compressed in). Clustered: Pack
+// (as zbudfsctl pack does) is one of the operations, so writes, truncates, punches and reads
+// meet packed pages; a packed page's cost is the cluster's, not the model's, so only the
+// statistics clusters leave alone are compared exactly, and the memory formula.
+enum class ModelMode { kInline, kStaged, kClustered };
+class PageStoreModelTest : public ::testing::TestWithParam<ModelMode> {};
 
 TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   const uint64_t seed = SeedFromEnv(0x5EED2024);
@@ -212,11 +217,13 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   PageStoreOptions o;
   o.arena = &arena;
   o.zstd_level = 1;
-  if (GetParam()) {
-    o.zstd_fast_level = o.zstd_level;
+  const bool clustered = GetParam() == ModelMode::kClustered;
+  if (GetParam() != ModelMode::kInline) o.zstd_fast_level = o.zstd_level;
+  if (GetParam() == ModelMode::kStaged) {
     o.staging_bytes = 32 * kPage;
     o.compress_threads = 2;
   }
+  if (clustered) o.cluster_pages = 4;  // No packer thread (pack_interval_ms 0): Pack only.
   PageStore store(o);
   StoreModel model(o.zstd_level, o.zstd_fast_level, kFiles);
   auto id = [](int f) { return static_cast<PageStore::FileId>(100 + f); };
@@ -271,6 +278,7 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
     return std::pair<uint64_t, uint64_t>(off, len);
   };
 
+  uint64_t max_clustered = 0;  // Clustered: the most pages ever seen in clusters at once.
   auto check_stats = [&] {
     store.WaitForStaging();
     const StoreStats s = store.Stats();
@@ -279,17 +287,26 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
     for (int f = 0; f < kFiles; ++f) {
       const FileUsage u = store.Usage(id(f));
       ASSERT_EQ(u.pages, model.FilePages(f)) << "file " << f;
-      ASSERT_EQ(u.stored_bytes, model.FileCost(f)) << "file " << f;
+      if (!clustered) {
+        ASSERT_EQ(u.stored_bytes, model.FileCost(f)) << "file " << f;
+      }
       pages += u.pages;
     }
     ASSERT_EQ(s.orig_data_size, pages * kPage);
     ASSERT_EQ(s.same_pages, model.same());
-    ASSERT_EQ(s.huge_pages, model.raw());
+    ASSERT_EQ(s.huge_pages, model.raw());  // Clusters hold compressed pages only.
+    ASSERT_EQ(arena.PagesInUse(), s.pool_pages + s.huge_pages);
+    if (clustered) {
+      ASSERT_LE(s.clustered_pages, model.zbud());
+      ASSERT_EQ(s.mem_used_total,
+                (s.pool_pages + s.huge_pages) * kPage + s.index_bytes + s.cluster_bytes);
+      max_clustered = std::max(max_clustered, s.clustered_pages);
+      return;
+    }
     ASSERT_EQ(s.compr_data_size, model.compr());
     ASSERT_EQ(s.mem_used_total, (s.pool_pages + s.huge_pages) * kPage + s.index_bytes);
     // Every zbud page holds one or two zpages: zpages = pages + buddied pages.
     ASSERT_EQ(model.zbud(), s.pool_pages + s.buddied_pages);
-    ASSERT_EQ(arena.PagesInUse(), s.pool_pages + s.huge_pages);
   };
   auto check_file = [&](int f) {
     ASSERT_TRUE(model.HolesAreZero(f)) << "model self-check, file " << f;
@@ -297,7 +314,7 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
         << "file " << f;
   };
 
-  int counts[9] = {};
+  int counts[10] = {};
   // PunchHole, ZeroRange or Allocate of file f on a random range of at most max_len bytes,
   // on the store and on the model alike; counted in counts[counter].
   auto range_op = [&](int f, std::ostringstream& what, const char* name, int counter,
@@ -362,6 +379,11 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
       ++counts[7];
       store.Remove(id(f));
       model.Remove(f);
+    } else if (clustered && dice >= 97) {
+      what << "Pack";
+      SCOPED_TRACE(what.str());
+      ++counts[9];
+      (void)store.Pack(id(f));  // Changes no byte: the next reads and check_file compare them.
     } else {
       const uint64_t p = uniform(0, StoreModel::kPages), n = uniform(1, 16);
       what << "ReadPages(" << p << ", " << n << ")";
@@ -381,19 +403,32 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   summary << kOps << " ops (write " << counts[0] << ", read " << counts[1] << ", truncate "
           << counts[2] << ", punch " << counts[3] << ", zero " << counts[4] << ", allocate "
           << counts[5] << ", seek " << counts[6] << ", remove " << counts[7] << ", page reads "
-          << counts[8] << "); end: " << s.orig_data_size / kPage << " pages, " << s.same_pages
-          << " same, " << s.huge_pages << " huge, " << s.pool_pages << " pool pages ("
-          << s.buddied_pages << " buddied)";
+          << counts[8] << ", pack " << counts[9] << ", most pages clustered " << max_clustered
+          << "); end: " << s.orig_data_size / kPage << " pages, " << s.same_pages << " same, "
+          << s.huge_pages << " huge, " << s.pool_pages << " pool pages (" << s.buddied_pages
+          << " buddied)";
   RecordProperty("model", summary.str());
   // The run exercised every page kind.
   EXPECT_GT(s.same_pages + s.huge_pages + s.pool_pages, 0u);
+  if (clustered) {
+    EXPECT_GT(max_clustered, 0u);
+  }
   for (int f = 0; f < kFiles; ++f) store.Remove(id(f));
   EXPECT_EQ(arena.PagesInUse(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Staging, PageStoreModelTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Staged" : "Inline";
+INSTANTIATE_TEST_SUITE_P(Modes, PageStoreModelTest,
+                         ::testing::Values(ModelMode::kInline, ModelMode::kStaged,
+                                           ModelMode::kClustered),
+                         [](const ::testing::TestParamInfo<ModelMode>& info) {
+                           switch (info.param) {
+                             case ModelMode::kInline:
+                               return "Inline";
+                             case ModelMode::kStaged:
+                               return "Staged";
+                             default:
+                               return "Clustered";
+                           }
                          });
 
 }  // namespace
