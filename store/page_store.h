@@ -437,17 +437,19 @@ class PageStore final : private PageOwners,
   uint64_t PackFile(FileId id, File& f, uint64_t first, uint64_t last);  // Pages [first, last).
   // The range of pages changed since the file's last pack, [*first, *last), now reset.
   void TakePackRange(File& f, uint64_t* first, uint64_t* last) EXCLUDES(f.index_mu);
-  // Pages packed (0: left alone); may_reclaim: room for the cluster may be made by pushing
-  // pages out (not when reclaim itself packs).
-  uint64_t PackGroup(FileId id, File& f, uint64_t first, bool may_reclaim = true);
+  // Who packs: the packer (or Pack) at pack_level, making room by pushing pages out if need
+  // be; or reclaim itself (PackInstead), never reclaiming within reclaim, at the faster of
+  // pack_level and zstd_level, since the memory is wanted now.
+  enum class PackFor { kPacker, kReclaim };
+  // Packs the group of pages from `first`; returns the pages packed (0: left alone).
+  uint64_t PackGroup(FileId id, File& f, uint64_t first, PackFor who = PackFor::kPacker);
   struct PackBuffers;  // One group's pages and payloads.
   unsigned CollectCandidates(File& f, uint64_t first, PackBuffers& buf, uint64_t* old_cost)
       EXCLUDES(f.index_mu);
   bool SwapCandidates(File& f, const PackBuffers& buf, unsigned k, const PageEntry* fresh)
       EXCLUDES(f.index_mu);
-  uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf, bool may_reclaim)
-      EXCLUDES(f.index_mu);
-  bool RoomForPacking(unsigned pages, bool may_reclaim);
+  uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf, PackFor who) EXCLUDES(f.index_mu);
+  bool RoomForPacking(unsigned pages, PackFor who);
   void PackCold() override;  // Packer::Host.
   Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                       ZbudPool::Handle handle) override;  // PageOwners.

@@ -212,12 +212,12 @@ bool PageStore::SwapCandidates(File& f, const PackBuffers& buf, unsigned k,
   return true;
 }
 
-uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, bool may_reclaim) {
+uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
   PackBuffers& buf = ThreadBuffers<PackBuffers>();
   uint64_t old_cost;
   const unsigned k = CollectCandidates(f, first, buf, &old_cost);
   if (k == 1 && buf.candidates[0].entry.kind == PageEntry::kCluster) {
-    return UnpackLastPage(id, f, buf, may_reclaim);
+    return UnpackLastPage(id, f, buf, who);
   }
   if (k < 2) return 0;  // A lone single page gains nothing.
   for (unsigned i = 0; i < k; ++i) {
@@ -226,15 +226,17 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, bool may_recla
     if (!PageCodec::Decompress(buf.payloads[i], c.length, buf.pages + i * kPageSize).ok())
       return 0;  // Corrupt: left for its reader to report.
   }
-  const size_t len = PageCodec::CompressRun(buf.pages, k * kPageSize, options_.pack_level,
-                                            buf.frame, sizeof(buf.frame));
+  const int level = who == PackFor::kPacker ? options_.pack_level
+                                            : std::min(options_.pack_level, storage_.zstd_level());
+  const size_t len =
+      PageCodec::CompressRun(buf.pages, k * kPageSize, level, buf.frame, sizeof(buf.frame));
   if (len == 0) return 0;
   const unsigned parts =
       static_cast<unsigned>((len + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload);
   const uint64_t cost = (parts - 1) * kPageSize +
                         ZbudCost(16 + len - (parts - 1) * Cluster::kMaxPartPayload) +
                         Cluster::HeapBytes(parts);
-  if (cost >= old_cost || !RoomForPacking(parts, may_reclaim)) return 0;
+  if (cost >= old_cost || !RoomForPacking(parts, who)) return 0;
   StatusOr<Cluster*> made = storage_.StoreCluster(id, first, buf.frame, len, k);
   if (!made.ok()) return 0;
   Cluster* c = *made;
@@ -251,9 +253,9 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, bool may_recla
 }
 
 // The last live page of a cluster keeps all of it: it is stored alone instead.
-uint64_t PageStore::UnpackLastPage(FileId id, File& f, PackBuffers& buf, bool may_reclaim) {
+uint64_t PageStore::UnpackLastPage(FileId id, File& f, PackBuffers& buf, PackFor who) {
   const Candidate& c = buf.candidates[0];
-  if (!RoomForPacking(1, may_reclaim)) return 0;
+  if (!RoomForPacking(1, who)) return 0;
   PageCodec::Streak streak;
   size_t n = storage_.Compress(buf.pages, &streak, buf.payloads[0]);
   PageEntry fresh;
@@ -272,12 +274,12 @@ uint64_t PageStore::UnpackLastPage(FileId id, File& f, PackBuffers& buf, bool ma
 }
 
 // Whether mem_limit has room for `pages` new pool pages before the old storage goes (after
-// pushing pages out to make it, if need be and may_reclaim). Packing never passes mem_limit.
-bool PageStore::RoomForPacking(unsigned pages, bool may_reclaim) {
+// pushing pages out to make it, if need be and the packer asks). Packing never passes mem_limit.
+bool PageStore::RoomForPacking(unsigned pages, PackFor who) {
   const uint64_t limit = reclaimer_.mem_limit();
   const uint64_t need = uint64_t{pages} * kPageSize;
   if (limit == 0 || MemUsed() + need <= limit) return true;
-  return may_reclaim && need < limit && ReclaimTo(limit - need).ok();
+  return who == PackFor::kPacker && need < limit && ReclaimTo(limit - need).ok();
 }
 
 // The background reclaimer runs between 90 % and 95 % of mem_limit: it has room for a
@@ -288,7 +290,7 @@ bool PageStore::PackInstead(uint64_t file, uint64_t page, const PageEntry& expec
   if (n < 2) return false;
   std::shared_ptr<File> f = FindFile(file);
   if (!f) return false;
-  const uint64_t packed = PackGroup(file, *f, page - page % n, /*may_reclaim=*/false);
+  const uint64_t packed = PackGroup(file, *f, page - page % n, PackFor::kReclaim);
   if (packed == 0) return false;
   reclaim_packed_.fetch_add(packed, std::memory_order_relaxed);
   return !Holds(file, page, expect);
