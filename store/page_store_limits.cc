@@ -43,6 +43,15 @@ Status PageStore::CheckLimits(const StoreLimits& l) const {
                                        " is under twice the staging budget (" + Bytes(staging) +
                                        ")");
     }
+    // Checked before SetLimits pushes anything out: reclaim could only fail after moving
+    // every page to the overflow directory.
+    const uint64_t fixed = index_bytes_.load(std::memory_order_relaxed) +
+                           metadata_bytes_.load(std::memory_order_relaxed);
+    if (*l.mem_limit != 0 && *l.mem_limit < fixed) {
+      return Status::Error(EINVAL, "mem_limit " + Bytes(*l.mem_limit) +
+                                       " is below what the page indexes and metadata take (" +
+                                       Bytes(fixed) + "), which never leave memory");
+    }
   }
   if (l.overflow_limit) {
     if (!options_.overflow) return Status::Error(EINVAL, "there is no overflow directory");

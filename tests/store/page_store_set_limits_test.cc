@@ -82,6 +82,31 @@ TEST(PageStoreSetLimitsTest, MemLimitBelowUseWithoutOverflowIsRefused) {
   EXPECT_EQ(store.Stats().mem_limit, 128 * kPage);
 }
 
+// Page indexes and metadata never leave memory: a mem_limit below them is refused before
+// anything is pushed out (reclaim would move every page and then fail).
+TEST(PageStoreSetLimitsTest, MemLimitBelowTheIndexesIsRefusedWithNothingMoved) {
+  OverflowFixture fx(/*mem_limit=*/1024 * kPage, /*overflow_limit=*/0, /*background=*/false);
+  PageStore& store = *fx.store;
+  const Bytes data = TextBytes(64 * kPage, 7);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, data));
+  ASSERT_TRUE(store.ChargeMetadata(8 * kPage).ok());
+  const StoreStats before = store.Stats();
+  const uint64_t fixed = before.index_bytes + before.metadata_bytes;
+  ASSERT_GT(fixed, kPage);
+
+  const Status s = store.SetLimits({.mem_limit = fixed - 1});
+  EXPECT_EQ(s.code(), EINVAL) << s.ToString();
+  EXPECT_EQ(store.mem_limit(), 1024 * kPage);
+  const StoreStats after = store.Stats();
+  EXPECT_EQ(after.written_back_pages, 0u);
+  EXPECT_EQ(after.overflow_pages, 0u);
+  EXPECT_EQ(after.mem_used_total, before.mem_used_total);
+  // Just above them is a limit reclaim can meet: every page goes out, and reads back.
+  ASSERT_TRUE(store.SetLimits({.mem_limit = fixed + kPage}).ok());
+  EXPECT_LE(store.Stats().mem_used_total, fixed + kPage);
+  EXPECT_EQ(ReadBytes(store, 1, 0, data.size()), data);
+}
+
 TEST(PageStoreSetLimitsTest, MemLimitMustStayTwiceTheStagingBudget) {
   OverflowFixture fx(/*mem_limit=*/1024 * kPage, 0, true, nullptr, nullptr, {},
                      /*staging_pages=*/64, /*compress_threads=*/1);
