@@ -94,9 +94,9 @@ zb__progress_lines() {
 
 # For benchmark scripts that mount zbudfs themselves: with $work (a private directory) and
 # $mnt (a mountpoint in it) set, zb_bench_cleanup (the EXIT trap) unmounts, reaps the daemon
-# and removes $work; zb_bench_mount ARGS... mounts build/zbudfs -f ARGS on $mnt (its PID in
-# $zpid; the script exits when it does not mount); zb_bench_umount unmounts and reaps it;
-# zb_bench_stat NAME is one field of `zbudfsctl stats`.
+# and removes $work; zb_bench_mount ARGS... mounts build/zbudfs (or $ZBUDFS_BIN) -f ARGS on
+# $mnt (its PID in $zpid; the script exits when it does not mount); zb_bench_umount unmounts
+# and reaps it; zb_bench_stat NAME is one field of `zbudfsctl stats`.
 zb_bench_cleanup() {
   set +e
   if [[ -n ${zpid:-} ]]; then
@@ -106,7 +106,7 @@ zb_bench_cleanup() {
   rm -rf "$work"
 }
 zb_bench_mount() {
-  build/zbudfs -f "$@" "$mnt" 2>>"$work/daemon.log" &
+  "${ZBUDFS_BIN:-build/zbudfs}" -f "$@" "$mnt" 2>>"$work/daemon.log" &
   zpid=$!
   zb_wait_mount "$mnt" "$zpid" && return 0
   echo "zbudfs did not mount (log: $work/daemon.log)" >&2
