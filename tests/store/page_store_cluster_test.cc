@@ -295,6 +295,23 @@ TEST(PageStoreClusterTest, BackgroundPackerPacksColdFiles) {
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
 }
 
+// Writes file 1 page by page with text until memory reaches `bytes`; returns the pages.
+uint64_t FillWithTextTo(PageStore& store, uint64_t bytes) {
+  uint64_t pages = 0;
+  for (; store.Stats().mem_used_total < bytes; ++pages) {
+    WriteOk(store, 1, pages * kPage, TextBytes(kPage, pages * kPage));
+  }
+  return pages;
+}
+
+// Waits (at most 10 s) for the background reclaim to bring memory down to `bytes`.
+void WaitForMemAtMost(PageStore& store, uint64_t bytes) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.Stats().mem_used_total > bytes && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 // Reclaim's background thread packs the cold groups it takes before it would write them
 // out: memory falls to the low watermark (90 % of mem_limit) with nothing written to the
 // overflow directory, and every page reads back. Writers that find no room still write
@@ -305,18 +322,9 @@ TEST(PageStoreClusterTest, BackgroundReclaimPacksBeforeWritingOut) {
   PageStoreOptions o = ClusteredOverflow(dir, limit);
   o.background_reclaim = true;  // Its thread starts above 95 % of mem_limit.
   PageStore store(o);
-  Bytes model;
-  for (uint64_t p = 0; store.Stats().mem_used_total < limit * 97 / 100; ++p) {
-    const Bytes page = TextBytes(kPage, p * kPage);
-    WriteOk(store, 1, p * kPage, page);
-    model.insert(model.end(), page.begin(), page.end());
-  }
-  ASSERT_GT(model.size(), 3 * limit / 2);  // Single pages of text: about two to a pool page.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (store.Stats().mem_used_total > limit * 90 / 100 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const uint64_t pages = FillWithTextTo(store, limit * 97 / 100);
+  ASSERT_GT(pages * kPage, 3 * limit / 2);  // Single pages of text: about two a pool page.
+  WaitForMemAtMost(store, limit * 90 / 100);
   const StoreStats s = store.Stats();
   EXPECT_LE(s.mem_used_total, limit * 90 / 100);
   EXPECT_GT(s.reclaim_packed_pages, 0u);
@@ -324,7 +332,7 @@ TEST(PageStoreClusterTest, BackgroundReclaimPacksBeforeWritingOut) {
   EXPECT_EQ(s.written_back_pages, 0u);
   EXPECT_EQ(s.overflow_pages, 0u);
   ExpectMemFormula(s);
-  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, pages * kPage), TextBytes(pages * kPage)));
 }
 
 // Without clusters the same reclaim writes pages out, as it always did.
@@ -335,15 +343,8 @@ TEST(PageStoreClusterTest, BackgroundReclaimWithoutClustersWritesOut) {
   o.background_reclaim = true;
   o.cluster_pages = 0;
   PageStore store(o);
-  uint64_t pages = 0;
-  for (; store.Stats().mem_used_total < limit * 97 / 100; ++pages) {
-    WriteOk(store, 1, pages * kPage, TextBytes(kPage, pages * kPage));
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (store.Stats().mem_used_total > limit * 90 / 100 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const uint64_t pages = FillWithTextTo(store, limit * 97 / 100);
+  WaitForMemAtMost(store, limit * 90 / 100);
   const StoreStats s = store.Stats();
   EXPECT_LE(s.mem_used_total, limit * 90 / 100);
   EXPECT_EQ(s.reclaim_packed_pages, 0u);
