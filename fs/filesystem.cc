@@ -171,6 +171,7 @@ std::string FormatStats(const StoreStats& s) {
       {"clustered_pages", s.clustered_pages},
       {"cluster_allocations", s.cluster_allocations},
       {"clusters", s.clusters},
+      {"spilled_clusters", s.spilled_clusters},
       {"cluster_bytes", s.cluster_bytes},
       {"reclaim_packed_pages", s.reclaim_packed_pages},
   };

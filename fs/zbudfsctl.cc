@@ -153,9 +153,10 @@ int PrintSummary(const std::string& mnt, const Fields& s, bool exact) {
               limit ? std::to_string(mem * 100 / limit).c_str() : "-", Ratio(orig, mem).c_str());
   if (s.count("clustered_pages") != 0) {
     std::printf("  clusters      %" PRIu64 " pages packed in %" PRIu64 " clusters (%" PRIu64
-                " zbud allocations); %" PRIu64 " pages ever packed by reclaim\n",
+                " zbud allocations); %" PRIu64 " pages ever packed by reclaim; %" PRIu64
+                " clusters spilled to the overflow directory\n",
                 Num(s, "clustered_pages"), Num(s, "clusters"), Num(s, "cluster_allocations"),
-                Num(s, "reclaim_packed_pages"));
+                Num(s, "reclaim_packed_pages"), Num(s, "spilled_clusters"));
   }
   std::printf("  overflow      %s in %" PRIu64 " pages",
               Size(Num(s, "overflow_bytes"), exact).c_str(), Num(s, "overflow_pages"));

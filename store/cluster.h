@@ -16,13 +16,21 @@
 // reference; an entry that leaves the index (overwrite, truncate, punch, remove, eviction)
 // gives its reference back through PageStorage::Free, and the last one frees the parts and
 // the object. A slot whose entry has gone is dead: its bytes stay in the frame until the
-// packer repacks the group (half or more of its slots dead). Reclaim never writes a cluster
-// out as such: a part chosen by the pool's LRU unpacks the cluster into overflow pages
-// (PageStore::EvictCluster). Nothing in a cluster changes after it is made except refs,
-// so readers need only their file's index_mu (shared) to decode one.
+// packer repacks the group (half or more of its slots dead).
+//
+// Spilled: reclaim moves a cluster to the overflow directory whole, still compressed
+// (PageStore::EvictCluster): a part chosen by the pool's LRU has the frame copied out, its
+// parts written to overflow slots, and a new Cluster (pool == kSpilled, handles() holding
+// the slots' locations) takes the place of the old one in every entry still naming it; the
+// old one's parts go with its last reference. A read of a spilled page reads and decodes
+// the frame; its second read brings the whole cluster back into memory as a new Cluster
+// (PageStore::PromoteCluster), as a single overflow page comes back. Nothing in a cluster
+// changes after it is made except refs, so readers need only their file's index_mu
+// (shared) to decode one, wherever it is.
 //
 // Memory: the object (24 bytes + 8 a part, as malloc rounds it, HeapBytes) is counted in
-// mem_used_total beside the parts' pool pages (PageStorage::ClusterHeapBytes).
+// mem_used_total beside the parts' pool pages (PageStorage::ClusterHeapBytes), spilled or
+// not.
 //
 // Locking: none of its own. refs is atomic (entries are freed after their file's index_mu
 // is released); the rest is immutable from the moment the cluster is published.
@@ -47,12 +55,14 @@ struct Cluster {
   static constexpr unsigned kMaxParts = kMaxPages * kPageSize / kMaxPartPayload + 1;
   // Owner tags of parts carry this bit in their page word, with the cluster's first page.
   static constexpr uint64_t kTagBit = uint64_t{1} << 63;
+  // `pool` of a spilled cluster: its parts are overflow slots, handles() their locations.
+  static constexpr uint16_t kSpilled = 0xFFFF;
 
   std::atomic<uint32_t> refs{0};  // Index entries naming this cluster.
   uint32_t frame_length = 0;      // Payload bytes of the frame, check value included.
   uint64_t id = 0;                // Never reused (decoded-frame caches key on it).
-  uint32_t stored_bytes = 0;      // Pool bytes of all parts (64-byte chunks).
-  uint16_t pool = 0;              // The zbud pool of every part.
+  uint32_t stored_bytes = 0;      // Pool bytes of all parts (64-byte chunks); spilled: 0.
+  uint16_t pool = 0;              // The zbud pool of every part, or kSpilled.
   uint8_t parts = 0;              // Allocations holding the frame.
   uint8_t pages = 0;              // Pages packed in the frame.
 
@@ -65,6 +75,7 @@ struct Cluster {
     return i + 1 < parts ? static_cast<uint32_t>(kMaxPartPayload)
                          : frame_length - static_cast<uint32_t>(kMaxPartPayload) * i;
   }
+  bool spilled() const { return pool == kSpilled; }
   bool HasPart(uint16_t in_pool, ZbudPool::Handle h) const {
     if (in_pool != pool) return false;
     for (unsigned i = 0; i < parts; ++i) {
@@ -73,8 +84,9 @@ struct Cluster {
     return false;
   }
   // A page's share of the cluster, for the statistics (fixed for the cluster's life, so
-  // that adding and taking away an entry balance).
-  uint64_t StoredShare() const { return stored_bytes / pages; }
+  // that adding and taking away an entry balance): of its pool bytes, or of its frame on
+  // disk when spilled (as an overflow page counts its payload).
+  uint64_t StoredShare() const { return (spilled() ? frame_length : stored_bytes) / pages; }
   uint64_t ComprShare() const { return frame_length / pages; }
 
   // Bytes the object takes on the heap with n parts (malloc's 16-byte granules).

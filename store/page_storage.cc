@@ -269,6 +269,15 @@ Status PageStorage::Report(StoreErrorKind kind, Status st) const {
 
 // ---- Clusters ---------------------------------------------------------------------------------
 
+namespace {
+// One sequence for every store of the process: the decoded-frame cache of a thread is shared
+// by all of them.
+uint64_t NextClusterId() {
+  static std::atomic<uint64_t> next_id{1};
+  return next_id.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
 StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, const uint8_t* frame,
                                              size_t length, unsigned pages) {
   const auto parts =
@@ -280,10 +289,7 @@ StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, cons
   c->frame_length = static_cast<uint32_t>(length);
   c->pages = static_cast<uint8_t>(pages);
   c->pool = ThisThreadsPool();
-  // One sequence for every store of the process: the decoded-frame cache of a thread is
-  // shared by all of them.
-  static std::atomic<uint64_t> next_id{1};
-  c->id = next_id.fetch_add(1, std::memory_order_relaxed);
+  c->id = NextClusterId();
   ZbudPool& pool = *pools_[c->pool];
   for (unsigned i = 0; i < parts; ++i) {
     const uint32_t n = c->PartLength(i);
@@ -308,11 +314,42 @@ StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, cons
   return c;
 }
 
+StatusOr<Cluster*> PageStorage::SpillCluster(const uint8_t* frame, uint32_t length,
+                                             unsigned pages) {
+  const auto parts =
+      static_cast<unsigned>((length + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload);
+  if (parts == 0 || parts > Cluster::kMaxParts || pages == 0 || pages > Cluster::kMaxPages) {
+    return Status::Error(EINVAL, "not a cluster");
+  }
+  Cluster* c = Cluster::New(parts);
+  c->frame_length = length;
+  c->pages = static_cast<uint8_t>(pages);
+  c->pool = Cluster::kSpilled;
+  c->id = NextClusterId();
+  for (unsigned i = 0; i < parts; ++i) {
+    StatusOr<uint64_t> loc = WriteOverflow(frame + i * Cluster::kMaxPartPayload, c->PartLength(i));
+    if (!loc.ok()) {
+      for (unsigned j = 0; j < i; ++j) options_.overflow->Free(c->handles()[j], c->PartLength(j));
+      Cluster::Delete(c);
+      return loc.status();
+    }
+    c->handles()[i] = *loc;
+  }
+  spilled_clusters_.fetch_add(1, std::memory_order_relaxed);
+  cluster_heap_.fetch_add(Cluster::HeapBytes(parts), std::memory_order_relaxed);
+  return c;
+}
+
 void PageStorage::DropCluster(Cluster* c) {
-  ZbudPool& pool = *pools_[c->pool];
-  for (unsigned i = 0; i < c->parts; ++i) pool.Free(c->handles()[i]);
-  clusters_.fetch_sub(1, std::memory_order_relaxed);
-  cluster_parts_.fetch_sub(c->parts, std::memory_order_relaxed);
+  if (c->spilled()) {
+    for (unsigned i = 0; i < c->parts; ++i)
+      options_.overflow->Free(c->handles()[i], c->PartLength(i));
+  } else {
+    ZbudPool& pool = *pools_[c->pool];
+    for (unsigned i = 0; i < c->parts; ++i) pool.Free(c->handles()[i]);
+    cluster_parts_.fetch_sub(c->parts, std::memory_order_relaxed);
+  }
+  (c->spilled() ? spilled_clusters_ : clusters_).fetch_sub(1, std::memory_order_relaxed);
   cluster_heap_.fetch_sub(Cluster::HeapBytes(c->parts), std::memory_order_relaxed);
   Cluster::Delete(c);
 }
@@ -321,19 +358,33 @@ void PageStorage::ReleaseCluster(Cluster* c) {
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) DropCluster(c);
 }
 
-void PageStorage::CopyFrame(const Cluster& c, uint8_t* out) const {
+Status PageStorage::CopyFrame(const Cluster& c, uint8_t* out) const {
+  if (c.spilled()) {
+    for (unsigned i = 0; i < c.parts; ++i) {
+      Status st = options_.overflow->Read(c.handles()[i], out + i * Cluster::kMaxPartPayload,
+                                          c.PartLength(i));
+      if (!st.ok()) {
+        const StoreErrorKind kind =
+            st.code() == EBADMSG ? StoreErrorKind::kCheckFailed : StoreErrorKind::kOverflowIo;
+        return Report(kind, Status::Error(EIO, st.message()));
+      }
+    }
+    return Status::OK();
+  }
   ZbudPool& pool = *pools_[c.pool];
   for (unsigned i = 0; i < c.parts; ++i) {
     const auto* src = static_cast<const uint8_t*>(pool.Map(c.handles()[i]));
     std::memcpy(out + i * Cluster::kMaxPartPayload, src + sizeof(OwnerTag), c.PartLength(i));
     pool.Unmap(c.handles()[i]);
   }
+  return Status::OK();
 }
 
 Status PageStorage::DecodeCluster(const Cluster& c, uint8_t* pages) const {
   thread_local std::unique_ptr<uint8_t[]> frame;  // Made on a thread's first cluster.
   if (!frame) frame = std::make_unique<uint8_t[]>(Cluster::kMaxPages * kPageSize);
-  CopyFrame(c, frame.get());
+  if (Status st = CopyFrame(c, frame.get()); !st.ok()) return st;
+  if (c.spilled()) faulted_.fetch_add(c.pages, std::memory_order_relaxed);
   Status st = PageCodec::DecompressRun(frame.get(), c.frame_length, pages, c.pages * kPageSize);
   return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
 }

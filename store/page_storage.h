@@ -123,15 +123,23 @@ class PageStorage {
   // cluster starts with no reference. ENOSPC when no memory can be had.
   StatusOr<Cluster*> StoreCluster(uint64_t file, uint64_t first, const uint8_t* frame,
                                   size_t length, unsigned pages);
-  // Frees a cluster no entry names (one that StoreCluster made but was never published).
+  // Writes frame[0, length) of a cluster of `pages` pages to overflow slots, one a part, as
+  // a new spilled cluster with no reference (store/cluster.h); ENOSPC/EIO from the
+  // overflow store (nothing written then).
+  StatusOr<Cluster*> SpillCluster(const uint8_t* frame, uint32_t length, unsigned pages);
+  // Frees a cluster no entry names (one that StoreCluster or SpillCluster made but was
+  // never published).
   void DropCluster(Cluster* c);
-  // Copies c's frame into out (c->frame_length bytes).
-  void CopyFrame(const Cluster& c, uint8_t* out) const;
+  // Copies c's frame into out (c->frame_length bytes); EIO (reported) if a spilled
+  // cluster's slots cannot be read or fail their check.
+  Status CopyFrame(const Cluster& c, uint8_t* out) const;
   // Decodes c's frame into pages (c->pages pages); EIO (reported) if corrupt.
   Status DecodeCluster(const Cluster& c, uint8_t* pages) const;
   // Writes a payload to the overflow store; its location, or ENOSPC/EIO (EIO reported).
   StatusOr<uint64_t> WriteOverflow(const uint8_t* payload, uint32_t length);
-  uint64_t Clusters() const { return clusters_.load(std::memory_order_relaxed); }
+  uint64_t Clusters() const { return clusters_.load(std::memory_order_relaxed); }  // In memory.
+  uint64_t SpilledClusters() const { return spilled_clusters_.load(std::memory_order_relaxed); }
+  // Zbud allocations of clusters in memory (spilled ones hold none).
   uint64_t ClusterParts() const { return cluster_parts_.load(std::memory_order_relaxed); }
   uint64_t ClusterHeapBytes() const { return cluster_heap_.load(std::memory_order_relaxed); }
 
@@ -200,12 +208,13 @@ class PageStorage {
   std::unique_ptr<PageArena> owned_arena_;
   PageArena* arena_;
   std::vector<std::unique_ptr<ZbudPool>> pools_;
-  std::atomic<uint64_t> raw_pages_{0};        // Raw pages allocated, in flight too.
-  mutable std::atomic<uint64_t> faulted_{0};  // Pages ever read from overflow.
-  std::atomic<uint64_t> clusters_{0};         // Clusters alive.
-  std::atomic<uint64_t> cluster_parts_{0};    // Their zbud allocations.
-  std::atomic<uint64_t> cluster_heap_{0};     // Their objects' heap bytes.
-  LockProfile raw_profile_{"raw fifo"};       // Waits for raw_mu_ (LockWaits).
+  std::atomic<uint64_t> raw_pages_{0};         // Raw pages allocated, in flight too.
+  mutable std::atomic<uint64_t> faulted_{0};   // Pages ever read from overflow.
+  std::atomic<uint64_t> clusters_{0};          // Clusters alive in memory.
+  std::atomic<uint64_t> spilled_clusters_{0};  // Clusters alive in the overflow store.
+  std::atomic<uint64_t> cluster_parts_{0};     // Their zbud allocations.
+  std::atomic<uint64_t> cluster_heap_{0};      // Their objects' heap bytes.
+  LockProfile raw_profile_{"raw fifo"};        // Waits for raw_mu_ (LockWaits).
   Mutex raw_mu_{&raw_profile_};
   std::deque<RawRecord> raw_fifo_ GUARDED_BY(raw_mu_);  // Oldest first.
 };

@@ -198,9 +198,8 @@ uint64_t PageStore::ReplacedMemory(File& f, uint64_t page, Limit limit) {
   // A cluster's memory goes only with its last page; a slot's share alone frees nothing.
   if (e->kind == PageEntry::kCluster) {
     const auto* c = reinterpret_cast<const Cluster*>(e->value);
-    return c->refs.load(std::memory_order_relaxed) == 1
-               ? c->stored_bytes + Cluster::HeapBytes(c->parts)
-               : 0;
+    if (c->refs.load(std::memory_order_relaxed) != 1) return 0;
+    return (c->spilled() ? 0 : c->stored_bytes) + Cluster::HeapBytes(c->parts);
   }
   // Its zbud header is needed again when it is freed, after compression: load it now.
   if (e->kind == PageEntry::kZbud) ZbudPool::Prefetch(e->value);
@@ -634,6 +633,7 @@ StoreStats PageStore::Stats() const {
   s.clustered_pages = clustered_pages_.load(std::memory_order_relaxed);
   s.cluster_allocations = storage_.ClusterParts();
   s.clusters = storage_.Clusters();
+  s.spilled_clusters = storage_.SpilledClusters();
   s.reclaim_packed_pages = reclaim_packed_.load(std::memory_order_relaxed);
   return s;
 }

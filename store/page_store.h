@@ -189,7 +189,8 @@ struct StoreStats {
   uint64_t staged_pages = 0;          // Pages kept as written until a compressor takes them.
   uint64_t clustered_pages = 0;       // Pages held in clusters (store/cluster.h).
   uint64_t cluster_allocations = 0;   // Zbud allocations holding clusters' frames.
-  uint64_t clusters = 0;              // Clusters held.
+  uint64_t clusters = 0;              // Clusters held in memory.
+  uint64_t spilled_clusters = 0;      // Clusters moved whole to the overflow directory.
   uint64_t cluster_bytes = 0;         // Heap bytes of the clusters' objects (in mem_used_total).
   uint64_t reclaim_packed_pages = 0;  // Pages ever packed by reclaim instead of written out.
 };
@@ -415,7 +416,10 @@ class PageStore final : private PageOwners,
                       std::vector<Promotion>* promotions) REQUIRES_SHARED(f.index_mu);
   Status ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* into,
                           std::vector<Promotion>* promotions);
-  void Promote(FileId id, const Promotion& p);  // Brings an overflow page back if unchanged.
+  Status ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* into,
+                         std::vector<Promotion>* promotions);
+  void Promote(FileId id, const Promotion& p);         // Brings an overflow page back if unchanged.
+  void PromoteCluster(FileId id, const Promotion& p);  // The same for a spilled cluster.
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
 
   // PageOwners: eviction's access to the index entries.

@@ -26,10 +26,17 @@ void PageStore::AccountDelta::Add(const PageEntry& e, int64_t sign) {
       compr += sign * static_cast<int64_t>(e.length);
       overflow_stored += sign * static_cast<int64_t>(e.length);
       break;
-    case PageEntry::kCluster:
-      clustered += sign;
-      compr += sign * static_cast<int64_t>(reinterpret_cast<const Cluster*>(e.value)->ComprShare());
+    case PageEntry::kCluster: {
+      const auto* c = reinterpret_cast<const Cluster*>(e.value);
+      compr += sign * static_cast<int64_t>(c->ComprShare());
+      if (c->spilled()) {  // In the overflow store, as an overflow page is.
+        overflow += sign;
+        overflow_stored += sign * static_cast<int64_t>(c->StoredShare());
+      } else {
+        clustered += sign;
+      }
       break;
+    }
     default:
       break;
   }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "store/cluster.h"
 #include "store/mutex.h"
 #include "store/page_index.h"
 #include "store/page_store.h"
@@ -20,7 +21,8 @@ constexpr uint64_t kBatchPages = 256;  // Pages encoded before one index swap (1
 constexpr uint64_t kDropBatch = 1024;  // Entries a delete takes out of the index at once.
 
 // PageEntry::flags bits (PageEntry::kFlagStaged, 2, is the other).
-constexpr uint8_t kFlagAccessed = 1;  // An overflow page read once since it was written back.
+// An overflow page (or a page of a spilled cluster) read once since it was written back.
+constexpr uint8_t kFlagAccessed = 1;
 static_assert(kFlagAccessed != PageEntry::kFlagStaged);
 
 constexpr uint64_t kTrimAfterDrops = 4096;  // Pages (+1 per file) dropped before malloc_trim.
@@ -30,6 +32,11 @@ constexpr size_t kMaxPromotePerRead = 256;  // Pages a read may bring back (1 Mi
 // idle DecodePool helpers; smaller parts would cost more in hand-offs than they save.
 constexpr uint64_t kParallelReadMin = 256 * 1024;
 constexpr uint64_t kReadPart = 128 * 1024;
+
+// A page of a cluster in the overflow store (store/cluster.h).
+inline bool IsSpilled(const PageEntry& e) {
+  return e.kind == PageEntry::kCluster && reinterpret_cast<const Cluster*>(e.value)->spilled();
+}
 
 }  // namespace store_internal
 
@@ -51,13 +58,17 @@ struct PageStore::Batch {
   int idle_waits = 0;  // WaitForRoom's rounds with nothing in flight, in a row.
 };
 
-// An overflow page a read found twice: brought back into memory after the read.
+// An overflow page, or a spilled cluster, a read found twice: brought back into memory
+// after the read.
 struct PageStore::Promotion {
   uint64_t page;
-  uint64_t loc;
+  uint64_t loc;  // Of the page; 0 for a cluster.
   uint16_t stamp;
-  uint32_t len;
-  std::unique_ptr<uint8_t[]> payload;
+  uint32_t len;                        // Of payload: the page's, or the cluster's frame.
+  std::unique_ptr<uint8_t[]> payload;  // What was stored: the page's payload, or the frame.
+  const Cluster* cluster = nullptr;    // A spilled cluster: compared, never dereferenced
+  uint64_t cluster_id = 0;             // without its file's index_mu; and its id.
+  unsigned cluster_pages = 0;          // Its pages.
 };
 
 }  // namespace zbudfs

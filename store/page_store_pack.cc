@@ -1,6 +1,8 @@
-// PageStore's clusters: packing cold pages (PackFile, PackGroup, the Packer's PackCold) and
-// unpacking a cluster reclaim has chosen into overflow pages (EvictCluster). The format and
-// life of a cluster are in store/cluster.h; the lock order in store/page_store.h.
+// PageStore's clusters: packing cold pages (PackFile, PackGroup, the Packer's PackCold),
+// packing instead of writing out (PackInstead), spilling a cluster reclaim has chosen to the
+// overflow store whole (EvictCluster) and bringing it back on its second read
+// (PromoteCluster). The format and life of a cluster are in store/cluster.h; the lock order
+// in store/page_store.h.
 //
 // Packing a group follows the compressors' protocol (CompressAndSwap): copy the candidates'
 // payloads out under the file's shared index_mu, compress the frame and allocate its parts
@@ -36,11 +38,10 @@ struct Candidate {
   uint32_t length;      // entry is a zbud page: its payload bytes, kept in payload.
 };
 
-// Those of a cluster being unpacked for reclaim, apart: PackGroup may reclaim (and so
-// unpack another cluster) on its own thread while its group is in PackBuffers (68 KiB).
-struct UnpackBuffers {
-  uint8_t pages[Cluster::kMaxPages * kPageSize];
-  uint8_t payload[kPageSize];
+// Those of a cluster being spilled by reclaim, apart: PackGroup may reclaim (and so spill
+// another cluster) on its own thread while its group is in PackBuffers (64 KiB).
+struct SpillBuffers {
+  uint8_t frame[Cluster::kMaxPages * kPageSize];
   Candidate candidates[Cluster::kMaxPages];
 };
 
@@ -169,7 +170,8 @@ unsigned PageStore::CollectCandidates(File& f, uint64_t first, PackBuffers& buf,
     if (e->kind == PageEntry::kZbud) {
       c = Candidate{p, *e, 0, storage_.CopyPayload(*e, buf.payloads[k])};
       *old_cost += ZbudCost(16 + e->length);
-    } else if (e->kind == PageEntry::kCluster && HalfDead(*ClusterOf(*e))) {
+    } else if (e->kind == PageEntry::kCluster && !ClusterOf(*e)->spilled() &&
+               HalfDead(*ClusterOf(*e))) {
       if (!storage_.Load(*e, buf.pages + k * kPageSize).ok()) return 0;
       c = Candidate{p, *e, ClusterOf(*e)->id, 0};
       *old_cost += PageStorage::EntryCost(*e);
@@ -296,20 +298,21 @@ bool PageStore::PackInstead(uint64_t file, uint64_t page, const PageEntry& expec
   return !Holds(file, page, expect);
 }
 
-// Reclaim chose a part of a cluster: its live pages go to the overflow store one by one,
-// compressed as single pages (the overflow store's slots are sized for pages), and their
-// entries become ordinary overflow entries; the last one's release frees the cluster, the
-// part under reclaim with it. Copy under the shared lock, write with none, repoint under
-// the exclusive lock only entries still naming this cluster (by id), as MoveToOverflow does.
+// Reclaim chose a part of a cluster: the cluster goes to the overflow store whole, its frame
+// as it is (no decoding, no recompression), and every entry still naming it then names the
+// spilled copy (store/cluster.h); the last release of the old one frees its parts, the one
+// under reclaim with them. Copy under the shared lock, write with none, repoint under the
+// exclusive lock only entries still naming this cluster (by id), as MoveToOverflow does.
 Status PageStore::EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                                ZbudPool::Handle handle) {
   std::shared_ptr<File> f = FindFile(file);
   if (!f) return Status::OK();
-  UnpackBuffers& buf = ThreadBuffers<UnpackBuffers>();
+  SpillBuffers& buf = ThreadBuffers<SpillBuffers>();
   Candidate* cand = buf.candidates;
   unsigned k = 0;
   const Cluster* c = nullptr;
-  uint64_t id = 0;
+  uint32_t length;
+  unsigned pages;
   {
     ReaderLock lock(&f->index_mu);
     for (uint64_t p = first; p < first + Cluster::kMaxPages; ++p) {
@@ -318,45 +321,35 @@ Status PageStore::EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
       if (c == nullptr && ClusterOf(*e)->HasPart(pool, handle)) c = ClusterOf(*e);
       if (ClusterOf(*e) == c) cand[k++] = Candidate{p, *e, c->id, 0};
     }
-    if (c == nullptr) return Status::OK();  // Freed, or not yet published.
-    id = c->id;
-    // A corrupt frame (reported) stays where it is, for its readers to get EIO: reclaim
-    // takes other pages rather than fail writers for it.
-    if (!storage_.DecodeCluster(*c, buf.pages).ok()) return Status::OK();
+    if (c == nullptr) return Status::OK();    // Freed, or not yet published.
+    (void)storage_.CopyFrame(*c, buf.frame);  // In memory: cannot fail.
+    length = c->frame_length;
+    pages = c->pages;
   }
-  PageCodec::Streak streak;
-  PageEntry to[Cluster::kMaxPages];
-  for (unsigned i = 0; i < k; ++i) {
-    const uint8_t* data = buf.pages + cand[i].entry.length * kPageSize;
-    size_t n = storage_.Compress(data, &streak, buf.payload);
-    const uint8_t* payload = n == 0 ? data : buf.payload;
-    if (n == 0) n = kPageSize;
-    StatusOr<uint64_t> loc = storage_.WriteOverflow(payload, static_cast<uint32_t>(n));
-    if (!loc.ok()) {
-      for (unsigned j = 0; j < i; ++j) storage_.Free(to[j]);
-      return loc.status();
-    }
-    to[i].kind = PageEntry::kOverflow;
-    to[i].value = *loc;
-    to[i].length = static_cast<uint32_t>(n);
-  }
-  PageEntry old[Cluster::kMaxPages];
+  StatusOr<Cluster*> spilled = storage_.SpillCluster(buf.frame, length, pages);
+  if (!spilled.ok()) return spilled.status();
+  Cluster* s = *spilled;
+  uint32_t moved = 0;
   {
     WriterLock lock(&f->index_mu);
     for (unsigned i = 0; i < k; ++i) {
       PageEntry* e = f->index.FindMutable(cand[i].page);
       if (e == nullptr || e->kind != PageEntry::kCluster || e->value != cand[i].entry.value ||
-          ClusterOf(*e)->id != id || e->length != cand[i].entry.length) {
-        continue;  // Overwritten, dropped, or repacked meanwhile.
+          ClusterOf(*e)->id != cand[i].cluster_id || e->length != cand[i].entry.length) {
+        cand[i].entry = PageEntry();  // Overwritten, dropped, or repacked meanwhile.
+        continue;
       }
-      old[i] = *e;
-      to[i].stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
-      *e = to[i];
-      AccountSwap(*f, old[i], to[i]);
-      written_back_.fetch_add(1, std::memory_order_relaxed);
+      e->value = reinterpret_cast<uint64_t>(s);
+      AccountSwap(*f, cand[i].entry, *e);
+      ++moved;
     }
+    s->refs.store(moved, std::memory_order_relaxed);  // Published by this lock's release.
   }
-  for (unsigned i = 0; i < k; ++i) storage_.Free(old[i].present() ? old[i] : to[i]);
+  written_back_.fetch_add(moved, std::memory_order_relaxed);
+  if (moved == 0) storage_.DropCluster(s);
+  for (unsigned i = 0; i < k; ++i) {
+    if (cand[i].entry.present()) storage_.Free(cand[i].entry);  // The old cluster's reference.
+  }
   return Status::OK();
 }
 

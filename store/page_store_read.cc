@@ -12,6 +12,7 @@
 
 namespace zbudfs {
 
+using store_internal::IsSpilled;
 using store_internal::kFlagAccessed;
 using store_internal::kMaxPromotePerRead;
 using store_internal::kParallelReadMin;
@@ -59,6 +60,7 @@ Status PageStore::ReadLocked(const File& f, uint64_t off, uint8_t* dst, size_t l
       continue;
     }
     Status st = e->kind == PageEntry::kOverflow ? ReadOverflowPage(*e, page, into, promotions)
+                : IsSpilled(*e)                 ? ReadSpilledPage(*e, page, into, promotions)
                                                 : storage_.Load(*e, into);
     if (!st.ok()) return st;
     if (into == bounce) std::memcpy(out, bounce + in_page, n);
@@ -109,9 +111,35 @@ Status PageStore::ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* i
   return Status::OK();
 }
 
+// A page of a spilled cluster: its frame read and decoded (a thread keeps the last one, as
+// for clusters in memory); on the page's second read, with room below the low watermark,
+// the frame is copied for the whole cluster to come back (PromoteCluster).
+Status PageStore::ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* into,
+                                  std::vector<Promotion>* promotions) {
+  const uint8_t before = std::atomic_ref<uint8_t>(const_cast<uint8_t&>(e.flags))
+                             .fetch_or(kFlagAccessed, std::memory_order_relaxed);
+  Status st = storage_.Load(e, into);
+  if (!st.ok()) return st;
+  const auto* c = reinterpret_cast<const Cluster*>(e.value);
+  if ((before & kFlagAccessed) == 0 || promotions->size() >= kMaxPromotePerRead ||
+      MemUsed() + c->parts * kPageSize >= reclaimer_.low_wm()) {
+    return Status::OK();
+  }
+  for (const Promotion& p : *promotions) {
+    if (p.cluster == c && p.cluster_id == c->id) return Status::OK();  // Already coming.
+  }
+  auto frame = std::make_unique<uint8_t[]>(c->frame_length);
+  if (storage_.CopyFrame(*c, frame.get()).ok()) {
+    promotions->push_back(
+        Promotion{page, 0, 0, c->frame_length, std::move(frame), c, c->id, c->pages});
+  }
+  return Status::OK();
+}
+
 // Brings an overflow page (p.payload: its stored bytes) back into memory, if its entry still
 // points at p.loc. Best effort: on any failure the page simply stays in the overflow store.
 void PageStore::Promote(FileId id, const Promotion& p) {
+  if (p.cluster != nullptr) return PromoteCluster(id, p);
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return;
   PageEntry fresh;
@@ -137,6 +165,41 @@ void PageStore::Promote(FileId id, const Promotion& p) {
   }
   storage_.Free(old);
   storage_.RecordRawPage(id, p.page, fresh);
+}
+
+// Stores a spilled cluster's frame (p.payload) in memory again as a new cluster, and points
+// every entry of its group still naming the spilled one at it; the spilled one's slots go
+// with its last reference. Best effort, as Promote.
+void PageStore::PromoteCluster(FileId id, const Promotion& p) {
+  const uint64_t n = options_.cluster_pages;
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f || n < 2) return;
+  const uint64_t first = p.page - p.page % n;
+  StatusOr<Cluster*> made =
+      storage_.StoreCluster(id, first, p.payload.get(), p.len, p.cluster_pages);
+  if (!made.ok()) return;
+  Cluster* c = *made;
+  PageEntry old[Cluster::kMaxPages];
+  uint32_t moved = 0;
+  {
+    WriterLock lock(&f->index_mu);
+    for (uint64_t q = first; q < first + n; ++q) {
+      PageEntry* e = f->index.FindMutable(q);
+      if (e == nullptr || e->kind != PageEntry::kCluster ||
+          e->value != reinterpret_cast<uint64_t>(p.cluster) ||
+          reinterpret_cast<const Cluster*>(e->value)->id != p.cluster_id) {
+        continue;
+      }
+      old[moved] = *e;
+      e->value = reinterpret_cast<uint64_t>(c);
+      e->flags &= static_cast<uint8_t>(~kFlagAccessed);
+      AccountSwap(*f, old[moved], *e);
+      ++moved;
+    }
+    c->refs.store(moved, std::memory_order_relaxed);  // Published by this lock's release.
+  }
+  if (moved == 0) storage_.DropCluster(c);
+  for (uint32_t i = 0; i < moved; ++i) storage_.Free(old[i]);  // The spilled one's references.
 }
 
 // True if the overflow slot at loc holds exactly payload[0..len).

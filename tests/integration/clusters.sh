@@ -2,7 +2,7 @@
 # Clusters (store/cluster.h) on a real mount: `zbudfsctl pack` packs a copied tree of real
 # files, which then reads back exactly (O_DIRECT, from the store) in less memory than zbud's
 # two-pages-per-pool-page rule allows; an overwrite inside a packed file, a truncate and a
-# punch through one, reclaim to the overflow directory (which unpacks clusters) and the
+# punch through one, reclaim to the overflow directory (which spills clusters whole) and the
 # background packer (pack_after=) all keep every byte; `rm -rf` gives every byte back.
 source "$(dirname "$0")/lib.sh"
 
@@ -48,7 +48,7 @@ sync -f "$MNT/tree"
   fail "$big differs from its model after overwrite, punch and truncate"
 unmount_zbudfs
 
-check "reclaim to the overflow directory unpacks clusters; every byte stays"
+check "reclaim spills clusters to the overflow directory whole; every byte stays"
 mount_zbudfs -o size=1G,mem_limit=2M,pack_after=3600
 cp -a "$SRC" "$MNT/tree"
 sync -f "$MNT/tree"

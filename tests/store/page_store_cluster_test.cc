@@ -153,9 +153,10 @@ TEST(PageStoreClusterTest, TruncatePunchAndRemoveThroughClusters) {
   EXPECT_TRUE(arena.live().empty());
 }
 
-// Reclaim that picks a cluster's allocation unpacks it: its live pages go to the overflow
-// directory as single pages, memory meets the target, and everything reads back.
-TEST(PageStoreClusterTest, ReclaimUnpacksClustersIntoOverflowPages) {
+// Reclaim that picks a cluster's allocation spills the whole cluster to the overflow
+// directory, its frame as it is: memory meets the target, the pages count as overflow pages,
+// and everything reads back; the second read of a spilled page brings its cluster back.
+TEST(PageStoreClusterTest, ReclaimSpillsClustersWholeAndASecondReadBringsThemBack) {
   test::TempDir dir;
   PageStore store(ClusteredOverflow(dir, 64 << 20));
   Bytes model = TextBytes(512 * kPage, 31);
@@ -164,21 +165,69 @@ TEST(PageStoreClusterTest, ReclaimUnpacksClustersIntoOverflowPages) {
   const Bytes fresh = TextBytes(kPage, 777);
   WriteOk(store, 1, 5 * kPage, fresh);  // A dead slot in one cluster.
   std::copy(fresh.begin(), fresh.end(), model.begin() + 5 * kPage);
+  const uint64_t compr = store.Stats().compr_data_size;
   const uint64_t target = store.Stats().mem_used_total / 3;
   ASSERT_TRUE(store.ReclaimTo(target).ok());
-  const StoreStats s = store.Stats();
+  StoreStats s = store.Stats();
   EXPECT_GT(s.overflow_pages, 100u);
   EXPECT_LT(s.clustered_pages, 511u);
   EXPECT_EQ(s.orig_data_size, 512 * kPage);
   EXPECT_LE(s.mem_used_total, target);
   ExpectMemFormula(s);
-  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
-  (void)store.ReclaimTo(0);  // ENOSPC in the end: the index stays.
-  EXPECT_EQ(store.Stats().clustered_pages, 0u);
-  EXPECT_EQ(store.Stats().clusters, 0u);
+
+  (void)store.ReclaimTo(0);  // ENOSPC in the end: the index and the clusters' objects stay.
+  s = store.Stats();
+  EXPECT_EQ(s.clustered_pages, 0u);
+  EXPECT_EQ(s.cluster_allocations, 0u);
+  EXPECT_EQ(s.clusters, 0u);
+  EXPECT_EQ(s.spilled_clusters, 128u);  // All of them, the one with a dead slot too.
+  EXPECT_EQ(s.overflow_pages, 512u);
+  EXPECT_EQ(s.pool_pages, 0u);
+  EXPECT_EQ(s.compr_data_size, compr);  // Nothing compressed again: the frames as they were.
+  ExpectMemFormula(s);
+  const uint64_t faulted = s.faulted_pages;
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));  // First read.
+  s = store.Stats();
+  EXPECT_GT(s.faulted_pages, faulted);
+  EXPECT_EQ(s.overflow_pages, 512u);  // A one-off read leaves them where they are.
+
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));  // Second read.
+  s = store.Stats();
+  EXPECT_EQ(s.clustered_pages, 511u);  // Back in memory, and the single page 5 too.
+  EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.clusters, 128u);
+  EXPECT_EQ(s.spilled_clusters, 0u);
+  ExpectMemFormula(s);
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
   store.Remove(1);
   ExpectEmpty(store.Stats());
+}
+
+// Spilled clusters die with their pages: truncating, punching and removing give the
+// overflow directory's space back.
+TEST(PageStoreClusterTest, SpilledClustersFreeTheirOverflowSlots) {
+  test::TempDir dir;
+  PageStore store(ClusteredOverflow(dir, 64 << 20));
+  Bytes model = TextBytes(256 * kPage, 5);
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 256u);
+  (void)store.ReclaimTo(0);
+  ASSERT_EQ(store.Stats().overflow_pages, 256u);
+  ASSERT_TRUE(store.PunchHole(1, 6 * kPage, 8 * kPage).ok());  // Through two clusters.
+  std::fill(model.begin() + 6 * kPage, model.begin() + 14 * kPage, 0);
+  ASSERT_TRUE(store.Truncate(1, 200 * kPage + 100).ok());
+  model.resize(200 * kPage + 100);
+  StoreStats s = store.Stats();
+  // Pages 0-199 less the 8 punched; page 200, cut short, is written again (in memory).
+  EXPECT_EQ(s.overflow_pages, 200u - 8u);
+  EXPECT_EQ(s.spilled_clusters,
+            50u - 1u);  // Groups 0-49 left; the punch emptied group 2 (pages 8-11).
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+  store.Remove(1);
+  s = store.Stats();
+  ExpectEmpty(s);
+  EXPECT_EQ(s.overflow_bytes, 0u);
 }
 
 // A cluster's last live page is stored alone: the cluster no longer pins its memory.

@@ -133,6 +133,8 @@ inline void ExpectEmpty(const StoreStats& s) {
   EXPECT_EQ(s.huge_pages, 0u);
   EXPECT_EQ(s.staged_pages, 0u);
   EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.clusters, 0u);
+  EXPECT_EQ(s.spilled_clusters, 0u);
   EXPECT_EQ(s.index_bytes, 0u);
   EXPECT_EQ(s.metadata_bytes, 0u);
 }
