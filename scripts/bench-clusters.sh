@@ -55,7 +55,8 @@ check_tree() {
   return 0
 }
 
-# One run of --pressure: prints "copy_s cpu_s overflow written packed clustered density read_s".
+# One run of --pressure: prints "copy_s cpu_s overflow written packed clustered density
+# overflow_MB read_s".
 pressure_run() {
   zb_bench_mount -o "size=8G,mem_limit=$pressure$opts"
   local t0 c0 t1 c1 t2
@@ -67,6 +68,7 @@ pressure_run() {
   row="$(printf %.2f "$(echo "$t1 - $t0" | bc)") $(echo "scale=2; ($c1 - $c0) / 100" | bc)"
   row+=" $(stat_of overflow_pages) $(stat_of written_back_pages) $(stat_of reclaim_packed_pages)"
   row+=" $(stat_of clustered_pages) $(echo "scale=3; ($(stat_of orig_data_size) - $(stat_of overflow_pages) * 4096) / $(stat_of mem_used_total)" | bc)"
+  row+=" $(($(stat_of overflow_bytes) / 1000000))"
   check_tree
   t2=$(date +%s.%N)
   echo "$row $(printf %.2f "$(echo "$t2 - $t1" | bc)")"
@@ -78,7 +80,7 @@ echo "machine: $(nproc) CPUs, $(uname -r), zbudfs $(git rev-parse --short HEAD) 
 if [[ -n $pressure ]]; then
   echo "tree ${dirs[*]} copied at mem_limit=$pressure, $runs runs; per run:"
   echo "copy+sync s, daemon CPU s, overflow_pages, written_back_pages, reclaim_packed_pages," \
-    "clustered_pages, density in memory, read back + compare s"
+    "clustered_pages, density in memory, overflow MB on disk, read back + compare s"
   declare -a cols=()
   for ((r = 0; r < runs; r++)); do
     line=$(pressure_run)
