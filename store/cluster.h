@@ -24,7 +24,8 @@
 // the slots' locations) takes the place of the old one in every entry still naming it; the
 // old one's parts go with its last reference. A read of a spilled page reads and decodes
 // the frame; its second read brings the whole cluster back into memory as a new Cluster
-// (PageStore::PromoteCluster), as a single overflow page comes back. Nothing in a cluster
+// (PageStore::PromoteCluster), as a single overflow page comes back; a spilled cluster half
+// dead is packed again by the packer, into memory, to give its slots back. Nothing in a cluster
 // changes after it is made except refs, so readers need only their file's index_mu
 // (shared) to decode one, wherever it is.
 //

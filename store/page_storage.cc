@@ -506,8 +506,12 @@ Status PageStorage::EvictZbud(uint16_t pool, ZbudPool::Handle handle) {
   expect.stamp = pool;
   uint8_t payload[kPageSize];
   uint32_t length;
-  // Freed with its file, overwritten, or not yet published: not ours to move.
-  if (t_pack_first && owners_->PackInstead(tag.file, tag.page, expect)) return Status::OK();
+  // Freed with its file, overwritten, or not yet published: not ours to move (nor to pack:
+  // the other buddy may have gone with a group the first one's packing took).
+  if (t_pack_first && owners_->Holds(tag.file, tag.page, expect) &&
+      owners_->PackInstead(tag.file, tag.page, expect)) {
+    return Status::OK();
+  }
   if (!owners_->CopyIfHolds(tag.file, tag.page, expect, payload, &length)) return Status::OK();
   return MoveToOverflow(tag.file, tag.page, expect, payload, length);
 }

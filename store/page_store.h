@@ -63,7 +63,8 @@
 // background thread keeps memory between 90 % and 95 % of mem_limit, packing the groups of
 // the single pages it takes into clusters first where that saves memory (PackInstead); a writer
 // that finds no room reclaims itself, so memory exceeds mem_limit by at most one page per writing
-// thread. When all that memory is in pages reclaim cannot take yet (other writers' pages encoded
+// thread, and one cluster's parts (17 pages at most) while a packer's check of room races a
+// writer's. When all that memory is in pages reclaim cannot take yet (other writers' pages encoded
 // but not yet published, or being evicted), the writer publishes what it has encoded itself, or,
 // with nothing of its own pending, sleeps (write_mu released) until a publication and tries
 // again, for as long as anything is in flight: a write never fails for memory while reclaim
@@ -448,8 +449,8 @@ class PageStore final : private PageOwners,
   // Packs the group of pages from `first`; returns the pages packed (0: left alone).
   uint64_t PackGroup(FileId id, File& f, uint64_t first, PackFor who = PackFor::kPacker);
   struct PackBuffers;  // One group's pages and payloads.
-  unsigned CollectCandidates(File& f, uint64_t first, PackBuffers& buf, uint64_t* old_cost)
-      EXCLUDES(f.index_mu);
+  unsigned CollectCandidates(File& f, uint64_t first, PackFor who, PackBuffers& buf,
+                             uint64_t* old_cost) EXCLUDES(f.index_mu);
   bool SwapCandidates(File& f, const PackBuffers& buf, unsigned k, const PageEntry* fresh)
       EXCLUDES(f.index_mu);
   uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf, PackFor who) EXCLUDES(f.index_mu);

@@ -44,12 +44,15 @@ Status PageStore::CheckLimits(const StoreLimits& l) const {
                                        ")");
     }
     // Checked before SetLimits pushes anything out: reclaim could only fail after moving
-    // every page to the overflow directory.
+    // every page to the overflow directory. An unchanged limit (a remount of other options)
+    // is not a new promise and passes.
     const uint64_t fixed = index_bytes_.load(std::memory_order_relaxed) +
-                           metadata_bytes_.load(std::memory_order_relaxed);
-    if (*l.mem_limit != 0 && *l.mem_limit < fixed) {
+                           metadata_bytes_.load(std::memory_order_relaxed) +
+                           storage_.ClusterHeapBytes();
+    if (*l.mem_limit != 0 && *l.mem_limit != mem_limit() && *l.mem_limit < fixed) {
       return Status::Error(EINVAL, "mem_limit " + Bytes(*l.mem_limit) +
-                                       " is below what the page indexes and metadata take (" +
+                                       " is below what the page indexes, metadata and cluster"
+                                       " descriptors take (" +
                                        Bytes(fixed) + "), which never leave memory");
     }
   }

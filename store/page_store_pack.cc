@@ -11,6 +11,8 @@
 // the same file and page: its payload bytes are compared; a cluster is compared by id), else
 // drop the new cluster. It takes no write_mu: a swap of storage changes no byte a reader
 // sees, and writers replace whatever entry they find.
+#include <zstd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -61,6 +63,12 @@ uint64_t ZbudCost(size_t bytes) {
 
 const Cluster* ClusterOf(const PageEntry& e) { return reinterpret_cast<const Cluster*>(e.value); }
 
+// The faster of two zstd levels (lower is faster; 0 means zstd's default level).
+int FasterLevel(int a, int b) {
+  auto effective = [](int level) { return level == 0 ? ZSTD_CLEVEL_DEFAULT : level; };
+  return effective(a) <= effective(b) ? a : b;
+}
+
 // A cluster with half its slots or more dead is packed again with its group's other pages.
 bool HalfDead(const Cluster& c) { return 2 * c.refs.load(std::memory_order_relaxed) <= c.pages; }
 
@@ -73,6 +81,7 @@ struct PageStore::PackBuffers {
   uint8_t payloads[Cluster::kMaxPages][kPageSize];
   uint8_t frame[Cluster::kMaxPages * kPageSize];
   Candidate candidates[Cluster::kMaxPages];
+  bool frees_disk;  // A candidate is in a spilled cluster: packing frees its slots.
 };
 
 void PageStore::NoteWrite(File& f, uint64_t first, uint64_t last) {
@@ -156,12 +165,14 @@ uint64_t PageStore::PackFile(FileId id, File& f, uint64_t first, uint64_t last) 
 }
 
 // Copies the group's candidates out under the shared lock: single zbud pages (payloads kept
-// for the swap's check) and the pages of clusters half dead (decoded). Returns how many,
-// with *old_cost what they take in zbud.
-unsigned PageStore::CollectCandidates(File& f, uint64_t first, PackBuffers& buf,
+// for the swap's check) and the pages of clusters half dead (decoded), spilled ones too
+// for the packer (their dead slots hold disk until the last page goes; reclaim, which
+// wants memory, leaves them). Returns how many, with *old_cost what they take in zbud.
+unsigned PageStore::CollectCandidates(File& f, uint64_t first, PackFor who, PackBuffers& buf,
                                       uint64_t* old_cost) {
   unsigned k = 0;
   *old_cost = 0;
+  buf.frees_disk = false;
   ReaderLock lock(&f.index_mu);
   for (uint64_t p = first; p < first + options_.cluster_pages; ++p) {
     const PageEntry* e = f.index.Find(p);
@@ -170,11 +181,15 @@ unsigned PageStore::CollectCandidates(File& f, uint64_t first, PackBuffers& buf,
     if (e->kind == PageEntry::kZbud) {
       c = Candidate{p, *e, 0, storage_.CopyPayload(*e, buf.payloads[k])};
       *old_cost += ZbudCost(16 + e->length);
-    } else if (e->kind == PageEntry::kCluster && !ClusterOf(*e)->spilled() &&
-               HalfDead(*ClusterOf(*e))) {
+    } else if (e->kind == PageEntry::kCluster && HalfDead(*ClusterOf(*e)) &&
+               (who == PackFor::kPacker || !ClusterOf(*e)->spilled())) {
       if (!storage_.Load(*e, buf.pages + k * kPageSize).ok()) return 0;
       c = Candidate{p, *e, ClusterOf(*e)->id, 0};
-      *old_cost += PageStorage::EntryCost(*e);
+      if (ClusterOf(*e)->spilled()) {
+        buf.frees_disk = true;
+      } else {
+        *old_cost += PageStorage::EntryCost(*e);
+      }
     } else {
       continue;
     }
@@ -217,7 +232,7 @@ bool PageStore::SwapCandidates(File& f, const PackBuffers& buf, unsigned k,
 uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
   PackBuffers& buf = ThreadBuffers<PackBuffers>();
   uint64_t old_cost;
-  const unsigned k = CollectCandidates(f, first, buf, &old_cost);
+  const unsigned k = CollectCandidates(f, first, who, buf, &old_cost);
   if (k == 1 && buf.candidates[0].entry.kind == PageEntry::kCluster) {
     return UnpackLastPage(id, f, buf, who);
   }
@@ -228,8 +243,9 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
     if (!PageCodec::Decompress(buf.payloads[i], c.length, buf.pages + i * kPageSize).ok())
       return 0;  // Corrupt: left for its reader to report.
   }
-  const int level = who == PackFor::kPacker ? options_.pack_level
-                                            : std::min(options_.pack_level, storage_.zstd_level());
+  const int level = who == PackFor::kPacker
+                        ? options_.pack_level
+                        : FasterLevel(options_.pack_level, storage_.zstd_level());
   const size_t len =
       PageCodec::CompressRun(buf.pages, k * kPageSize, level, buf.frame, sizeof(buf.frame));
   if (len == 0) return 0;
@@ -238,7 +254,8 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
   const uint64_t cost = (parts - 1) * kPageSize +
                         ZbudCost(16 + len - (parts - 1) * Cluster::kMaxPartPayload) +
                         Cluster::HeapBytes(parts);
-  if (cost >= old_cost || !RoomForPacking(parts, who)) return 0;
+  // Memory decides, unless a spilled cluster's dead slots are to be given back.
+  if ((cost >= old_cost && !buf.frees_disk) || !RoomForPacking(parts, who)) return 0;
   StatusOr<Cluster*> made = storage_.StoreCluster(id, first, buf.frame, len, k);
   if (!made.ok()) return 0;
   Cluster* c = *made;

@@ -121,13 +121,17 @@ Status PageStore::ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* in
   Status st = storage_.Load(e, into);
   if (!st.ok()) return st;
   const auto* c = reinterpret_cast<const Cluster*>(e.value);
-  if ((before & kFlagAccessed) == 0 || promotions->size() >= kMaxPromotePerRead ||
-      MemUsed() + c->parts * kPageSize >= reclaimer_.low_wm()) {
+  if ((before & kFlagAccessed) == 0 || promotions->size() >= kMaxPromotePerRead) {
     return Status::OK();
   }
+  uint64_t pending = 0;  // Pool pages the promotions already queued will take.
   for (const Promotion& p : *promotions) {
     if (p.cluster == c && p.cluster_id == c->id) return Status::OK();  // Already coming.
+    pending += p.cluster == nullptr
+                   ? 1
+                   : (p.len + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload;
   }
+  if (MemUsed() + (pending + c->parts) * kPageSize >= reclaimer_.low_wm()) return Status::OK();
   auto frame = std::make_unique<uint8_t[]>(c->frame_length);
   if (storage_.CopyFrame(*c, frame.get()).ok()) {
     promotions->push_back(
@@ -197,6 +201,8 @@ void PageStore::PromoteCluster(FileId id, const Promotion& p) {
       ++moved;
     }
     c->refs.store(moved, std::memory_order_relaxed);  // Published by this lock's release.
+    // Half dead already (pages written while it was spilled): the packer's to repack.
+    if (moved != 0 && 2 * moved <= p.cluster_pages) NoteWrite(*f, first, first + n);
   }
   if (moved == 0) storage_.DropCluster(c);
   for (uint32_t i = 0; i < moved; ++i) storage_.Free(old[i]);  // The spilled one's references.

@@ -5,6 +5,7 @@
 // the formula says.
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "tests/store/page_store_test_util.h"
@@ -230,6 +231,54 @@ TEST(PageStoreClusterTest, SpilledClustersFreeTheirOverflowSlots) {
   EXPECT_EQ(s.overflow_bytes, 0u);
 }
 
+// A spilled cluster with half its slots dead holds their disk until its last page goes:
+// the packer brings its live pages back and packs them with the group's newer ones, which
+// gives the slots back.
+TEST(PageStoreClusterTest, PackerCompactsSpilledClustersHalfDead) {
+  test::TempDir dir;
+  PageStore store(ClusteredOverflow(dir, 64 << 20));
+  Bytes model = TextBytes(64 * kPage, 11);
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 64u);
+  (void)store.ReclaimTo(0);
+  ASSERT_EQ(store.Stats().spilled_clusters, 16u);
+  for (uint64_t g = 0; g < 16; ++g) {  // Three of every four pages written again.
+    const Bytes fresh = TextBytes(3 * kPage, 5000 + g * 3 * kPage);
+    WriteOk(store, 1, (4 * g + 1) * kPage, fresh);
+    std::copy(fresh.begin(), fresh.end(), model.begin() + (4 * g + 1) * kPage);
+  }
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.spilled_clusters, 16u);
+  EXPECT_EQ(s.overflow_pages, 16u);
+  EXPECT_GT(s.overflow_bytes, 0u);
+  EXPECT_EQ(store.Pack(1), 64u);
+  s = store.Stats();
+  EXPECT_EQ(s.spilled_clusters, 0u);
+  EXPECT_EQ(s.overflow_pages, 0u);
+  EXPECT_EQ(s.overflow_bytes, 0u);
+  EXPECT_EQ(s.clustered_pages, 64u);
+  ExpectMemFormula(s);
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
+}
+
+// Cluster descriptors never leave memory either: a remount's mem_limit below them (with the
+// indexes) is refused before anything is pushed out.
+TEST(PageStoreClusterTest, MemLimitBelowTheClusterDescriptorsIsRefusedWithNothingMoved) {
+  test::TempDir dir;
+  PageStore store(ClusteredOverflow(dir, 64 << 20));
+  WriteOk(store, 1, 0, TextBytes(256 * kPage, 3));
+  ASSERT_EQ(store.Pack(1), 256u);
+  const StoreStats before = store.Stats();
+  ASSERT_GT(before.cluster_bytes, 0u);
+  const uint64_t limit = before.index_bytes + before.metadata_bytes + before.cluster_bytes / 2;
+  EXPECT_EQ(store.SetLimits({.mem_limit = limit}).code(), EINVAL);
+  EXPECT_EQ(store.mem_limit(), uint64_t{64} << 20);
+  EXPECT_EQ(store.Stats().written_back_pages, 0u);
+  EXPECT_EQ(store.Stats().mem_used_total, before.mem_used_total);
+  // An unchanged limit passes (a remount of other options), whatever memory holds.
+  EXPECT_TRUE(store.SetLimits({.mem_limit = uint64_t{64} << 20}).ok());
+}
+
 // A cluster's last live page is stored alone: the cluster no longer pins its memory.
 TEST(PageStoreClusterTest, LastLivePageOfAClusterIsStoredAlone) {
   Bytes model = TextBytes(4 * kPage, 2468);
@@ -435,16 +484,30 @@ TEST(PageStoreClusterTest, ConcurrentPackingWritesReadsAndReclaim) {
   threads.emplace_back([&] {
     while (!stop.load()) (void)store.PackAll();
   });
+  const Bytes data99 = TextBytes(32 * kPage, 7);
   threads.emplace_back([&] {
     Bytes buf(kPages * kPage);
+    const Bytes zeros(kPage, 0);
     while (!stop.load()) {
       for (int f = 0; f < kFiles; ++f) {
         if (!store.Read(f, 0, buf.data(), buf.size()).ok()) bad_reads.fetch_add(1);
       }
+      // File 99's pages are each its data or, written or removed meanwhile, zeros; read
+      // twice, so that spilled clusters of it come back while it is packed and removed.
+      for (int twice = 0; twice < 2; ++twice) {
+        if (!store.Read(99, 0, buf.data(), 32 * kPage).ok()) bad_reads.fetch_add(1);
+        for (uint64_t p = 0; p < 32; ++p) {
+          const uint8_t* got = buf.data() + p * kPage;
+          if (std::memcmp(got, data99.data() + p * kPage, kPage) != 0 &&
+              std::memcmp(got, zeros.data(), kPage) != 0) {
+            bad_reads.fetch_add(1);
+          }
+        }
+      }
     }
   });
   threads.emplace_back([&] {  // A file created, packed and removed over and over.
-    const Bytes data = TextBytes(32 * kPage, 7);
+    const Bytes& data = data99;
     while (!stop.load()) {
       (void)store.Write(99, 0, data.data(), data.size());
       (void)store.Pack(99);
