@@ -77,6 +77,10 @@ struct Cluster {
                          : frame_length - static_cast<uint32_t>(kMaxPartPayload) * i;
   }
   bool spilled() const { return pool == kSpilled; }
+  // Parts holding a frame of `frame_length` bytes.
+  static unsigned PartsFor(size_t frame_length) {
+    return static_cast<unsigned>((frame_length + kMaxPartPayload - 1) / kMaxPartPayload);
+  }
   bool HasPart(uint16_t in_pool, ZbudPool::Handle h) const {
     if (in_pool != pool) return false;
     for (unsigned i = 0; i < parts; ++i) {

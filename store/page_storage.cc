@@ -177,7 +177,11 @@ Status PageStorage::Load(const PageEntry& e, uint8_t* out) const {
 
 Status PageStorage::ReadOverflow(const PageEntry& e, uint8_t* payload) const {
   faulted_.fetch_add(1, std::memory_order_relaxed);
-  Status st = options_.overflow->Read(e.value, payload, e.length);
+  return ReadSlot(e.value, payload, e.length);
+}
+
+Status PageStorage::ReadSlot(uint64_t loc, uint8_t* out, uint32_t length) const {
+  Status st = options_.overflow->Read(loc, out, length);
   if (st.ok()) return st;
   const StoreErrorKind kind =
       st.code() == EBADMSG ? StoreErrorKind::kCheckFailed : StoreErrorKind::kOverflowIo;
@@ -276,20 +280,28 @@ uint64_t NextClusterId() {
   static std::atomic<uint64_t> next_id{1};
   return next_id.fetch_add(1, std::memory_order_relaxed);
 }
-}  // namespace
 
-StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, const uint8_t* frame,
-                                             size_t length, unsigned pages) {
-  const auto parts =
-      static_cast<unsigned>((length + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload);
+// The object of a new cluster of `pages` pages in a frame of `length` bytes, its parts in
+// `pool` (not yet stored); nullptr if no cluster has that shape.
+Cluster* NewCluster(size_t length, unsigned pages, uint16_t pool) {
+  const unsigned parts = Cluster::PartsFor(length);
   if (parts == 0 || parts > Cluster::kMaxParts || pages == 0 || pages > Cluster::kMaxPages) {
-    return Status::Error(EINVAL, "not a cluster");
+    return nullptr;
   }
   Cluster* c = Cluster::New(parts);
   c->frame_length = static_cast<uint32_t>(length);
   c->pages = static_cast<uint8_t>(pages);
-  c->pool = ThisThreadsPool();
+  c->pool = pool;
   c->id = NextClusterId();
+  return c;
+}
+}  // namespace
+
+StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, const uint8_t* frame,
+                                             size_t length, unsigned pages) {
+  Cluster* c = NewCluster(length, pages, ThisThreadsPool());
+  if (c == nullptr) return Status::Error(EINVAL, "not a cluster");
+  const unsigned parts = c->parts;
   ZbudPool& pool = *pools_[c->pool];
   for (unsigned i = 0; i < parts; ++i) {
     const uint32_t n = c->PartLength(i);
@@ -316,16 +328,9 @@ StatusOr<Cluster*> PageStorage::StoreCluster(uint64_t file, uint64_t first, cons
 
 StatusOr<Cluster*> PageStorage::SpillCluster(const uint8_t* frame, uint32_t length,
                                              unsigned pages) {
-  const auto parts =
-      static_cast<unsigned>((length + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload);
-  if (parts == 0 || parts > Cluster::kMaxParts || pages == 0 || pages > Cluster::kMaxPages) {
-    return Status::Error(EINVAL, "not a cluster");
-  }
-  Cluster* c = Cluster::New(parts);
-  c->frame_length = length;
-  c->pages = static_cast<uint8_t>(pages);
-  c->pool = Cluster::kSpilled;
-  c->id = NextClusterId();
+  Cluster* c = NewCluster(length, pages, Cluster::kSpilled);
+  if (c == nullptr) return Status::Error(EINVAL, "not a cluster");
+  const unsigned parts = c->parts;
   for (unsigned i = 0; i < parts; ++i) {
     StatusOr<uint64_t> loc = WriteOverflow(frame + i * Cluster::kMaxPartPayload, c->PartLength(i));
     if (!loc.ok()) {
@@ -342,14 +347,16 @@ StatusOr<Cluster*> PageStorage::SpillCluster(const uint8_t* frame, uint32_t leng
 
 void PageStorage::DropCluster(Cluster* c) {
   if (c->spilled()) {
-    for (unsigned i = 0; i < c->parts; ++i)
+    for (unsigned i = 0; i < c->parts; ++i) {
       options_.overflow->Free(c->handles()[i], c->PartLength(i));
+    }
+    spilled_clusters_.fetch_sub(1, std::memory_order_relaxed);
   } else {
     ZbudPool& pool = *pools_[c->pool];
     for (unsigned i = 0; i < c->parts; ++i) pool.Free(c->handles()[i]);
     cluster_parts_.fetch_sub(c->parts, std::memory_order_relaxed);
+    clusters_.fetch_sub(1, std::memory_order_relaxed);
   }
-  (c->spilled() ? spilled_clusters_ : clusters_).fetch_sub(1, std::memory_order_relaxed);
   cluster_heap_.fetch_sub(Cluster::HeapBytes(c->parts), std::memory_order_relaxed);
   Cluster::Delete(c);
 }
@@ -361,13 +368,8 @@ void PageStorage::ReleaseCluster(Cluster* c) {
 Status PageStorage::CopyFrame(const Cluster& c, uint8_t* out) const {
   if (c.spilled()) {
     for (unsigned i = 0; i < c.parts; ++i) {
-      Status st = options_.overflow->Read(c.handles()[i], out + i * Cluster::kMaxPartPayload,
-                                          c.PartLength(i));
-      if (!st.ok()) {
-        const StoreErrorKind kind =
-            st.code() == EBADMSG ? StoreErrorKind::kCheckFailed : StoreErrorKind::kOverflowIo;
-        return Report(kind, Status::Error(EIO, st.message()));
-      }
+      Status st = ReadSlot(c.handles()[i], out + i * Cluster::kMaxPartPayload, c.PartLength(i));
+      if (!st.ok()) return st;
     }
     return Status::OK();
   }

@@ -186,7 +186,9 @@ class PageStorage {
     uint64_t page;
     uint64_t addr;
   };
-  Status EvictColdestOnce() EXCLUDES(raw_mu_);               // EvictColdest's work.
+  Status EvictColdestOnce() EXCLUDES(raw_mu_);  // EvictColdest's work.
+  // Reads an overflow slot; EIO (reported: a failed check or the overflow's I/O) on error.
+  Status ReadSlot(uint64_t loc, uint8_t* out, uint32_t length) const;
   Status EvictZbud(uint16_t pool, ZbudPool::Handle handle);  // Pool `pool`'s evict callback.
   uint16_t ThisThreadsPool() const;                          // The pool this thread allocates from.
   ZbudPool& PoolOf(const PageEntry& e) const { return *pools_[e.stamp]; }

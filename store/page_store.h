@@ -459,6 +459,13 @@ class PageStore final : private PageOwners,
   Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                       ZbudPool::Handle handle) override;  // PageOwners.
   bool PackInstead(uint64_t file, uint64_t page, const PageEntry& expect) override;
+  // Moves every entry of pages [first, first + n) still naming cluster `from` (id from_id)
+  // to `to`, which holds the same frame, and sets to's references to their count; what they
+  // held goes to old[] (the count is returned) for ReleaseRepointed, after the lock.
+  uint32_t RepointCluster(File& f, uint64_t first, uint64_t n, const Cluster* from,
+                          uint64_t from_id, Cluster* to, PageEntry* old) REQUIRES(f.index_mu);
+  // Drops `to` if nothing was moved to it, and the references old[0, moved) held.
+  void ReleaseRepointed(Cluster* to, const PageEntry* old, uint32_t moved);
   // Pages [first, last) changed: the file is due to be packed there, once cold.
   void NoteWrite(File& f, uint64_t first, uint64_t last) REQUIRES(f.index_mu);
 

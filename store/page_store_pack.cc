@@ -40,11 +40,10 @@ struct Candidate {
   uint32_t length;      // entry is a zbud page: its payload bytes, kept in payload.
 };
 
-// Those of a cluster being spilled by reclaim, apart: PackGroup may reclaim (and so spill
-// another cluster) on its own thread while its group is in PackBuffers (64 KiB).
+// The frame of a cluster being spilled by reclaim, apart: PackGroup may reclaim (and so
+// spill another cluster) on its own thread while its group is in PackBuffers (64 KiB).
 struct SpillBuffers {
   uint8_t frame[Cluster::kMaxPages * kPageSize];
-  Candidate candidates[Cluster::kMaxPages];
 };
 
 template <typename T>
@@ -249,8 +248,7 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
   const size_t len =
       PageCodec::CompressRun(buf.pages, k * kPageSize, level, buf.frame, sizeof(buf.frame));
   if (len == 0) return 0;
-  const unsigned parts =
-      static_cast<unsigned>((len + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload);
+  const unsigned parts = Cluster::PartsFor(len);
   const uint64_t cost = (parts - 1) * kPageSize +
                         ZbudCost(16 + len - (parts - 1) * Cluster::kMaxPartPayload) +
                         Cluster::HeapBytes(parts);
@@ -319,55 +317,67 @@ bool PageStore::PackInstead(uint64_t file, uint64_t page, const PageEntry& expec
 // as it is (no decoding, no recompression), and every entry still naming it then names the
 // spilled copy (store/cluster.h); the last release of the old one frees its parts, the one
 // under reclaim with them. Copy under the shared lock, write with none, repoint under the
-// exclusive lock only entries still naming this cluster (by id), as MoveToOverflow does.
+// exclusive lock, as MoveToOverflow does.
 Status PageStore::EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                                ZbudPool::Handle handle) {
   std::shared_ptr<File> f = FindFile(file);
   if (!f) return Status::OK();
   SpillBuffers& buf = ThreadBuffers<SpillBuffers>();
-  Candidate* cand = buf.candidates;
-  unsigned k = 0;
   const Cluster* c = nullptr;
+  uint64_t id;
   uint32_t length;
   unsigned pages;
   {
     ReaderLock lock(&f->index_mu);
-    for (uint64_t p = first; p < first + Cluster::kMaxPages; ++p) {
+    for (uint64_t p = first; p < first + Cluster::kMaxPages && c == nullptr; ++p) {
       const PageEntry* e = f->index.Find(p);
-      if (e == nullptr || e->kind != PageEntry::kCluster) continue;
-      if (c == nullptr && ClusterOf(*e)->HasPart(pool, handle)) c = ClusterOf(*e);
-      if (ClusterOf(*e) == c) cand[k++] = Candidate{p, *e, c->id, 0};
+      if (e != nullptr && e->kind == PageEntry::kCluster && ClusterOf(*e)->HasPart(pool, handle)) {
+        c = ClusterOf(*e);
+      }
     }
     if (c == nullptr) return Status::OK();    // Freed, or not yet published.
     (void)storage_.CopyFrame(*c, buf.frame);  // In memory: cannot fail.
+    id = c->id;
     length = c->frame_length;
     pages = c->pages;
   }
   StatusOr<Cluster*> spilled = storage_.SpillCluster(buf.frame, length, pages);
   if (!spilled.ok()) return spilled.status();
-  Cluster* s = *spilled;
-  uint32_t moved = 0;
+  PageEntry old[Cluster::kMaxPages];
+  uint32_t moved;
   {
     WriterLock lock(&f->index_mu);
-    for (unsigned i = 0; i < k; ++i) {
-      PageEntry* e = f->index.FindMutable(cand[i].page);
-      if (e == nullptr || e->kind != PageEntry::kCluster || e->value != cand[i].entry.value ||
-          ClusterOf(*e)->id != cand[i].cluster_id || e->length != cand[i].entry.length) {
-        cand[i].entry = PageEntry();  // Overwritten, dropped, or repacked meanwhile.
-        continue;
-      }
-      e->value = reinterpret_cast<uint64_t>(s);
-      AccountSwap(*f, cand[i].entry, *e);
-      ++moved;
-    }
-    s->refs.store(moved, std::memory_order_relaxed);  // Published by this lock's release.
+    moved = RepointCluster(*f, first, Cluster::kMaxPages, c, id, *spilled, old);
   }
   written_back_.fetch_add(moved, std::memory_order_relaxed);
-  if (moved == 0) storage_.DropCluster(s);
-  for (unsigned i = 0; i < k; ++i) {
-    if (cand[i].entry.present()) storage_.Free(cand[i].entry);  // The old cluster's reference.
-  }
+  ReleaseRepointed(*spilled, old, moved);
   return Status::OK();
+}
+
+// Entries naming `from` are compared by address and id (an address may be reused by a newer
+// cluster once `from` is freed), and only dereferenced through an entry that names it.
+uint32_t PageStore::RepointCluster(File& f, uint64_t first, uint64_t n, const Cluster* from,
+                                   uint64_t from_id, Cluster* to, PageEntry* old) {
+  uint32_t moved = 0;
+  for (uint64_t p = first; p < first + n; ++p) {
+    PageEntry* e = f.index.FindMutable(p);
+    if (e == nullptr || e->kind != PageEntry::kCluster ||
+        e->value != reinterpret_cast<uint64_t>(from) || ClusterOf(*e)->id != from_id) {
+      continue;  // Overwritten, dropped, or repacked meanwhile.
+    }
+    old[moved] = *e;
+    e->value = reinterpret_cast<uint64_t>(to);  // The same frame: the same place in it.
+    e->flags &= static_cast<uint8_t>(~store_internal::kFlagAccessed);
+    AccountSwap(f, old[moved], *e);
+    ++moved;
+  }
+  to->refs.store(moved, std::memory_order_relaxed);  // Published by the lock's release.
+  return moved;
+}
+
+void PageStore::ReleaseRepointed(Cluster* to, const PageEntry* old, uint32_t moved) {
+  if (moved == 0) storage_.DropCluster(to);
+  for (uint32_t i = 0; i < moved; ++i) storage_.Free(old[i]);  // The old cluster's references.
 }
 
 }  // namespace zbudfs

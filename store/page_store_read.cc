@@ -127,9 +127,7 @@ Status PageStore::ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* in
   uint64_t pending = 0;  // Pool pages the promotions already queued will take.
   for (const Promotion& p : *promotions) {
     if (p.cluster == c && p.cluster_id == c->id) return Status::OK();  // Already coming.
-    pending += p.cluster == nullptr
-                   ? 1
-                   : (p.len + Cluster::kMaxPartPayload - 1) / Cluster::kMaxPartPayload;
+    pending += p.cluster == nullptr ? 1 : Cluster::PartsFor(p.len);
   }
   if (MemUsed() + (pending + c->parts) * kPageSize >= reclaimer_.low_wm()) return Status::OK();
   auto frame = std::make_unique<uint8_t[]>(c->frame_length);
@@ -182,30 +180,15 @@ void PageStore::PromoteCluster(FileId id, const Promotion& p) {
   StatusOr<Cluster*> made =
       storage_.StoreCluster(id, first, p.payload.get(), p.len, p.cluster_pages);
   if (!made.ok()) return;
-  Cluster* c = *made;
   PageEntry old[Cluster::kMaxPages];
-  uint32_t moved = 0;
+  uint32_t moved;
   {
     WriterLock lock(&f->index_mu);
-    for (uint64_t q = first; q < first + n; ++q) {
-      PageEntry* e = f->index.FindMutable(q);
-      if (e == nullptr || e->kind != PageEntry::kCluster ||
-          e->value != reinterpret_cast<uint64_t>(p.cluster) ||
-          reinterpret_cast<const Cluster*>(e->value)->id != p.cluster_id) {
-        continue;
-      }
-      old[moved] = *e;
-      e->value = reinterpret_cast<uint64_t>(c);
-      e->flags &= static_cast<uint8_t>(~kFlagAccessed);
-      AccountSwap(*f, old[moved], *e);
-      ++moved;
-    }
-    c->refs.store(moved, std::memory_order_relaxed);  // Published by this lock's release.
+    moved = RepointCluster(*f, first, n, p.cluster, p.cluster_id, *made, old);
     // Half dead already (pages written while it was spilled): the packer's to repack.
     if (moved != 0 && 2 * moved <= p.cluster_pages) NoteWrite(*f, first, first + n);
   }
-  if (moved == 0) storage_.DropCluster(c);
-  for (uint32_t i = 0; i < moved; ++i) storage_.Free(old[i]);  // The spilled one's references.
+  ReleaseRepointed(*made, old, moved);
 }
 
 // True if the overflow slot at loc holds exactly payload[0..len).
