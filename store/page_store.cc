@@ -1,7 +1,5 @@
 #include "store/page_store.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -49,13 +47,6 @@ PageEntry* FreshEntries() {
 PageEntry* OldEntries() {
   thread_local PageEntry entries[kBatchPages];
   return entries;
-}
-
-// A staged page at the address of an old raw page (the arena reuses pages) is not that page:
-// eviction must not take it raw, its compressor will.
-bool Matches(const PageEntry* e, const PageEntry& expect) {
-  return e != nullptr && e->kind == expect.kind && e->value == expect.value &&
-         e->staged() == expect.staged();
 }
 
 }  // namespace
@@ -579,18 +570,6 @@ void PageStore::Remove(FileId id) {
   TrimHeap(store_internal::kTrimAfterDrops);
 }
 
-FileUsage PageStore::Usage(FileId id) const {
-  FileUsage u;
-  std::shared_ptr<File> f = FindFile(id);
-  if (!f) return u;
-  ReaderLock lock(&f->index_mu);
-  u.pages = f->index.size();
-  u.stored_bytes = f->stored_bytes.load(std::memory_order_relaxed);
-  u.compr_bytes = f->compr_bytes.load(std::memory_order_relaxed);
-  u.overflow_bytes = f->overflow_bytes.load(std::memory_order_relaxed);
-  return u;
-}
-
 uint64_t PageStore::SeekData(FileId id, uint64_t off, bool want_data) const {
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return want_data ? UINT64_MAX : off;
@@ -599,109 +578,6 @@ uint64_t PageStore::SeekData(FileId id, uint64_t off, bool want_data) const {
   const uint64_t found = want_data ? f->index.NextPresent(page) : f->index.NextHole(page);
   if (found == PageIndex::kNone) return UINT64_MAX;
   return std::max(off, found * kPageSize);
-}
-
-std::vector<LockWait> PageStore::LockWaits() const {
-  std::vector<LockWait> out = {shard_profile_.Snapshot(), stripe_profile_.Snapshot(),
-                               index_profile_.Snapshot()};
-  storage_.AddLockWaits(&out);
-  reclaimer_.AddLockWaits(&out);
-  decode_pool_.AddLockWaits(&out);
-  stager_.AddLockWaits(&out);
-  return out;
-}
-
-StoreStats PageStore::Stats() const {
-  StoreStats s;
-  s.orig_data_size = pages_held_.load(std::memory_order_relaxed) * kPageSize;
-  s.compr_data_size = compr_bytes_.load(std::memory_order_relaxed);
-  s.pool_pages = storage_.PoolPages();
-  s.buddied_pages = storage_.BuddiedPages();
-  s.same_pages = same_pages_.load(std::memory_order_relaxed);
-  s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
-  s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
-  s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
-  s.cluster_bytes = storage_.ClusterHeapBytes();
-  s.mem_used_total = (s.pool_pages + storage_.RawPages()) * kPageSize + s.cluster_bytes +
-                     s.index_bytes + s.metadata_bytes;
-  s.mem_limit = reclaimer_.mem_limit();
-  s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
-  s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
-  s.written_back_pages = written_back_.load(std::memory_order_relaxed);
-  s.faulted_pages = storage_.FaultedPages();
-  s.staged_pages = staged_pages_.load(std::memory_order_relaxed);
-  s.clustered_pages = clustered_pages_.load(std::memory_order_relaxed);
-  s.cluster_allocations = storage_.ClusterParts();
-  s.clusters = storage_.Clusters();
-  s.spilled_clusters = storage_.SpilledClusters();
-  s.reclaim_packed_pages = reclaim_packed_.load(std::memory_order_relaxed);
-  return s;
-}
-
-// ---- Eviction's access to the indexes (PageOwners) --------------------------------------------
-
-bool PageStore::Holds(uint64_t file, uint64_t page, const PageEntry& expect) {
-  std::shared_ptr<File> f = FindFile(file);
-  if (!f) return false;
-  ReaderLock lock(&f->index_mu);
-  return Matches(f->index.Find(page), expect);
-}
-
-bool PageStore::CopyIfHolds(uint64_t file, uint64_t page, const PageEntry& expect, uint8_t* payload,
-                            uint32_t* length) {
-  std::shared_ptr<File> f = FindFile(file);
-  if (!f) return false;
-  ReaderLock lock(&f->index_mu);
-  const PageEntry* e = f->index.Find(page);
-  if (!Matches(e, expect)) return false;
-  *length = storage_.CopyPayload(*e, payload);
-  return true;
-}
-
-// The one place an entry is repointed to the overflow store.
-bool PageStore::RepointIfHolds(uint64_t file, uint64_t page, const PageEntry& expect,
-                               const uint8_t* payload, const PageEntry& to) {
-  std::shared_ptr<File> f = FindFile(file);
-  if (!f) return false;
-  WriterLock lock(&f->index_mu);
-  PageEntry* e = f->index.FindMutable(page);
-  if (!Matches(e, expect) || !storage_.StillHolds(*e, payload)) return false;
-  const PageEntry old = *e;
-  *e = to;
-  e->flags = 0;
-  e->stamp = static_cast<uint16_t>(writeback_stamp_.fetch_add(1, std::memory_order_relaxed));
-  AccountSwap(*f, old, *e);
-  written_back_.fetch_add(1, std::memory_order_relaxed);
-  return true;
-}
-
-// ---- Memory and reclaim (Reclaimer::Host) -------------------------------------------------------
-
-uint64_t PageStore::MemUsed() const {
-  return storage_.MemBytes() + index_bytes_.load(std::memory_order_relaxed) +
-         metadata_bytes_.load(std::memory_order_relaxed);
-}
-
-Status PageStore::ReclaimTo(uint64_t target) { return reclaimer_.ReclaimTo(target); }
-
-uint64_t PageStore::DroppedPages() const { return dropped_pages_.load(std::memory_order_relaxed); }
-
-// The arena gives back its spare pages and unmaps its wholly free regions first (a no-op
-// unless a region's worth was freed), so that the free list it shrinks is part of what
-// malloc_trim gives back.
-void PageStore::TrimQuietHeap() {
-  storage_.arena()->FlushSpare();
-  storage_.arena()->Trim();
-  TrimHeap(store_internal::kTrimWhenQuiet);
-}
-
-void PageStore::TrimHeap(uint64_t min_drops) {
-  const uint64_t dropped = dropped_pages_.load(std::memory_order_relaxed);
-  uint64_t at = trimmed_at_.load(std::memory_order_relaxed);
-  if (dropped - at < min_drops) return;
-  if (!trimmed_at_.compare_exchange_strong(at, dropped, std::memory_order_relaxed)) return;
-  storage_.arena()->FlushSpare();
-  malloc_trim(0);  // Another thread's trim may still run: harmless, glibc locks each arena.
 }
 
 }  // namespace zbudfs

@@ -423,7 +423,7 @@ class PageStore final : private PageOwners,
   void PromoteCluster(FileId id, const Promotion& p);  // The same for a spilled cluster.
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
 
-  // PageOwners: eviction's access to the index entries.
+  // PageOwners: eviction's access to the index entries (page_store_reclaim.cc).
   bool Holds(uint64_t file, uint64_t page, const PageEntry& expect) override;
   bool CopyIfHolds(uint64_t file, uint64_t page, const PageEntry& expect, uint8_t* payload,
                    uint32_t* length) override;

@@ -1,7 +1,11 @@
 // PageStore's accounting: the statistics' counters as entries come and go (AccountDelta,
-// Apply), the index's heap bytes, capacity reserved for pages and metadata, and metadata
-// charged against mem_limit (ChargeMetadata). Locking: store/page_store.h.
+// Apply) and the statistics read from them (Stats, Usage, LockWaits), the index's heap bytes,
+// capacity reserved for pages and metadata, and metadata charged against mem_limit
+// (ChargeMetadata). Locking: store/page_store.h.
+#include <vector>
+
 #include "store/cluster.h"
+#include "store/overflow_store.h"
 #include "store/page_store.h"
 
 namespace zbudfs {
@@ -130,6 +134,57 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
     return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
   }
   return Status::OK();
+}
+
+// ---- Statistics -------------------------------------------------------------------------------
+
+FileUsage PageStore::Usage(FileId id) const {
+  FileUsage u;
+  std::shared_ptr<File> f = FindFile(id);
+  if (!f) return u;
+  ReaderLock lock(&f->index_mu);
+  u.pages = f->index.size();
+  u.stored_bytes = f->stored_bytes.load(std::memory_order_relaxed);
+  u.compr_bytes = f->compr_bytes.load(std::memory_order_relaxed);
+  u.overflow_bytes = f->overflow_bytes.load(std::memory_order_relaxed);
+  return u;
+}
+
+std::vector<LockWait> PageStore::LockWaits() const {
+  std::vector<LockWait> out = {shard_profile_.Snapshot(), stripe_profile_.Snapshot(),
+                               index_profile_.Snapshot()};
+  storage_.AddLockWaits(&out);
+  reclaimer_.AddLockWaits(&out);
+  decode_pool_.AddLockWaits(&out);
+  stager_.AddLockWaits(&out);
+  return out;
+}
+
+StoreStats PageStore::Stats() const {
+  StoreStats s;
+  s.orig_data_size = pages_held_.load(std::memory_order_relaxed) * kPageSize;
+  s.compr_data_size = compr_bytes_.load(std::memory_order_relaxed);
+  s.pool_pages = storage_.PoolPages();
+  s.buddied_pages = storage_.BuddiedPages();
+  s.same_pages = same_pages_.load(std::memory_order_relaxed);
+  s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
+  s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
+  s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
+  s.cluster_bytes = storage_.ClusterHeapBytes();
+  s.mem_used_total = (s.pool_pages + storage_.RawPages()) * kPageSize + s.cluster_bytes +
+                     s.index_bytes + s.metadata_bytes;
+  s.mem_limit = reclaimer_.mem_limit();
+  s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
+  s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;
+  s.written_back_pages = written_back_.load(std::memory_order_relaxed);
+  s.faulted_pages = storage_.FaultedPages();
+  s.staged_pages = staged_pages_.load(std::memory_order_relaxed);
+  s.clustered_pages = clustered_pages_.load(std::memory_order_relaxed);
+  s.cluster_allocations = storage_.ClusterParts();
+  s.clusters = storage_.Clusters();
+  s.spilled_clusters = storage_.SpilledClusters();
+  s.reclaim_packed_pages = reclaim_packed_.load(std::memory_order_relaxed);
+  return s;
 }
 
 }  // namespace zbudfs
