@@ -1,6 +1,7 @@
 // PageStore against an in-memory model: random writes, reads, truncates, punches, zero ranges,
 // allocates and removes, compared byte for byte and in the statistics; inline, with staging,
-// and with clusters (Pack among the operations).
+// with clusters (Pack among the operations), and with clusters over an overflow store
+// (ReclaimTo too: clusters spilled whole, read from there, brought back on second reads).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,8 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "store/overflow_store.h"
 #include "store/page_store.h"
 #include "tests/store/page_store_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace zbudfs {
 namespace {
@@ -201,8 +204,10 @@ class StoreModel {
 // fast-first streak, which depends on the order pages are compressed in). Clustered: Pack
 // (as zbudfsctl pack does) is one of the operations, so writes, truncates, punches and reads
 // meet packed pages; a packed page's cost is the cluster's, not the model's, so only the
-// statistics clusters leave alone are compared exactly, and the memory formula.
-enum class ModelMode { kInline, kStaged, kClustered };
+// statistics clusters leave alone are compared exactly, and the memory formula. Spilled:
+// Clustered over an overflow store, with ReclaimTo among the operations; pages in the
+// overflow store leave memory's statistics, so those are bounded rather than compared.
+enum class ModelMode { kInline, kStaged, kClustered, kSpilled };
 class PageStoreModelTest : public ::testing::TestWithParam<ModelMode> {};
 
 TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
@@ -217,13 +222,22 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   PageStoreOptions o;
   o.arena = &arena;
   o.zstd_level = 1;
-  const bool clustered = GetParam() == ModelMode::kClustered;
+  const bool spilled = GetParam() == ModelMode::kSpilled;
+  const bool clustered = GetParam() == ModelMode::kClustered || spilled;
   if (GetParam() != ModelMode::kInline) o.zstd_fast_level = o.zstd_level;
   if (GetParam() == ModelMode::kStaged) {
     o.staging_bytes = 32 * kPage;
     o.compress_threads = 2;
   }
   if (clustered) o.cluster_pages = 4;  // No packer thread (pack_interval_ms 0): Pack only.
+  test::TempDir overflow_dir;
+  if (spilled) {  // Reclaim only when asked: memory never nears a limit this large.
+    auto ov = OverflowStore::Open({overflow_dir.path(), 0, nullptr});
+    ASSERT_TRUE(ov.ok()) << ov.status().ToString();
+    o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+    o.mem_limit = 64 << 20;
+    o.background_reclaim = false;
+  }
   PageStore store(o);
   StoreModel model(o.zstd_level, o.zstd_fast_level, kFiles);
   auto id = [](int f) { return static_cast<PageStore::FileId>(100 + f); };
@@ -279,6 +293,8 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   };
 
   uint64_t max_clustered = 0;  // Clustered: the most pages ever seen in clusters at once.
+  uint64_t max_overflow = 0;   // Spilled: the most pages ever seen in the overflow store,
+  uint64_t max_spilled = 0;    // and clusters.
   auto check_stats = [&] {
     store.WaitForStaging();
     const StoreStats s = store.Stats();
@@ -294,8 +310,21 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
     }
     ASSERT_EQ(s.orig_data_size, pages * kPage);
     ASSERT_EQ(s.same_pages, model.same());
-    ASSERT_EQ(s.huge_pages, model.raw());  // Clusters hold compressed pages only.
     ASSERT_EQ(arena.PagesInUse(), s.pool_pages + s.huge_pages);
+    if (spilled) {  // Raw and compressed pages may be in the overflow store, same pages never.
+      ASSERT_LE(s.huge_pages, model.raw());
+      ASSERT_LE(s.huge_pages + s.overflow_pages, model.raw() + model.zbud());
+      ASSERT_EQ(s.overflow_pages == 0, s.overflow_bytes == 0);
+      // Clusters in memory hold compressed pages in memory only.
+      ASSERT_LE(s.clustered_pages, pages - model.same() - s.huge_pages - s.overflow_pages);
+      ASSERT_EQ(s.mem_used_total,
+                (s.pool_pages + s.huge_pages) * kPage + s.index_bytes + s.cluster_bytes);
+      max_clustered = std::max(max_clustered, s.clustered_pages);
+      max_overflow = std::max(max_overflow, s.overflow_pages);
+      max_spilled = std::max(max_spilled, s.spilled_clusters);
+      return;
+    }
+    ASSERT_EQ(s.huge_pages, model.raw());  // Clusters hold compressed pages only.
     if (clustered) {
       ASSERT_LE(s.clustered_pages, model.zbud());
       ASSERT_EQ(s.mem_used_total,
@@ -314,7 +343,7 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
         << "file " << f;
   };
 
-  int counts[10] = {};
+  int counts[11] = {};
   // PunchHole, ZeroRange or Allocate of file f on a random range of at most max_len bytes,
   // on the store and on the model alike; counted in counts[counter].
   auto range_op = [&](int f, std::ostringstream& what, const char* name, int counter,
@@ -379,6 +408,15 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
       ++counts[7];
       store.Remove(id(f));
       model.Remove(f);
+    } else if (spilled && dice == 95) {
+      // To a random fraction of memory: clusters spill whole, raw and single pages go out
+      // alone. ENOSPC when the index and the clusters' descriptors alone exceed the target.
+      const uint64_t target = store.Stats().mem_used_total * uniform(0, 90) / 100;
+      what << "ReclaimTo(" << target << ")";
+      SCOPED_TRACE(what.str());
+      ++counts[10];
+      const Status st = store.ReclaimTo(target);
+      ASSERT_TRUE(st.ok() || st.code() == ENOSPC) << st.ToString();
     } else if (clustered && dice >= 97) {
       what << "Pack";
       SCOPED_TRACE(what.str());
@@ -403,7 +441,9 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   summary << kOps << " ops (write " << counts[0] << ", read " << counts[1] << ", truncate "
           << counts[2] << ", punch " << counts[3] << ", zero " << counts[4] << ", allocate "
           << counts[5] << ", seek " << counts[6] << ", remove " << counts[7] << ", page reads "
-          << counts[8] << ", pack " << counts[9] << ", most pages clustered " << max_clustered
+          << counts[8] << ", pack " << counts[9] << ", reclaim " << counts[10]
+          << ", most pages clustered " << max_clustered << ", in overflow " << max_overflow
+          << " (clusters " << max_spilled << ")"
           << "); end: " << s.orig_data_size / kPage << " pages, " << s.same_pages << " same, "
           << s.huge_pages << " huge, " << s.pool_pages << " pool pages (" << s.buddied_pages
           << " buddied)";
@@ -413,21 +453,28 @@ TEST_P(PageStoreModelTest, RandomizedAgainstModel) {
   if (clustered) {
     EXPECT_GT(max_clustered, 0u);
   }
+  if (spilled) {
+    EXPECT_GT(max_spilled, 0u);
+    EXPECT_GT(s.faulted_pages, 0u);
+  }
   for (int f = 0; f < kFiles; ++f) store.Remove(id(f));
   EXPECT_EQ(arena.PagesInUse(), 0u);
+  EXPECT_EQ(store.Stats().overflow_bytes, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PageStoreModelTest,
                          ::testing::Values(ModelMode::kInline, ModelMode::kStaged,
-                                           ModelMode::kClustered),
+                                           ModelMode::kClustered, ModelMode::kSpilled),
                          [](const ::testing::TestParamInfo<ModelMode>& info) {
                            switch (info.param) {
                              case ModelMode::kInline:
                                return "Inline";
                              case ModelMode::kStaged:
                                return "Staged";
-                             default:
+                             case ModelMode::kClustered:
                                return "Clustered";
+                             default:
+                               return "Spilled";
                            }
                          });
 
