@@ -69,7 +69,10 @@ Status PageStore::CheckLimits(const StoreLimits& l) const {
 
 Status PageStore::SetLimits(const StoreLimits& l) {
   if (Status s = CheckLimits(l); !s.ok()) return s;
-  if (l.mem_limit && MemUsed() > *l.mem_limit) {
+  // An unchanged mem_limit (a remount of other options) moves nothing: memory above it is
+  // what writes meet anyway, and pushing out every page to find that the indexes alone
+  // exceed it would fail the remount after the damage.
+  if (l.mem_limit && *l.mem_limit != mem_limit() && MemUsed() > *l.mem_limit) {
     if (!options_.overflow) {
       return Status::Error(EINVAL, "mem_limit " + Bytes(*l.mem_limit) +
                                        " is below the memory in use (" + Bytes(MemUsed()) +

@@ -141,6 +141,7 @@ Status PageStore::ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* in
 // Brings an overflow page (p.payload: its stored bytes) back into memory, if its entry still
 // points at p.loc. Best effort: on any failure the page simply stays in the overflow store.
 void PageStore::Promote(FileId id, const Promotion& p) {
+  if (!RoomToPromote(p.cluster == nullptr ? 1 : Cluster::PartsFor(p.len))) return;
   if (p.cluster != nullptr) return PromoteCluster(id, p);
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return;
@@ -189,6 +190,12 @@ void PageStore::PromoteCluster(FileId id, const Promotion& p) {
     if (moved != 0 && 2 * moved <= p.cluster_pages) NoteWrite(*f, first, first + n);
   }
   ReleaseRepointed(*made, old, moved);
+}
+
+// Checked again as each promotion is stored, with what the ones before it took: a read's
+// parts (ReadParallel) each queue theirs against the memory of the read's start.
+bool PageStore::RoomToPromote(uint64_t pool_pages) const {
+  return MemUsed() + pool_pages * kPageSize < reclaimer_.low_wm();
 }
 
 // True if the overflow slot at loc holds exactly payload[0..len).

@@ -204,6 +204,29 @@ TEST(PageStoreClusterTest, ReclaimSpillsClustersWholeAndASecondReadBringsThemBac
   ExpectEmpty(store.Stats());
 }
 
+// A large read decodes in parts on helper threads, each queueing promotions against the
+// memory of the read's start; as they are stored, each is checked again, so one read never
+// brings memory to mem_limit.
+TEST(PageStoreClusterTest, ParallelReadPromotesOnlyWhatFitsUnderTheLimit) {
+  test::TempDir dir;
+  PageStoreOptions o = ClusteredOverflow(dir, 1 << 20);
+  o.decode_threads = 2;
+  PageStore store(o);
+  const Bytes data = TextBytes(8 << 20, 3);
+  for (uint64_t off = 0; off < data.size(); off += 256 << 10) {
+    ASSERT_TRUE(store.Write(1, off, data.data() + off, 256 << 10).ok());
+    (void)store.Pack(1);
+  }
+  (void)store.ReclaimTo(0);
+  ASSERT_GT(store.Stats().spilled_clusters, 256u);
+  for (int pass = 0; pass < 2; ++pass) {  // The second read is the one that promotes.
+    EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, data.size()), data)) << "pass " << pass;
+  }
+  const StoreStats s = store.Stats();
+  EXPECT_GT(s.clusters, 0u);  // Some came back.
+  EXPECT_LE(s.mem_used_total, s.mem_limit);
+}
+
 // Spilled clusters die with their pages: truncating, punching and removing give the
 // overflow directory's space back.
 TEST(PageStoreClusterTest, SpilledClustersFreeTheirOverflowSlots) {

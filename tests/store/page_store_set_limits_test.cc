@@ -107,6 +107,30 @@ TEST(PageStoreSetLimitsTest, MemLimitBelowTheIndexesIsRefusedWithNothingMoved) {
   EXPECT_EQ(ReadBytes(store, 1, 0, data.size()), data);
 }
 
+// A remount passes mem_limit with every other option. Unchanged, it moves nothing, even
+// with memory above it because the page indexes alone exceed it (pushing every page out
+// would find that and fail the remount of, say, the zstd level).
+TEST(PageStoreSetLimitsTest, UnchangedMemLimitMovesNothing) {
+  OverflowFixture fx(/*mem_limit=*/16 * kPage, /*overflow_limit=*/0, /*background=*/false);
+  PageStore& store = *fx.store;
+  const Bytes page = TextBytes(kPage, 9);
+  for (uint64_t p = 0; p < 40000; p += 3)
+    ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, p * kPage, page));
+  StoreStats s = store.Stats();
+  ASSERT_GT(s.index_bytes, s.mem_limit);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 2, 0, TextBytes(16 * kPage, 1)));
+  const StoreStats before = store.Stats();
+  ASSERT_GT(before.pool_pages, 0u);
+
+  const Status st = store.SetLimits({.mem_limit = before.mem_limit, .zstd_level = 3});
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  const StoreStats after = store.Stats();
+  EXPECT_EQ(after.written_back_pages, before.written_back_pages);
+  EXPECT_EQ(after.pool_pages, before.pool_pages);
+  EXPECT_EQ(store.zstd_level(), 3);
+  EXPECT_EQ(ReadBytes(store, 2, 0, 16 * kPage), TextBytes(16 * kPage, 1));
+}
+
 TEST(PageStoreSetLimitsTest, MemLimitMustStayTwiceTheStagingBudget) {
   OverflowFixture fx(/*mem_limit=*/1024 * kPage, 0, true, nullptr, nullptr, {},
                      /*staging_pages=*/64, /*compress_threads=*/1);
