@@ -1,12 +1,13 @@
 // Mount options: the command line of the daemon, parsed once into a typed struct.
 //
-// Owns: the table of zbudfs's options (options.cc), one entry per option: its spellings, its
-// kind (flag, size, count, integer, path), the MountOptions field it writes, its limits and
-// its --help text, so that each kind's checks and messages are written once. Parses size=,
-// mem_limit=, overflow_dir=, overflow_limit=, staging=, cluster=, pack_after=, zstd_level=,
-// zstd_fast=, nr_inodes=, max_threads=, clone_fd, -f, -d, -s, --help, --version and the
-// positionals, and keeps the list of standard FUSE options handed on to fuse_session_new(). No
-// locks: used before the session starts.
+// Owns: the table of zbudfs's options (fs/option_table.h, with the defaults and --help), one
+// entry per option: its spellings, its kind (flag, size, count, integer, path), the
+// MountOptions field it writes, its limits and its --help text, so that each kind's checks and
+// messages are written once; options.cc parses against it. Parses size=, mem_limit=,
+// overflow_dir=, overflow_limit=, staging=, cluster=, pack_after=, zstd_level=, zstd_fast=,
+// nr_inodes=, max_threads=, clone_fd, -f, -d, -s, --help, --version and the positionals, and
+// keeps the list of standard FUSE options handed on to fuse_session_new(). No locks: used
+// before the session starts.
 #ifndef ZBUDFS_FS_OPTIONS_H_
 #define ZBUDFS_FS_OPTIONS_H_
 

@@ -16,7 +16,7 @@ each alone on a line:
 and, anywhere in a line: @VERSION@ (the first line of --version, less the program name)
 and @DATE@ (SOURCE_DATE_EPOCH if set, else today; YYYY-MM-DD).
 
-What --help looks like (fs/options.cc HelpText, fs/zbudfsctl.cc Usage): "usage: PROG ..."
+What --help looks like (fs/option_table.cc HelpText, fs/zbudfsctl.cc Usage): "usage: PROG ..."
 and "       PROG ..." lines; paragraphs separated by blank lines; an option list is a
 line ending in ":" followed by entries, each "    LABEL  TEXT" with its text continued on
 lines indented to the text's column. Defaults that depend on the machine ("half of RAM,
