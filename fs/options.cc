@@ -321,16 +321,26 @@ const OptionSpec* ZbudfsOption(std::string_view item, std::string_view* value) {
   return &Options()[i];
 }
 
-// The options a running mount keeps: a new value needs a new mount.
+// The options a running mount keeps (every one the table does not mark remountable): a new
+// value needs a new mount.
 bool Unchanged(const MountOptions& a, const MountOptions& b, std::string* name) {
-  if (a.overflow_dir != b.overflow_dir) *name = "overflow_dir";
-  if (a.staging != b.staging) *name = "staging";
-  if (a.cluster != b.cluster) *name = "cluster";
-  if (a.pack_after != b.pack_after) *name = "pack_after";
-  if (a.pack_level != b.pack_level) *name = "pack_level";
-  if (a.max_threads != b.max_threads) *name = "max_threads";
-  if (a.clone_fd != b.clone_fd) *name = "clone_fd";
-  return name->empty();
+  for (const OptionSpec& spec : Options()) {
+    if (spec.remountable) continue;
+    const bool same = std::visit(
+        [&](auto field) {
+          if constexpr (std::is_same_v<decltype(field), std::monostate>) {
+            return true;
+          } else {
+            return a.*field == b.*field;
+          }
+        },
+        spec.field);
+    if (!same) {
+      *name = NameOf(spec);
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace

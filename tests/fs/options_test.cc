@@ -558,7 +558,8 @@ TEST(ParseRemountTest, BadValuesAndFixedOptionsAreRefused) {
   EXPECT_THAT(error, HasSubstr("invalid size for option size: 'banana'"));
   EXPECT_FALSE(ParseRemount("size", cur, &next, &error));
   EXPECT_EQ(error, "option size needs a value (size=...)");
-  for (const char* fixed : {"staging=1M", "overflow_dir=/tmp", "max_threads=99", "clone_fd"}) {
+  for (const char* fixed : {"staging=1M", "overflow_dir=/tmp", "max_threads=99", "clone_fd",
+                            "cluster=64K", "pack_after=99", "pack_level=9"}) {
     error.clear();
     EXPECT_FALSE(ParseRemount(fixed, cur, &next, &error)) << fixed;
     EXPECT_THAT(error, HasSubstr("cannot change on a mounted zbudfs")) << fixed;
