@@ -455,7 +455,7 @@ class PageStore final : private PageOwners,
   bool SwapCandidates(File& f, const PackBuffers& buf, unsigned k, const PageEntry* fresh)
       EXCLUDES(f.index_mu);
   uint64_t UnpackLastPage(FileId id, File& f, PackBuffers& buf, PackFor who) EXCLUDES(f.index_mu);
-  bool RoomForPacking(unsigned pages, PackFor who);
+  bool RoomForPacking(unsigned pages, bool may_reclaim);
   void PackCold() override;  // Packer::Host.
   Status EvictCluster(uint64_t file, uint64_t first, uint16_t pool,
                       ZbudPool::Handle handle) override;  // PageOwners.

@@ -253,7 +253,12 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
                         ZbudCost(16 + len - (parts - 1) * Cluster::kMaxPartPayload) +
                         Cluster::HeapBytes(parts);
   // Memory decides, unless a spilled cluster's dead slots are to be given back.
-  if ((cost >= old_cost && !buf.frees_disk) || !RoomForPacking(parts, who)) return 0;
+  // Pushing pages out to make room pays only if packing then frees more than it takes:
+  // bringing a spilled cluster's live pages back waits for room instead.
+  const bool saves = cost < old_cost;
+  if ((!saves && !buf.frees_disk) || !RoomForPacking(parts, who == PackFor::kPacker && saves)) {
+    return 0;
+  }
   StatusOr<Cluster*> made = storage_.StoreCluster(id, first, buf.frame, len, k);
   if (!made.ok()) return 0;
   Cluster* c = *made;
@@ -272,7 +277,7 @@ uint64_t PageStore::PackGroup(FileId id, File& f, uint64_t first, PackFor who) {
 // The last live page of a cluster keeps all of it: it is stored alone instead.
 uint64_t PageStore::UnpackLastPage(FileId id, File& f, PackBuffers& buf, PackFor who) {
   const Candidate& c = buf.candidates[0];
-  if (!RoomForPacking(1, who)) return 0;
+  if (!RoomForPacking(1, who == PackFor::kPacker)) return 0;
   PageCodec::Streak streak;
   size_t n = storage_.Compress(buf.pages, &streak, buf.payloads[0]);
   PageEntry fresh;
@@ -291,12 +296,12 @@ uint64_t PageStore::UnpackLastPage(FileId id, File& f, PackBuffers& buf, PackFor
 }
 
 // Whether mem_limit has room for `pages` new pool pages before the old storage goes (after
-// pushing pages out to make it, if need be and the packer asks). Packing never passes mem_limit.
-bool PageStore::RoomForPacking(unsigned pages, PackFor who) {
+// pushing pages out to make it, if need be and may_reclaim). Packing never passes mem_limit.
+bool PageStore::RoomForPacking(unsigned pages, bool may_reclaim) {
   const uint64_t limit = reclaimer_.mem_limit();
   const uint64_t need = uint64_t{pages} * kPageSize;
   if (limit == 0 || MemUsed() + need <= limit) return true;
-  return who == PackFor::kPacker && need < limit && ReclaimTo(limit - need).ok();
+  return may_reclaim && need < limit && ReclaimTo(limit - need).ok();
 }
 
 // The background reclaimer runs between 90 % and 95 % of mem_limit: it has room for a

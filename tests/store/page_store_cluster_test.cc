@@ -284,6 +284,43 @@ TEST(PageStoreClusterTest, PackerCompactsSpilledClustersHalfDead) {
   EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, model.size()), model));
 }
 
+// Bringing a spilled cluster's live pages back adds memory: with none to spare the packer
+// leaves it on disk rather than push other pages out for it, and compacts it once there is.
+TEST(PageStoreClusterTest, CompactionOfSpilledClustersWaitsForRoom) {
+  test::TempDir dir;
+  PageStore store(ClusteredOverflow(dir, 64 << 20));
+  const Bytes model = TextBytes(64 * kPage, 11);
+  WriteOk(store, 1, 0, model);
+  ASSERT_EQ(store.Pack(1), 64u);
+  (void)store.ReclaimTo(0);
+  ASSERT_EQ(store.Stats().spilled_clusters, 16u);
+  for (uint64_t g = 0; g < 16; ++g) {  // Half of every cluster punched away.
+    ASSERT_TRUE(store.PunchHole(1, 4 * g * kPage, 2 * kPage).ok());
+  }
+  const Bytes other = TextBytes(32 * kPage, 77);  // Hot single pages, in memory.
+  WriteOk(store, 2, 0, other);
+  ASSERT_TRUE(store.SetLimits({.mem_limit = store.Stats().mem_used_total + kPage / 2}).ok());
+  const StoreStats before = store.Stats();
+
+  EXPECT_EQ(store.Pack(1), 0u);
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.written_back_pages, before.written_back_pages);
+  EXPECT_EQ(s.spilled_clusters, 16u);
+  EXPECT_LE(s.mem_used_total, s.mem_limit);
+
+  ASSERT_TRUE(store.SetLimits({.mem_limit = uint64_t{64} << 20}).ok());
+  EXPECT_EQ(store.Pack(1), 32u);
+  s = store.Stats();
+  EXPECT_EQ(s.spilled_clusters, 0u);
+  EXPECT_EQ(s.overflow_bytes, 0u);
+  Bytes expect = model;
+  for (uint64_t g = 0; g < 16; ++g) {
+    std::fill_n(expect.begin() + static_cast<ptrdiff_t>(4 * g * kPage), 2 * kPage, 0);
+  }
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 1, 0, expect.size()), expect));
+  EXPECT_TRUE(SameBytes(ReadBytes(store, 2, 0, other.size()), other));
+}
+
 // Cluster descriptors never leave memory either: a remount's mem_limit below them (with the
 // indexes) is refused before anything is pushed out.
 TEST(PageStoreClusterTest, MemLimitBelowTheClusterDescriptorsIsRefusedWithNothingMoved) {
