@@ -382,18 +382,26 @@ Status PageStorage::CopyFrame(const Cluster& c, uint8_t* out) const {
   return Status::OK();
 }
 
-Status PageStorage::DecodeCluster(const Cluster& c, uint8_t* pages) const {
-  thread_local std::unique_ptr<uint8_t[]> frame;  // Made on a thread's first cluster.
-  if (!frame) frame = std::make_unique<uint8_t[]>(Cluster::kMaxPages * kPageSize);
-  if (Status st = CopyFrame(c, frame.get()); !st.ok()) return st;
+Status PageStorage::DecodeCluster(const Cluster& c, uint8_t* pages, const uint8_t* frame) const {
+  thread_local std::unique_ptr<uint8_t[]> copy;  // Made on a thread's first cluster.
+  if (frame == nullptr) {
+    if (!copy) copy = std::make_unique<uint8_t[]>(Cluster::kMaxPages * kPageSize);
+    if (Status st = CopyFrame(c, copy.get()); !st.ok()) return st;
+    frame = copy.get();
+  }
   if (c.spilled()) faulted_.fetch_add(c.pages, std::memory_order_relaxed);
-  Status st = PageCodec::DecompressRun(frame.get(), c.frame_length, pages, c.pages * kPageSize);
+  Status st = PageCodec::DecompressRun(frame, c.frame_length, pages, c.pages * kPageSize);
   return st.ok() ? st : Report(StoreErrorKind::kCheckFailed, st);
 }
 
 // A reader of consecutive pages of one cluster decodes its frame once: each thread keeps the
 // last frame it decoded, keyed by the cluster's id (never reused; a cluster never changes).
-Status PageStorage::LoadClustered(const PageEntry& e, uint8_t* out) const {
+Status PageStorage::LoadFromFrame(const PageEntry& e, const uint8_t* frame, uint8_t* out) const {
+  if (e.kind != PageEntry::kCluster) return Status::Error(EINVAL, "not a cluster's page");
+  return LoadClustered(e, out, frame);
+}
+
+Status PageStorage::LoadClustered(const PageEntry& e, uint8_t* out, const uint8_t* frame) const {
   struct Decoded {
     uint64_t id = 0;
     std::unique_ptr<uint8_t[]> pages;
@@ -405,7 +413,7 @@ Status PageStorage::LoadClustered(const PageEntry& e, uint8_t* out) const {
   if (last.id != c->id) {
     if (!last.pages) last.pages = std::make_unique<uint8_t[]>(Cluster::kMaxPages * kPageSize);
     last.id = 0;
-    Status st = DecodeCluster(*c, last.pages.get());
+    Status st = DecodeCluster(*c, last.pages.get(), frame);
     if (!st.ok()) return st;
     last.id = c->id;
   }

@@ -104,6 +104,9 @@ class PageStorage {
   // Decodes e into out (a page). EIO (reported) if corrupt or unreadable; e must be kept
   // alive by the caller's index lock.
   Status Load(const PageEntry& e, uint8_t* out) const;
+  // Load of a cluster's page (kCluster) whose frame the caller already holds (CopyFrame):
+  // decoded from there, not read again.
+  Status LoadFromFrame(const PageEntry& e, const uint8_t* frame, uint8_t* out) const;
   // Reads an overflow entry's payload (e.length bytes), verified; EIO (reported) on failure.
   Status ReadOverflow(const PageEntry& e, uint8_t* payload) const;
   // Decompresses an overflow page's payload into out; EIO (reported) if corrupt.
@@ -133,8 +136,9 @@ class PageStorage {
   // Copies c's frame into out (c->frame_length bytes); EIO (reported) if a spilled
   // cluster's slots cannot be read or fail their check.
   Status CopyFrame(const Cluster& c, uint8_t* out) const;
-  // Decodes c's frame into pages (c->pages pages); EIO (reported) if corrupt.
-  Status DecodeCluster(const Cluster& c, uint8_t* pages) const;
+  // Decodes c's frame into pages (c->pages pages), read from where c is or taken from
+  // `frame` if given; EIO (reported) if corrupt or unreadable.
+  Status DecodeCluster(const Cluster& c, uint8_t* pages, const uint8_t* frame = nullptr) const;
   // Writes a payload to the overflow store; its location, or ENOSPC/EIO (EIO reported).
   StatusOr<uint64_t> WriteOverflow(const uint8_t* payload, uint32_t length);
   uint64_t Clusters() const { return clusters_.load(std::memory_order_relaxed); }  // In memory.
@@ -200,7 +204,8 @@ class PageStorage {
   Status MoveToOverflow(uint64_t file, uint64_t page, const PageEntry& expect,
                         const uint8_t* payload, uint32_t length);
   void CompactRawFifo() EXCLUDES(raw_mu_);
-  Status LoadClustered(const PageEntry& e, uint8_t* out) const;  // One page of a cluster.
+  // One page of a cluster, its frame read from the cluster or given (frame).
+  Status LoadClustered(const PageEntry& e, uint8_t* out, const uint8_t* frame = nullptr) const;
   void ReleaseCluster(Cluster* c);  // Drops a reference; the last one frees it.
 
   Options options_;

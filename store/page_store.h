@@ -422,6 +422,7 @@ class PageStore final : private PageOwners,
   void Promote(FileId id, const Promotion& p);         // Brings an overflow page back if unchanged.
   void PromoteCluster(FileId id, const Promotion& p);  // The same for a spilled cluster.
   bool RoomToPromote(uint64_t pool_pages) const;       // Below the low watermark after it.
+  bool QueueClusterPromotion(const Cluster& c, const std::vector<Promotion>& promotions) const;
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
 
   // PageOwners: eviction's access to the index entries (page_store_reclaim.cc).

@@ -113,29 +113,36 @@ Status PageStore::ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* i
 
 // A page of a spilled cluster: its frame read and decoded (a thread keeps the last one, as
 // for clusters in memory); on the page's second read, with room below the low watermark,
-// the frame is copied for the whole cluster to come back (PromoteCluster).
+// the frame is read into a copy that the page is decoded from and the whole cluster comes
+// back with (PromoteCluster): its slots are read once.
 Status PageStore::ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* into,
                                   std::vector<Promotion>* promotions) {
   const uint8_t before = std::atomic_ref<uint8_t>(const_cast<uint8_t&>(e.flags))
                              .fetch_or(kFlagAccessed, std::memory_order_relaxed);
-  Status st = storage_.Load(e, into);
-  if (!st.ok()) return st;
   const auto* c = reinterpret_cast<const Cluster*>(e.value);
-  if ((before & kFlagAccessed) == 0 || promotions->size() >= kMaxPromotePerRead) {
-    return Status::OK();
+  if ((before & kFlagAccessed) == 0 || !QueueClusterPromotion(*c, *promotions)) {
+    return storage_.Load(e, into);
   }
+  auto frame = std::make_unique<uint8_t[]>(c->frame_length);
+  Status st = storage_.CopyFrame(*c, frame.get());
+  if (st.ok()) st = storage_.LoadFromFrame(e, frame.get(), into);
+  if (!st.ok()) return st;
+  promotions->push_back(
+      Promotion{page, 0, 0, c->frame_length, std::move(frame), c, c->id, c->pages});
+  return Status::OK();
+}
+
+// Whether c is to come back with this read: not queued yet, and memory below the low
+// watermark with it and every promotion queued before it.
+bool PageStore::QueueClusterPromotion(const Cluster& c,
+                                      const std::vector<Promotion>& promotions) const {
+  if (promotions.size() >= kMaxPromotePerRead) return false;
   uint64_t pending = 0;  // Pool pages the promotions already queued will take.
-  for (const Promotion& p : *promotions) {
-    if (p.cluster == c && p.cluster_id == c->id) return Status::OK();  // Already coming.
+  for (const Promotion& p : promotions) {
+    if (p.cluster == &c && p.cluster_id == c.id) return false;  // Already coming.
     pending += p.cluster == nullptr ? 1 : Cluster::PartsFor(p.len);
   }
-  if (MemUsed() + (pending + c->parts) * kPageSize >= reclaimer_.low_wm()) return Status::OK();
-  auto frame = std::make_unique<uint8_t[]>(c->frame_length);
-  if (storage_.CopyFrame(*c, frame.get()).ok()) {
-    promotions->push_back(
-        Promotion{page, 0, 0, c->frame_length, std::move(frame), c, c->id, c->pages});
-  }
-  return Status::OK();
+  return RoomToPromote(pending + c.parts);
 }
 
 // Brings an overflow page (p.payload: its stored bytes) back into memory, if its entry still
