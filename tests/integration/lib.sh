@@ -4,11 +4,9 @@
 # the repository. Exit 77 (skip) only when /dev/fuse is missing. Each test mounts on a fresh
 # mktemp -d directory with the daemon in the foreground (-f, in the background of the
 # shell), so that its exit status can be checked; the EXIT trap unmounts and reaps it.
-# A passing test prints nothing: what it checks and sees goes to notes (check, note), which
-# fail prints; ZBUDFS_TEST_VERBOSE=1 prints them as they come (on stderr).
+# Reporting (fail, note, check): notes_lib.sh.
 set -euo pipefail
 
-TEST_NAME=$(basename "$0" .sh)
 REPO_ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel 2>/dev/null ||
   (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd))
 ZBUDFS_BIN=${ZBUDFS_BIN:-$REPO_ROOT/build/zbudfs}
@@ -17,33 +15,7 @@ ZBUDFSCTL_BIN=${ZBUDFSCTL_BIN:-$REPO_ROOT/build/zbudfsctl}
 export PYTHONPATH=$REPO_ROOT/tests/integration${PYTHONPATH:+:$PYTHONPATH}
 # zb_wait_mount, zb_readback_sha256: the helpers the benchmark scripts share.
 source "$REPO_ROOT/scripts/lib.sh"
-
-fail() {
-  echo "FAIL [$TEST_NAME]${CHECKING:+ (checking: $CHECKING)}: $*" >&2
-  if [[ -n ${WORK:-} && -s $WORK/notes ]]; then
-    echo "--- what the test saw (last 30 notes):" >&2
-    tail -n 30 "$WORK/notes" >&2
-  fi
-  if [[ -n ${WORK:-} && -s $WORK/daemon.log ]]; then
-    echo "--- daemon log (last 20 lines):" >&2
-    tail -n 20 "$WORK/daemon.log" >&2
-  fi
-  exit 1
-}
-
-# note MSG: keeps a line of what the test saw (figures, outcomes) for a failure's report. It
-# writes to a file, not stdout, so it also works in functions whose output is captured.
-note() {
-  echo "  $*" >>"$WORK/notes"
-  if [[ ${ZBUDFS_TEST_VERBOSE:-} == 1 ]]; then echo "[$TEST_NAME] $*" >&2; fi
-}
-
-# check WHAT: what is being checked from here on, named by fail.
-CHECKING=
-check() {
-  CHECKING=$*
-  note "check: $*"
-}
+source "$REPO_ROOT/tests/integration/notes_lib.sh"
 
 if [[ ! -e /dev/fuse ]]; then
   echo "SKIP [$TEST_NAME]: /dev/fuse is missing"

@@ -13,29 +13,11 @@
 # install_manifest.txt, if any, is put back at the end.
 set -euo pipefail
 
-TEST_NAME=$(basename "$0" .sh)
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ZBUDFS_BIN=${ZBUDFS_BIN:-$REPO_ROOT/build/zbudfs}
 BUILD=$(cd "$(dirname "$ZBUDFS_BIN")" && pwd)
-
 WORK=
-CHECKING=
-fail() {
-  echo "FAIL [$TEST_NAME]${CHECKING:+ (checking: $CHECKING)}: $*" >&2
-  if [[ -n $WORK && -s $WORK/notes ]]; then
-    echo "--- what the test saw (last 30 notes):" >&2
-    tail -n 30 "$WORK/notes" >&2
-  fi
-  exit 1
-}
-note() {
-  echo "  $*" >>"$WORK/notes"
-  if [[ ${ZBUDFS_TEST_VERBOSE:-} == 1 ]]; then echo "[$TEST_NAME] $*" >&2; fi
-}
-check() {
-  CHECKING=$*
-  note "check: $*"
-}
+source "$REPO_ROOT/tests/integration/notes_lib.sh"
 
 if ! command -v man >/dev/null; then
   echo "SKIP [$TEST_NAME]: man is missing (apt-get install man-db groff-base)"
