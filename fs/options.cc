@@ -374,7 +374,9 @@ bool ParseRemount(std::string_view list, const MountOptions& current, MountOptio
   }
   if (next->staging > next->mem_limit / 2) {
     *error = "invalid value for option mem_limit: " + std::to_string(next->mem_limit) +
-             " bytes is less than twice staging (" + std::to_string(next->staging) + " bytes)";
+             " bytes is below " + std::to_string(2 * next->staging) + ", twice staging (" +
+             std::to_string(next->staging) +
+             " bytes, fixed at mount); the staging area may take at most half of mem_limit";
     return false;
   }
   return true;

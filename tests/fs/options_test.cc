@@ -567,7 +567,7 @@ TEST(ParseRemountTest, BadValuesAndFixedOptionsAreRefused) {
   // The same value again is no change (fstab lines repeat what the mount was given).
   EXPECT_TRUE(ParseRemount("staging=16M", cur, &next, &error)) << error;
   EXPECT_FALSE(ParseRemount("mem_limit=16M", cur, &next, &error));
-  EXPECT_THAT(error, HasSubstr("less than twice staging"));
+  EXPECT_THAT(error, HasSubstr("16777216 bytes is below 33554432, twice staging (16777216"));
 }
 
 }  // namespace
