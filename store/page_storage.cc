@@ -121,7 +121,7 @@ uint64_t PageStorage::StoredCost(size_t length) {
 
 // The one place a page's memory is allocated and filled: new pages and promoted ones.
 Status PageStorage::Store(uint64_t file, uint64_t page, const uint8_t* payload, size_t length,
-                          PageEntry* out) {
+                          PageEntry* out, int in_pool) {
   *out = PageEntry();
   if (length >= kRawLength) {
     void* raw = arena_->AllocPage();
@@ -132,7 +132,9 @@ Status PageStorage::Store(uint64_t file, uint64_t page, const uint8_t* payload, 
     out->value = reinterpret_cast<uint64_t>(raw);
     return Status::OK();
   }
-  const uint16_t index = ThisThreadsPool();
+  const uint16_t index = in_pool >= 0 && static_cast<size_t>(in_pool) < pools_.size()
+                             ? static_cast<uint16_t>(in_pool)
+                             : ThisThreadsPool();
   ZbudPool& pool = *pools_[index];
   StatusOr<ZbudPool::Handle> h = pool.Alloc(sizeof(OwnerTag) + length);
   if (!h.ok()) return Status::Error(ENOSPC, h.status().message());

@@ -99,8 +99,10 @@ class PageStorage {
   // Memory a payload of `length` bytes takes once stored (kRawLength: a raw page).
   static uint64_t StoredCost(size_t length);
   // Allocates room for payload[0..length) (zbud behind the tag, or a raw page for
-  // kRawLength), tags and copies it. ENOSPC when no memory can be had.
-  Status Store(uint64_t file, uint64_t page, const uint8_t* payload, size_t length, PageEntry* out);
+  // kRawLength), tags and copies it, in zbud pool `pool` if not -1, else this thread's.
+  // ENOSPC when no memory can be had.
+  Status Store(uint64_t file, uint64_t page, const uint8_t* payload, size_t length, PageEntry* out,
+               int pool = -1);
   // Decodes e into out (a page). EIO (reported) if corrupt or unreadable; e must be kept
   // alive by the caller's index lock.
   Status Load(const PageEntry& e, uint8_t* out) const;

@@ -181,27 +181,30 @@ Status PageStore::AddPage(FileId id, File& f, Batch& b, const uint8_t* data, Wri
 // The memory the current entry of page holds (0: hole, same, overflow), read now: reclaim
 // may have moved the old page out since the batch began. kAdmitShrink: as if it replaced any
 // amount, so that the new page is always admitted.
-uint64_t PageStore::ReplacedMemory(File& f, uint64_t page, Limit limit) {
-  if (limit == Limit::kAdmitShrink) return UINT64_MAX;
+PageStore::Replaced PageStore::ReplacedMemory(File& f, uint64_t page, Limit limit) {
+  if (limit == Limit::kAdmitShrink) return Replaced{UINT64_MAX, -1};
   ReaderLock lock(&f.index_mu);
   const PageEntry* e = f.index.Find(page);
-  if (e == nullptr || e->kind == PageEntry::kOverflow) return 0;
+  if (e == nullptr || e->kind == PageEntry::kOverflow) return Replaced{};
   // A cluster's memory goes only with its last page; a slot's share alone frees nothing.
   if (e->kind == PageEntry::kCluster) {
     const auto* c = reinterpret_cast<const Cluster*>(e->value);
-    if (c->refs.load(std::memory_order_relaxed) != 1) return 0;
-    return (c->spilled() ? 0 : c->stored_bytes) + Cluster::HeapBytes(c->parts);
+    if (c->refs.load(std::memory_order_relaxed) != 1) return Replaced{};
+    return Replaced{(c->spilled() ? 0 : c->stored_bytes) + Cluster::HeapBytes(c->parts), -1};
   }
   // Its zbud header is needed again when it is freed, after compression: load it now.
-  if (e->kind == PageEntry::kZbud) ZbudPool::Prefetch(e->value);
-  return PageStorage::EntryCost(*e);
+  if (e->kind == PageEntry::kZbud) {
+    ZbudPool::Prefetch(e->value);
+    return Replaced{PageStorage::EntryCost(*e), e->stamp};
+  }
+  return Replaced{PageStorage::EntryCost(*e), -1};
 }
 
 // New storage for a page: staged as it is while memory and the staging budget have room (a
 // compressor takes it later), else compressed here. A page that takes no more memory than
 // the one it replaces (freed right after the swap) may pass mem_limit for that moment
 // (*passed_limit): truncate, punch and shrinking overwrites never fail for memory.
-Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
+Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, Replaced replaced,
                              PageCodec::Streak* streak, PageEntry* out, bool* passed_limit) {
   *passed_limit = false;
   if (storage_.EncodeSame(data, out)) return Status::OK();
@@ -214,13 +217,13 @@ Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, uint
     const size_t n = storage_.Compress(data, streak, scratch);
     if (n != 0) payload = scratch, length = n;
   }
-  if (!room.ok() && PageStorage::StoredCost(length) > replaced_mem) {
+  if (!room.ok() && (PageStorage::StoredCost(length) > replaced.bytes || !RewriteSlack(replaced))) {
     // Staged pages will shrink once compressed: wait for them (NoRoom) before giving up.
     if (room.code() == ENOSPC && stager_.staged() > 0) return Status::Error(EAGAIN);
     return room;
   }
   *passed_limit = !room.ok();
-  Status st = storage_.Store(id, page, payload, length, out);
+  Status st = storage_.Store(id, page, payload, length, out, *passed_limit ? replaced.pool : -1);
   if (!st.ok()) {
     if (stage) stager_.Release(1);
     return st;
@@ -228,6 +231,17 @@ Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, uint
   if (stage) out->flags |= PageEntry::kFlagStaged;
   reclaimer_.BeginInFlight(1);  // Until EndInFlight; a staged page until it is compressed.
   return st;
+}
+
+// Whether a rewrite that takes no more than it replaces may pass mem_limit now: always for
+// truncate and punch (they must not fail), else while memory is within a page a zbud pool
+// of it. Each such rewrite allocates in its old page's pool and leaves a hole there that
+// the next one fills, so memory stays within that bound; past it (holes of other sizes),
+// rewrites get ENOSPC until something is deleted.
+bool PageStore::RewriteSlack(const Replaced& replaced) const {
+  if (replaced.bytes == UINT64_MAX) return true;
+  const uint64_t limit = reclaimer_.mem_limit();
+  return limit == 0 || MemUsed() + kPageSize <= limit + storage_.pools() * kPageSize;
 }
 
 // Nothing evictable: the memory is in pages not yet published, ours or other writers'.

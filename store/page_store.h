@@ -385,8 +385,16 @@ class PageStore final : private PageOwners,
   template <typename Fill>
   Status RewriteBatch(FileId id, File& f, Batch& b, Fill& fill, WriteMuMode mode, Limit limit);
   Status AddPage(FileId id, File& f, Batch& b, const uint8_t* data, WriteMuMode mode, Limit limit);
-  uint64_t ReplacedMemory(File& f, uint64_t page, Limit limit) EXCLUDES(f.index_mu);
-  Status EncodePage(FileId id, uint64_t page, const uint8_t* data, uint64_t replaced_mem,
+  // What a rewrite of a page replaces: the memory its entry holds and, for a zbud entry,
+  // its pool (where a rewrite that passes mem_limit allocates, to take the holes
+  // rewrites leave there: zbud frees a page only with both its allocations).
+  struct Replaced {
+    uint64_t bytes = 0;
+    int pool = -1;
+  };
+  Replaced ReplacedMemory(File& f, uint64_t page, Limit limit) EXCLUDES(f.index_mu);
+  bool RewriteSlack(const Replaced& replaced) const;
+  Status EncodePage(FileId id, uint64_t page, const uint8_t* data, Replaced replaced,
                     PageCodec::Streak* streak, PageEntry* out, bool* passed_limit);
   void QueueStaged(FileId id, const Batch& b, uint64_t from, uint64_t to);
   Status NoRoom(FileId id, File& f, Batch& b, WriteMuMode mode);

@@ -139,6 +139,37 @@ TEST(PageStoreTest, MemLimitIsEnospcButZeroPagesSucceed) {
   EXPECT_EQ(ReadBytes(store, 1, 0, kPage), text);
 }
 
+// Rewrites in place on a full store, from a thread of another zbud pool than the pages':
+// zbud frees a page only with both its allocations, so each rewrite of one buddy needs a
+// new allocation while its old page stays. They allocate in the old page's pool, into the
+// holes earlier rewrites left, and memory stays within a page a pool of mem_limit.
+TEST(PageStoreTest, RewritesOnAFullStoreStayWithinAPageAPoolOfMemLimit) {
+  PageStoreOptions o;
+  o.zbud_pools = 4;
+  o.mem_limit = uint64_t{1} << 30;
+  PageStore store(o);
+  constexpr uint64_t kPages = 512;
+  Bytes model = TextBytes(kPages * kPage, 21);  // About 1.4 KiB a page: two a zbud page.
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, model));
+  ASSERT_TRUE(store.SetLimits({.mem_limit = store.Stats().mem_used_total}).ok());
+  const uint64_t bound = store.mem_limit() + o.zbud_pools * kPage;
+  uint64_t rewritten = 0, peak = 0;
+  std::thread other([&] {  // A thread of its own: another pool than the writes above.
+    for (uint64_t p = 1; p < kPages; p += 2) {  // One buddy of every zbud page.
+      const Bytes page(model.begin() + static_cast<ptrdiff_t>(p * kPage),
+                       model.begin() + static_cast<ptrdiff_t>((p + 1) * kPage));
+      const Status st = store.Write(1, p * kPage, page.data(), page.size());
+      ASSERT_TRUE(st.ok() || st.code() == ENOSPC) << st.ToString();
+      rewritten += st.ok() ? 1 : 0;
+      peak = std::max(peak, store.Stats().mem_used_total);
+    }
+  });
+  other.join();
+  EXPECT_LE(peak, bound) << "rewritten " << rewritten << ", limit " << store.mem_limit();
+  EXPECT_GT(rewritten, kPages / 2 * 8 / 10) << "rewrites in place keep working";
+  EXPECT_EQ(ReadBytes(store, 1, 0, model.size()), model);
+}
+
 // Metadata (the daemon's xattrs) and file pages share the capacity: neither passes it, a
 // refused charge charges nothing, and a charge given back makes room for pages again.
 TEST(PageStoreTest, ChargeMetadataSharesCapacityWithPages) {
