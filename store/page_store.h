@@ -63,14 +63,15 @@
 // background thread keeps memory between 90 % and 95 % of mem_limit, packing the groups of
 // the single pages it takes into clusters first where that saves memory (PackInstead); a writer
 // that finds no room reclaims itself, so memory exceeds mem_limit by at most one page per writing
-// thread, and one cluster's parts (17 pages at most) while a packer's check of room races a
-// writer's. When all that memory is in pages reclaim cannot take yet (other writers' pages encoded
-// but not yet published, or being evicted), the writer publishes what it has encoded itself, or,
-// with nothing of its own pending, sleeps (write_mu released) until a publication and tries
-// again, for as long as anything is in flight: a write never fails for memory while reclaim
-// can still make room, and gets ENOSPC only when the overflow store is full or absent.
-// Staging (staging_bytes, compress_threads): a whole page may be stored as written (a staged
-// page, PageEntry::kFlagStaged) while memory is under mem_limit and the Stager's budget has
+// thread (and, with nothing left to reclaim, by one page a zbud pool for rewrites no larger
+// than what they replace: RewriteSlack), and one cluster's parts (17 pages at most) while a
+// packer's check of room races a writer's. When all that memory is in pages reclaim cannot take yet
+// (other writers' pages encoded but not yet published, or being evicted), the writer publishes what
+// it has encoded itself, or, with nothing of its own pending, sleeps (write_mu released) until a
+// publication and tries again, for as long as anything is in flight: a write never fails for memory
+// while reclaim can still make room, and gets ENOSPC only when the overflow store is full or
+// absent. Staging (staging_bytes, compress_threads): a whole page may be stored as written (a
+// staged page, PageEntry::kFlagStaged) while memory is under mem_limit and the Stager's budget has
 // room; a compressor then swaps it for its compressed form (CompressAndSwap). A staged page
 // counts as a raw page in memory and as in flight for reclaim (which never evicts it) until
 // its compressor is done with it, so waiting writers wait for the compressors as they wait
