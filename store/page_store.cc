@@ -217,31 +217,36 @@ Status PageStore::EncodePage(FileId id, uint64_t page, const uint8_t* data, Repl
     const size_t n = storage_.Compress(data, streak, scratch);
     if (n != 0) payload = scratch, length = n;
   }
-  if (!room.ok() && (PageStorage::StoredCost(length) > replaced.bytes || !RewriteSlack(replaced))) {
-    // Staged pages will shrink once compressed: wait for them (NoRoom) before giving up.
-    if (room.code() == ENOSPC && stager_.staged() > 0) return Status::Error(EAGAIN);
-    return room;
-  }
+  // Staged pages will shrink once compressed: wait for them (NoRoom) before giving up.
+  auto refuse = [&] {
+    return room.code() == ENOSPC && stager_.staged() > 0 ? Status::Error(EAGAIN) : room;
+  };
+  if (!room.ok() && PageStorage::StoredCost(length) > replaced.bytes) return refuse();
   *passed_limit = !room.ok();
   Status st = storage_.Store(id, page, payload, length, out, *passed_limit ? replaced.pool : -1);
   if (!st.ok()) {
     if (stage) stager_.Release(1);
     return st;
   }
+  if (*passed_limit && !RewriteSlack(replaced)) {  // It took a new page past the slack.
+    storage_.Free(*out);
+    *out = PageEntry();
+    return refuse();
+  }
   if (stage) out->flags |= PageEntry::kFlagStaged;
   reclaimer_.BeginInFlight(1);  // Until EndInFlight; a staged page until it is compressed.
   return st;
 }
 
-// Whether a rewrite that takes no more than it replaces may pass mem_limit now: always for
-// truncate and punch (they must not fail), else while memory is within a page a zbud pool
-// of it. Each such rewrite allocates in its old page's pool and leaves a hole there that
-// the next one fills, so memory stays within that bound; past it (holes of other sizes),
-// rewrites get ENOSPC until something is deleted.
+// Whether a rewrite that takes no more than it replaces, its new storage allocated, may
+// keep it past mem_limit: always for truncate and punch (they must not fail), else while
+// memory is within a page a zbud pool of it. Such a rewrite allocates in its old page's
+// pool, where the hole the previous one left takes it without a new page; one that needs a
+// new page past that bound gets ENOSPC until something is deleted.
 bool PageStore::RewriteSlack(const Replaced& replaced) const {
   if (replaced.bytes == UINT64_MAX) return true;
   const uint64_t limit = reclaimer_.mem_limit();
-  return limit == 0 || MemUsed() + kPageSize <= limit + storage_.pools() * kPageSize;
+  return limit == 0 || MemUsed() <= limit + storage_.pools() * kPageSize;
 }
 
 // Nothing evictable: the memory is in pages not yet published, ours or other writers'.
