@@ -124,9 +124,10 @@ Status PageStore::ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* in
     return storage_.Load(e, into);
   }
   auto frame = std::make_unique<uint8_t[]>(c->frame_length);
-  Status st = storage_.CopyFrame(*c, frame.get());
-  if (st.ok()) st = storage_.LoadFromFrame(e, frame.get(), into);
-  if (!st.ok()) return st;
+  // Unreadable now: no promotion, and the page as any read gets it (the thread's decoded
+  // frame may still hold it).
+  if (!storage_.CopyFrame(*c, frame.get()).ok()) return storage_.Load(e, into);
+  if (Status st = storage_.LoadFromFrame(e, frame.get(), into); !st.ok()) return st;
   promotions->push_back(
       Promotion{page, 0, 0, c->frame_length, std::move(frame), c, c->id, c->pages});
   return Status::OK();
