@@ -444,7 +444,13 @@ Status PageStore::Truncate(FileId id, uint64_t size) {
   if (size > kMaxFileSize) return Status::Error(EFBIG);
   return WithFile(id, /*create=*/false, [&](File& f) -> Status {
     f.write_mu.AssertHeld();  // WithFile's.
-    // Whole pages first: what they free makes room for the tail page's new form.
+    // A truncate that fails changes nothing: the tail page is read (EIO if it cannot be)
+    // before any whole page goes. Whole pages first: what they free makes room for the
+    // tail page's new form.
+    if (size % kPageSize != 0) {
+      thread_local uint8_t tail[kPageSize];
+      if (Status st = LoadPage(f, size / kPageSize, tail); !st.ok()) return st;
+    }
     DropPages(f, (size + kPageSize - 1) / kPageSize, PageIndex::kNone);
     if (size % kPageSize == 0) return Status::OK();
     return ZeroInPage(id, f, size / kPageSize, size % kPageSize, kPageSize);

@@ -82,6 +82,8 @@ TEST(PageStoreTest, CorruptPageReadsAsEio) {
   PageStore store(WithArena(&arena));
   const Bytes text = TextBytes(kPage, 4096 * 7);
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, text));
+  const Bytes words = WordBytes(kPage, 0x0123456789ABCDEF);  // Same-filled: no memory.
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 2 * kPage, words));
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 2, 0, Bytes(kPage, 0)));
   const std::set<void*> live = arena.live();
   ASSERT_EQ(live.size(), 1u) << "one zbud page holds the text page";
@@ -101,9 +103,11 @@ TEST(PageStoreTest, CorruptPageReadsAsEio) {
   EXPECT_TRUE(AllZero(ReadBytes(store, 1, kPage, kPage).data(), kPage)) << "holes fine";
   const Bytes patch = {1, 2, 3};
   EXPECT_EQ(store.Write(1, 10, patch.data(), patch.size()).code(), EIO);
+  // A truncate that fails on its tail page drops nothing past it either.
   EXPECT_EQ(store.Truncate(1, 100).code(), EIO);
+  EXPECT_EQ(ReadBytes(store, 1, 2 * kPage, kPage), words);
   EXPECT_EQ(store.PunchHole(1, 100, 10).code(), EIO);
-  EXPECT_EQ(store.Usage(1).pages, 1u);
+  EXPECT_EQ(store.Usage(1).pages, 2u);
 
   // Undo the damage: the page was left exactly as it was.
   flip();
