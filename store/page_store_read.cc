@@ -105,7 +105,7 @@ Status PageStore::ReadOverflowPage(const PageEntry& e, uint64_t page, uint8_t* i
   if (st.ok()) st = storage_.DecodeOverflow(e, payload.get(), into);
   if (!st.ok()) return st;
   if ((before & kFlagAccessed) != 0 && promotions->size() < kMaxPromotePerRead &&
-      MemUsed() + kPageSize < reclaimer_.low_wm()) {
+      RoomToPromote(1)) {
     promotions->push_back(Promotion{page, e.value, e.stamp, e.length, std::move(payload)});
   }
   return Status::OK();
