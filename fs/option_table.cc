@@ -140,7 +140,8 @@ std::vector<OptionSpec> SizeOptions() {
   };
 }
 
-std::vector<OptionSpec> TuningOptions() {
+// Clusters: how cold pages are packed (issue 17's options, new-mount only).
+std::vector<OptionSpec> ClusterOptions() {
   using M = MountOptions;
   constexpr Section kZbudfs = Section::kZbudfs;
   const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
@@ -174,6 +175,15 @@ std::vector<OptionSpec> TuningOptions() {
        .help = "zstd level of clusters, packed in the background\n"
                "(default: " +
                std::to_string(store.pack_level) + ")"},
+  };
+}
+
+std::vector<OptionSpec> TuningOptions() {
+  using M = MountOptions;
+  constexpr Section kZbudfs = Section::kZbudfs;
+  const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
+  const PageStoreOptions store;
+  return {
       {.spellings = {"zstd_level="},
        .kind = Kind::kInteger,
        .field = &M::zstd_level,
@@ -244,7 +254,7 @@ std::vector<OptionSpec> TuningOptions() {
 const std::vector<OptionSpec>& Options() {
   static const std::vector<OptionSpec>* const options = [] {
     auto* all = new std::vector<OptionSpec>(GeneralOptions());
-    for (auto part : {SizeOptions(), TuningOptions()}) {
+    for (auto part : {SizeOptions(), ClusterOptions(), TuningOptions()}) {
       all->insert(all->end(), part.begin(), part.end());
     }
     return all;
