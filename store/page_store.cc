@@ -409,21 +409,23 @@ Status PageStore::Truncate(FileId id, uint64_t size) {
     // A truncate that fails changes nothing: the tail page is read (EIO if it cannot be)
     // before any whole page goes. Whole pages first: what they free makes room for the
     // tail page's new form.
+    thread_local uint8_t tail[kPageSize];
     if (size % kPageSize != 0) {
-      thread_local uint8_t tail[kPageSize];
       if (Status st = LoadPage(f, size / kPageSize, tail); !st.ok()) return st;
     }
     DropPages(f, (size + kPageSize - 1) / kPageSize, PageIndex::kNone);
     if (size % kPageSize == 0) return Status::OK();
-    return ZeroInPage(id, f, size / kPageSize, size % kPageSize, kPageSize);
+    return ZeroInPage(id, f, size / kPageSize, size % kPageSize, kPageSize, tail);
   });
 }
 
 // Zeroes bytes [from, to) of page p if p is stored (a hole already reads as zeros), for
 // truncate and punch: the page may pass mem_limit (a page in the overflow directory or a
 // same-filled one holds no memory, so its new form adds some), at most one page per edge
-// of the range, while the operation frees the rest.
-Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to) {
+// of the range, while the operation frees the rest. loaded: the page's bytes if the caller
+// has read them already (under the write_mu it still holds, so they are current).
+Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to,
+                             const uint8_t* loaded) {
   {
     ReaderLock lock(&f.index_mu);
     if (f.index.Find(page) == nullptr) return Status::OK();
@@ -431,7 +433,11 @@ Status PageStore::ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, u
   return RewritePages(
       id, f, page, 1,
       [&](uint64_t p, uint8_t* merge, Status* st) {
-        *st = LoadPage(f, p, merge);
+        if (loaded != nullptr) {
+          std::memcpy(merge, loaded, kPageSize);
+        } else {
+          *st = LoadPage(f, p, merge);
+        }
         std::memset(merge + from, 0, to - from);
         return merge;
       },

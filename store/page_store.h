@@ -409,8 +409,8 @@ class PageStore final : private PageOwners,
 
   // The other mutations, under write_mu.
   Status LoadPage(const File& f, uint64_t page, uint8_t* buf) const EXCLUDES(f.index_mu);
-  Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to)
-      REQUIRES(f.write_mu);
+  Status ZeroInPage(FileId id, File& f, uint64_t page, uint64_t from, uint64_t to,
+                    const uint8_t* loaded = nullptr) REQUIRES(f.write_mu);
   // Frees [first, last); keep_reserved: their capacity stays taken (ZeroRange refills it).
   void DropPages(File& f, uint64_t first, uint64_t last, bool keep_reserved = false)
       REQUIRES(f.write_mu) EXCLUDES(f.index_mu);
