@@ -140,12 +140,10 @@ std::vector<OptionSpec> SizeOptions() {
   };
 }
 
-// Clusters: how cold pages are packed (issue 17's options, new-mount only).
+// Clusters: which cold pages are packed, how many at a time (new-mount only).
 std::vector<OptionSpec> ClusterOptions() {
   using M = MountOptions;
   constexpr Section kZbudfs = Section::kZbudfs;
-  const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
-  const PageStoreOptions store;
   return {
       {.spellings = {"cluster="},
        .kind = Kind::kSize,
@@ -165,6 +163,16 @@ std::vector<OptionSpec> ClusterOptions() {
        .label = "-o pack_after=SECONDS",
        .help = "a file not written for this long is packed into\n"
                "clusters (default: 30; zbudfsctl pack packs at once)"},
+  };
+}
+
+// zstd levels: of clusters, of single pages, and the fast level tried first.
+std::vector<OptionSpec> LevelOptions() {
+  using M = MountOptions;
+  constexpr Section kZbudfs = Section::kZbudfs;
+  const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
+  const PageStoreOptions store;
+  return {
       {.spellings = {"pack_level="},
        .kind = Kind::kInteger,
        .field = &M::pack_level,
@@ -175,15 +183,6 @@ std::vector<OptionSpec> ClusterOptions() {
        .help = "zstd level of clusters, packed in the background\n"
                "(default: " +
                std::to_string(store.pack_level) + ")"},
-  };
-}
-
-std::vector<OptionSpec> TuningOptions() {
-  using M = MountOptions;
-  constexpr Section kZbudfs = Section::kZbudfs;
-  const long zmin = ZSTD_minCLevel(), zmax = ZSTD_maxCLevel();
-  const PageStoreOptions store;
-  return {
       {.spellings = {"zstd_level="},
        .kind = Kind::kInteger,
        .field = &M::zstd_level,
@@ -208,6 +207,14 @@ std::vector<OptionSpec> TuningOptions() {
                std::to_string(store.zstd_fast_level) +
                "; off or N >= zstd_level:\n"
                "one pass at zstd_level)"},
+  };
+}
+
+// The daemon: inodes, threads, remount, descriptors.
+std::vector<OptionSpec> DaemonOptions() {
+  using M = MountOptions;
+  constexpr Section kZbudfs = Section::kZbudfs;
+  return {
       {.spellings = {"nr_inodes="},
        .kind = Kind::kCount,
        .field = &M::nr_inodes,
@@ -254,7 +261,7 @@ std::vector<OptionSpec> TuningOptions() {
 const std::vector<OptionSpec>& Options() {
   static const std::vector<OptionSpec>* const options = [] {
     auto* all = new std::vector<OptionSpec>(GeneralOptions());
-    for (auto part : {SizeOptions(), ClusterOptions(), TuningOptions()}) {
+    for (auto part : {SizeOptions(), ClusterOptions(), LevelOptions(), DaemonOptions()}) {
       all->insert(all->end(), part.begin(), part.end());
     }
     return all;

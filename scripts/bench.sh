@@ -199,7 +199,6 @@ declare -A tdir=()      # target -> directory the jobs use
 declare -A tpid=()      # FUSE target -> daemon PID
 declare -A dead=()      # targets whose daemon or mount went away
 zram_dev="" zram_hot=""
-zb_pid="" pt_pid="" mf_pid=""
 dbg_pids=()             # the debug (-d) mounts' daemons of the request count
 
 mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
@@ -213,7 +212,7 @@ cleanup() {
     mounted "$m" || continue
     fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
-  for pid in $zb_pid $pt_pid $mf_pid "${dbg_pids[@]}"; do
+  for pid in "${tpid[@]}" "${dbg_pids[@]}"; do
     for ((n = 0; n < 150; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; sleep 1; kill -9 "$pid" 2>/dev/null; fi
   done

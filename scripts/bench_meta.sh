@@ -18,7 +18,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 pt_no_room() { # target inodes what
   local fdmax
   [[ $1 == passthrough_ll ]] || return 1
-  fdmax=$(awk '/^Max open files/ {print $4}' "/proc/$pt_pid/limits")
+  fdmax=$(awk '/^Max open files/ {print $4}' "/proc/${tpid[passthrough_ll]}/limits")
   (($2 + 100 > fdmax)) || return 1
   echo "passthrough_ll keeps an open descriptor per inode the kernel caches; $3 needs $2, its descriptor limit here is $fdmax (and cannot be raised without CAP_SYS_RESOURCE)"
 }

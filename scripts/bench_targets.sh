@@ -9,13 +9,16 @@ wait_mount() { # dir pid name
   ((rc != 2)) || die "$3 did not mount within 10 s (log: $res/$3.log)"
 }
 
-mount_zbudfs() {
-  mkdir -p "$work/zbudfs"; mounts+=("$work/zbudfs")
-  "$zbbin" -f "$work/zbudfs" >"$res/zbudfs.log" 2>&1 &
-  zb_pid=$!; tpid[zbudfs]=$zb_pid
-  wait_mount "$work/zbudfs" "$zb_pid" zbudfs
-  tdir[zbudfs]=$work/zbudfs
+start_daemon() { # name binary mountpoint: a FUSE daemon in the foreground (-f), in the background
+  local pid
+  mkdir -p "$3"; mounts+=("$3")
+  "$2" -f "$3" >"$res/$1.log" 2>&1 &
+  pid=$!; tpid[$1]=$pid
+  wait_mount "$3" "$pid" "$1"
+  tdir[$1]=$3
 }
+
+mount_zbudfs() { start_daemon zbudfs "$zbbin" "$work/zbudfs"; }
 
 mount_tmpfs() {
   mkdir -p "$work/tmpfs"; mounts+=("$work/tmpfs")
@@ -32,18 +35,12 @@ mount_passthrough() {
   (ulimit -Hn 1048576 2>/dev/null || true; ulimit -n "$(ulimit -Hn)" || true
    exec "$ptbin" -f -o "source=$work/pt-src,writeback,cache=always" "$work/passthrough") \
     >"$res/passthrough_ll.log" 2>&1 &
-  pt_pid=$!; tpid[passthrough_ll]=$pt_pid
-  wait_mount "$work/passthrough" "$pt_pid" passthrough_ll
+  tpid[passthrough_ll]=$!
+  wait_mount "$work/passthrough" "${tpid[passthrough_ll]}" passthrough_ll
   tdir[passthrough_ll]=$work/passthrough
 }
 
-mount_memfs() {
-  mkdir -p "$work/memfs"; mounts+=("$work/memfs")
-  "$mfbin" -f "$work/memfs" >"$res/memfs_ll.log" 2>&1 &
-  mf_pid=$!; tpid[memfs_ll]=$mf_pid
-  wait_mount "$work/memfs" "$mf_pid" memfs_ll
-  tdir[memfs_ll]=$work/memfs
-}
+mount_memfs() { start_daemon memfs_ll "$mfbin" "$work/memfs"; }
 
 zram_note=""
 mount_zram() {
