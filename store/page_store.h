@@ -428,9 +428,14 @@ class PageStore final : private PageOwners,
                           std::vector<Promotion>* promotions);
   Status ReadSpilledPage(const PageEntry& e, uint64_t page, uint8_t* into,
                          std::vector<Promotion>* promotions);
-  void Promote(FileId id, const Promotion& p);         // Brings an overflow page back if unchanged.
-  void PromoteCluster(FileId id, const Promotion& p);  // The same for a spilled cluster.
+  void Promote(FileId id, const Promotion& p);         // Brings p back if unchanged and room.
+  void PromotePage(FileId id, const Promotion& p);     // The same for an overflow page...
+  void PromoteCluster(FileId id, const Promotion& p);  // ...and for a spilled cluster.
   bool RoomToPromote(uint64_t pool_pages) const;       // Below the low watermark after it.
+  // RoomToPromote, and the room taken (promoting_bytes_) until UnreservePromotion, so that
+  // promotions stored at once cannot each take the last of it.
+  bool ReservePromotion(uint64_t bytes);
+  void UnreservePromotion(uint64_t bytes);
   bool QueueClusterPromotion(const Cluster& c, const std::vector<Promotion>& promotions) const;
   bool SlotHolds(uint64_t loc, const uint8_t* payload, uint32_t len) const;  // Promote's check.
 
@@ -535,6 +540,7 @@ class PageStore final : private PageOwners,
   std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.
   std::atomic<uint64_t> huge_pages_{0};       // Raw pages in the index (huge_pages).
   std::atomic<uint64_t> index_bytes_{0};      // Heap bytes of all files' page indexes.
+  std::atomic<uint64_t> promoting_bytes_{0};  // Room promotions being stored have taken.
   std::atomic<uint64_t> overflow_pages_{0};   // Pages in the overflow store.
   std::atomic<uint64_t> written_back_{0};     // Pages ever written to overflow.
   std::atomic<uint64_t> reclaim_packed_{0};   // Pages ever packed by reclaim (PackInstead).

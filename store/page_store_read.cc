@@ -146,11 +146,21 @@ bool PageStore::QueueClusterPromotion(const Cluster& c,
   return RoomToPromote(pending + c.parts);
 }
 
-// Brings an overflow page (p.payload: its stored bytes) back into memory, if its entry still
-// points at p.loc. Best effort: on any failure the page simply stays in the overflow store.
+// Brings an overflow page or spilled cluster back into memory, in room taken first. Best
+// effort: on any failure the page simply stays in the overflow store.
 void PageStore::Promote(FileId id, const Promotion& p) {
-  if (!RoomToPromote(p.cluster == nullptr ? 1 : Cluster::PartsFor(p.len))) return;
-  if (p.cluster != nullptr) return PromoteCluster(id, p);
+  const uint64_t room = (p.cluster == nullptr ? 1 : Cluster::PartsFor(p.len)) * kPageSize;
+  if (!ReservePromotion(room)) return;
+  if (p.cluster != nullptr) {
+    PromoteCluster(id, p);
+  } else {
+    PromotePage(id, p);
+  }
+  UnreservePromotion(room);
+}
+
+// An overflow page (p.payload: its stored bytes), if its entry still points at p.loc.
+void PageStore::PromotePage(FileId id, const Promotion& p) {
   std::shared_ptr<File> f = FindFile(id);
   if (!f) return;
   PageEntry fresh;
@@ -203,7 +213,23 @@ void PageStore::PromoteCluster(FileId id, const Promotion& p) {
 // Checked again as each promotion is stored, with what the ones before it took: a read's
 // parts (ReadParallel) each queue theirs against the memory of the read's start.
 bool PageStore::RoomToPromote(uint64_t pool_pages) const {
-  return MemUsed() + pool_pages * kPageSize < reclaimer_.low_wm();
+  return MemUsed() + promoting_bytes_.load(std::memory_order_relaxed) + pool_pages * kPageSize <
+         reclaimer_.low_wm();
+}
+
+// Until the promotion is stored, its room counts as taken: held while it allocates, given
+// back once MemUsed shows what it took (or it gave up).
+bool PageStore::ReservePromotion(uint64_t bytes) {
+  uint64_t taken = promoting_bytes_.load(std::memory_order_relaxed);
+  do {
+    if (MemUsed() + taken + bytes >= reclaimer_.low_wm()) return false;
+  } while (
+      !promoting_bytes_.compare_exchange_weak(taken, taken + bytes, std::memory_order_relaxed));
+  return true;
+}
+
+void PageStore::UnreservePromotion(uint64_t bytes) {
+  promoting_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 // True if the overflow slot at loc holds exactly payload[0..len).
