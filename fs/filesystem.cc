@@ -105,6 +105,9 @@ void Filesystem::ReleaseIfUnused(const std::shared_ptr<Inode>& inode) {
     xattrs = EraseAllXattrs(inode.get());
   }
   UnchargeXattrs(this, xattrs);
+  if (inode->charged_memory != 0) {
+    store_->ChargeInodes(-static_cast<int64_t>(inode->charged_memory));
+  }
   // The target itself goes with the last shared_ptr; its charge now, once for all links.
   if (inode->symlink != nullptr) {
     if (const uint64_t cost = SymlinkCost(inode->symlink->size()); cost != 0) {
@@ -167,6 +170,7 @@ std::string FormatStats(const StoreStats& s) {
       {"faulted_pages", s.faulted_pages},
       {"metadata_bytes", s.metadata_bytes},
       {"index_bytes", s.index_bytes},
+      {"inode_bytes", s.inode_bytes},
       {"staged_pages", s.staged_pages},
       {"clustered_pages", s.clustered_pages},
       {"cluster_allocations", s.cluster_allocations},

@@ -187,6 +187,19 @@ inline constexpr uint64_t SymlinkCost(size_t target_len) {
   return target_len < kShortSymlinkLen ? 0 : kPageSize;
 }
 
+// Memory an inode and its first name take in the daemon, about: the Inode (a directory's
+// Directory too, a regular file's object in the store), its shared_ptr's control block, its
+// InodeTable and Directory map nodes, the name, a short symlink target. Charged to the
+// store's memory (PageStore::ChargeInodes) by MakeNode and given back at the final release,
+// so that mem_used_total shows what a flood of empty files takes and reclaim makes room for
+// it; nr_inodes bounds their number, as on tmpfs. Extra hard links: nr_inodes, not charged.
+inline constexpr uint64_t kInodeNodeBytes = 192;
+inline uint64_t InodeMemory(mode_t mode, size_t name_len, size_t symlink_len) {
+  return sizeof(Inode) + (S_ISDIR(mode) ? sizeof(Directory) : 0) +
+         (S_ISREG(mode) ? PageStore::kFileBytes : 0) + kInodeNodeBytes + name_len +
+         (symlink_len < kShortSymlinkLen ? symlink_len : 0);
+}
+
 // Statistics text: one "name value" line per CONTRACT field.
 std::string FormatStats(const StoreStats& s);
 

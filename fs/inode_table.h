@@ -130,6 +130,10 @@ struct Inode {
   uint32_t write_handles GUARDED_BY(mu) = 0;        // Open handles that may write.
   std::unique_ptr<XattrMap> xattrs GUARDED_BY(mu);  // Extended attributes; nullptr at first.
 
+  // What was charged to the store for this inode (InodeMemory, PageStore::ChargeInodes):
+  // set once by MakeNode before the inode is published, given back at its final release.
+  uint64_t charged_memory = 0;
+
   // Raised when refused writeback must reset the kernel's inode (full_mount.h).
   uint64_t generation GUARDED_BY(mu) = 1;
   // Refused writeback (ops_file.cc): the size before writeback grew the file since the last

@@ -64,11 +64,9 @@ bool InodesExhausted(Filesystem* fs) REQUIRES(fs->tree_mu()) {
          table.CountInUse() + table.extra_links() >= limit;
 }
 
-// Creates name in parent. On EEXIST with existing != nullptr, returns the existing inode
-// there with its lookup count raised (for create without O_EXCL).
-int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name, NodeSpec spec,
-             std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing) {
-  if (NameTooLong(name)) return ENAMETOOLONG;
+// MakeNode's work under tree_mu_; charge: what MakeNode charged for the new inode.
+int AddNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name, NodeSpec spec,
+            uint64_t charge, std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   WriterLock tree(&fs->tree_mu());
   int err = 0;
@@ -104,6 +102,7 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
                      : S_ISLNK(mode) ? static_cast<off_t>(spec.symlink.size())
                                      : 0;
   std::shared_ptr<Inode> inode = fs->table().Create(mode, std::move(spec.symlink));
+  inode->charged_memory = charge;  // Not yet published: no lock needed.
   const timespec now = Now();
   {
     MutexLock lock(&inode->mu);
@@ -120,6 +119,19 @@ int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name
   TouchDir(dir.get(), 1, is_dir ? 1 : 0, now);
   *out = std::move(inode);
   return 0;
+}
+
+// Creates name in parent. On EEXIST with existing != nullptr, returns the existing inode
+// there with its lookup count raised (for create without O_EXCL). The new inode's memory is
+// charged to the store first (no store call under tree_mu_), and given back if none is made.
+int MakeNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name, NodeSpec spec,
+             std::shared_ptr<Inode>* out, std::shared_ptr<Inode>* existing) {
+  if (NameTooLong(name)) return ENAMETOOLONG;
+  const uint64_t charge = InodeMemory(spec.mode, std::strlen(name), spec.symlink.size());
+  fs->store().ChargeInodes(static_cast<int64_t>(charge));
+  const int err = AddNode(fs, req, parent, name, std::move(spec), charge, out, existing);
+  if (err != 0) fs->store().ChargeInodes(-static_cast<int64_t>(charge));
+  return err;
 }
 
 // charged: what the caller charged to the store for the new inode (ChargeMetadata), given

@@ -77,7 +77,8 @@
 // its compressor is done with it, so waiting writers wait for the compressors as they wait
 // for other writers; a compressor may pass mem_limit by the one allocation it swaps in.
 // Memory (MemUsed, mem_used_total) is pool pages + raw pages + the page indexes' heap bytes
-// + metadata charged by the caller (ChargeMetadata); the last two cannot be evicted, so
+// (and file objects) + metadata and inodes charged by the caller (ChargeMetadata,
+// ChargeInodes); the last three cannot be evicted, so
 // reclaim pushes pages out to make room for them. Once no page is left in memory, a page
 // still passes through it on its way to the overflow store: with a mem_limit smaller than the
 // indexes of the pages stored (at most 64 bytes a page, so bounded by the capacity), memory
@@ -188,6 +189,7 @@ struct StoreStats {
   uint64_t written_back_pages = 0;    // Pages ever written to the overflow directory.
   uint64_t faulted_pages = 0;         // Pages ever read back from the overflow directory.
   uint64_t metadata_bytes = 0;        // Charged by the caller (ChargeMetadata): xattrs, symlinks.
+  uint64_t inode_bytes = 0;           // Charged by the caller (ChargeInodes): its inodes.
   uint64_t staged_pages = 0;          // Pages kept as written until a compressor takes them.
   uint64_t clustered_pages = 0;       // Pages held in clusters (store/cluster.h).
   uint64_t cluster_allocations = 0;   // Zbud allocations holding clusters' frames.
@@ -297,6 +299,16 @@ class PageStore final : private PageOwners,
   // first, as writers do); nothing is charged then. A negative amount gives
   // a charge back: atomics only, no lock, never fails (callable under any caller's lock).
   Status ChargeMetadata(int64_t bytes);
+  // Memory the caller keeps per inode (the daemon's inodes and names: what a flood of empty
+  // files costs), counted in inode_bytes and mem_used_total, never refused: as on tmpfs,
+  // the caller's inode limit (nr_inodes) bounds inodes, not the capacity or mem_limit (a
+  // full mount still creates files; a mem_limit of a page still works). Past mem_limit,
+  // file pages are pushed out to make room as for the page indexes, best effort and without
+  // waiting. Negative: given back.
+  void ChargeInodes(int64_t bytes);
+  // What a file costs here besides its pages and index (its object, the shared_ptr's control
+  // block, its shard's map node), about: for the caller's ChargeInodes.
+  static const uint64_t kFileBytes;
 
   // Time threads waited for the store's locks, one entry per lock class (all files' index
   // locks are one class, the 256 write stripes another, ...; store/lock_profile.h), in lock
@@ -495,7 +507,9 @@ class PageStore final : private PageOwners,
   void AccountSwap(File& f, const PageEntry& old, const PageEntry& fresh) REQUIRES(f.index_mu);
   bool ReservePages(uint64_t n);  // False past capacity.
   void UnreservePages(uint64_t n);
-  bool ReserveCapacity(uint64_t bytes);                 // False past capacity: pages and metadata.
+  bool ReserveCapacity(uint64_t bytes);  // False past capacity: pages and metadata.
+  // ChargeMetadata's work: metadata_bytes_ takes bytes, capacity too if in_capacity.
+  Status Charge(int64_t bytes, bool in_capacity, std::atomic<uint64_t>& counter);
   Status CheckLimits(const StoreLimits& limits) const;  // SetLimits' checks before any change.
   // Hands freed heap and the arena's spare pages back to the system (malloc_trim, madvise)
   // if at least `min_drops` pages or files were dropped since the last trim; one thread at
@@ -536,6 +550,7 @@ class PageStore final : private PageOwners,
   std::atomic<uint64_t> capacity_used_{0};    // pages_held_ x 4096 + metadata_bytes_.
   std::atomic<uint64_t> capacity_bytes_;      // options_.capacity_bytes until SetLimits.
   std::atomic<uint64_t> metadata_bytes_{0};   // ChargeMetadata's total.
+  std::atomic<uint64_t> inode_bytes_{0};      // ChargeInodes' total.
   std::atomic<uint64_t> compr_bytes_{0};      // Compressed payload bytes held.
   std::atomic<uint64_t> same_pages_{0};       // Same-filled pages.
   std::atomic<uint64_t> huge_pages_{0};       // Raw pages in the index (huge_pages).
@@ -548,6 +563,8 @@ class PageStore final : private PageOwners,
   std::atomic<uint64_t> trimmed_at_{0};       // dropped_pages_ at the last malloc_trim.
   std::atomic<uint32_t> writeback_stamp_{0};  // Stamps overflow entries (16 bits are kept).
 };
+
+inline constexpr uint64_t PageStore::kFileBytes = sizeof(PageStore::File) + 64;
 
 }  // namespace zbudfs
 

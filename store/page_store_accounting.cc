@@ -105,19 +105,33 @@ void PageStore::UnreservePages(uint64_t n) {
   capacity_used_.fetch_sub(n * kPageSize, std::memory_order_relaxed);
 }
 
-Status PageStore::ChargeMetadata(int64_t bytes) {
+Status PageStore::ChargeMetadata(int64_t bytes) { return Charge(bytes, true, metadata_bytes_); }
+
+void PageStore::ChargeInodes(int64_t bytes) {
+  if (bytes <= 0) {
+    (void)Charge(bytes, false, inode_bytes_);  // Giving back: counts towards malloc_trim too.
+    return;
+  }
+  inode_bytes_.fetch_add(static_cast<uint64_t>(bytes), std::memory_order_relaxed);
+  const uint64_t limit = reclaimer_.mem_limit();
+  if (limit != 0 && options_.overflow && MemUsed() > limit) (void)ReclaimTo(limit);
+}
+
+Status PageStore::Charge(int64_t bytes, bool in_capacity, std::atomic<uint64_t>& counter) {
   if (bytes <= 0) {
     const uint64_t back = static_cast<uint64_t>(-bytes);
-    metadata_bytes_.fetch_sub(back, std::memory_order_relaxed);
-    capacity_used_.fetch_sub(back, std::memory_order_relaxed);
+    counter.fetch_sub(back, std::memory_order_relaxed);
+    if (in_capacity) capacity_used_.fetch_sub(back, std::memory_order_relaxed);
     // Freed metadata is heap given back: it counts towards the next malloc_trim as dropped
-    // pages do, so that RSS falls after a flood of xattrs is deleted.
+    // pages do, so that RSS falls after a flood of xattrs, or of empty files, is deleted.
     dropped_pages_.fetch_add((back + kPageSize - 1) / kPageSize, std::memory_order_relaxed);
     return Status::OK();
   }
   const uint64_t n = static_cast<uint64_t>(bytes);
-  if (!ReserveCapacity(n)) return Status::Error(ENOSPC, "capacity reached (metadata)");
-  metadata_bytes_.fetch_add(n, std::memory_order_relaxed);
+  if (in_capacity && !ReserveCapacity(n)) {
+    return Status::Error(ENOSPC, "capacity reached (metadata)");
+  }
+  counter.fetch_add(n, std::memory_order_relaxed);
   const uint64_t limit = reclaimer_.mem_limit();
   int idle_waits = 0;
   while (limit != 0 && MemUsed() > limit) {
@@ -130,7 +144,7 @@ Status PageStore::ChargeMetadata(int64_t bytes) {
     const bool transient =
         n < limit && (st.code() == EAGAIN || (st.code() == ENOSPC && stager_.staged() > 0));
     if (transient && (st = reclaimer_.WaitForRoom(&idle_waits)).ok()) continue;
-    (void)ChargeMetadata(-bytes);  // Giving a charge back cannot fail.
+    (void)Charge(-bytes, in_capacity, counter);  // Giving a charge back cannot fail.
     return Status::Error(st.code() == EIO ? EIO : ENOSPC, "mem_limit reached (metadata)");
   }
   return Status::OK();
@@ -169,10 +183,11 @@ StoreStats PageStore::Stats() const {
   s.same_pages = same_pages_.load(std::memory_order_relaxed);
   s.huge_pages = huge_pages_.load(std::memory_order_relaxed);
   s.metadata_bytes = metadata_bytes_.load(std::memory_order_relaxed);
+  s.inode_bytes = inode_bytes_.load(std::memory_order_relaxed);
   s.index_bytes = index_bytes_.load(std::memory_order_relaxed);
   s.cluster_bytes = storage_.ClusterHeapBytes();
   s.mem_used_total = (s.pool_pages + storage_.RawPages()) * kPageSize + s.cluster_bytes +
-                     s.index_bytes + s.metadata_bytes;
+                     s.index_bytes + s.metadata_bytes + s.inode_bytes;
   s.mem_limit = reclaimer_.mem_limit();
   s.overflow_pages = overflow_pages_.load(std::memory_order_relaxed);
   s.overflow_bytes = options_.overflow ? options_.overflow->BytesUsed() : 0;

@@ -48,11 +48,12 @@ Status PageStore::CheckLimits(const StoreLimits& l) const {
     // is not a new promise and passes.
     const uint64_t fixed = index_bytes_.load(std::memory_order_relaxed) +
                            metadata_bytes_.load(std::memory_order_relaxed) +
+                           inode_bytes_.load(std::memory_order_relaxed) +
                            storage_.ClusterHeapBytes();
     if (*l.mem_limit != 0 && *l.mem_limit != mem_limit() && *l.mem_limit < fixed) {
       return Status::Error(EINVAL, "mem_limit " + Bytes(*l.mem_limit) +
-                                       " is below what the page indexes, metadata and cluster"
-                                       " descriptors take (" +
+                                       " is below what the page indexes, metadata, inodes and"
+                                       " cluster descriptors take (" +
                                        Bytes(fixed) + "), which never leave memory");
     }
   }

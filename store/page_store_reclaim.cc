@@ -62,7 +62,8 @@ bool PageStore::RepointIfHolds(uint64_t file, uint64_t page, const PageEntry& ex
 
 uint64_t PageStore::MemUsed() const {
   return storage_.MemBytes() + index_bytes_.load(std::memory_order_relaxed) +
-         metadata_bytes_.load(std::memory_order_relaxed);
+         metadata_bytes_.load(std::memory_order_relaxed) +
+         inode_bytes_.load(std::memory_order_relaxed);
 }
 
 Status PageStore::ReclaimTo(uint64_t target) { return reclaimer_.ReclaimTo(target); }

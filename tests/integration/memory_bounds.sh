@@ -4,7 +4,9 @@
 # mem_used_total; a 100 GiB fallocate on a size=4T mount costs a few MB and its rm gives
 # them back; a large delete frees memory at once and never shows orig_data_size falling
 # ahead of the pool pages it frees. No speed is asserted (the timings are printed), only
-# generous bounds that hold on a loaded machine.
+# generous bounds that hold on a loaded machine. Inodes: a flood of empty files counts in
+# mem_used_total (inode_bytes) and gives its RSS back when deleted; past mem_limit, inodes
+# push file pages out (nr_inodes, not mem_limit, bounds their number, as on tmpfs).
 source "$(dirname "$0")/lib.sh"
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$ZPID/status"; }
@@ -131,4 +133,56 @@ rss_after=$(rss_kb)
 note "RSS: $rss_full KiB full, $rss_after KiB after rm"
 ((rss_after < rss_full - 100 * 1024)) || fail "RSS $rss_after KiB after rm (was $rss_full)"
 
+check "a flood of empty files is memory mem_used_total counts (inode_bytes), and rm gives it back"
+FILES=60000
+rss0=$(rss_kb)
+python3 - "$MNT/flood" "$FILES" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for d in range(6):
+    os.makedirs(f"{root}/d{d}")
+    for i in range(n // 6):
+        os.close(os.open(f"{root}/d{d}/empty_{i:06d}", os.O_WRONLY | os.O_CREAT, 0o644))
+PY
+require_mounted
+rss1=$(rss_kb)
+inodes=$(stat_value inode_bytes)
+note "$FILES empty files: RSS +$((rss1 - rss0)) KiB, inode_bytes $inodes" \
+  "($((inodes / FILES)) B a file), mem_used_total $(stat_value mem_used_total)"
+((inodes >= FILES * 300)) || fail "inode_bytes $inodes for $FILES files: not counted"
+((rss1 - rss0 <= inodes / 1024 + 8192)) ||
+  fail "RSS grew by $((rss1 - rss0)) KiB, more than inode_bytes ($((inodes / 1024)) KiB) + 8 MiB"
+rm -rf "$MNT/flood"
+wait_until stat_is inode_bytes 0 || fail "inode_bytes $(stat_value inode_bytes) 10 s after rm -rf"
+sleep 1  # Trimmed once deletes have stopped for 100 ms.
+rss2=$(rss_kb)
+note "RSS after rm -rf: +$((rss2 - rss0)) KiB"
+((rss2 - rss0 <= 8192)) || fail "RSS still +$((rss2 - rss0)) KiB after rm -rf of the empty files"
+unmount_zbudfs
+
+check "inodes count against mem_limit: past it they push file pages out, and are never refused"
+mount_zbudfs -o mem_limit=8M
+require_mounted
+head -c $((6 << 20)) /dev/urandom | base64 >"$MNT/data"  # Compressible: about 6 MB of pool.
+sync -f "$MNT/data"
+sum=$(sha256sum <"$MNT/data")
+inodes0=$(stat_value inode_bytes)  # The data file's.
+python3 - "$MNT/many" <<'PY'
+import os, sys
+os.makedirs(sys.argv[1])
+for i in range(12000):  # About 9 MB of inodes: more than all of mem_limit.
+    os.close(os.open(f"{sys.argv[1]}/f{i:05d}", os.O_WRONLY | os.O_CREAT, 0o644))
+PY
+require_mounted
+sleep 1  # The background reclaim runs at least every 100 ms.
+note "mem_limit=8M, 12000 empty files: inode_bytes $(stat_value inode_bytes)," \
+  "pool_pages $(stat_value pool_pages), overflow_pages $(stat_value overflow_pages)"
+(($(stat_value inode_bytes) > 8 * 1024 * 1024)) || fail "inode_bytes $(stat_value inode_bytes)"
+(($(stat_value pool_pages) <= 8)) || fail "$(stat_value pool_pages) pool pages stayed in memory"
+(($(stat_value overflow_pages) > 0)) || fail "no page went to the overflow directory"
+echo 3 >/proc/sys/vm/drop_caches
+[[ $(sha256sum <"$MNT/data") == "$sum" ]] || fail "the pages pushed out read back wrong"
+rm -rf "$MNT/many"
+wait_until stat_is inode_bytes "$inodes0" ||
+  fail "inode_bytes $(stat_value inode_bytes) after rm -rf, $inodes0 before the files"
 unmount_zbudfs

@@ -231,6 +231,43 @@ TEST(PageStoreTest, ChargeMetadataSharesCapacityWithPages) {
   ASSERT_NO_FATAL_FAILURE(WriteOk(store, 2, 0, TextBytes(16 * kPage)));
 }
 
+// Inodes are memory, not capacity (tmpfs counts them with nr_inodes): they count in
+// inode_bytes and mem_used_total, never in what size= allows, and are never refused; past
+// mem_limit they push file pages out to the overflow store to make room.
+TEST(PageStoreTest, ChargeInodesIsMemoryNotCapacity) {
+  test::TempDir dir;
+  auto ov = OverflowStore::Open({dir.path(), 0, nullptr});
+  ASSERT_TRUE(ov.ok()) << ov.status().ToString();
+  PageStoreOptions o;
+  o.capacity_bytes = 64 * kPage;
+  o.mem_limit = 32 * kPage;
+  o.overflow = std::shared_ptr<OverflowStore>(std::move(ov).value());
+  o.background_reclaim = false;
+  PageStore store(o);
+  store.ChargeInodes(100 * kPage);  // Beyond the capacity and mem_limit: counted, not refused.
+  const Bytes data = TextBytes(64 * kPage, 5);
+  ASSERT_NO_FATAL_FAILURE(WriteOk(store, 1, 0, data));  // All of size=: inodes take none.
+  StoreStats s = store.Stats();
+  EXPECT_EQ(s.inode_bytes, 100 * kPage);
+  EXPECT_EQ(s.metadata_bytes, 0u);
+  EXPECT_EQ(s.orig_data_size, 64 * kPage);
+  // Every page pushed out for the inodes, but the one a writer passes through memory.
+  EXPECT_LE(s.pool_pages, 1u);
+  ExpectMemFormula(s);
+  // Given back: the pages may come back in, and new inodes push them out again.
+  store.ChargeInodes(-100 * static_cast<int64_t>(kPage));
+  EXPECT_EQ(ReadBytes(store, 1, 0, data.size()), data);
+  EXPECT_EQ(ReadBytes(store, 1, 0, data.size()), data);  // The second read promotes.
+  ASSERT_GT(store.Stats().pool_pages, 0u);
+  store.ChargeInodes(static_cast<int64_t>(o.mem_limit));
+  s = store.Stats();
+  EXPECT_EQ(s.pool_pages, 0u) << "with no writer, none stays";
+  EXPECT_EQ(ReadBytes(store, 1, 0, data.size()), data);
+  store.ChargeInodes(-static_cast<int64_t>(s.inode_bytes));
+  store.Remove(1);
+  ExpectEmpty(store.Stats());
+}
+
 // Writers of pages and chargers of metadata racing for the last of the capacity: together
 // they fill it and never pass it (one counter holds both).
 TEST(PageStoreTest, ChargeMetadataConcurrentWithWritesStaysWithinCapacity) {

@@ -118,7 +118,8 @@ inline void WriteOk(PageStore& store, PageStore::FileId file, uint64_t off, cons
 // The formula of the contract that must hold at every quiet moment.
 inline void ExpectMemFormula(const StoreStats& s) {
   EXPECT_EQ(s.mem_used_total, (s.pool_pages + s.huge_pages + s.staged_pages) * kPage +
-                                  s.index_bytes + s.metadata_bytes + s.cluster_bytes);
+                                  s.index_bytes + s.metadata_bytes + s.inode_bytes +
+                                  s.cluster_bytes);
   EXPECT_LE(s.buddied_pages, s.pool_pages);
 }
 
@@ -137,6 +138,7 @@ inline void ExpectEmpty(const StoreStats& s) {
   EXPECT_EQ(s.spilled_clusters, 0u);
   EXPECT_EQ(s.index_bytes, 0u);
   EXPECT_EQ(s.metadata_bytes, 0u);
+  EXPECT_EQ(s.inode_bytes, 0u);
 }
 
 // ---- A page arena for tests: counts, tracks and can refuse pages --------------------------------
