@@ -310,10 +310,16 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
   // The kernel sends this only once its writeback of the file succeeded (it reports a
   // refusal itself): what the file holds now is acknowledged.
   Inode* inode = Filesystem::FromHandle(fi);
+  bool grew;
   {
     MutexLock lock(&inode->mu);
+    grew = inode->wb_floor != UINT64_MAX;
     ForgetWritebackGrowth(inode);
   }
+  // The kernel keeps an open file's attributes, st_blocks too, until close: after writeback
+  // grew the file, stat (du) would show the blocks of before. It asks again once (a GETATTR
+  // at the next stat or cached write); a rewrite in place (a database's) costs nothing.
+  if (grew) ForgetCachedAttrs(Filesystem::From(req), inode->ino);
   fuse_reply_err(req, 0);  // Nothing is more durable than memory here.
 }
 

@@ -182,7 +182,7 @@ int SetAccessAcl(Filesystem* fs, fuse_req_t req, Inode* inode, std::string_view 
     changed = inode->mode != before;
   }
   // The kernel keeps the mode it has (it only updates the ctime after a setxattr).
-  if (changed) ForgetCachedMode(fs, inode->ino);
+  if (changed) ForgetCachedAttrs(fs, inode->ino);
   return 0;
 }
 

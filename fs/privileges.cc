@@ -56,7 +56,7 @@ void ClearCapabilities(fuse_req_t req, Inode* inode) {
   UnchargeXattrs(Filesystem::From(req), cost);
 }
 
-void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino) {
+void ForgetCachedAttrs(Filesystem* fs, fuse_ino_t ino) {
   // Attributes only (offset -1): no page is touched and no request is sent back to us, so
   // this cannot wait for a worker or for the inode lock that the kernel holds around the
   // write, truncate or fallocate being served (fuse_reverse_inval_inode takes only the
@@ -105,7 +105,7 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group, bo
   }
   Filesystem* fs = Filesystem::From(req);
   UnchargeXattrs(fs, caps_cost);
-  if (mode_changed) ForgetCachedMode(fs, inode->ino);
+  if (mode_changed) ForgetCachedAttrs(fs, inode->ino);
 }
 
 }  // namespace zbudfs

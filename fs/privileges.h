@@ -25,7 +25,7 @@ struct Inode;
 // CAP_FSETID; and the security.capability xattr. For the requests the kernel flags under
 // FUSE_HANDLE_KILLPRIV_V2 (it flags writes and truncates only for callers without
 // CAP_FSETID, chowns always). When the mode changed, the kernel's cached attributes are
-// invalidated (ForgetCachedMode) before this returns, so before the request's reply.
+// invalidated (ForgetCachedAttrs) before this returns, so before the request's reply.
 // Takes Inode::mu; call with no lock held.
 void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = std::nullopt,
                     bool may_be_capable = false);
@@ -34,10 +34,11 @@ void KillPrivileges(fuse_req_t req, Inode* inode, std::optional<gid_t> group = s
 // /proc, and only when the file has either bit); file capabilities always.
 void KillPrivilegesUnlessCapable(fuse_req_t req, Inode* inode);
 // Makes the kernel drop its cached attributes of ino (after the daemon cleared setuid or
-// setgid): the kernel keeps a mode for kCacheTimeout and execs by it, and neither a write's
-// reply nor fallocate's or open(O_TRUNC)'s refreshes it. Safe from any handler: it sends
+// setgid, or writeback grew the file): the kernel keeps a mode for kCacheTimeout and execs
+// by it, and neither a write's reply nor fallocate's or open(O_TRUNC)'s refreshes it; nor
+// does writeback refresh st_blocks. Safe from any handler: it sends
 // nothing back to us and takes no lock the kernel may hold meanwhile.
-void ForgetCachedMode(Filesystem* fs, fuse_ino_t ino);
+void ForgetCachedAttrs(Filesystem* fs, fuse_ino_t ino);
 // Removes the security.capability xattr (a truncate or write by a capable caller).
 void ClearCapabilities(fuse_req_t req, Inode* inode);
 // True when the process behind req has capability cap (CAP_* of <linux/capability.h>) in

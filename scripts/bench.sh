@@ -271,12 +271,16 @@ alive() { # target -> 0 if its mount (and daemon) are still there
 # 100 ms, and the RSS probes after a delete are meant to see that steady state.
 # Sets settle_s to the seconds it took (without that second).
 settle() { # target
-  local n s
+  local n s used inodes
   settle_s=0
   [[ $1 == zbudfs ]] || return 0
   for ((n = 0; n < 300; n++)); do
     s=$(zstats)
-    if [[ $s =~ \"orig_data_size\":\ *0[,}] && $s =~ \"mem_used_total\":\ *0[,}] ]]; then
+    # Memory back to what the inodes still there (the directories) take.
+    used=1 inodes=0
+    [[ $s =~ \"mem_used_total\":\ *([0-9]+) ]] && used=${BASH_REMATCH[1]}
+    [[ $s =~ \"inode_bytes\":\ *([0-9]+) ]] && inodes=${BASH_REMATCH[1]}
+    if [[ $s =~ \"orig_data_size\":\ *0[,}] ]] && ((used <= inodes)); then
       settle_s=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 10 }')
       sleep 1
       return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Statistics: zbudfsctl stats (text and --json) and df. A text tree stores at a compression
 # ratio orig_data_size/compr_data_size > 2; deleting it brings orig_data_size to 0 and
-# mem_used_total back near zero. zbudfsctl's errors and exit statuses.
+# mem_used_total back near zero; st_blocks of a file still open is fresh after fsync.
+# zbudfsctl's errors and exit statuses.
 source "$(dirname "$0")/lib.sh"
 
 mount_zbudfs -o size=1G
@@ -61,6 +62,17 @@ for want in "ratio [0-9]" "density [0-9]" "of mem_limit" "in /" "used of 1.0G"; 
 done
 "$ZBUDFSCTL_BIN" stats --bytes "$MNT" | grep -q "data stored   [0-9]* in" || fail "stats --bytes"
 
+check "st_blocks of a file still open after fsync: what writeback stored, as tmpfs shows"
+python3 - "$MNT/open" <<'PY' || fail "st_blocks of an open file after fsync"
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, os.urandom(1 << 20))  # Incompressible: a raw page each, 2048 blocks of 512.
+os.fsync(fd)
+blocks = os.stat(sys.argv[1]).st_blocks
+os.close(fd)
+assert blocks >= 2048, "st_blocks %d after writing 1 MiB and fsync, file open" % blocks
+PY
+rm -f "$MNT/open"
 check "zbudfsctl du: per file and per tree, each inode once, adding up to the store"
 read -r _ data compr _ _ _ _ < <("$ZBUDFSCTL_BIN" du --bytes "$MNT" | tail -1)
 [[ $data == $(stat_value orig_data_size) ]] || fail "du data $data, orig_data_size $(stat_value orig_data_size)"
