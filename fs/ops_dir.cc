@@ -39,6 +39,13 @@ std::shared_ptr<Inode> GetDir(Filesystem* fs, fuse_ino_t ino, int* err) {
   return dir;
 }
 
+// Replies with e; if the request was interrupted (the kernel then has no reference to the
+// inode), takes back the lookup count the reply would have given it, so that the inode (and
+// its memory charge) can still be released.
+void ReplyEntryOrForget(fuse_req_t req, Filesystem* fs, const fuse_entry_param& e) {
+  if (fuse_reply_entry(req, &e) == -ENOENT && e.ino != 0) fs->Forget(e.ino, 1);
+}
+
 // True when the directory has been removed (rmdir'd while still referenced).
 bool IsDead(Inode* dir) EXCLUDES(dir->mu) {
   MutexLock lock(&dir->mu);
@@ -102,7 +109,9 @@ int AddNode(Filesystem* fs, fuse_req_t req, fuse_ino_t parent, const char* name,
                      : S_ISLNK(mode) ? static_cast<off_t>(spec.symlink.size())
                                      : 0;
   std::shared_ptr<Inode> inode = fs->table().Create(mode, std::move(spec.symlink));
-  inode->charged_memory = charge;  // Not yet published: no lock needed.
+  // Before any reply names the inode: the kernel cannot forget it (and so release it)
+  // until then, so its release always sees this.
+  inode->charged_memory = charge;
   const timespec now = Now();
   {
     MutexLock lock(&inode->mu);
@@ -147,7 +156,7 @@ void ReplyNewNode(fuse_req_t req, Filesystem* fs, fuse_ino_t parent, const char*
   }
   fuse_entry_param e;
   fs->FillEntry(inode, &e);
-  fuse_reply_entry(req, &e);
+  ReplyEntryOrForget(req, fs, e);
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -179,7 +188,7 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   } else {
     fs->FillEntry(child, &e);
   }
-  fuse_reply_entry(req, &e);
+  ReplyEntryOrForget(req, fs, e);
 }
 
 void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
@@ -256,7 +265,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newn
   }
   fuse_entry_param e;
   fs->FillEntry(inode, &e);
-  fuse_reply_entry(req, &e);
+  ReplyEntryOrForget(req, fs, e);
 }
 
 // unlink (rmdir = false) or rmdir; *victim is the inode whose link went away.

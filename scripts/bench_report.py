@@ -233,7 +233,8 @@ if agg:  # --only without fio: no fio section
         st = [x['settle'] for (d, nj, job, t), a in agg.items() if t == 'zbudfs' for x in a['runs'] if x.get('settle')]
         P('zbudfs frees a deleted file\'s pages when the kernel forgets the inode, a little after `rm` returns: '
           'before each sequential write the script deletes the old files and waits until zbudfs reports '
-          '`orig_data_size` and `mem_used_total` 0 (that took up to %.1f s, median %.1f s), then 1 s more, '
+          '`orig_data_size` 0 and `mem_used_total` down to `inode_bytes` (what the directories left take; '
+          'that took up to %.1f s, median %.1f s), then 1 s more, '
           'in which the daemon hands the freed heap and wholly free mappings back (it does once deletes '
           'have stopped for 100 ms); the RSS checks after deletes are taken then.' % (max(st) if st else 0, med(st) if st else 0))
         P('')
