@@ -124,12 +124,18 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
     if (n > size - used) break;
     used += n;
   }
+  const size_t sent = i;
   if (plus) {  // Entries that did not fit were not looked up after all.
     for (; i < items.size(); ++i) {
       if (items[i].inode != nullptr) fs->Forget(items[i].ino, 1);
     }
   }
-  fuse_reply_buf(req, buf.data(), used);
+  // Interrupted: the kernel got none of them, so none of their lookups either (as lookup).
+  if (fuse_reply_buf(req, buf.data(), used) == -ENOENT && plus) {
+    for (i = 0; i < sent; ++i) {
+      if (items[i].inode != nullptr) fs->Forget(items[i].ino, 1);
+    }
+  }
 }
 
 void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
