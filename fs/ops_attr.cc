@@ -16,9 +16,13 @@
 namespace zbudfs {
 namespace {
 
-void Init(void* /*userdata*/, fuse_conn_info* conn) {
-  // The kernel caches writes and owns size/mtime until it flushes them to us.
-  if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+void Init(void* userdata, fuse_conn_info* conn) {
+  const MountOptions& opts = static_cast<Filesystem*>(userdata)->options();
+  // The kernel caches writes and owns size/mtime until it flushes them to us (unless
+  // no_writeback: then each write(2) is a request and we keep mtime, as with direct I/O).
+  if (!opts.no_writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  }
   // Let the kernel clear setuid/setgid on write, truncate and chown with its own rules
   // (it knows the writer's capabilities; delayed writeback requests carry no credentials).
   // (FUSE_HANDLE_KILLPRIV_V2, which makes the kernel flag those requests for us and spares

@@ -252,6 +252,15 @@ std::vector<OptionSpec> DaemonOptions() {
        .label = "-o clone_fd",
        .help = "one /dev/fuse descriptor per worker thread (libfuse's\n"
                "loop: a getxattr round trip per write(2))"},
+      {.spellings = {"no_writeback"},
+       .kind = Kind::kFlag,
+       .field = &M::no_writeback,
+       .section = kZbudfs,
+       .label = "-o no_writeback",
+       .help = "no kernel writeback cache: each write(2) is a request,\n"
+               "ENOSPC comes from write(2) itself, and creating, copying\n"
+               "and deleting files costs fewer requests; small writes\n"
+               "are slower (README, \"Writeback cache\")"},
   };
 }
 

@@ -5,9 +5,9 @@
 // MountOptions field it writes, its limits and its --help text, so that each kind's checks and
 // messages are written once; options.cc parses against it. Parses size=, mem_limit=,
 // overflow_dir=, overflow_limit=, staging=, cluster=, pack_after=, zstd_level=, zstd_fast=,
-// nr_inodes=, max_threads=, clone_fd, -f, -d, -s, --help, --version and the positionals, and
-// keeps the list of standard FUSE options handed on to fuse_session_new(). No locks: used
-// before the session starts.
+// nr_inodes=, max_threads=, clone_fd, no_writeback, -f, -d, -s, --help, --version and the
+// positionals, and keeps the list of standard FUSE options handed on to fuse_session_new().
+// No locks: used before the session starts.
 #ifndef ZBUDFS_FS_OPTIONS_H_
 #define ZBUDFS_FS_OPTIONS_H_
 
@@ -37,6 +37,7 @@ struct MountOptions {
   uint64_t nr_inodes = 0;                   // Most live inodes; 0 = unlimited.
   unsigned max_threads = 0;                 // Most worker threads of the loop; 0 until defaulted.
   bool clone_fd = false;                    // One /dev/fuse fd per worker thread.
+  bool no_writeback = false;                // No kernel writeback cache: write(2) is a request.
   bool foreground = false;                  // -f (or -d): stay in the foreground.
   bool debug = false;                       // -d: libfuse request tracing.
   bool single_thread = false;               // -s: single-threaded loop.

@@ -6,7 +6,8 @@
 # dd, cp of a file larger than the room left and an mmap writer each fail with ENOSPC, and
 # after drop_caches every file reads back exactly what was acknowledged. Then a writer that
 # opened before the mount was near full writes past full through the writeback cache: what
-# it reads back is what it wrote or a size that excludes the rest, never zeros.
+# it reads back is what it wrote or a size that excludes the rest, never zeros. The size=
+# case again with -o no_writeback (no writeback cache at all).
 source "$(dirname "$0")/lib.sh"
 
 PY=$REPO_ROOT/tests/integration/full_mount.py
@@ -78,6 +79,7 @@ full_case() {
 
 full_case "size=16M" size=16M
 full_case "memory+overflow full" size=512M,mem_limit=16M,overflow_limit=16M
+full_case "no_writeback, size=16M" size=16M,no_writeback
 
 # The writer opens while the room is well above what the kernel may hold dirty for a FUSE
 # mount (its bdi's max_bytes: 1 % of the global dirty threshold), so it keeps the writeback

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # POSIX semantics: runs one script of file-system operations (names, links, renames with
 # flags, unlink/rmdir of open files, special files, open flags, truncate, times) on zbudfs and
-# on a tmpfs, and requires the same transcript of results and errno values from both.
+# on a tmpfs, and requires the same transcript of results and errno values from both; then
+# on zbudfs -o no_writeback.
 source "$(dirname "$0")/lib.sh"
 
 cat >"$WORK/ops.py" <<'PY'
@@ -237,4 +238,12 @@ if ! diff -u "$WORK/tmpfs.out" "$WORK/zbudfs.out"; then
 fi
 
 check "unmount leaves no daemon behind"
+unmount_zbudfs
+
+# Without the writeback cache the daemon, not the kernel, keeps mtime and size on write.
+check "same operations on zbudfs -o no_writeback"
+mount_zbudfs -o size=256M,no_writeback
+python3 "$WORK/ops.py" "$MNT" >"$WORK/nowb.out" || fail "ops.py crashed on zbudfs -o no_writeback"
+require_mounted
+diff -u "$WORK/tmpfs.out" "$WORK/nowb.out" || fail "zbudfs -o no_writeback differs from tmpfs"
 unmount_zbudfs
