@@ -23,7 +23,8 @@
 #   (default)        the full run: 256 MiB per job, 3 runs, every fio job (much longer)
 #   --runs N         runs of every realio, fio and metadata job; the report shows medians
 #                    (full: 3, quick: 1)
-#   --targets LIST   comma-separated subset of zbudfs,tmpfs,passthrough_ll,memfs_ll,zram
+#   --targets LIST   comma-separated subset of zbudfs,zbudfs_nowb,tmpfs,passthrough_ll,memfs_ll,zram
+#                    (zbudfs_nowb: zbudfs -o no_writeback)
 #   --only STEPS     comma-separated subset of realio,fio,meta: run only those steps (the
 #                    report leaves out the others; default: all three)
 #   --no-build       do not build: use build/zbudfs, build/zbudfsctl and build/tests/realio
@@ -51,7 +52,7 @@ source scripts/lib.sh
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
-quick=0 runs="" docs=0 targets_arg="zbudfs,tmpfs,passthrough_ll,memfs_ll,zram" out="" only="realio,fio,meta" build=1
+quick=0 runs="" docs=0 targets_arg="zbudfs,zbudfs_nowb,tmpfs,passthrough_ll,memfs_ll,zram" out="" only="realio,fio,meta" build=1
 while (($#)); do
   case $1 in
     --quick) quick=1 ;;
@@ -241,9 +242,10 @@ ticks() { # utime+stime of a process (clock ticks, all threads)
 }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
-zstats() {
+is_zbudfs() { [[ $1 == zbudfs || $1 == zbudfs_nowb ]]; }
+zstats() { # [target, default zbudfs]
   local s
-  if s=$("$zbctl" stats "${tdir[zbudfs]}" --json 2>/dev/null) && [[ $s == "{"* ]]; then
+  if s=$("$zbctl" stats "${tdir[${1:-zbudfs}]}" --json 2>/dev/null) && [[ $s == "{"* ]]; then
     echo "${s//$'\n'/}"
   else
     echo null
@@ -273,9 +275,9 @@ alive() { # target -> 0 if its mount (and daemon) are still there
 settle() { # target
   local n s used inodes
   settle_s=0
-  [[ $1 == zbudfs ]] || return 0
+  is_zbudfs "$1" || return 0
   for ((n = 0; n < 300; n++)); do
-    s=$(zstats)
+    s=$(zstats "$1")
     # Memory back to what the inodes still there (the directories) take.
     used=1 inodes=0
     [[ $s =~ \"mem_used_total\":\ *([0-9]+) ]] && used=${BASH_REMATCH[1]}
@@ -294,12 +296,12 @@ settle() { # target
 # Statistics once the background compressors have emptied the staging tier (staged pages
 # are whole 4 KiB pages until then), polled for up to 10 s after a step: the density a
 # mount settles at, beside what the step left at its end.
-compressed_stats() { # stats json at the end of the step -> stats json with staged_pages 0
+compressed_stats() { # stats json at the end of the step, target -> stats json with staged_pages 0
   local s=$1 n
   for ((n = 0; n < 100; n++)); do
     [[ $s =~ \"staged_pages\":\ *0[,}] || ! $s =~ staged_pages ]] && { echo "$s"; return 0; }
     sleep 0.1
-    s=$(zstats)
+    s=$(zstats "$2")
   done
   echo null
 }
@@ -310,7 +312,7 @@ probe_before() { # target
   if [[ -n ${tpid[$1]:-} ]]; then
     pb_cpu=$(ticks "${tpid[$1]}"); pb_rss=$(status_kb "${tpid[$1]}" VmRSS); reset_hwm "${tpid[$1]}"
   fi
-  [[ $1 == zbudfs ]] && pb_stats=$(zstats)
+  is_zbudfs "$1" && pb_stats=$(zstats "$1")
   return 0
 }
 probe_after() { # target -> sets pa_json fragment
@@ -319,7 +321,7 @@ probe_after() { # target -> sets pa_json fragment
     cpu=$(ticks "${tpid[$1]}"); hwm=$(status_kb "${tpid[$1]}" VmHWM); rss=$(status_kb "${tpid[$1]}" VmRSS)
   fi
   local packed=null
-  if [[ $1 == zbudfs ]]; then st=$(zstats) && packed=$(compressed_stats "$st"); fi
+  if is_zbudfs "$1"; then st=$(zstats "$1") && packed=$(compressed_stats "$st" "$1"); fi
   pa_json="\"rss_before_kb\":${pb_rss:-0},\"cpu_ticks\":$((cpu - pb_cpu)),\"hwm_kb\":${hwm:-0},\"rss_kb\":${rss:-0},\"stats_before\":${pb_stats:-null},\"stats\":${st:-null},\"stats_compressed\":${packed:-null}"
 }
 
@@ -553,7 +555,7 @@ if [[ -n ${step_on[meta]:-} ]]; then
   done
   log "FUSE requests: cp -a and rm -rf of $count_tree ($count_entries entries) in a second mount with -d"
   for t in "${targets[@]}"; do
-    case $t in zbudfs|passthrough_ll|memfs_ll) fuse_requests "$t" ;; esac
+    case $t in zbudfs|zbudfs_nowb|passthrough_ll|memfs_ll) fuse_requests "$t" ;; esac
   done
 fi
 

@@ -31,7 +31,7 @@ def write_chart():
     dat('chart-tree.dat', tree_rows)
     n = len(TARGETS)
     colors = {'tmpfs': '#9e9e9e', 'zram': '#e69f00', 'passthrough_ll': '#56b4e9', 'memfs_ll': '#009e73',
-              'zbudfs': '#d55e00'}
+              'zbudfs': '#d55e00', 'zbudfs_nowb': '#cc79a7'}
     cols = ' '.join(colors[t] for t in TARGETS)
     def yrange(rows):
         xs = [x for _, vals in rows for x in vals if x]

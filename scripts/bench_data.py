@@ -15,10 +15,12 @@ recs = [json.loads(l) for l in open(os.path.join(res, 'records.jsonl')) if l.str
 cmds = [l.rstrip('\n').split('\t') for l in open(os.path.join(res, 'fio-commands.txt')) if l.strip()]
 rcpath = os.path.join(res, 'realio-commands.txt')
 rcmds = [l.rstrip('\n').split('\t') for l in open(rcpath) if l.strip()] if os.path.exists(rcpath) else []
-TARGETS = [t for t in ['tmpfs', 'zram', 'passthrough_ll', 'memfs_ll', 'zbudfs'] if t in M['targets'].split()]
+TARGETS = [t for t in ['tmpfs', 'zram', 'passthrough_ll', 'memfs_ll', 'zbudfs', 'zbudfs_nowb']
+           if t in M['targets'].split()]
 TNAME = {'tmpfs': 'tmpfs', 'zram': 'zram+ext4', 'passthrough_ll': 'passthrough_ll', 'memfs_ll': 'memfs_ll',
-         'zbudfs': 'zbudfs'}
-FUSE = [t for t in ('zbudfs', 'passthrough_ll', 'memfs_ll') if t in TARGETS]
+         'zbudfs': 'zbudfs', 'zbudfs_nowb': 'zbudfs no_writeback'}
+FUSE = [t for t in ('zbudfs', 'zbudfs_nowb', 'passthrough_ll', 'memfs_ll') if t in TARGETS]
+ZB = [t for t in ('zbudfs', 'zbudfs_nowb') if t in TARGETS]  # zbudfs, and with -o no_writeback
 PEERS = [t for t in ('passthrough_ll', 'memfs_ll') if t in TARGETS]
 JOBS = ['seqwrite_buf', 'seqwrite_dir', 'seqread_dir', 'randread_dir', 'randwrite_dir']
 JNAME = {'seqwrite_buf': ('seq write 1M', 'buffered, end_fsync'), 'seqwrite_dir': ('seq write 1M', 'direct'),

@@ -184,12 +184,13 @@ stop_daemon() { # mountpoint pid: unmount, then wait (at most 15 s) for the daem
 fuse_requests() { # target
   local t=$1 mnt dlog err src=$work/debug-pt-src pid o0 o1 o2 rc=0 cprc=0 rmrc=0 cpj rmj ncp=0 nrm=0
   mnt=$work/debug-$t dlog=$res/meta/debug-$t.log err=$res/meta/cp-debug-$t.err
+  local nowb=""; [[ $t == zbudfs_nowb ]] && nowb=1
   mkdir -p "$mnt"
   : >"$dlog"
   case $t in
-    zbudfs)
+    zbudfs|zbudfs_nowb)
       mounts+=("$mnt")
-      "$zbbin" -f -d "$mnt" >>"$dlog" 2>&1 & ;;
+      "$zbbin" -f -d ${nowb:+-o no_writeback} "$mnt" >>"$dlog" 2>&1 & ;;
     passthrough_ll)
       mkdir -p "$src"
       mounts+=("$src"); mount -t tmpfs -o mode=0755 bench-dbgsrc "$src"

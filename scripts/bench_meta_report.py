@@ -76,11 +76,11 @@ def meta_section():
          ', no symlinks (memfs_ll has none)' if not M.get('tree_links') else
          ', %d symlinks (memfs_ll has none: cp reports those it cannot create)' % M['tree_links'],
          NCOPIES, NCOPIES, NCOPIES, M['runs'], '' if M['runs'] == 1 else 's',
-         ' The last column: the faster FUSE peer\'s seconds ÷ zbudfs\'s (above 1: zbudfs is faster).'
-         if PEERS and 'zbudfs' in TARGETS else '',
+         ' The last column%s: the faster FUSE peer\'s seconds ÷ zbudfs\'s (above 1: zbudfs is faster).'
+         % ('s' if len(ZB) > 1 else '') if PEERS and ZB else '',
          (' ' + M['tree_note']) if M.get('tree_note') else ''))
     P('')
-    head = [TNAME[t] for t in TARGETS] + (['zbudfs ÷ faster FUSE peer'] if PEERS and 'zbudfs' in TARGETS else [])
+    head = [TNAME[t] for t in TARGETS] + (['%s ÷ faster FUSE peer' % TNAME[z] for z in ZB] if PEERS else [])
     P('| step | ' + ' | '.join(head) + ' |')
     P('|---|' + '---:|' * len(head))
     for mode, field, label in TREE_ROWS:
@@ -96,8 +96,8 @@ def meta_section():
                 cells.append('%.2f s (%.0f MiB/s)' % (v, n * M['tree_bytes'] / MiB / v) if v else '%.2f s' % v)
             else:
                 cells.append('%.2f s' % v)
-        if PEERS and 'zbudfs' in TARGETS:
-            z, bp = tm(mode, 'zbudfs', field), best_peer(mode, field)
+        for zt in ZB if PEERS else ():
+            z, bp = tm(mode, zt, field), best_peer(mode, field)
             cells.append('%.2f× (%s)' % (bp[0] / z, bp[1]) if z and bp else 'n/a')
         P('| %s | %s |' % (label, ' | '.join(cells)))
     P('')
@@ -150,7 +150,7 @@ def meta_section():
           'left). IOPS = files created, stat()ed or deleted per second, all jobs together; medians of %d run%s.'
           % (M.get('meta_files', 0), M['runtime'], M['runs'], '' if M['runs'] == 1 else 's'))
         P('')
-        head = [TNAME[t] for t in TARGETS] + (['zbudfs ÷ memfs_ll'] if 'zbudfs' in TARGETS and 'memfs_ll' in TARGETS else [])
+        head = [TNAME[t] for t in TARGETS] + (['%s ÷ memfs_ll' % TNAME[z] for z in ZB] if 'memfs_ll' in TARGETS else [])
         P('| engine | jobs | ' + ' | '.join(head) + ' |')
         P('|---|---:|' + '---:|' * len(head))
         for eng in MENGINES:
@@ -161,8 +161,8 @@ def meta_section():
                     v = mf(eng, nj, t)
                     cells.append('%.1fk' % (v / 1000) if v is not None else
                                  'skipped' if a.get('skipped') else 'failed' if a.get('fail') else 'n/a')
-                if 'zbudfs' in TARGETS and 'memfs_ll' in TARGETS:
-                    z, p = mf(eng, nj, 'zbudfs'), mf(eng, nj, 'memfs_ll')
+                for zt in ZB if 'memfs_ll' in TARGETS else ():
+                    z, p = mf(eng, nj, zt), mf(eng, nj, 'memfs_ll')
                     cells.append('%.2f×' % (z / p) if z and p else 'n/a')
                 P('| %s | %d | %s |' % (eng, nj, ' | '.join(cells)))
         P('')

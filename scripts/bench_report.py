@@ -394,33 +394,35 @@ META_TARGETS = ('zbudfs should copy a real tree (`cp -a` + `sync -f`) and delete
                 '(fio\'s filecreate, filestat, filedelete engines, 1 and 2 jobs) at least as fast as memfs_ll, '
                 'in IOPS.' % NCOPIES)
 meta_lines = []
-if 'zbudfs' in TARGETS and (trees or mfio or reqs):
+for zt in ZB if trees or mfio or reqs else ():
+    zn = TNAME[zt]
     for mode, field, label in TREE_ROWS:
         if not any((mode, t) in trees for t in TARGETS):
             continue
-        z, bp = tm(mode, 'zbudfs', field), best_peer(mode, field)
+        z, bp = tm(mode, zt, field), best_peer(mode, field)
         skipped = [p for p in PEERS if trees.get((mode, p), {}).get('skipped')]
-        verdict('%s: zbudfs %s vs the faster FUSE peer%s (%s), speed ratio'
-                % (label, '%.2f s' % z if z else 'n/a', ' measured' if skipped else '',
+        verdict('%s: %s %s vs the faster FUSE peer%s (%s), speed ratio'
+                % (label, zn, '%.2f s' % z if z else 'n/a', ' measured' if skipped else '',
                    '%s %.2f s' % (bp[1], bp[0]) if bp else 'none measured'),
                 bp[0] / z if z and bp else None, 1.0, '×', '%.2f', out=meta_lines)
         if field == 'rm_seconds':
             mm = tm(mode, 'memfs_ll', field)
-            verdict('%s: zbudfs vs 1.5× memfs_ll (%s), speed ratio' % (label, '%.2f s' % mm if mm else 'n/a'),
+            verdict('%s: %s vs 1.5× memfs_ll (%s), speed ratio' % (label, zn, '%.2f s' % mm if mm else 'n/a'),
                     mm / z if z and mm else None, 1.5, '×', '%.2f', out=meta_lines)
     if reqs or reqfail:
-        z, p = per_entry('zbudfs', 'cp'), per_entry('passthrough_ll', 'cp')
-        r = reqs.get(('zbudfs', 'cp')) or reqs.get(('passthrough_ll', 'cp')) or {}
-        verdict('FUSE requests per copied entry (cp -a %s, %s entries) vs passthrough_ll (%s) + 1'
-                % (r.get('tree', '?'), r.get('entries', '?'), '%.2f' % p if p is not None else 'n/a'),
+        z, p = per_entry(zt, 'cp'), per_entry('passthrough_ll', 'cp')
+        r = reqs.get((zt, 'cp')) or reqs.get(('passthrough_ll', 'cp')) or {}
+        verdict('%s: FUSE requests per copied entry (cp -a %s, %s entries) vs passthrough_ll (%s) + 1'
+                % (zn, r.get('tree', '?'), r.get('entries', '?'), '%.2f' % p if p is not None else 'n/a'),
                 z, p + 1 if p is not None else None, 'requests', '%.2f', higher=False, out=meta_lines)
     for eng in MENGINES if mfio else ():
         for nj in MNJ:
             p = mf(eng, nj, 'memfs_ll')
-            verdict('fio %s, %d job%s vs memfs_ll (%s IOPS)' % (eng, nj, '' if nj == 1 else 's', '%.0f' % p if p else 'n/a'),
-                    mf(eng, nj, 'zbudfs'), p, 'IOPS', out=meta_lines)
+            verdict('%s: fio %s, %d job%s vs memfs_ll (%s IOPS)'
+                    % (zn, eng, nj, '' if nj == 1 else 's', '%.0f' % p if p else 'n/a'),
+                    mf(eng, nj, zt), p, 'IOPS', out=meta_lines)
 if meta_lines:
-    P('### Targets on metadata (zbudfs, medians)')
+    P('### Targets on metadata (%s, medians)' % ' and '.join(TNAME[z] for z in ZB))
     P('')
     P(META_TARGETS)
     P('')

@@ -9,16 +9,18 @@ wait_mount() { # dir pid name
   ((rc != 2)) || die "$3 did not mount within 10 s (log: $res/$3.log)"
 }
 
-start_daemon() { # name binary mountpoint: a FUSE daemon in the foreground (-f), in the background
+start_daemon() { # name binary mountpoint [options]: a FUSE daemon in the foreground (-f), in the background
   local pid
   mkdir -p "$3"; mounts+=("$3")
-  "$2" -f "$3" >"$res/$1.log" 2>&1 &
+  "$2" -f ${4:+-o "$4"} "$3" >"$res/$1.log" 2>&1 &
   pid=$!; tpid[$1]=$pid
   wait_mount "$3" "$pid" "$1"
   tdir[$1]=$3
 }
 
 mount_zbudfs() { start_daemon zbudfs "$zbbin" "$work/zbudfs"; }
+# The same with the kernel's writeback cache off: fewer requests per file, slower small writes.
+mount_zbudfs_nowb() { start_daemon zbudfs_nowb "$zbbin" "$work/zbudfs-nowb" no_writeback; }
 
 mount_tmpfs() {
   mkdir -p "$work/tmpfs"; mounts+=("$work/tmpfs")
@@ -76,14 +78,15 @@ mount_zram() {
 
 IFS=, read -r -a want <<<"$targets_arg"
 for t in "${want[@]}"; do
-  case $t in zbudfs|tmpfs|passthrough_ll|memfs_ll|zram) ;; *) die "unknown target: $t" ;; esac
+  case $t in zbudfs|zbudfs_nowb|tmpfs|passthrough_ll|memfs_ll|zram) ;; *) die "unknown target: $t" ;; esac
 done
 targets=()
-order=(zbudfs passthrough_ll memfs_ll tmpfs zram)     # the order jobs run in, per job
+order=(zbudfs zbudfs_nowb passthrough_ll memfs_ll tmpfs zram)     # the order jobs run in, per job
 for t in "${order[@]}"; do
   [[ ",$targets_arg," == *",$t,"* ]] || continue
   case $t in
     zbudfs) log "mounting zbudfs (default options)"; mount_zbudfs ;;
+    zbudfs_nowb) log "mounting zbudfs -o no_writeback"; mount_zbudfs_nowb ;;
     tmpfs) log "mounting tmpfs"; mount_tmpfs ;;
     passthrough_ll) log "mounting passthrough_ll -o writeback,cache=always over a tmpfs"; mount_passthrough ;;
     memfs_ll)
