@@ -31,6 +31,7 @@
 #include <string_view>
 #include <utility>
 
+#include "fs/direct_write_log.h"
 #include "fs/full_mount.h"
 #include "fs/inode_table.h"
 #include "fs/options.h"
@@ -103,7 +104,7 @@ class Filesystem {
   bool killpriv_v2() const { return killpriv_v2_; }
   // Workers waiting in lseek for the kernel to write dirty pages back (ops_file.cc): at
   // least one worker must stay free to serve those writes.
-  std::atomic<unsigned>& lseek_flushers() { return lseek_flushers_; }
+  std::atomic<unsigned>& blocking_senders() { return blocking_senders_; }
 
   // A full mount (full_mount.h). The bdi of the mount ("/sys/class/bdi/MAJ:MIN", "" if
   // unknown), set once before the workers start.
@@ -116,6 +117,8 @@ class Filesystem {
   bool NearFull();
   // Where refused writeback goes to be forgotten by the kernel.
   RefusedWrites& refused_writes() { return refused_writes_; }
+  // Recent near-full direct writes, which older writeback must not undo.
+  DirectWriteLog& direct_writes() { return direct_writes_; }
 
   // Fills e for inode (whose nlookup the caller has already raised).
   void FillEntry(const std::shared_ptr<Inode>& inode, fuse_entry_param* e);
@@ -145,10 +148,11 @@ class Filesystem {
   SharedMutex tree_mu_;  // Every Directory and Inode's parent link (see the order above).
   fuse_session* session_ = nullptr;
   bool killpriv_v2_ = false;
-  std::atomic<unsigned> lseek_flushers_{0};
+  std::atomic<unsigned> blocking_senders_{0};
   std::string bdi_dir_;
   std::atomic<uint64_t> dirty_limit_{0};  // Last DirtyLimitBytes (0: not read yet).
   RefusedWrites refused_writes_{this};    // Its thread stops with the session (main.cc).
+  DirectWriteLog direct_writes_;
 };
 
 // Handler groups, one per ops_*.cc file; each fills its part of ops.

@@ -155,6 +155,27 @@ void StopCachedWrites(Filesystem* fs, Inode* inode) {
   }
 }
 
+bool SendBlocking(Filesystem* fs, const std::function<int(fuse_session*)>& send) {
+  if (fs->options().single_thread || fs->session() == nullptr) return false;
+  std::atomic<unsigned>& senders = fs->blocking_senders();
+  bool sent = false;
+  if (!fs->options().clone_fd || senders.fetch_add(1) + 1 < fs->options().max_threads) {
+    BlockingCall blocking;
+    sent = send(fs->session()) == 0;
+  }
+  if (fs->options().clone_fd) senders.fetch_sub(1);
+  return sent;
+}
+
+void ShareDirectWrite(Filesystem* fs, fuse_ino_t ino, const char* buf, size_t size, off_t off) {
+  fuse_bufvec data = FUSE_BUFVEC_INIT(size);
+  data.buf[0].mem = const_cast<char*>(buf);
+  // ENOENT: the kernel has no such inode cached, so nothing of it to update.
+  (void)SendBlocking(fs, [&](fuse_session* se) {
+    return fuse_lowlevel_notify_store(se, ino, off, &data, fuse_buf_copy_flags{});
+  });
+}
+
 bool CachedWritesRefused(Filesystem* fs, Inode* inode) {
   {
     MutexLock lock(&inode->mu);

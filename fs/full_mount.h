@@ -34,6 +34,15 @@
 //     full, so write(2) itself fails. What is already dirty fits the room (near full means
 //     room below what the kernel may hold dirty), so it is stored. Only cached writes ask
 //     with a handle and a stale mode: reads, stat and fstat are unaffected.
+//   * A shared mapping of a file written through such a direct handle: the kernel drops its
+//     cached pages of the range before it sends a direct write, and a mapping that faults a
+//     page back in before the store has the new bytes gets the old ones; writing that page
+//     back later would undo the acknowledged write(2). So such a write, once stored, is
+//     copied into whatever the kernel caches of its range before the reply
+//     (ShareDirectWrite: FUSE_NOTIFY_STORE): a page faulted in meanwhile then holds both.
+//     Left: a page faulted in, dirtied and sent for writeback in the microseconds between
+//     the store and that copy. O_DIRECT the program chose itself is not covered (as on
+//     ext4: mixing it with a shared mapping is the program's race).
 //
 // Locks: RefusedWrites::mu_ guards its queue only; ResetKernelInode takes Inode::mu, then
 // (released) tree_mu_ shared, and sends with no lock held (inside a BlockingCall: the kernel
@@ -45,6 +54,7 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -79,6 +89,17 @@ void StopCachedWrites(Filesystem* fs, Inode* inode);
 
 // True when GetAttr with a file handle must answer ENOSPC (see above). Takes Inode::mu.
 bool CachedWritesRefused(Filesystem* fs, Inode* inode);
+
+// Runs send(session), a notification the kernel may complete only once another worker has
+// served a request (its page locks are held by readers waiting for one), inside a
+// BlockingCall; returns false without running it where no worker could be free: with -s,
+// or with clone_fd (libfuse's loop starts none) when max_threads - 1 are at it already.
+// Call with no lock held.
+bool SendBlocking(Filesystem* fs, const std::function<int(fuse_session*)>& send);
+
+// After a stored write(2) through a direct handle chosen near full: copies buf, written at
+// off, into the kernel's cached pages of ino (see above). Best effort; no lock held.
+void ShareDirectWrite(Filesystem* fs, fuse_ino_t ino, const char* buf, size_t size, off_t off);
 
 // Queue and thread that make the kernel drop its cached pages of data the store refused at
 // writeback inside the stored size.

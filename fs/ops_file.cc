@@ -225,11 +225,10 @@ void ClearPrivilegesBeforeWrite(Filesystem* fs, fuse_req_t req, Inode* inode, bo
   }
 }
 
-// Stores a write under data_mu (shared) and raises the size and times.
-Status StoreWrite(Filesystem* fs, Inode* inode, const char* buf, size_t size, off_t off,
-                  bool writeback) {
+// Stores a write and raises the size and times (data_mu held, shared or exclusive).
+Status StoreWriteLocked(Filesystem* fs, Inode* inode, const char* buf, size_t size, off_t off,
+                        bool writeback) REQUIRES_SHARED(inode->data_mu) {
   const uint64_t end = static_cast<uint64_t>(off) + size;
-  ReaderLock data(&inode->data_mu);
   Status s = writeback && GapAfterRefusal(inode, static_cast<uint64_t>(off))
                  ? Status::Error(ENOSPC, "writeback past refused data")
                  : fs->store().Write(inode->ino, off, buf, size);
@@ -241,6 +240,36 @@ Status StoreWrite(Filesystem* fs, Inode* inode, const char* buf, size_t size, of
     inode->mtime = inode->ctime = now;
   }
   return s;
+}
+
+Status StoreWrite(Filesystem* fs, Inode* inode, const char* buf, size_t size, off_t off,
+                  bool writeback) {
+  ReaderLock data(&inode->data_mu);
+  return StoreWriteLocked(fs, inode, buf, size, off, writeback);
+}
+
+// A writeback whose data the kernel handed over before a near-full direct write's bytes
+// reached its cache may carry that range stale (direct_write_log.h): those parts take the
+// store's bytes, read and stored again under data_mu held exclusively. The check and the
+// store are under one hold of data_mu, and a direct write is noted under it exclusively
+// (Write), so none is noted between them.
+Status StoreWriteback(Filesystem* fs, Inode* inode, const char* buf, size_t size, off_t off) {
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  auto stale_parts = [&] {
+    return fs->direct_writes().StaleParts(inode->ino, static_cast<uint64_t>(off), end,
+                                          CurrentRequestFlags().read_seq);
+  };
+  {
+    ReaderLock data(&inode->data_mu);
+    if (stale_parts().empty()) return StoreWriteLocked(fs, inode, buf, size, off, true);
+  }
+  std::vector<char> patched(buf, buf + size);
+  WriterLock data(&inode->data_mu);
+  for (const DirectWriteLog::Range& r : stale_parts()) {
+    Status st = fs->store().Read(inode->ino, r.off, patched.data() + (r.off - off), r.end - r.off);
+    if (!st.ok()) return st;
+  }
+  return StoreWriteLocked(fs, inode, patched.data(), size, off, true);
 }
 
 // Undoes what a refused write left and replies with its error (see full_mount.h).
@@ -289,8 +318,21 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     return;
   }
   const bool writeback = fi->writepage;  // From the kernel's page cache (not write(2)).
+  // write(2) through a direct handle we chose (with the writeback cache, a write(2) that
+  // is not O_DIRECT comes only from those): a shared mapping may hold its range stale.
+  const bool chosen_direct = !writeback && !(fi->flags & O_DIRECT) && !fs->options().no_writeback;
+  uint64_t direct_id = 0;
+  if (chosen_direct) {
+    WriterLock data(&inode->data_mu);  // Not between a writeback's check and store.
+    direct_id = fs->direct_writes().Begin(inode->ino, static_cast<uint64_t>(off),
+                                          static_cast<uint64_t>(off) + size);
+  }
   ClearPrivilegesBeforeWrite(fs, req, inode, writeback);
-  if (Status s = StoreWrite(fs, inode, buf, size, off, writeback); !s.ok()) {
+  Status s = writeback ? StoreWriteback(fs, inode, buf, size, off)
+                       : StoreWrite(fs, inode, buf, size, off, false);
+  if (s.ok() && chosen_direct) ShareDirectWrite(fs, inode->ino, buf, size, off);
+  if (chosen_direct) fs->direct_writes().End(inode->ino, direct_id, RequestsRead());
+  if (!s.ok()) {
     ReplyRefusedWrite(req, fs, inode, size, off, writeback, s);
     return;
   }
@@ -390,17 +432,9 @@ bool FlushKernelWrites(Filesystem* fs, Inode* inode) {
     MutexLock lock(&inode->mu);
     if (inode->write_handles == 0) return false;
   }
-  if (fs->options().single_thread || fs->session() == nullptr) return false;
-  // Our loop starts another worker if this one was the last free one; libfuse's
-  // (clone_fd) cannot, so there at most max_threads - 1 workers flush at once.
-  bool flushed = false;
-  std::atomic<unsigned>& flushing = fs->lseek_flushers();
-  if (!fs->options().clone_fd || flushing.fetch_add(1) + 1 < fs->options().max_threads) {
-    BlockingCall blocking;
-    flushed = fuse_lowlevel_notify_inval_inode(fs->session(), inode->ino, 0, 0) == 0;
-  }
-  if (fs->options().clone_fd) flushing.fetch_sub(1);
-  return flushed;
+  const fuse_ino_t ino = inode->ino;
+  return SendBlocking(
+      fs, [ino](fuse_session* se) { return fuse_lowlevel_notify_inval_inode(se, ino, 0, 0); });
 }
 
 // SEEK_DATA/SEEK_HOLE. The kernel does not write back its dirty pages before asking, so

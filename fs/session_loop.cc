@@ -30,6 +30,7 @@ static_assert(kSetattrKillSuidgid == FATTR_KILL_SUIDGID);
 static_assert(kOpenKillSuidgid == FUSE_OPEN_KILL_SUIDGID);
 
 thread_local RequestFlags current_flags;
+std::atomic<uint64_t> requests_read{0};
 
 // A file descriptor closed on scope exit.
 class Fd {
@@ -74,6 +75,7 @@ const T* Arg(const fuse_buf& buf) {
 // Notes the kill flags of the request in buf for this thread's handlers.
 void NoteFlags(const fuse_buf& buf) {
   current_flags = RequestFlags();
+  current_flags.read_seq = requests_read.fetch_add(1, std::memory_order_acq_rel) + 1;
   const fuse_in_header* in = Header(buf);
   if (in == nullptr) return;
   switch (in->opcode) {
@@ -136,6 +138,8 @@ int ProcessIntoPipe(fuse_session* se, OwnedBuf* b, std::vector<char>* reply) {
 }  // namespace
 
 const RequestFlags& CurrentRequestFlags() { return current_flags; }
+
+uint64_t RequestsRead() { return requests_read.load(std::memory_order_acquire); }
 
 int NegotiateInit(fuse_session* se, const InitWants& want, InitGranted* granted) {
   *granted = InitGranted();

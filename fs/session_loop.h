@@ -37,8 +37,14 @@ struct RequestFlags {
   uint32_t setattr_valid = 0;  // fuse_setattr_in.valid (FATTR_KILL_SUIDGID).
   uint32_t open_flags = 0;     // open_flags of fuse_open_in and fuse_create_in
                                // (FUSE_OPEN_KILL_SUIDGID).
+  uint64_t read_seq = 0;       // RequestsRead() once this request was read; 0 without our
+                               // loop (clone_fd: libfuse's).
 };
 const RequestFlags& CurrentRequestFlags();
+
+// How many requests our loop has read from /dev/fuse so far: a request with a read_seq
+// above a value taken from here was read (its data copied from the kernel) after that.
+uint64_t RequestsRead();
 
 // Bits of those fields, as in <linux/fuse.h> (ABI 7.33).
 inline constexpr uint32_t kWriteKillSuidgid = 1u << 2;     // FUSE_WRITE_KILL_SUIDGID.

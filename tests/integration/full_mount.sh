@@ -81,6 +81,18 @@ full_case "size=16M" size=16M
 full_case "memory+overflow full" size=512M,mem_limit=16M,overflow_limit=16M
 full_case "no_writeback, size=16M" size=16M,no_writeback
 
+# Near full, the daemon gives writable opens direct I/O: a page of the file that a shared
+# mapping faults back in while a write(2) to it is on its way holds the old bytes, and its
+# writeback must not undo that acknowledged write (full_mount.h, direct_write_log.h).
+cc -O1 -o "$WORK/mmap_race" "$REPO_ROOT/tests/integration/mmap_race.c" -lpthread ||
+  fail "compiling mmap_race.c"
+mount_zbudfs -o size=32M
+check "near full: pwrite(2) and a shared mapping writing one page at once (200 trials)"
+lost=$("$WORK/mmap_race" "$MNT/race" 200) || fail "mmap_race: I/O error"
+note "acknowledged pwrites lost: $lost of 200"
+[[ $lost == 0 ]] || fail "$lost of 200 acknowledged pwrites were undone by a shared mapping"
+unmount_zbudfs
+
 # The writer opens while the room is well above what the kernel may hold dirty for a FUSE
 # mount (its bdi's max_bytes: 1 % of the global dirty threshold), so it keeps the writeback
 # cache, and writes 64 MiB past full, then 4 KiB further on, which the half MiB the 1 MiB
