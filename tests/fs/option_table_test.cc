@@ -44,7 +44,7 @@ TEST(HelpTextTest, OptionTextStartsInColumn27) {
       EXPECT_EQ(line.substr(0, 27), std::string(27, ' ')) << line;  // A continuation.
     }
   }
-  EXPECT_EQ(options, 19);  // -f, -d, -s, -h, -V and the fourteen -o options.
+  EXPECT_EQ(options, 20);  // -f, -d, -s, -h, -V and the fifteen -o options.
 }
 
 }  // namespace
