@@ -133,7 +133,13 @@ class Filesystem {
   std::shared_ptr<Inode> Get(fuse_ino_t ino) { return table_.Get(ino); }
 
   // The inode behind an open handle (fi->fh of open/opendir/create).
-  static Inode* FromHandle(const fuse_file_info* fi) { return reinterpret_cast<Inode*>(fi->fh); }
+  static Inode* FromHandle(const fuse_file_info* fi) {
+    return reinterpret_cast<Inode*>(fi->fh & ~kChosenDirectIo);
+  }
+  // Set in fi->fh (an Inode*, so its low bits are free) when we gave the handle direct I/O
+  // near full, as opposed to O_DIRECT the program asked for (ops_file.cc).
+  static constexpr uint64_t kChosenDirectIo = 1;
+  static bool ChoseDirectIo(const fuse_file_info* fi) { return (fi->fh & kChosenDirectIo) != 0; }
 
  private:
   MountOptions options_;

@@ -105,7 +105,9 @@ void AddHandle(Inode* inode, fuse_file_info* fi) {
     ++inode->open_count;
     if (Writable(fi->flags)) ++inode->write_handles;
   }
-  fi->fh = reinterpret_cast<uint64_t>(inode);
+  static_assert(alignof(Inode) > Filesystem::kChosenDirectIo);
+  fi->fh = reinterpret_cast<uint64_t>(inode) |
+           (fi->direct_io && !(fi->flags & O_DIRECT) ? Filesystem::kChosenDirectIo : 0);
   fi->keep_cache = 1;  // Only we change file data: the kernel's cache stays valid.
 }
 
@@ -318,9 +320,10 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
     return;
   }
   const bool writeback = fi->writepage;  // From the kernel's page cache (not write(2)).
-  // write(2) through a direct handle we chose (with the writeback cache, a write(2) that
-  // is not O_DIRECT comes only from those): a shared mapping may hold its range stale.
-  const bool chosen_direct = !writeback && !(fi->flags & O_DIRECT) && !fs->options().no_writeback;
+  // write(2) through a direct handle we chose: a shared mapping may hold its range stale.
+  // Only those: a write-through (a setuid file's, or with no_writeback) holds its pages
+  // locked until we reply, and ShareDirectWrite would wait for them.
+  const bool chosen_direct = !writeback && Filesystem::ChoseDirectIo(fi);
   uint64_t direct_id = 0;
   if (chosen_direct) {
     WriterLock data(&inode->data_mu);  // Not between a writeback's check and store.
