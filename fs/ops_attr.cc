@@ -129,9 +129,13 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   // A truncate or chown the kernel flagged (FUSE_HANDLE_KILLPRIV_V2). It flags truncates only
   // for callers without CAP_FSETID, chowns always. Without KILLPRIV_V2 (clone_fd) the kernel
   // clears only setuid and group-executable setgid on chown itself: the rest is ours.
-  const bool chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0;
-  if (fs->killpriv_v2() ? (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid) != 0
-                        : chown) {
+  // chown(f, -1, -1) of a non-directory clears them too (chown_common), but reaches us as a
+  // setattr of the ctime alone, unflagged: no other call sends only that.
+  const bool chown_to_same = to_set == FUSE_SET_ATTR_CTIME && !inode->is_dir();
+  const bool chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || chown_to_same;
+  if (chown_to_same ||
+      (fs->killpriv_v2() ? (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid) != 0
+                         : chown)) {
     KillPrivileges(req, inode.get(), group_before, /*may_be_capable=*/chown);
   }
   struct stat st;

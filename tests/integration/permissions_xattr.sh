@@ -150,6 +150,10 @@ t("root writes, direct writes, fallocates, truncates a 6777 file", None, lambda:
 t("root chowns a 6777 file", None, lambda: (os.chown("kp", A.pw_uid, -1), owner("kp"))[1])
 t("root chowns a 2755 file", None, lambda: (os.chmod("kp", 0o2755), os.chown("kp", B.pw_uid, -1), owner("kp"))[2])
 t("root chowns a 2745 file", None, lambda: (os.chmod("kp", 0o2745), os.chown("kp", A.pw_uid, -1), owner("kp"))[2])
+t("root chowns a 6755 file to -1 -1", None, lambda: (os.chmod("kp", 0o6755), os.chown("kp", -1, -1), owner("kp"))[2])
+t("root chowns a 2745 file to -1 -1", None, lambda: (os.chmod("kp", 0o2745), os.chown("kp", -1, -1), owner("kp"))[2])
+t("owner chowns her 4755 file to -1 -1", A, lambda: (os.chmod("kp", 0o4755), os.chown("kp", -1, -1), owner("kp"))[2])
+t("root chowns a 3777 dir to -1 -1", None, lambda: (os.mkdir("cd"), os.chmod("cd", 0o3777), os.chown("cd", -1, -1), owner("cd"))[3])
 # The setgid decision of a chgrp is made against the group before it; O_TRUNC clears like a
 # truncate; root without CAP_FSETID is cleared like anyone (setpriv drops it).
 def no_fsetid(code):
