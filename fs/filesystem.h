@@ -58,6 +58,8 @@ inline constexpr char kUsageXattr[] = "user.zbudfs.usage";
 inline constexpr size_t kNameMax = 255;
 // Entry and attribute cache timeout: the daemon is the only one changing the tree.
 inline constexpr double kCacheTimeout = 86400.0;
+// st_blksize with -o no_writeback (Filesystem::FillAttr).
+inline constexpr blksize_t kNoWritebackBlockSize = 128 << 10;
 
 class Filesystem {
  public:

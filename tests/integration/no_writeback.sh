@@ -2,7 +2,7 @@
 # -o no_writeback: the kernel's writeback cache is off, so each write(2) is a request that
 # has reached the store when it returns (before any fsync or close), the daemon keeps mtime,
 # a full mount's ENOSPC comes from write(2) (full_mount.sh) and the POSIX transcript matches
-# tmpfs's (posix_semantics.sh). Here: the data is in the store as write(2) returns, small
+# tmpfs's (posix_semantics.sh); st_blksize is 128 KiB (stdio sizes its writes by it). Here: the data is in the store as write(2) returns, small
 # writes at scattered offsets and a shared mapping read back exactly after drop_caches, and
 # copying and deleting a tree costs the kernel's ctime flushes no SETATTR (counted under -d).
 source "$(dirname "$0")/lib.sh"
@@ -34,6 +34,10 @@ mount_zbudfs -o size=256M,no_writeback
 python3 "$WORK/writer.py" "$MNT/w" "$ZBUDFSCTL_BIN" "$MNT" >"$WORK/writer.out" 2>&1 ||
   fail "no_writeback: $(cat "$WORK/writer.out")"
 note "$(cat "$WORK/writer.out")"
+
+# Each write(2) is a round trip: st_blksize asks stdio and the like for 128 KiB writes.
+check "no_writeback: st_blksize is 128 KiB"
+[[ $(stat -c %o "$MNT/w") == 131072 ]] || fail "st_blksize $(stat -c %o "$MNT/w")"
 
 check "no_writeback: 4 KiB writes at scattered offsets and a shared mapping read back"
 python3 - "$MNT/scatter" "$WORK/scatter.expect" <<'PY' || fail "scattered writes"
