@@ -144,6 +144,9 @@ void ResetKernelInode(Filesystem* fs, Inode* inode) {
 }
 
 void StopCachedWrites(Filesystem* fs, Inode* inode) {
+  // Without the writeback cache write(2) is never cached (only a shared mapping's pages
+  // are written back): refusing the attributes would fail reads and writes with ENOSPC.
+  if (fs->options().no_writeback) return;
   {
     MutexLock lock(&inode->mu);
     inode->stop_cached_writes = true;

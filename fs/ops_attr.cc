@@ -130,8 +130,9 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   // for callers without CAP_FSETID, chowns always. Without KILLPRIV_V2 (clone_fd) the kernel
   // clears only setuid and group-executable setgid on chown itself: the rest is ours.
   // chown(f, -1, -1) of a non-directory clears them too (chown_common), but reaches us as a
-  // setattr of the ctime alone, unflagged: no other call sends only that.
-  const bool chown_to_same = to_set == FUSE_SET_ATTR_CTIME && !inode->is_dir();
+  // setattr of the ctime alone, unflagged (of nothing at all without the writeback cache,
+  // where the kernel keeps no ctime to send): no other call sends only that.
+  const bool chown_to_same = (to_set & ~FUSE_SET_ATTR_CTIME) == 0 && !inode->is_dir();
   const bool chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || chown_to_same;
   if (chown_to_same ||
       (fs->killpriv_v2() ? (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid) != 0

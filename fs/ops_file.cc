@@ -114,7 +114,9 @@ void AddHandle(Inode* inode, fuse_file_info* fi) {
 // Near full, a handle that may write bypasses the writeback cache, so that write(2) itself
 // gets ENOSPC rather than a writeback no one checks (full_mount.h). Shared mmap of such a
 // handle needs FUSE_DIRECT_IO_ALLOW_MMAP (not negotiated with clone_fd: ENODEV then).
+// With no_writeback every write(2) is a request already.
 void ChooseDirectIo(Filesystem* fs, const Inode& inode, fuse_file_info* fi) {
+  if (fs->options().no_writeback) return;
   if (Writable(fi->flags) && inode.is_reg() && fs->NearFull()) fi->direct_io = 1;
 }
 

@@ -35,6 +35,12 @@ python3 "$WORK/writer.py" "$MNT/w" "$ZBUDFSCTL_BIN" "$MNT" >"$WORK/writer.out" 2
   fail "no_writeback: $(cat "$WORK/writer.out")"
 note "$(cat "$WORK/writer.out")"
 
+# The kernel sends chown(f, -1, -1) as an empty setattr here (no ctime of its own to send).
+check "no_writeback: chown(f, -1, -1) clears setuid and setgid, as on tmpfs"
+python3 -c 'import os, sys; p = sys.argv[1]; open(p, "w").close(); os.chmod(p, 0o6755)
+os.chown(p, -1, -1); print(oct(os.stat(p).st_mode & 0o7777))' "$MNT/suid" >"$WORK/suid.out"
+[[ $(cat "$WORK/suid.out") == 0o755 ]] || fail "mode after chown -1 -1: $(cat "$WORK/suid.out")"
+
 # Each write(2) is a round trip: st_blksize asks stdio and the like for 128 KiB writes.
 check "no_writeback: st_blksize is 128 KiB"
 [[ $(stat -c %o "$MNT/w") == 131072 ]] || fail "st_blksize $(stat -c %o "$MNT/w")"
