@@ -5,10 +5,16 @@
 
 namespace zbudfs {
 
-uint64_t DirectWriteLog::Begin(uint64_t ino, uint64_t off, uint64_t end) {
+uint64_t DirectWriteLog::Begin(uint64_t ino, uint64_t off, uint64_t end, uint64_t oldest_served) {
   MutexLock lock(&mu_);
-  PruneLocked(Clock::now());
+  if (count_.load(std::memory_order_relaxed) > kPruneAllPast) {
+    for (auto it = records_.begin(); it != records_.end();) {
+      PruneLocked(&it->second, oldest_served);
+      it = it->second.empty() ? records_.erase(it) : std::next(it);
+    }
+  }
   std::vector<Record>& mine = records_[ino];
+  PruneLocked(&mine, oldest_served);
   if (mine.size() >= kMaxPerInode) {
     auto done = std::find_if(mine.begin(), mine.end(),
                              [](const Record& r) { return r.done_seq != UINT64_MAX; });
@@ -39,31 +45,29 @@ void DirectWriteLog::End(uint64_t ino, uint64_t id, uint64_t read_seq) {
 std::vector<DirectWriteLog::Range> DirectWriteLog::StaleParts(uint64_t ino, uint64_t off,
                                                               uint64_t end, uint64_t read_seq) {
   std::vector<Range> parts;
-  if (count_.load(std::memory_order_relaxed) == 0) return parts;
+  // read_seq 0: read by libfuse's loop (clone_fd), which keeps no count. Assuming it stale
+  // would undo a later write through a mapping: such writebacks are taken as they are.
+  if (read_seq == 0 || count_.load(std::memory_order_relaxed) == 0) return parts;
   MutexLock lock(&mu_);
-  PruneLocked(Clock::now());
   auto it = records_.find(ino);
   if (it == records_.end()) return parts;
   for (const Record& r : it->second) {
     const uint64_t from = std::max(off, r.range.off);
     const uint64_t to = std::min(end, r.range.end);
-    // read_seq 0: read by libfuse's loop (clone_fd), which keeps no count: assume stale.
-    if (from < to && (read_seq == 0 || read_seq <= r.done_seq)) parts.push_back(Range{from, to});
+    if (from < to && read_seq <= r.done_seq) parts.push_back(Range{from, to});
   }
   return parts;
 }
 
-// Drops records done more than kKeepMs ago, and inodes left with none.
-void DirectWriteLog::PruneLocked(Clock::time_point now) {
-  const auto keep = std::chrono::milliseconds(kKeepMs);
-  for (auto it = records_.begin(); it != records_.end();) {
-    std::vector<Record>& v = it->second;
-    const size_t before = v.size();
-    std::erase_if(
-        v, [&](const Record& r) { return r.done_seq != UINT64_MAX && now - r.done_at > keep; });
-    count_.fetch_sub(before - v.size(), std::memory_order_relaxed);
-    it = v.empty() ? records_.erase(it) : std::next(it);
-  }
+// A done record is needed only by writebacks read no later than its copy (read_seq at most
+// done_seq); once every request being served was read after that, none can still come.
+void DirectWriteLog::PruneLocked(std::vector<Record>* v, uint64_t oldest_served) {
+  const size_t before = v->size();
+  const Clock::time_point kept_since = Clock::now() - std::chrono::milliseconds(kMinKeepMs);
+  std::erase_if(*v, [&](const Record& r) {
+    return r.done_seq != UINT64_MAX && r.done_seq < oldest_served && r.done_at < kept_since;
+  });
+  count_.fetch_sub(before - v->size(), std::memory_order_relaxed);
 }
 
 }  // namespace zbudfs

@@ -38,11 +38,14 @@
 //     cached pages of the range before it sends a direct write, and a mapping that faults a
 //     page back in before the store has the new bytes gets the old ones; writing that page
 //     back later would undo the acknowledged write(2). So such a write, once stored, is
-//     copied into whatever the kernel caches of its range before the reply
+//     copied into the kernel's page cache for its range before the reply (pages it holds
+//     are updated; missing ones are made, clean, and the kernel may drop them at will)
 //     (ShareDirectWrite: FUSE_NOTIFY_STORE): a page faulted in meanwhile then holds both.
-//     Left: a page faulted in, dirtied and sent for writeback in the microseconds between
-//     the store and that copy. O_DIRECT the program chose itself is not covered (as on
-//     ext4: mixing it with a shared mapping is the program's race).
+//     A writeback of such a page that the daemon read before that copy still carries the
+//     old bytes: DirectWriteLog makes it take the stored ones for the range. Left: such a
+//     writeback read by a worker preempted between read(2) and counting it (and, with
+//     clone_fd, which keeps no count, every such writeback). O_DIRECT the program chose
+//     itself is not covered (as on ext4: mixing it with a shared mapping is its race).
 //
 // Locks: RefusedWrites::mu_ guards its queue only; ResetKernelInode takes Inode::mu, then
 // (released) tree_mu_ shared, and sends with no lock held (inside a BlockingCall: the kernel

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "fs/filesystem.h"
@@ -328,15 +330,22 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
   const bool chosen_direct = !writeback && Filesystem::ChoseDirectIo(fi);
   uint64_t direct_id = 0;
   if (chosen_direct) {
+    const uint64_t oldest = OldestReadSeqServed();
     WriterLock data(&inode->data_mu);  // Not between a writeback's check and store.
     direct_id = fs->direct_writes().Begin(inode->ino, static_cast<uint64_t>(off),
-                                          static_cast<uint64_t>(off) + size);
+                                          static_cast<uint64_t>(off) + size, oldest);
   }
   ClearPrivilegesBeforeWrite(fs, req, inode, writeback);
   Status s = writeback ? StoreWriteback(fs, inode, buf, size, off)
                        : StoreWrite(fs, inode, buf, size, off, false);
   if (s.ok() && chosen_direct) ShareDirectWrite(fs, inode->ino, buf, size, off);
-  if (chosen_direct) fs->direct_writes().End(inode->ino, direct_id, RequestsRead());
+  if (chosen_direct) {
+    // A worker counts a request only once read(2) has returned it: a writeback read just
+    // before the copy may be counted just after. Counted up to 50 µs later still counts as
+    // read before (direct_write_log.h); near full only, where writes are direct anyway.
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    fs->direct_writes().End(inode->ino, direct_id, RequestsRead());
+  }
   if (!s.ok()) {
     ReplyRefusedWrite(req, fs, inode, size, off, writeback, s);
     return;

@@ -218,6 +218,7 @@ constexpr int kWakeSignal = SIGUSR2;
 struct Worker {
   std::thread thread;
   std::atomic<bool> running{true};
+  std::atomic<uint64_t> serving{0};  // read_seq of the request it serves; 0 between them.
   int result = 0;
 };
 
@@ -242,8 +243,13 @@ void StartWorkerLocked(fuse_session* se) REQUIRES(g_pool_mu) {
         fuse_session_exit(se);
         break;
       }
+      // A bound below the count NoteFlags gives first, so that OldestReadSeqServed never
+      // misses this request once it has a count.
+      w.serving.store(RequestsRead() + 1, std::memory_order_release);
       NoteFlags(b.buf);
+      w.serving.store(current_flags.read_seq, std::memory_order_release);
       fuse_session_process_buf(se, &b.buf);
+      w.serving.store(0, std::memory_order_release);
     }
     w.running.store(false);
     NotifyStop();
@@ -251,6 +257,16 @@ void StartWorkerLocked(fuse_session* se) REQUIRES(g_pool_mu) {
 }
 
 }  // namespace
+
+uint64_t OldestReadSeqServed() {
+  uint64_t oldest = UINT64_MAX;
+  MutexLock lock(&g_pool_mu);
+  for (const Worker& w : g_pool) {
+    const uint64_t s = w.serving.load(std::memory_order_acquire);
+    if (s != 0 && s < oldest) oldest = s;
+  }
+  return oldest;
+}
 
 BlockingCall::BlockingCall() {
   if (g_free.fetch_sub(1) - 1 > 0) return;  // Another worker is free to serve.

@@ -46,6 +46,10 @@ const RequestFlags& CurrentRequestFlags();
 // above a value taken from here was read (its data copied from the kernel) after that.
 uint64_t RequestsRead();
 
+// The least read_seq of the requests our workers are serving now; UINT64_MAX if none (or
+// without our loop). Takes the worker pool's lock.
+uint64_t OldestReadSeqServed();
+
 // Bits of those fields, as in <linux/fuse.h> (ABI 7.33).
 inline constexpr uint32_t kWriteKillSuidgid = 1u << 2;     // FUSE_WRITE_KILL_SUIDGID.
 inline constexpr uint32_t kSetattrKillSuidgid = 1u << 11;  // FATTR_KILL_SUIDGID.
