@@ -23,6 +23,9 @@ void Init(void* userdata, fuse_conn_info* conn) {
   if (!opts.no_writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   }
+  // We are the only writer (keep_cache): the new mtime a write gives a file must not make
+  // the kernel drop its cached pages (it would, without the writeback cache, at each stat).
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Let the kernel clear setuid/setgid on write, truncate and chown with its own rules
   // (it knows the writer's capabilities; delayed writeback requests carry no credentials).
   // (FUSE_HANDLE_KILLPRIV_V2, which makes the kernel flag those requests for us and spares
@@ -109,6 +112,17 @@ int DoSetAttr(Filesystem* fs, Inode* inode, const struct stat* attr, int to_set)
   return 0;
 }
 
+// chown(f, -1, -1) of a non-directory clears setuid/setgid too (chown_common), but reaches us
+// unflagged, as a setattr of the ctime alone; without the writeback cache (the kernel keeps
+// no ctime to send) as an empty one. With the cache nothing else sends the ctime alone.
+// Without it, the kernel's removal of a file capability on a write by a caller with
+// CAP_FSETID also ends in an empty setattr: such a file (setuid and with a capability) then
+// loses setuid/setgid too, which tmpfs would keep — the rarer case, and the safer mistake.
+bool IsChownToSameOwner(Filesystem* fs, const Inode& inode, int to_set) {
+  if (inode.is_dir()) return false;
+  return fs->options().no_writeback ? to_set == 0 : to_set == FUSE_SET_ATTR_CTIME;
+}
+
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
              fuse_file_info* /*fi*/) {
   Filesystem* fs = Filesystem::From(req);
@@ -129,10 +143,7 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   // A truncate or chown the kernel flagged (FUSE_HANDLE_KILLPRIV_V2). It flags truncates only
   // for callers without CAP_FSETID, chowns always. Without KILLPRIV_V2 (clone_fd) the kernel
   // clears only setuid and group-executable setgid on chown itself: the rest is ours.
-  // chown(f, -1, -1) of a non-directory clears them too (chown_common), but reaches us as a
-  // setattr of the ctime alone, unflagged (of nothing at all without the writeback cache,
-  // where the kernel keeps no ctime to send): no other call sends only that.
-  const bool chown_to_same = (to_set & ~FUSE_SET_ATTR_CTIME) == 0 && !inode->is_dir();
+  const bool chown_to_same = IsChownToSameOwner(fs, *inode, to_set);
   const bool chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || chown_to_same;
   if (chown_to_same ||
       (fs->killpriv_v2() ? (CurrentRequestFlags().setattr_valid & kSetattrKillSuidgid) != 0
