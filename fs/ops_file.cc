@@ -278,6 +278,26 @@ Status StoreWriteback(Filesystem* fs, Inode* inode, const char* buf, size_t size
   return StoreWriteLocked(fs, inode, patched.data(), size, off, true);
 }
 
+// Notes a write(2) through a direct handle we chose near full in DirectWriteLog, before it is
+// stored (under data_mu held exclusively: not between a writeback's check and store).
+uint64_t BeginChosenDirectWrite(Filesystem* fs, Inode* inode, size_t size, off_t off) {
+  const uint64_t oldest = OldestReadSeqServed();
+  WriterLock data(&inode->data_mu);
+  return fs->direct_writes().Begin(inode->ino, static_cast<uint64_t>(off),
+                                   static_cast<uint64_t>(off) + size, oldest);
+}
+
+// After the store: copies a stored write (stored: its bytes; nullptr if refused) into the
+// kernel's cache and closes its record. A worker counts a request only once read(2) has
+// returned it, so a writeback read just before the copy may be counted just after: the
+// count is taken 50 µs later (direct_write_log.h); near full only.
+void EndChosenDirectWrite(Filesystem* fs, Inode* inode, uint64_t id, const char* stored,
+                          size_t size, off_t off) {
+  if (stored != nullptr) ShareDirectWrite(fs, inode->ino, stored, size, off);
+  std::this_thread::sleep_for(std::chrono::microseconds(50));
+  fs->direct_writes().End(inode->ino, id, RequestsRead());
+}
+
 // Undoes what a refused write left and replies with its error (see full_mount.h).
 void ReplyRefusedWrite(fuse_req_t req, Filesystem* fs, Inode* inode, size_t size, off_t off,
                        bool writeback, const Status& s) {
@@ -328,24 +348,11 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
   // Only those: a write-through (a setuid file's, or with no_writeback) holds its pages
   // locked until we reply, and ShareDirectWrite would wait for them.
   const bool chosen_direct = !writeback && Filesystem::ChoseDirectIo(fi);
-  uint64_t direct_id = 0;
-  if (chosen_direct) {
-    const uint64_t oldest = OldestReadSeqServed();
-    WriterLock data(&inode->data_mu);  // Not between a writeback's check and store.
-    direct_id = fs->direct_writes().Begin(inode->ino, static_cast<uint64_t>(off),
-                                          static_cast<uint64_t>(off) + size, oldest);
-  }
+  const uint64_t direct_id = chosen_direct ? BeginChosenDirectWrite(fs, inode, size, off) : 0;
   ClearPrivilegesBeforeWrite(fs, req, inode, writeback);
   Status s = writeback ? StoreWriteback(fs, inode, buf, size, off)
                        : StoreWrite(fs, inode, buf, size, off, false);
-  if (s.ok() && chosen_direct) ShareDirectWrite(fs, inode->ino, buf, size, off);
-  if (chosen_direct) {
-    // A worker counts a request only once read(2) has returned it: a writeback read just
-    // before the copy may be counted just after. Counted up to 50 µs later still counts as
-    // read before (direct_write_log.h); near full only, where writes are direct anyway.
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-    fs->direct_writes().End(inode->ino, direct_id, RequestsRead());
-  }
+  if (chosen_direct) EndChosenDirectWrite(fs, inode, direct_id, s.ok() ? buf : nullptr, size, off);
   if (!s.ok()) {
     ReplyRefusedWrite(req, fs, inode, size, off, writeback, s);
     return;
